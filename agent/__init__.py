@@ -1,0 +1,1 @@
+"""The researcher: proposers, the research loop, budgets, and the command line."""

@@ -1,0 +1,81 @@
+"""Shared CLI plumbing: one-line errors, JSON output, common options."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from sandbox.errors import HarnessError
+from sandbox.tasks import SplitSizes
+
+console = Console()
+err_console = Console(stderr=True)
+
+EXIT_IDEA_FAILED = 1
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """Stop with one line on stderr and a non-zero exit."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> None:
+    raise CliError(message, code)
+
+
+def run_app(app: typer.Typer) -> int:
+    try:
+        app(standalone_mode=False)
+    except CliError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        return exc.code
+    except (HarnessError, ValueError, FileNotFoundError, PermissionError) as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return 130
+    except Exception as exc:  # click's own usage errors and aborts
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return exc.exit_code
+        if isinstance(exc, click.exceptions.Exit):
+            return exc.exit_code
+        if isinstance(exc, click.exceptions.Abort):
+            return 130
+        raise
+    return 0
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def parse_sizes(text: str | None) -> SplitSizes | None:
+    if text is None:
+        return None
+    try:
+        return SplitSizes.parse(text)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+SEEDS_OPTION = typer.Option(3, "--seeds", min=1, max=64, help="Number of seeds (weak teachers).")
+TASK_OPTION = typer.Option("wordnet-10", "--task", "-t", help="Task name or a directory of jsonl files.")
+SIZES_OPTION = typer.Option(None, "--split-sizes", help="weak_train,unlabeled,dev,heldout (e.g. 1000,4000,1000,1000).")
+JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead of a table.")
+ISOLATION_OPTION = typer.Option("process", "--isolation", help="How idea processes are isolated.")

@@ -1,0 +1,130 @@
+"""``aar tasks``, ``aar baselines`` and ``aar eval``: the harness on the command line."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from agent.cli import app
+from agent.cli.common import (
+    EXIT_IDEA_FAILED,
+    ISOLATION_OPTION,
+    JSON_OPTION,
+    SEEDS_OPTION,
+    SIZES_OPTION,
+    TASK_OPTION,
+    console,
+    fail,
+    fmt,
+    parse_sizes,
+    print_json,
+)
+from sandbox.baseline_ideas import baseline_files
+from sandbox.cache import TaskCache, cache_key, open_cache
+from sandbox.evaluator import Evaluator
+from sandbox.paths import cache_root
+from sandbox.results import IdeaResult
+from sandbox.tasks import get_task, list_tasks
+
+
+def _open(task: str, sizes: str | None, seeds: int, quiet: bool) -> TaskCache:
+    spec = get_task(task, parse_sizes(sizes))
+    return open_cache(spec, n_weak_seeds=seeds, show_progress=not quiet)
+
+
+@app.command("tasks")
+def tasks_cmd(json_out: bool = JSON_OPTION) -> None:
+    """List tasks: sizes, weak and strong models, and fixed baselines once cached."""
+    rows = []
+    for name in list_tasks():
+        spec = get_task(name)
+        row = {"name": name, "description": spec.description, "weak_model": spec.weak_model,
+               "strong_model": spec.strong_model, "sizes": spec.sizes.model_dump(), "cached": False}
+        try:
+            cache = TaskCache(spec=spec, key=cache_key(spec, spec.load()), root=cache_root())
+            if cache.exists():
+                row.update(cached=True, baselines=cache.baselines().model_dump())
+        except Exception as exc:  # a missing asset is reported, not fatal for the listing
+            row["unavailable"] = str(exc)
+        rows.append(row)
+    if json_out:
+        print_json(rows)
+        return
+    table = Table("task", "weak → strong", "weak-train/unlabeled/dev/held-out", "weak acc", "ceiling", "note")
+    for r in rows:
+        s, b = r["sizes"], r.get("baselines")
+        table.add_row(
+            r["name"], f"{r['weak_model']} → {r['strong_model']}",
+            f"{s['weak_train']}/{s['unlabeled']}/{s['dev']}/{s['heldout']}",
+            fmt(b and b["weak_dev"]["mean"]), fmt(b and b["ceiling_dev"]["mean"]),
+            r.get("unavailable", "" if r["cached"] else "not cached yet"),
+        )
+    console.print(table)
+    console.print("Custom tasks: pass a directory of jsonl files as --task (see prompts/idea_contract.md).")
+
+
+def _result_row(r: IdeaResult) -> list[str]:
+    pgr = f"{r.pgr.mean:+.3f} ± {fmt(r.pgr_ci95)}" if r.pgr else "—"
+    vs = r.vs_vanilla
+    diff = f"{vs.mean:+.3f} (p={fmt(vs.p_value, 2)})" if vs else "—"
+    return [r.idea, r.status, pgr, fmt(r.dev_acc and r.dev_acc.mean), fmt(r.heldout_acc and r.heldout_acc.mean),
+            diff, f"{r.runtime_s:.1f}s", "; ".join(r.warnings)[:60]]
+
+
+def _results_table(title: str, results: list[IdeaResult]) -> Table:
+    table = Table("idea", "status", "dev PGR ± 95% CI", "dev acc", "held-out acc", "Δ PGR vs vanilla",
+                  "time", "warnings", title=title)
+    for r in results:
+        table.add_row(*_result_row(r))
+    return table
+
+
+@app.command("baselines")
+def baselines_cmd(task: str = TASK_OPTION, seeds: int = SEEDS_OPTION, json_out: bool = JSON_OPTION,
+                  split_sizes: str | None = SIZES_OPTION, isolation: str = ISOLATION_OPTION) -> None:
+    """Score every built-in baseline idea: PGR mean ± CI, paired difference vs vanilla, time."""
+    cache = _open(task, split_sizes, seeds, json_out)
+    evaluator = Evaluator(cache, isolation=isolation)
+    fixed = cache.baselines()
+    results = []
+    for path in baseline_files():
+        started = time.monotonic()
+        results.append(evaluator.evaluate(path, list(range(seeds))))
+        if not json_out:
+            console.print(f"  {path.stem}: {results[-1].status} in {time.monotonic() - started:.1f}s")
+    if json_out:
+        print_json({"task": cache.spec.name, "cache_key": cache.key, "fixed_baselines": fixed.model_dump(),
+                    "gap_dev": fixed.gap_dev, "baselines": [r.model_dump(mode="json") for r in results]})
+        return
+    console.print(
+        f"{cache.spec.name}: weak {fixed.weak_dev.mean:.3f} ± {fixed.weak_dev.sd:.3f}, "
+        f"ceiling {fixed.ceiling_dev.mean:.3f} ± {fixed.ceiling_dev.sd:.3f} "
+        f"(dev, {fixed.weak_dev.n} seeds); gap {100 * fixed.gap_dev:.1f} points"
+    )
+    console.print(_results_table(f"baselines on {cache.spec.name}, {seeds} seeds", results))
+
+
+@app.command("eval")
+def eval_cmd(idea: Path = typer.Argument(..., help="The idea file (defines run(ctx))."),
+             task: str = TASK_OPTION, seeds: int = SEEDS_OPTION, json_out: bool = JSON_OPTION,
+             split_sizes: str | None = SIZES_OPTION, isolation: str = ISOLATION_OPTION,
+             time_budget: float = typer.Option(300.0, "--time-budget", help="Seconds per seed.")) -> None:
+    """Score one idea file on a task."""
+    if not idea.is_file():
+        fail(f"{idea}: no such idea file; pass the path of a .py file that defines run(ctx)")
+    try:
+        idea.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"{idea}: cannot read it ({exc.__class__.__name__}); pass a readable UTF-8 .py file")
+    cache = _open(task, split_sizes, seeds, json_out)
+    result = Evaluator(cache, isolation=isolation, time_budget_s=time_budget).evaluate(idea, list(range(seeds)))
+    if json_out:
+        print_json(result.model_dump(mode="json"))
+    else:
+        console.print(_results_table(f"{idea.name} on {cache.spec.name}", [result]))
+    if result.status != "ok":
+        bad = next(s for s in result.seeds if s.status != "ok")
+        fail(f"{idea.name}: {result.status} on seed {bad.seed}: {bad.error}", EXIT_IDEA_FAILED)

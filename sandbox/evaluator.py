@@ -1,0 +1,214 @@
+"""The trusted evaluator: runs an idea outside the parent, validates and scores its output.
+
+Gold labels are read here and nowhere the idea can reach. Only aggregates leave: accuracy and
+PGR per seed, never which test rows were right.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy import stats as sps
+
+from sandbox.baseline_ideas import VANILLA_NAME, baseline_path
+from sandbox.cache import TaskCache, stat
+from sandbox.errors import BudgetExhaustedError
+from sandbox.results import IdeaResult, PairedDiff, SeedResult
+from sandbox.runner import Isolation, Limits, RunOutput, get_isolation, run_idea
+
+VANILLA = baseline_path(VANILLA_NAME)
+ROW_SUM_TOLERANCE = 1e-3
+FAR_FROM_WEAK_TV = 0.25
+
+
+@dataclass
+class ScoringBudget:
+    """Counts every scoring call; refuses past ``max_calls``. Persisted when given a path."""
+
+    max_calls: int | None = None
+    state_path: Path | None = None
+    used: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.state_path and self.state_path.exists():
+            self.used = int(json.loads(self.state_path.read_text()).get("used", 0))
+
+    def remaining(self) -> int | None:
+        return None if self.max_calls is None else max(0, self.max_calls - self.used)
+
+    def require(self, calls: int) -> None:
+        left = self.remaining()
+        if left is not None and left < calls:
+            raise BudgetExhaustedError(
+                f"scoring budget exhausted: {self.used} of {self.max_calls} calls used, "
+                f"{calls} needed; raise --max-scoring-calls or stop"
+            )
+
+    def charge(self) -> int:
+        with self._lock:
+            self.require(1)
+            self.used += 1
+            if self.state_path:
+                tmp = self.state_path.with_suffix(".tmp")
+                tmp.write_text(json.dumps({"used": self.used, "max_calls": self.max_calls}))
+                os.replace(tmp, self.state_path)
+            return self.used
+
+
+def validate_predictions(pred: np.ndarray, n_test: int, n_classes: int) -> tuple[np.ndarray | None, str | None]:
+    """Probabilities (n_test, C) from ids or probabilities, or (None, reason)."""
+    if pred.dtype.kind not in "iuf":
+        return None, f"predictions must be numbers, got dtype {pred.dtype}"
+    if pred.ndim == 1:
+        if pred.shape[0] != n_test:
+            return None, f"expected {n_test} class ids, got {pred.shape[0]}"
+        if pred.dtype.kind == "f" and not (np.isfinite(pred).all() and (pred == np.round(pred)).all()):
+            return None, "1-d predictions must be integer class ids"
+        ids = pred.astype(np.int64)
+        if ids.min(initial=0) < 0 or ids.max(initial=0) >= n_classes:
+            return None, f"class ids must lie in [0, {n_classes - 1}]"
+        return np.eye(n_classes, dtype=np.float64)[ids], None
+    if pred.ndim != 2 or pred.shape != (n_test, n_classes):
+        return None, f"expected shape ({n_test}, {n_classes}) or ({n_test},), got {pred.shape}"
+    probs = pred.astype(np.float64)
+    if not np.isfinite(probs).all():
+        return None, "predictions contain NaN or inf"
+    if probs.min() < 0 or probs.max() > 1:
+        return None, "probabilities must lie in [0, 1] (apply softmax to logits)"
+    if np.abs(probs.sum(axis=1) - 1).max() > ROW_SUM_TOLERANCE:
+        return None, "each row of probabilities must sum to 1 (apply softmax to logits)"
+    return probs, None
+
+
+def degeneracy_warnings(probs: np.ndarray, weak_test_probs: np.ndarray) -> list[str]:
+    n_classes = probs.shape[1]
+    pred_hist = np.bincount(probs.argmax(1), minlength=n_classes) / len(probs)
+    weak_hist = np.bincount(weak_test_probs.argmax(1), minlength=n_classes) / len(probs)
+    warnings = []
+    if pred_hist.max() >= 0.99:
+        warnings.append(f"degenerate: predicts class {int(pred_hist.argmax())} for {pred_hist.max():.0%} of inputs")
+    tv = 0.5 * float(np.abs(pred_hist - weak_hist).sum())
+    if tv > FAR_FROM_WEAK_TV:
+        warnings.append(f"class distribution far from the weak labels' (total variation {tv:.2f})")
+    return warnings
+
+
+def _t_half_width(values: list[float]) -> float | None:
+    if len(values) < 2:
+        return None
+    return float(sps.t.ppf(0.975, len(values) - 1) * np.std(values, ddof=1) / np.sqrt(len(values)))
+
+
+class Evaluator:
+    """Scores ideas on one task cache. Thread-safe; seeds run in parallel up to ``parallel``."""
+
+    def __init__(self, cache: TaskCache, *, isolation: str | Isolation = "process",
+                 budget: ScoringBudget | None = None, time_budget_s: float = 300.0,
+                 parallel: int | None = None) -> None:
+        self.cache = cache
+        self.isolation = get_isolation(isolation) if isinstance(isolation, str) else isolation
+        self.budget = budget or ScoringBudget()
+        self.parallel = max(1, parallel or os.cpu_count() or 1)
+        self.time_budget_s = time_budget_s
+        self.card = cache.card()
+        self.baselines = cache.baselines()
+        self._gold, self._roles = cache.gold_test(), cache.test_roles()
+        self._vanilla_lock = threading.Lock()
+
+    def _limits(self) -> Limits:
+        return Limits(time_s=self.time_budget_s, threads=max(1, (os.cpu_count() or 1) // self.parallel))
+
+    def evaluate(self, idea: Path, seeds: list[int], name: str | None = None,
+                 compare_vanilla: bool = True, charge: bool = True) -> IdeaResult:
+        """Run and score ``idea`` on each seed; aggregate; compare with vanilla."""
+        missing = [s for s in seeds if s not in self.card.weak_seeds]
+        if missing:
+            raise ValueError(f"seeds {missing} have no weak teacher; build the cache with more seeds")
+        if charge:
+            self.budget.require(len(seeds))
+        with ThreadPoolExecutor(self.parallel) as pool:
+            outputs = list(pool.map(lambda s: self._run(idea, s), seeds))
+        results = [self.score(out, seed, charge) for out, seed in zip(outputs, seeds, strict=True)]
+        vanilla = self.vanilla_pgrs(seeds) if compare_vanilla and idea.resolve() != VANILLA.resolve() else None
+        return self._aggregate(name or idea.stem, results, vanilla)
+
+    def _run(self, idea: Path, seed: int) -> RunOutput:
+        return run_idea(idea.resolve(), self.cache.public_dir, seed, self._limits(), self.isolation)
+
+    def score(self, out: RunOutput, seed: int, charge: bool = True) -> SeedResult:
+        base = SeedResult(seed=seed, status=out.status, runtime_s=out.runtime_s, error=out.error,
+                          traceback=out.traceback, log_tail=out.log_tail, diagnostics=out.diagnostics)
+        if out.status != "ok" or out.predictions is None:
+            return base
+        if charge:
+            self.budget.charge()
+        probs, problem = validate_predictions(out.predictions, self.card.n_test, len(self.card.classes))
+        if probs is None:
+            return base.model_copy(update={"status": "invalid", "error": problem})
+        correct = probs.argmax(1) == self._gold
+        dev_acc = float(correct[self._roles == 0].mean())
+        ho_acc = float(correct[self._roles == 1].mean())
+        b = self.baselines
+        weak_test = np.load(self.cache.public_dir / "weak" / f"seed_{seed}" / "test_probs.npy")
+        return base.model_copy(update={
+            "dev_acc": dev_acc, "heldout_acc": ho_acc,
+            "pgr": (dev_acc - b.weak_dev.mean) / (b.ceiling_dev.mean - b.weak_dev.mean),
+            "heldout_pgr": (ho_acc - b.weak_heldout.mean) / (b.ceiling_heldout.mean - b.weak_heldout.mean),
+            "warnings": degeneracy_warnings(probs, weak_test),
+        })
+
+    def vanilla_pgrs(self, seeds: list[int]) -> dict[int, float]:
+        """Per-seed dev PGR of the vanilla baseline (computed once per cache, not charged)."""
+        path = self.cache.private_dir / "vanilla_pgr.json"
+        with self._vanilla_lock:
+            known = {int(k): v for k, v in json.loads(path.read_text()).items()} if path.exists() else {}
+            todo = [s for s in seeds if s not in known]
+            if todo:
+                result = self.evaluate(VANILLA, todo, compare_vanilla=False, charge=False)
+                known.update({r.seed: r.pgr for r in result.seeds if r.pgr is not None})
+                tmp = path.with_suffix(".tmp")
+                tmp.write_text(json.dumps(known))
+                os.replace(tmp, path)
+        return {s: known[s] for s in seeds if s in known}
+
+    def _aggregate(self, name: str, seeds: list[SeedResult], vanilla: dict[int, float] | None) -> IdeaResult:
+        ok = [r for r in seeds if r.status == "ok"]
+        failing = next((r.status for r in seeds if r.status != "ok"), None)
+        b = self.baselines
+        result = IdeaResult(
+            idea=name, task=self.card.name, cache_key=self.card.cache_key, status=failing or "ok",
+            seeds=seeds, weak_acc_dev=b.weak_dev.mean, ceiling_acc_dev=b.ceiling_dev.mean,
+            runtime_s=sum(r.runtime_s for r in seeds), isolation=self.isolation.name,
+            warnings=sorted({w for r in seeds for w in r.warnings}), scoring_calls=self.budget.used,
+        )
+        if not ok:
+            return result
+        pgrs = [r.pgr for r in ok if r.pgr is not None]
+        result.pgr, result.pgr_ci95 = stat(pgrs), _t_half_width(pgrs)
+        result.dev_acc = stat([r.dev_acc for r in ok if r.dev_acc is not None])
+        result.heldout_acc = stat([r.heldout_acc for r in ok if r.heldout_acc is not None])
+        result.heldout_pgr = stat([r.heldout_pgr for r in ok if r.heldout_pgr is not None])
+        if vanilla:
+            result.vs_vanilla = paired_difference({r.seed: r.pgr for r in ok if r.pgr is not None}, vanilla)
+        return result
+
+
+def paired_difference(idea: dict[int, float], vanilla: dict[int, float]) -> PairedDiff | None:
+    shared = sorted(set(idea) & set(vanilla))
+    if not shared:
+        return None
+    diffs = [idea[s] - vanilla[s] for s in shared]
+    p_value = None
+    if len(diffs) >= 2:
+        if np.std(diffs) == 0:
+            p_value = 1.0 if diffs[0] == 0 else 0.0
+        else:
+            p_value = float(sps.ttest_1samp(diffs, 0.0).pvalue)
+    return PairedDiff(mean=float(np.mean(diffs)), ci95=_t_half_width(diffs), p_value=p_value, n=len(diffs))

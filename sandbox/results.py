@@ -1,0 +1,90 @@
+"""Result models with a stable JSON form (persisted by the history; shown to proposers)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Status = Literal["ok", "error", "timeout", "killed", "invalid", "denied"]
+
+
+class Stat(BaseModel):
+    """A mean over seeds with its spread."""
+
+    mean: float = Field(description="Mean over seeds.")
+    sd: float = Field(description="Sample standard deviation over seeds (0 for one seed).")
+    n: int = Field(description="Number of seeds.")
+    values: list[float] = Field(description="The per-seed values, in seed order.")
+
+
+class FixedBaselines(BaseModel):
+    """Weak-teacher accuracy and gold-trained strong ceiling, per test part, over seeds."""
+
+    weak_dev: Stat = Field(description="Weak teacher accuracy on the dev split.")
+    weak_heldout: Stat = Field(description="Weak teacher accuracy on the held-out split.")
+    ceiling_dev: Stat = Field(description="Strong head trained on gold labels: dev accuracy.")
+    ceiling_heldout: Stat = Field(description="Strong ceiling accuracy on the held-out split.")
+    ceiling_recipe: str = Field(description="How the ceiling head was trained.")
+
+    @property
+    def gap_dev(self) -> float:
+        return self.ceiling_dev.mean - self.weak_dev.mean
+
+
+class PairedDiff(BaseModel):
+    """Paired difference of per-seed PGR against the vanilla baseline on the same seeds."""
+
+    mean: float = Field(description="Mean of (idea PGR - vanilla PGR) over shared seeds.")
+    ci95: float | None = Field(description="Half-width of the 95% t-interval (None if n < 2).")
+    p_value: float | None = Field(description="Two-sided paired t-test p-value (None if n < 2).")
+    n: int = Field(description="Number of paired seeds.")
+
+
+class SeedResult(BaseModel):
+    """One seed of one idea, as the trusted evaluator scored it."""
+
+    seed: int = Field(description="Seed; also selects the weak teacher.")
+    status: Status = Field(description="ok / error / timeout / killed / invalid / denied.")
+    dev_acc: float | None = Field(None, description="Transfer accuracy on the dev split.")
+    pgr: float | None = Field(None, description="PGR on dev against the fixed baselines.")
+    heldout_acc: float | None = Field(None, description="Held-out accuracy (never shown to proposers).")
+    heldout_pgr: float | None = Field(None, description="Held-out PGR (never shown to proposers).")
+    runtime_s: float = Field(0.0, description="Wall-clock seconds of the idea process.")
+    warnings: list[str] = Field(default_factory=list, description="Degenerate-output flags etc.")
+    diagnostics: dict[str, float | int | str | bool] = Field(
+        default_factory=dict, description="Named values the idea reported.")
+    error: str | None = Field(None, description="One-line reason when status is not ok.")
+    traceback: str | None = Field(None, description="The idea's traceback when it raised.")
+    log_tail: str = Field("", description="The end of the idea's stdout/stderr.")
+
+
+class IdeaResult(BaseModel):
+    """An idea scored over several seeds: what the history stores."""
+
+    schema_version: int = Field(1, description="Version of this JSON form.")
+    idea: str = Field(description="Idea name (file stem or proposer-given name).")
+    task: str = Field(description="Task name.")
+    cache_key: str = Field(description="Key of the task cache the idea ran against.")
+    status: Status = Field(description="ok if every seed is ok, else the first failing status.")
+    seeds: list[SeedResult] = Field(description="Per-seed results, in seed order.")
+    pgr: Stat | None = Field(None, description="Dev PGR over the ok seeds.")
+    pgr_ci95: float | None = Field(None, description="Half-width of the 95% t-interval of PGR.")
+    dev_acc: Stat | None = Field(None, description="Dev transfer accuracy over the ok seeds.")
+    heldout_acc: Stat | None = Field(None, description="Held-out accuracy (kept from proposers).")
+    heldout_pgr: Stat | None = Field(None, description="Held-out PGR (kept from proposers).")
+    vs_vanilla: PairedDiff | None = Field(None, description="Paired PGR difference vs vanilla.")
+    weak_acc_dev: float = Field(description="Fixed baseline: weak accuracy on dev.")
+    ceiling_acc_dev: float = Field(description="Fixed baseline: strong ceiling on dev.")
+    runtime_s: float = Field(description="Total wall-clock seconds over seeds.")
+    warnings: list[str] = Field(default_factory=list, description="Union of seed warnings.")
+    isolation: str = Field(description="How the idea process was isolated (e.g. 'process').")
+    scoring_calls: int = Field(0, description="Scoring calls this session had used after this.")
+
+    def for_proposer(self) -> dict:
+        """The view a proposer may see: no held-out figures."""
+        data = self.model_dump(mode="json", exclude={"heldout_acc", "heldout_pgr"})
+        for seed in data["seeds"]:
+            seed.pop("heldout_acc", None)
+            seed.pop("heldout_pgr", None)
+        return data

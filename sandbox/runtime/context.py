@@ -1,0 +1,134 @@
+"""The read-only context an idea receives, built from the task's public artifacts only."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+MAX_DIAGNOSTICS = 64
+
+
+class TaskCard(BaseModel):
+    """What an idea (and the proposer) may know about a task. Persisted as ``card.json``."""
+
+    name: str = Field(description="Task name, e.g. 'wordnet-10'.")
+    description: str = Field(description="One line on what is being classified.")
+    classes: list[str] = Field(description="Class names; class id i is classes[i].")
+    n_unlabeled: int = Field(description="Number of unlabeled (student training) inputs.")
+    n_test: int = Field(description="Number of test inputs the idea must predict (dev + held-out).")
+    weak_model: str = Field(description="The weak teacher's model.")
+    strong_model: str = Field(description="The strong student's encoder.")
+    layers: list[str] = Field(description="Cached strong-feature layers; 'final' is the last one.")
+    feature_dim: int = Field(description="Width of the strong features.")
+    weak_seeds: list[int] = Field(description="Seeds for which weak-teacher artifacts exist.")
+    cache_key: str = Field(description="Content-derived key of this cache.")
+
+
+class JobSpec(BaseModel):
+    """What the parent tells the idea process to do (written as ``job.json``)."""
+
+    idea_path: str = Field(description="The idea file to import.")
+    public_dir: str = Field(description="The task's public artifacts (read-only).")
+    seed: int = Field(description="The seed; also picks the weak teacher.")
+    time_budget_s: float = Field(description="Wall-clock seconds this run may take.")
+    scratch_dir: str = Field(description="A private writable directory.")
+    out_dir: str = Field(description="Where predictions.npy and diagnostics.json go.")
+    threads: int = Field(1, description="Threads torch / BLAS may use.")
+
+
+def _readonly(array: np.ndarray) -> np.ndarray:
+    array.setflags(write=False)
+    return array
+
+
+@dataclass
+class IdeaContext:
+    """Everything an idea may read. Arrays are read-only; copy before modifying."""
+
+    card: TaskCard
+    seed: int
+    time_budget_s: float
+    scratch: Path
+    public_dir: Path
+    log: logging.Logger
+    started_at: float = field(default_factory=time.monotonic)
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+    _texts: dict[str, list[str]] | None = None
+
+    @classmethod
+    def from_job(cls, job: JobSpec) -> IdeaContext:
+        public = Path(job.public_dir)
+        card = TaskCard.model_validate_json((public / "card.json").read_text())
+        if job.seed not in card.weak_seeds:
+            raise ValueError(f"seed {job.seed} has no weak-teacher artifacts")
+        return cls(
+            card=card, seed=job.seed, time_budget_s=job.time_budget_s,
+            scratch=Path(job.scratch_dir), public_dir=public, log=logging.getLogger("idea"),
+        )
+
+    # --- data -------------------------------------------------------------------------
+    @property
+    def n_classes(self) -> int:
+        return len(self.card.classes)
+
+    def _load_texts(self) -> dict[str, list[str]]:
+        if self._texts is None:
+            self._texts = json.loads((self.public_dir / "texts.json").read_text())
+        return self._texts
+
+    @property
+    def unlabeled_texts(self) -> list[str]:
+        return list(self._load_texts()["unlabeled"])
+
+    @property
+    def test_texts(self) -> list[str]:
+        return list(self._load_texts()["test"])
+
+    def _weak(self, name: str) -> np.ndarray:
+        path = self.public_dir / "weak" / f"seed_{self.seed}" / name
+        return _readonly(np.load(path, allow_pickle=False))
+
+    @property
+    def weak_soft(self) -> np.ndarray:
+        """The weak teacher's class probabilities on the unlabeled inputs, (n_unlabeled, C)."""
+        return self._weak("unlabeled_soft.npy")
+
+    @property
+    def weak_test_probs(self) -> np.ndarray:
+        """The weak teacher's class probabilities on the test inputs, (n_test, C)."""
+        return self._weak("test_probs.npy")
+
+    def features(self, split: str, layer: str = "final") -> np.ndarray:
+        """Cached strong features, ``split`` in {'unlabeled', 'test'}, ``layer`` in card.layers."""
+        if split not in ("unlabeled", "test"):
+            raise ValueError(f"split must be 'unlabeled' or 'test', not {split!r}")
+        if layer not in self.card.layers:
+            raise ValueError(f"layer {layer!r} not cached; choose from {self.card.layers}")
+        path = self.public_dir / "features" / f"{split}__{layer}.npy"
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+
+    # --- budget and reporting --------------------------------------------------------
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started_at
+
+    def time_left(self) -> float:
+        return self.time_budget_s - self.elapsed()
+
+    def report(self, name: str, value: float | int | str | bool) -> None:
+        """Record a named diagnostic (a number or a short string) returned with the result."""
+        if len(self.diagnostics) >= MAX_DIAGNOSTICS and name not in self.diagnostics:
+            self.log.warning("diagnostic %r dropped: at most %d", name, MAX_DIAGNOSTICS)
+            return
+        if isinstance(value, float) and not math.isfinite(value):
+            value = str(value)
+        if isinstance(value, str):
+            value = value[:200]
+        self.diagnostics[str(name)[:64]] = value

@@ -1,0 +1,77 @@
+"""Custom tasks from a directory of jsonl files.
+
+Three row schemas are understood (one per file):
+- plain ``{"text": ..., "label": ...}``
+- preference ``{"prompt", "first", "second", "label": "A" | "B"}`` (the reference system's)
+- binary ``{"question", "choice", "label": bool}`` (the reference system's)
+
+An optional ``task.json`` names the models: ``{"name", "weak_model", "strong_model",
+"description"}``; models are registered encoder names, ``tfidf`` (weak only), a local model
+directory, or ``hf:<id>`` for users with network access. All rows are pooled and split anew.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sandbox.errors import HarnessError
+from sandbox.tasks.registry import LabeledData, TaskSpec
+
+
+def _row_to_example(row: dict, where: str) -> tuple[str, str]:
+    if "text" in row and "label" in row:
+        return str(row["text"]), str(row["label"])
+    if {"prompt", "first", "second", "label"} <= row.keys():
+        if row["label"] not in ("A", "B"):
+            raise HarnessError(f"{where}: preference label must be 'A' or 'B', got {row['label']!r}")
+        return f"{row['prompt']}\n[A] {row['first']}\n[B] {row['second']}", row["label"]
+    if {"question", "choice", "label"} <= row.keys():
+        if not isinstance(row["label"], bool):
+            raise HarnessError(f"{where}: binary label must be true or false, got {row['label']!r}")
+        return f"{row['question']}\n{row['choice']}", "true" if row["label"] else "false"
+    raise HarnessError(
+        f"{where}: row has keys {sorted(row)}; expected text/label, "
+        "prompt/first/second/label or question/choice/label"
+    )
+
+
+def load_jsonl_directory(directory: Path) -> LabeledData:
+    files = sorted(directory.glob("*.jsonl"))
+    if not files:
+        raise HarnessError(f"{directory}: no .jsonl files; put rows like {{\"text\", \"label\"}} there")
+    texts: list[str] = []
+    names: list[str] = []
+    for path in files:
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            where = f"{path.name}:{n}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise HarnessError(f"{where}: not valid JSON ({exc.msg}); fix or remove the line") from exc
+            if not isinstance(row, dict):
+                raise HarnessError(f"{where}: each line must be a JSON object")
+            text, label = _row_to_example(row, where)
+            texts.append(text)
+            names.append(label)
+    classes = sorted(set(names))
+    if len(classes) < 2:
+        raise HarnessError(f"{directory}: found a single label {classes}; a task needs two or more")
+    index = {c: i for i, c in enumerate(classes)}
+    return LabeledData(texts=texts, labels=[index[c] for c in names], classes=classes)
+
+
+def task_from_directory(directory: Path) -> TaskSpec:
+    config_path = directory / "task.json"
+    config = json.loads(config_path.read_text()) if config_path.exists() else {}
+    directory = directory.resolve()
+    return TaskSpec(
+        name=config.get("name", directory.name),
+        description=config.get("description", f"custom task from {directory}"),
+        load=lambda: load_jsonl_directory(directory),
+        weak_model=config.get("weak_model", "tfidf"),
+        strong_model=config.get("strong_model", "minilm-l6"),
+        source=str(directory),
+    )

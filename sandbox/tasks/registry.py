@@ -1,0 +1,110 @@
+"""The task registry and the data types every task loader returns."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from sandbox.errors import UnknownTaskError
+
+
+class SplitSizes(BaseModel):
+    """How many examples go to each split (class-balanced where the data allows)."""
+
+    weak_train: int = Field(1000, description="Gold-labeled examples the weak teacher trains on.")
+    unlabeled: int = Field(4000, description="Inputs the student trains on; gold kept hidden.")
+    dev: int = Field(1000, description="Test examples whose score is fed back to the proposer.")
+    heldout: int = Field(1000, description="Test examples scored and stored, never shown.")
+
+    @classmethod
+    def parse(cls, text: str) -> SplitSizes:
+        """Parse ``"1000,4000,1000,1000"`` (weak_train, unlabeled, dev, heldout)."""
+        parts = [p.strip() for p in text.split(",")]
+        if len(parts) != 4 or not all(p.isdigit() and int(p) > 0 for p in parts):
+            raise ValueError(
+                f"split sizes {text!r}: give four positive integers weak_train,unlabeled,dev,heldout"
+            )
+        wt, un, dev, ho = (int(p) for p in parts)
+        return cls(weak_train=wt, unlabeled=un, dev=dev, heldout=ho)
+
+    @property
+    def total(self) -> int:
+        return self.weak_train + self.unlabeled + self.dev + self.heldout
+
+
+@dataclass(frozen=True)
+class LabeledData:
+    """All labeled rows a task draws its splits from."""
+
+    texts: list[str]
+    labels: list[int]
+    classes: list[str]
+
+    def content_hash(self) -> str:
+        h = hashlib.sha256()
+        h.update(json.dumps(self.classes).encode())
+        for text, label in zip(self.texts, self.labels, strict=True):
+            h.update(f"{label}\t{text}\n".encode())
+        return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task: where its data comes from and which weak and strong models it pairs."""
+
+    name: str
+    description: str
+    load: Callable[[], LabeledData]
+    weak_model: str
+    strong_model: str
+    sizes: SplitSizes = field(default_factory=SplitSizes)
+    split_seed: int = 0
+    source: str = ""
+
+    def with_sizes(self, sizes: SplitSizes | None) -> TaskSpec:
+        if sizes is None:
+            return self
+        return replace(self, sizes=sizes)
+
+
+_TASKS: dict[str, Callable[[], TaskSpec]] = {}
+
+
+def register_task(name: str) -> Callable[[Callable[[], TaskSpec]], Callable[[], TaskSpec]]:
+    """Register a factory that builds the named task (decorator)."""
+
+    def deco(factory: Callable[[], TaskSpec]) -> Callable[[], TaskSpec]:
+        _TASKS[name] = factory
+        return factory
+
+    return deco
+
+
+def list_tasks() -> list[str]:
+    _load_builtin_tasks()
+    return sorted(_TASKS)
+
+
+def get_task(name: str, sizes: SplitSizes | None = None) -> TaskSpec:
+    """A registered task by name, or a custom task from a directory path."""
+    _load_builtin_tasks()
+    if name in _TASKS:
+        return _TASKS[name]().with_sizes(sizes)
+    if Path(name).is_dir():
+        from sandbox.tasks.files import task_from_directory
+
+        return task_from_directory(Path(name)).with_sizes(sizes)
+    known = ", ".join(sorted(_TASKS))
+    raise UnknownTaskError(
+        f"unknown task {name!r}: use one of {known}, or a directory of jsonl files (see `aar tasks`)"
+    )
+
+
+def _load_builtin_tasks() -> None:
+    # Imported for their @register_task side effects; cheap (no data is read until load()).
+    import sandbox.tasks.builtin  # noqa: F401

@@ -1,0 +1,40 @@
+import numpy as np
+import pytest
+
+from sandbox.errors import HarnessError
+from sandbox.splits import make_splits
+from sandbox.tasks import SplitSizes
+
+
+def _labels(n_per_class=(500, 300, 50)):
+    return np.concatenate([np.full(n, c) for c, n in enumerate(n_per_class)])
+
+
+def test_splits_are_deterministic_per_seed_and_differ_across_seeds():
+    labels, sizes = _labels(), SplitSizes(weak_train=60, unlabeled=300, dev=60, heldout=60)
+    a, b = make_splits(labels, 3, sizes, seed=1), make_splits(labels, 3, sizes, seed=1)
+    c = make_splits(labels, 3, sizes, seed=2)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not np.array_equal(a["unlabeled"], c["unlabeled"])
+
+
+def test_splits_are_disjoint_exact_and_class_balanced():
+    labels, sizes = _labels(), SplitSizes(weak_train=60, unlabeled=300, dev=60, heldout=60)
+    splits = make_splits(labels, 3, sizes, seed=0)
+    seen = np.concatenate(list(splits.values()))
+    assert len(seen) == len(set(seen.tolist())) == sizes.total
+    assert {k: len(v) for k, v in splits.items()} == sizes.model_dump()
+    assert np.bincount(labels[splits["weak_train"]], minlength=3).tolist() == [20, 20, 20]
+    # class 2 has 50 rows in all: it gives what it has, the others fill the unlabeled split
+    assert len(splits["unlabeled"]) == 300
+
+
+def test_too_many_requested_is_a_clear_error():
+    with pytest.raises(HarnessError, match="smaller --split-sizes"):
+        make_splits(_labels((5, 5)), 2, SplitSizes(weak_train=10, unlabeled=10, dev=10, heldout=10), 0)
+
+
+def test_split_sizes_parse():
+    assert SplitSizes.parse("1,2,3,4").total == 10
+    with pytest.raises(ValueError):
+        SplitSizes.parse("1,2,3")
