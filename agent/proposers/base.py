@@ -1,0 +1,126 @@
+"""The proposer contract.
+
+A proposer drives a session through ``ResearchTools`` (the same tools a model gets):
+run an experiment, look at the leaderboard or a past attempt, finish. Every model call goes
+through ``tools.model_call`` so it is recorded (request, response, usage) in the attempt it
+leads to, charged against the cost budget, and can be replayed without the model.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from pydantic import BaseModel, Field
+
+
+class BudgetStop(Exception):
+    """Raised by the tools when a budget (attempts, cost, time, scoring) is spent, or on Ctrl-C."""
+
+
+class ExperimentSpec(BaseModel):
+    """One experiment a proposer asks for."""
+
+    name: str = Field(description="Short name of the idea (a slug is derived from it).")
+    hypothesis: str = Field(description="Why this should recover more of the gap (the rationale).")
+    code: str = Field(description="The idea file: Python source defining run(ctx).")
+    parent_id: str | None = Field(None, description="The attempt this one builds on, if any.")
+
+
+class ProposerConfig(BaseModel):
+    """Settings every proposer receives."""
+
+    model: str | None = Field(None, description="Model name for model-backed proposers.")
+    seed: int = Field(0, description="Seed for any randomness in the proposer.")
+    direction: str | None = Field(None, description="Starting research direction.")
+    base_url: str | None = Field(None, description="API base URL (OpenAI-compatible / custom).")
+    options: dict[str, Any] = Field(default_factory=dict, description="Proposer-specific options.")
+
+
+# A transport answers one recorded request with one response (both plain JSON-able dicts).
+Transport = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class ResearchTools(Protocol):
+    """What the research loop offers a proposer (implemented in agent/loop.py)."""
+
+    task_card: dict[str, Any]
+    baselines: list[dict[str, Any]]
+    direction: str | None
+
+    def model_call(self, request: dict[str, Any], transport: Transport) -> dict[str, Any]:
+        """Send ``request`` through ``transport`` (or, in replay, answer from the recording);
+        record it for the next attempt and charge its cost. May raise BudgetStop."""
+
+    def run_experiment(self, spec: ExperimentSpec) -> dict[str, Any]:
+        """Score the idea in the sandbox, commit the attempt, return the proposer's view of the
+        result (never held-out figures). Raises BudgetStop when no budget is left."""
+
+    def leaderboard(self, limit: int = 10) -> list[dict[str, Any]]:
+        """Best attempts of this session so far (dev figures only)."""
+
+    def show_attempt(self, attempt_id: str) -> dict[str, Any]:
+        """A past attempt's code and proposer-visible result."""
+
+    def finish(self, summary: str) -> None:
+        """End the session with a summary."""
+
+    def save_state(self, state: dict[str, Any]) -> None:
+        """Persist proposer state (e.g. the conversation) so --resume can continue."""
+
+    def load_state(self) -> dict[str, Any] | None:
+        """The state saved by the last save_state of a resumed session, if any."""
+
+    def budget_status(self) -> dict[str, Any]:
+        """Attempts, cost and time used and left."""
+
+
+class Proposer(ABC):
+    """Base class. Subclasses register with ``@register_proposer(name)``."""
+
+    name: str = ""
+
+    def __init__(self, config: ProposerConfig) -> None:
+        self.config = config
+
+    def check_ready(self) -> None:
+        """Fail fast (one clear line, before any work) when the proposer cannot run,
+        e.g. a missing API key. Raise sandbox.errors.HarnessError."""
+        return None
+
+    @abstractmethod
+    def run(self, tools: ResearchTools) -> None:
+        """Propose and run experiments until finished or a BudgetStop propagates."""
+
+
+_PROPOSERS: dict[str, type[Proposer]] = {}
+_BUILTIN_MODULES = {
+    "offline": "agent.proposers.offline",
+    "claude": "agent.proposers.claude",
+    "openai": "agent.proposers.openai_compat",
+}
+
+
+def register_proposer(name: str) -> Callable[[type[Proposer]], type[Proposer]]:
+    def deco(cls: type[Proposer]) -> type[Proposer]:
+        cls.name = name
+        _PROPOSERS[name] = cls
+        return cls
+
+    return deco
+
+
+def list_proposers() -> list[str]:
+    return sorted(_BUILTIN_MODULES.keys() | _PROPOSERS.keys())
+
+
+def get_proposer(name: str, config: ProposerConfig) -> Proposer:
+    if name not in _PROPOSERS and name in _BUILTIN_MODULES:
+        importlib.import_module(_BUILTIN_MODULES[name])
+    if name not in _PROPOSERS:
+        from sandbox.errors import HarnessError
+
+        raise HarnessError(f"unknown proposer {name!r}: use one of {', '.join(list_proposers())}")
+    return _PROPOSERS[name](config)

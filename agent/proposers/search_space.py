@@ -1,0 +1,115 @@
+"""The offline proposer's search space: genomes, their mutations, and their idea files."""
+
+from __future__ import annotations
+
+import json
+import pprint
+import random
+from pathlib import Path
+from typing import Any
+
+TEMPLATE = Path(__file__).with_name("offline_idea.py.tmpl")
+
+# Every gene and the values it may take. Families group genes into research directions.
+GENES: dict[str, list[Any]] = {
+    "layers": [["final"], ["layer_mid"], ["final", "layer_mid"], ["final", "layer_low"]],
+    "temperature": [0.5, 0.75, 1.0, 1.5],
+    "cleaning": ["none", "knn", "propagate", "confident"],
+    "k": [5, 10, 20, 40],
+    "blend": [0.25, 0.5, 0.75, 1.0],
+    "keep": [0.3, 0.5, 0.7],
+    "loss": ["soft", "hard", "aux", "product", "bootstrap", "window"],
+    "alpha": [0.25, 0.5, 0.75],
+    "warmup": [0.1, 0.2, 0.4],
+    "hidden": [0, 0, 256, 512],
+    "dropout": [0.0, 0.1, 0.3],
+    "epochs": [10, 20, 40],
+    "lr": [1e-3, 3e-3, 1e-2],
+    "weight_decay": [1e-4, 1e-3, 1e-2],
+    "early_stop": [False, True],
+    "self_train_rounds": [0, 1, 2],
+    "self_train_keep": [0.3, 0.5, 0.7],
+}
+
+FAMILIES: dict[str, list[str]] = {
+    "inside-the-strong-model": ["layers", "hidden", "dropout"],
+    "clean-the-weak-labels": ["cleaning", "k", "blend", "keep", "temperature"],
+    "structure-in-unlabeled-data": ["cleaning", "k", "blend", "self_train_rounds", "self_train_keep"],
+    "noisy-teacher-losses": ["loss", "alpha", "warmup", "temperature"],
+    "training-dynamics": ["epochs", "lr", "weight_decay", "early_stop"],
+}
+
+BASE: dict[str, Any] = {
+    "layers": ["final"], "temperature": 1.0, "cleaning": "none", "k": 20, "blend": 0.5,
+    "keep": 0.5, "loss": "soft", "alpha": 0.5, "warmup": 0.2, "hidden": 0, "dropout": 0.0,
+    "epochs": 20, "lr": 3e-3, "weight_decay": 1e-4, "early_stop": False,
+    "self_train_rounds": 0, "self_train_keep": 0.5,
+}
+
+# Known starting points (the built-in baselines' recipes, expressed as genomes).
+STARTS: list[dict[str, Any]] = [
+    {}, {"loss": "aux"}, {"loss": "product"}, {"cleaning": "knn"},
+    {"loss": "window"}, {"early_stop": True, "epochs": 40},
+]
+
+
+def resolve_layers(layers: list[str], available: list[str]) -> list[str]:
+    """Map the abstract 'layer_low'/'layer_mid' to concrete cached layers of this task."""
+    inner = [name for name in available if name != "final"]
+    pick = {"final": "final", "layer_low": inner[0] if inner else "final",
+            "layer_mid": inner[len(inner) // 2] if inner else "final"}
+    out: list[str] = []
+    for name in layers:
+        concrete = pick.get(name, name)
+        if concrete not in out:
+            out.append(concrete)
+    return out
+
+
+def genome_key(genome: dict[str, Any]) -> str:
+    return json.dumps(genome, sort_keys=True)
+
+
+# A gene only matters when the gene it refines has one of these values.
+DEPENDS: dict[str, tuple[str, tuple[Any, ...]]] = {
+    "k": ("cleaning", ("knn", "propagate")), "blend": ("cleaning", ("knn", "propagate")),
+    "keep": ("cleaning", ("confident",)), "alpha": ("loss", ("aux", "product", "bootstrap", "window")),
+    "warmup": ("loss", ("aux", "product", "window")), "dropout": ("hidden", (256, 512)),
+    "self_train_keep": ("self_train_rounds", (1, 2)),
+}
+
+
+def active_genes(genome: dict[str, Any], genes: list[str]) -> list[str]:
+    """The genes whose change would change the program (no silent no-op mutations)."""
+    return [g for g in genes if g not in DEPENDS or genome[DEPENDS[g][0]] in DEPENDS[g][1]]
+
+
+def mutate(genome: dict[str, Any], rng: random.Random, genes: list[str], n_changes: int) -> dict[str, Any]:
+    child = dict(genome)
+    for _ in range(n_changes):
+        options_genes = active_genes(child, genes) or genes
+        gene = rng.choice(options_genes)
+        values = [v for v in GENES[gene] if v != child[gene]] or GENES[gene]
+        child[gene] = rng.choice(values)
+    return child
+
+
+def crossover(a: dict[str, Any], b: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    return {gene: (a if rng.random() < 0.5 else b)[gene] for gene in BASE}
+
+
+def describe(genome: dict[str, Any]) -> str:
+    """A short readable name: the genes that differ from the vanilla base."""
+    diffs = [f"{k}={_short(v)}" for k, v in genome.items() if BASE[k] != v]
+    return ", ".join(diffs) or "vanilla"
+
+
+def _short(value: Any) -> str:
+    return "+".join(value) if isinstance(value, list) else str(value)
+
+
+def render_idea(genome: dict[str, Any], available_layers: list[str], title: str, hypothesis: str) -> str:
+    config = dict(genome, layers=resolve_layers(genome["layers"], available_layers))
+    body = pprint.pformat(config, sort_dicts=True, width=96)
+    return (TEMPLATE.read_text().replace("{title}", title).replace("{hypothesis}", hypothesis)
+            .replace("{config}", body))
