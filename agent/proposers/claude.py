@@ -1,0 +1,245 @@
+"""Claude as the researcher: the Anthropic Messages API with tool use, through the official SDK.
+
+The direct API, Amazon Bedrock and Google Vertex are reached with the SDK's own clients
+(``Anthropic``, ``AnthropicBedrock``, ``AnthropicVertex``). Every call goes through
+``tools.model_call`` with the full ``messages.create`` kwargs as the recorded request. The SDK
+retries 408/409/429/5xx/529 and timeouts (honouring Retry-After); a call that still fails
+becomes a one-line ``ModelCallError``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from typing import Any, Literal
+
+import anthropic
+from pydantic import Field
+
+from agent.costs import price_for, prices_path
+from agent.proposers.base import Proposer, ProposerConfig, ResearchTools, register_proposer
+from agent.proposers.conversation import (
+    ChatBackend,
+    ContextPolicy,
+    Conversation,
+    ModelCallError,
+    ToolCall,
+    Turn,
+)
+from agent.proposers.options import ChatOptions, parse_options
+from agent.proposers.tooling import ToolDef, ToolOutcome, anthropic_tools
+from sandbox.errors import HarnessError
+
+DEFAULT_MODEL = "claude-opus-4-6"
+EPHEMERAL = {"type": "ephemeral"}
+STOPS = {"tool_use": "tool_use", "end_turn": "end_turn", "stop_sequence": "end_turn",
+         "max_tokens": "max_tokens", "refusal": "refusal", "model_context_window_exceeded": "context"}
+Provider = Literal["anthropic", "bedrock", "vertex"]
+
+
+class ClaudeOptions(ChatOptions):
+    """Claude-specific options (``ProposerConfig.options``)."""
+
+    provider: Provider | None = Field(None, description="anthropic, bedrock or vertex; default from the environment.")
+    region: str | None = Field(None, description="Bedrock AWS region or Vertex region.")
+    project_id: str | None = Field(None, description="Vertex project (default ANTHROPIC_VERTEX_PROJECT_ID).")
+    thinking_budget: int | None = Field(None, ge=1024, description="Extended-thinking token budget (off if unset).")
+
+
+def resolve_provider(options: ClaudeOptions, env: dict[str, str] | os._Environ[str] = os.environ) -> Provider:
+    """Explicit option first, then the environment conventions of Claude Code."""
+    if options.provider:
+        return options.provider
+    if env.get("CLAUDE_CODE_USE_BEDROCK", "").lower() in ("1", "true", "yes"):
+        return "bedrock"
+    if env.get("CLAUDE_CODE_USE_VERTEX", "").lower() in ("1", "true", "yes") or env.get("ANTHROPIC_VERTEX_PROJECT_ID"):
+        return "vertex"
+    return "anthropic"
+
+
+def _credentials_problem(provider: Provider, options: ClaudeOptions) -> str | None:
+    env = os.environ
+    if provider == "anthropic":
+        if any(env.get(k) for k in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_PROFILE")):
+            return None
+        return ("ANTHROPIC_API_KEY is not set: export it, or configure Bedrock (CLAUDE_CODE_USE_BEDROCK=1) "
+                "or Vertex (ANTHROPIC_VERTEX_PROJECT_ID), or run with --proposer offline")
+    if provider == "bedrock":
+        if env.get("AWS_BEARER_TOKEN_BEDROCK") or importlib.util.find_spec("boto3") is not None:
+            return None
+        return "Bedrock needs AWS credentials through boto3 (pip install boto3) or AWS_BEARER_TOKEN_BEDROCK"
+    if not (options.region or env.get("CLOUD_ML_REGION")):
+        return "Vertex needs a region: set CLOUD_ML_REGION (e.g. us-east5) or options.region"
+    if not (options.project_id or env.get("ANTHROPIC_VERTEX_PROJECT_ID")):
+        return "Vertex needs a project: set ANTHROPIC_VERTEX_PROJECT_ID"
+    if importlib.util.find_spec("google.auth") is None:
+        return "Vertex needs Google credentials through google-auth: pip install google-auth"
+    return None
+
+
+def make_client(provider: Provider, options: ClaudeOptions, base_url: str | None) -> anthropic.Anthropic:
+    """The SDK client for the provider, with our retry and timeout settings."""
+    common: dict[str, Any] = {"max_retries": options.max_retries, "timeout": options.timeout_s}
+    if base_url:
+        common["base_url"] = base_url
+    try:
+        if provider == "bedrock":
+            from anthropic import AnthropicBedrock
+
+            return AnthropicBedrock(aws_region=options.region, **common)  # type: ignore[return-value]
+        if provider == "vertex":
+            from anthropic import AnthropicVertex
+
+            vertex: dict[str, Any] = {"region": options.region} if options.region else {}
+            project = options.project_id or os.environ.get("ANTHROPIC_VERTEX_PROJECT_ID")
+            if project:
+                vertex["project_id"] = project
+            return AnthropicVertex(**vertex, **common)  # type: ignore[return-value]
+        return anthropic.Anthropic(**common)
+    except (ValueError, TypeError, anthropic.AnthropicError) as exc:
+        raise HarnessError(f"cannot set up the {provider} client: {' '.join(str(exc).split())}") from exc
+
+
+def _error_detail(exc: anthropic.APIStatusError) -> str:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    err = body.get("error") if isinstance(body.get("error"), dict) else body
+    kind, message = err.get("type", ""), err.get("message") or exc.message
+    return " ".join(f"{exc.status_code} {kind}: {message}".split())
+
+
+def describe_failure(exc: Exception, model: str, retries: int) -> str:
+    """One line for a call that failed for good."""
+    if isinstance(exc, anthropic.AuthenticationError):
+        return f"the API rejected the credentials ({_error_detail(exc)}): set a valid ANTHROPIC_API_KEY"
+    if isinstance(exc, anthropic.PermissionDeniedError):
+        return f"the API key may not use {model} ({_error_detail(exc)}): check the key's workspace or pass --model"
+    if isinstance(exc, anthropic.NotFoundError):
+        return f"model {model!r} was not found ({_error_detail(exc)}): pass --model with a model your key can use"
+    if isinstance(exc, anthropic.APIStatusError) and exc.status_code < 500 and exc.status_code not in (408, 409, 429):
+        return f"the API rejected the request ({_error_detail(exc)})"
+    if isinstance(exc, anthropic.APIStatusError):
+        return f"the API still failed after {retries} retries ({_error_detail(exc)}): try again later or raise max_retries"
+    return (f"could not reach the API after {retries} retries ({' '.join(str(exc).split())}): "
+            "check the network or ANTHROPIC_BASE_URL")
+
+
+def _clean_block(block: dict[str, Any]) -> dict[str, Any] | None:
+    """A response content block in the minimal form the API accepts back as input."""
+    kind = block.get("type")
+    if kind == "text":
+        return {"type": "text", "text": block.get("text", "")} if block.get("text", "").strip() else None
+    if kind == "tool_use":
+        return {"type": "tool_use", "id": block["id"], "name": block["name"], "input": block.get("input")}
+    if kind == "thinking":
+        return {"type": "thinking", "thinking": block.get("thinking", ""), "signature": block.get("signature", "")}
+    if kind == "redacted_thinking":
+        return {"type": "redacted_thinking", "data": block.get("data", "")}
+    return {k: v for k, v in block.items() if v is not None}
+
+
+class AnthropicBackend(ChatBackend):
+    """Messages API requests and responses (the transcript is stored in Messages format)."""
+
+    def __init__(self, model: str, options: ClaudeOptions, client_factory: Any) -> None:
+        self.model = model
+        self.options = options
+        self._client_factory = client_factory
+        self._client: anthropic.Anthropic | None = None
+
+    def request(self, system: str, messages: list[dict[str, Any]], tools: list[ToolDef]) -> dict[str, Any]:
+        specs = anthropic_tools(tools)
+        specs[-1] = {**specs[-1], "cache_control": EPHEMERAL}
+        request: dict[str, Any] = {
+            "model": self.model, "max_tokens": self.options.max_tokens,
+            "system": [{"type": "text", "text": system, "cache_control": EPHEMERAL}],
+            "tools": specs, "messages": _with_breakpoint(messages),
+        }
+        if self.options.thinking_budget:
+            request["thinking"] = {"type": "enabled", "budget_tokens": self.options.thinking_budget}
+        return request
+
+    def send(self, request: dict[str, Any]) -> dict[str, Any]:
+        if self._client is None:
+            self._client = self._client_factory()
+        try:
+            return self._client.messages.create(**request).model_dump(mode="json")
+        except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
+            raise ModelCallError(describe_failure(exc, self.model, self.options.max_retries)) from exc
+
+    def parse(self, response: dict[str, Any]) -> Turn:
+        blocks = [b for b in (_clean_block(b) for b in response.get("content") or []) if b is not None]
+        calls = self.calls_in({"content": blocks})
+        stop = STOPS.get(response.get("stop_reason") or "", "other")
+        if stop == "max_tokens" and calls:  # the last tool input was cut off mid-way
+            calls[-1].error = "your output hit max_tokens, so this call's input is incomplete: write shorter code"
+        usage = response.get("usage") or {}
+        seen = sum(int(usage.get(k) or 0) for k in
+                   ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"))
+        text = "\n".join(b["text"] for b in blocks if b["type"] == "text")
+        message = {"role": "assistant", "content": blocks} if blocks else None
+        return Turn(text=text, calls=calls, stop=stop, input_tokens=seen, message=message)
+
+    def calls_in(self, message: dict[str, Any]) -> list[ToolCall]:
+        content = message.get("content")
+        blocks = content if isinstance(content, list) else []
+        return [ToolCall(b["id"], b["name"], b.get("input")) for b in blocks if b.get("type") == "tool_use"]
+
+    def results(self, answered: list[tuple[ToolCall, ToolOutcome]]) -> list[dict[str, Any]]:
+        blocks = []
+        for call, outcome in answered:
+            block: dict[str, Any] = {"type": "tool_result", "tool_use_id": call.id, "content": outcome.text}
+            if outcome.is_error:
+                block["is_error"] = True
+            blocks.append(block)
+        return [{"role": "user", "content": blocks}]
+
+    def add_user_text(self, messages: list[dict[str, Any]], text: str) -> None:
+        block = {"type": "text", "text": text}
+        if messages and messages[-1].get("role") == "user":
+            content = messages[-1]["content"]
+            messages[-1]["content"] = ([{"type": "text", "text": content}] if isinstance(content, str)
+                                       else list(content)) + [block]
+        else:
+            messages.append({"role": "user", "content": [block]})
+
+
+def _with_breakpoint(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A copy of the transcript with a cache breakpoint on its last block (incremental caching)."""
+    copied = json.loads(json.dumps(messages))
+    if copied and isinstance(copied[-1].get("content"), list) and copied[-1]["content"]:
+        copied[-1]["content"][-1] = {**copied[-1]["content"][-1], "cache_control": EPHEMERAL}
+    return copied
+
+
+@register_proposer("claude")
+class ClaudeProposer(Proposer):
+    """Claude proposes ideas as code through tool use."""
+
+    def __init__(self, config: ProposerConfig) -> None:
+        super().__init__(config)
+        self.options = parse_options(ClaudeOptions, config.options, "claude")
+        self.model = config.model or DEFAULT_MODEL
+        self.provider = resolve_provider(self.options)
+
+    def check_ready(self) -> None:
+        problem = _credentials_problem(self.provider, self.options)
+        if problem:
+            raise HarnessError(problem)
+        if price_for(self.model) is None:
+            raise HarnessError(f"no price for model {self.model!r} in {prices_path()}: add one there "
+                               "(or point AAR_PRICES at your own table) so the cost budget can be enforced")
+        make_client(self.provider, self.options, self.config.base_url)
+
+    def backend(self) -> AnthropicBackend:
+        return AnthropicBackend(self.model, self.options,
+                                lambda: make_client(self.provider, self.options, self.config.base_url))
+
+    def run(self, tools: ResearchTools) -> None:
+        policy = ContextPolicy(max_chars=self.options.compact_chars, max_input_tokens=self.options.compact_tokens,
+                               keep_rounds=self.options.keep_rounds)
+        Conversation(self.backend(), tools, direction=self.config.direction, policy=policy,
+                     max_nudges=self.options.max_nudges).run()
+
+
+__all__ = ["ClaudeOptions", "ClaudeProposer", "DEFAULT_MODEL", "make_client", "resolve_provider"]

@@ -1,0 +1,227 @@
+"""The provider-neutral research conversation: ask the model, run the tools it calls, feed the
+results back, save the transcript after every round, compact it when it grows, stop cleanly.
+
+A ``ChatBackend`` (Anthropic Messages, OpenAI chat completions) builds requests, sends them
+(the transport ``tools.model_call`` records) and translates responses into ``Turn``s.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pydantic import BaseModel, Field
+
+from agent.prompting import prompt_text, render
+from agent.proposers.base import ResearchTools
+from agent.proposers.tooling import ToolDef, ToolOutcome, available_tools, dispatch
+from agent.proposers.views import budget_view, task_intro
+from sandbox.errors import HarnessError
+
+STATE_VERSION = 1
+
+
+class ModelCallError(HarnessError):
+    """A model call failed for good (bad key, unknown model, retries spent): one line."""
+
+
+@dataclass
+class ToolCall:
+    """One tool call of a model turn; ``error`` is set when its arguments did not parse."""
+
+    id: str
+    name: str
+    arguments: Any
+    error: str | None = None
+
+
+@dataclass
+class Turn:
+    """A model response in provider-neutral terms."""
+
+    text: str
+    calls: list[ToolCall]
+    stop: str  # tool_use | end_turn | max_tokens | refusal | context | other
+    input_tokens: int  # everything the model read, cached or not (for the context policy)
+    message: dict[str, Any] | None  # the assistant message to keep (None when empty)
+
+
+class ChatBackend(Protocol):
+    def request(self, system: str, messages: list[dict[str, Any]], tools: list[ToolDef]) -> dict[str, Any]:
+        """The full, JSON-able request for one model call."""
+
+    def send(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The transport: send the request, return the response as a dict."""
+
+    def parse(self, response: dict[str, Any]) -> Turn:
+        """Translate a response."""
+
+    def calls_in(self, message: dict[str, Any]) -> list[ToolCall]:
+        """The tool calls of a stored assistant message (to answer them after an interruption)."""
+
+    def results(self, answered: list[tuple[ToolCall, ToolOutcome]]) -> list[dict[str, Any]]:
+        """Messages carrying tool results back."""
+
+    def add_user_text(self, messages: list[dict[str, Any]], text: str) -> None:
+        """Append user text (merged into a trailing user message where the API needs it)."""
+
+
+class ContextPolicy(BaseModel):
+    """When to compact the transcript into a table of attempts."""
+
+    max_chars: int = Field(200_000, description="Compact when the JSON transcript exceeds this many characters.")
+    max_input_tokens: int = Field(120_000, description="Compact when a call read more input tokens than this.")
+    keep_rounds: int = Field(2, description="Most recent model turns (with their results) kept verbatim.")
+
+
+class ConversationState(BaseModel):
+    """What save_state persists so --resume continues the conversation."""
+
+    version: int = Field(STATE_VERSION, description="Version of this state form.")
+    intro: str = Field(description="The first user message (task card, baselines, direction).")
+    messages: list[dict[str, Any]] = Field(default_factory=list, description="The provider-format transcript.")
+    attempts: list[dict[str, Any]] = Field(default_factory=list, description="One row per experiment run.")
+    pending: list[dict[str, Any]] = Field(default_factory=list,
+                                          description="Results of a tool round not yet in the transcript.")
+    nudges: int = Field(0, description="Consecutive turns without a tool call.")
+    compactions: int = Field(0, description="How often the transcript was compacted.")
+    last_input_tokens: int = Field(0, description="Input tokens the last call read.")
+    finished: bool = Field(False, description="True once the session ended.")
+
+
+@dataclass
+class Conversation:
+    """Drives one research conversation through a backend."""
+
+    backend: ChatBackend
+    tools: ResearchTools
+    direction: str | None = None
+    policy: ContextPolicy = field(default_factory=ContextPolicy)
+    max_nudges: int = 1
+
+    def run(self) -> None:
+        defs = available_tools(self.tools)
+        system = render("system", idea_contract=prompt_text("idea_contract"))
+        state = self._start()
+        while not state.finished:
+            self._maybe_compact(state)
+            request = self.backend.request(system, state.messages, defs)
+            turn = self.backend.parse(self.tools.model_call(request, self.backend.send))
+            state.last_input_tokens = turn.input_tokens
+            if turn.message is not None:
+                state.messages.append(turn.message)
+                self._save(state)  # an interruption while its tools run is repaired on resume
+            if turn.calls:
+                self._answer(state, defs, turn.calls)
+            else:
+                self._no_call(state, turn)
+            self._save(state)
+
+    # --- start and resume ---------------------------------------------------------------
+    def _start(self) -> ConversationState:
+        saved = self.tools.load_state()
+        if saved and saved.get("messages"):
+            state = ConversationState.model_validate(saved)
+            if state.finished:
+                raise HarnessError("this session's conversation already finished: start a new session")
+            self._repair(state)
+            return state
+        intro = task_intro(self.tools.task_card, self.tools.baselines,
+                           self.direction or self.tools.direction, self.tools.budget_status())
+        state = ConversationState(intro=intro)
+        self.backend.add_user_text(state.messages, intro)
+        return state
+
+    def _repair(self, state: ConversationState) -> None:
+        """After an interruption: answer tool calls left open, then tell the model it resumed."""
+        last = state.messages[-1]
+        open_calls = self.backend.calls_in(last) if last.get("role") == "assistant" else []
+        done = {p["id"]: ToolOutcome(**p["outcome"]) for p in state.pending}
+        answered = [(c, done.get(c.id) or ToolOutcome(render("interrupted", reason="interrupted"), is_error=True))
+                    for c in open_calls]
+        if answered:
+            state.messages.extend(self.backend.results(answered))
+        state.pending = []
+        note = render("resumed", interrupted=bool(answered) and len(done) < len(answered),
+                      budget=budget_view(self.tools.budget_status()))
+        self.backend.add_user_text(state.messages, note)
+
+    # --- one round ----------------------------------------------------------------------
+    def _answer(self, state: ConversationState, defs: list[ToolDef], calls: list[ToolCall]) -> None:
+        answered: list[tuple[ToolCall, ToolOutcome]] = []
+        for call in calls:
+            outcome = dispatch(self.tools, defs, call.name, call.arguments, call.error)
+            answered.append((call, outcome))
+            if outcome.record is not None:
+                state.attempts.append(outcome.record)
+            state.pending.append({"id": call.id, "outcome": {
+                "text": outcome.text, "is_error": outcome.is_error, "finished": outcome.finished}})
+            self._save(state)  # a BudgetStop in the next call keeps this result for --resume
+            if outcome.finished:
+                break
+        state.messages.extend(self.backend.results(answered))
+        state.pending = []
+        state.nudges = 0
+        state.finished = any(o.finished for _, o in answered)
+
+    def _no_call(self, state: ConversationState, turn: Turn) -> None:
+        if turn.stop == "context" and self._compact(state):
+            return
+        if state.nudges >= self.max_nudges:
+            reason = "refused" if turn.stop == "refusal" else "stopped calling tools"
+            summary = turn.text.strip() or f"The model {reason}; the session ended without a summary."
+            self.tools.finish(summary)
+            state.finished = True
+            return
+        state.nudges += 1
+        self.backend.add_user_text(state.messages, render("nudge", reason=turn.stop))
+
+    def _save(self, state: ConversationState) -> None:
+        self.tools.save_state(state.model_dump(mode="json"))
+
+    # --- context policy -----------------------------------------------------------------
+    def _maybe_compact(self, state: ConversationState) -> None:
+        size = len(json.dumps(state.messages))
+        if size > self.policy.max_chars or state.last_input_tokens > self.policy.max_input_tokens:
+            self._compact(state)
+
+    def _compact(self, state: ConversationState) -> bool:
+        """Replace all but the last rounds by the intro plus a table of attempts."""
+        starts = [i for i, m in enumerate(state.messages) if m.get("role") == "assistant"]
+        if len(starts) <= self.policy.keep_rounds:
+            return False
+        cut = starts[-self.policy.keep_rounds] if self.policy.keep_rounds > 0 else len(state.messages)
+        dropped = state.messages[:cut]
+        notes = _last_text(dropped)
+        kept = state.messages[cut:]
+        state.messages = []
+        self.backend.add_user_text(state.messages, render(
+            "compaction", intro=state.intro.strip(), attempts=state.attempts, dropped=len(dropped), notes=notes))
+        state.messages.extend(kept)
+        if kept and kept[-1].get("role") == "assistant" and not kept[-1].get("tool_calls") \
+                and not _has_tool_use(kept[-1]):
+            self.backend.add_user_text(state.messages, render("nudge", reason="compacted"))
+        state.compactions += 1
+        state.last_input_tokens = 0
+        return True
+
+
+def _has_tool_use(message: dict[str, Any]) -> bool:
+    content = message.get("content")
+    return isinstance(content, list) and any(b.get("type") == "tool_use" for b in content if isinstance(b, dict))
+
+
+def _last_text(messages: list[dict[str, Any]], limit: int = 1500) -> str:
+    """The model's last prose before a cut, so its plan survives compaction."""
+    for message in reversed(messages):
+        if message.get("role") != "assistant":
+            continue
+        content = message.get("content")
+        if isinstance(content, str) and content.strip():
+            return content.strip()[-limit:]
+        if isinstance(content, list):
+            text = "\n".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
+            if text.strip():
+                return text.strip()[-limit:]
+    return ""

@@ -1,0 +1,215 @@
+"""The researcher's tools, provider-neutral: one definition list, rendered to Anthropic tool use
+and to OpenAI function calling, and one dispatcher that validates the model's input and calls
+``ResearchTools``. Descriptions come from prompts/tools.toml. More tools (e.g. the findings forum)
+join with ``register_tool``; a tool whose ``available`` check fails is not offered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agent.prompting import prompt_table, render
+from agent.proposers.base import ExperimentSpec, ResearchTools
+from agent.proposers.views import (
+    attempt_record,
+    attempt_text,
+    feedback_text,
+    leaderboard_text,
+    scrub,
+)
+from sandbox.errors import HarnessError
+
+# Errors a tool may raise that the model should hear about (a wrong attempt id, a bad spec).
+TOOL_ERRORS: tuple[type[Exception], ...] = (HarnessError, ValueError, KeyError, LookupError)
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class RunExperimentInput(_Input):
+    name: str = Field(min_length=1, max_length=120, description="Idea name.")
+    hypothesis: str = Field(min_length=1, description="Rationale.")
+    code: str = Field(min_length=1, description="The idea file.")
+    parent_id: str | None = Field(None, description="Attempt built on.")
+
+
+class ShowLeaderboardInput(_Input):
+    limit: int = Field(10, ge=1, le=100, description="Rows.")
+
+
+class ShowAttemptInput(_Input):
+    attempt_id: str = Field(min_length=1, description="Attempt id.")
+
+
+class FinishInput(_Input):
+    summary: str = Field(min_length=1, description="Summary.")
+
+
+class PostFindingInput(_Input):
+    title: str = Field(min_length=1, max_length=200, description="The finding in one line.")
+    body: str = Field(min_length=1, description="What was tried and shown.")
+    attempt_id: str | None = Field(None, description="The attempt it refers to.")
+
+
+class ReadFindingsInput(_Input):
+    limit: int = Field(20, ge=1, le=200, description="How many findings.")
+
+
+@dataclass
+class ToolOutcome:
+    """What one tool call produced: the text the model reads next."""
+
+    text: str
+    is_error: bool = False
+    finished: bool = False
+    record: dict[str, Any] | None = None  # an attempt row for the compaction table
+
+
+Handler = Callable[[ResearchTools, Any], ToolOutcome]
+
+
+@dataclass(frozen=True)
+class ToolDef:
+    name: str
+    input_model: type[BaseModel]
+    handler: Handler
+    available: Callable[[ResearchTools], bool] = lambda tools: True
+
+
+def _run_experiment(tools: ResearchTools, args: RunExperimentInput) -> ToolOutcome:
+    spec = ExperimentSpec(name=args.name, hypothesis=args.hypothesis, code=args.code,
+                          parent_id=args.parent_id or None)
+    result = scrub(tools.run_experiment(spec))
+    return ToolOutcome(feedback_text(result, tools.budget_status()),
+                       record=attempt_record(result, args.name))
+
+
+def _show_leaderboard(tools: ResearchTools, args: ShowLeaderboardInput) -> ToolOutcome:
+    return ToolOutcome(leaderboard_text(tools.leaderboard(limit=args.limit)))
+
+
+def _show_attempt(tools: ResearchTools, args: ShowAttemptInput) -> ToolOutcome:
+    return ToolOutcome(attempt_text(tools.show_attempt(args.attempt_id)))
+
+
+def _finish(tools: ResearchTools, args: FinishInput) -> ToolOutcome:
+    tools.finish(args.summary)
+    return ToolOutcome(render("finished"), finished=True)
+
+
+def _post_finding(tools: ResearchTools, args: PostFindingInput) -> ToolOutcome:
+    posted = tools.post_finding(args.title, args.body, args.attempt_id)  # type: ignore[attr-defined]
+    finding_id = posted.get("id") if isinstance(posted, dict) else posted
+    return ToolOutcome(render("finding_posted", finding_id=finding_id))
+
+
+def _read_findings(tools: ResearchTools, args: ReadFindingsInput) -> ToolOutcome:
+    findings = tools.read_findings(limit=args.limit)  # type: ignore[attr-defined]
+    return ToolOutcome(render("findings", findings=[scrub(f) for f in findings]))
+
+
+_REGISTRY: dict[str, ToolDef] = {}
+
+
+def register_tool(tool: ToolDef) -> ToolDef:
+    _REGISTRY[tool.name] = tool
+    return tool
+
+
+for _tool in (
+    ToolDef("run_experiment", RunExperimentInput, _run_experiment),
+    ToolDef("show_leaderboard", ShowLeaderboardInput, _show_leaderboard),
+    ToolDef("show_attempt", ShowAttemptInput, _show_attempt),
+    ToolDef("finish", FinishInput, _finish),
+    ToolDef("post_finding", PostFindingInput, _post_finding, lambda t: hasattr(t, "post_finding")),
+    ToolDef("read_findings", ReadFindingsInput, _read_findings, lambda t: hasattr(t, "read_findings")),
+):
+    register_tool(_tool)
+
+
+def available_tools(tools: ResearchTools) -> list[ToolDef]:
+    """The tools offered in this session, in a stable order."""
+    return [t for t in _REGISTRY.values() if t.available(tools)]
+
+
+def _json_type(prop: dict[str, Any]) -> dict[str, Any]:
+    options = [o for o in prop.get("anyOf", [prop]) if o.get("type") != "null"]
+    kept = {k: v for k, v in options[0].items() if k in ("type", "minimum", "maximum", "minLength")}
+    return kept
+
+
+def input_schema(tool: ToolDef) -> dict[str, Any]:
+    """JSON schema of a tool's input, with the parameter descriptions from prompts/tools.toml."""
+    texts = prompt_table("tools").get(tool.name, {})
+    params = texts.get("parameters", {})
+    schema = tool.input_model.model_json_schema()
+    properties = {}
+    for name, prop in schema["properties"].items():
+        if name not in params:
+            raise HarnessError(f"prompts/tools.toml has no description of {tool.name}.{name}: add one")
+        properties[name] = {**_json_type(prop), "description": params[name]}
+    return {"type": "object", "properties": properties, "required": schema.get("required", []),
+            "additionalProperties": False}
+
+
+def description(tool: ToolDef) -> str:
+    text = prompt_table("tools").get(tool.name, {}).get("description")
+    if not text:
+        raise HarnessError(f"prompts/tools.toml has no description of tool {tool.name}: add one")
+    return " ".join(text.split())
+
+
+def anthropic_tools(defs: list[ToolDef]) -> list[dict[str, Any]]:
+    return [{"name": t.name, "description": description(t), "input_schema": input_schema(t)} for t in defs]
+
+
+def openai_tools(defs: list[ToolDef]) -> list[dict[str, Any]]:
+    return [{"type": "function", "function": {"name": t.name, "description": description(t),
+                                              "parameters": input_schema(t)}} for t in defs]
+
+
+def usage_line(tool: ToolDef) -> str:
+    schema = tool.input_model.model_json_schema()
+    required = set(schema.get("required", []))
+    args = [f"{n}{'' if n in required else '?'}: {_json_type(p).get('type', 'any')}"
+            for n, p in schema["properties"].items()]
+    return f"{tool.name}({', '.join(args)})"
+
+
+def _validation_message(exc: ValidationError) -> str:
+    problems = []
+    for err in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in err["loc"]) or "input"
+        problems.append(f"{where}: {err['msg']}")
+    return "; ".join(problems)
+
+
+def dispatch(tools: ResearchTools, defs: list[ToolDef], name: str, arguments: Any,
+             parse_error: str | None = None) -> ToolOutcome:
+    """Validate one tool call and run it. Malformed input and tool errors come back as error
+    results the model can act on; BudgetStop and unexpected exceptions propagate."""
+    tool = next((t for t in defs if t.name == name), None)
+    if tool is None:
+        known = ", ".join(t.name for t in defs)
+        return ToolOutcome(render("tool_error", tool=name, message=f"unknown tool; use one of {known}",
+                                  usage=""), is_error=True)
+    if parse_error is None and not isinstance(arguments, dict):
+        parse_error = f"arguments must be a JSON object, got {type(arguments).__name__}"
+    if parse_error is not None:
+        return ToolOutcome(render("tool_error", tool=name, message=parse_error, usage=usage_line(tool)),
+                           is_error=True)
+    try:
+        args = tool.input_model.model_validate(arguments)
+    except ValidationError as exc:
+        return ToolOutcome(render("tool_error", tool=name, message=_validation_message(exc),
+                                  usage=usage_line(tool)), is_error=True)
+    try:
+        return tool.handler(tools, args)
+    except TOOL_ERRORS as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        return ToolOutcome(render("tool_error", tool=name, message=message, usage=""), is_error=True)

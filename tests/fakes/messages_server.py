@@ -1,0 +1,232 @@
+"""A local HTTP server that speaks the subset of the Anthropic Messages API (and of OpenAI chat
+completions) the proposers use, answering from a scripted conversation.
+
+Each request takes the next step of the script. A step is a dict:
+  {"message": {...}}      answer POST /v1/messages with this (partial) Message; id, type, role,
+                          model, stop_reason and usage are filled in when missing;
+  {"completion": {...}}   answer POST /v1/chat/completions with this (partial) chat completion;
+  {"status": 429, "headers": {"retry-after": "1"}, "error": {"type": ..., "message": ...}}
+                          answer with an error status (429 / 500 / 529 / 401 ...);
+  optional "delay_s": seconds to wait before answering (to provoke client timeouts);
+or, in process, a callable ``step(request_body) -> dict`` returning such a dict.
+Every request is recorded (method, path, headers, JSON body). When the script is used up the
+server answers 400 with ``x-should-retry: false`` so a test fails fast instead of hanging.
+
+By hand:  python -m tests.fakes.messages_server --script script.json --port 8765
+          python -m tests.fakes.messages_server --ideas a.py b.py --port 8765
+then      ANTHROPIC_BASE_URL=http://127.0.0.1:8765 ANTHROPIC_API_KEY=test aar research --proposer claude
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+Step = dict[str, Any] | Callable[[dict[str, Any]], dict[str, Any]]
+MESSAGES_PATH = "/v1/messages"
+CHAT_PATH = "/v1/chat/completions"
+ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+               404: "not_found_error", 429: "rate_limit_error", 500: "api_error", 529: "overloaded_error"}
+
+
+def complete_message(partial: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+    """A full Messages API response from a partial one."""
+    message = copy.deepcopy(partial)
+    content = message.setdefault("content", [])
+    has_tool = any(b.get("type") == "tool_use" for b in content)
+    message.setdefault("id", f"msg_{uuid.uuid4().hex[:20]}")
+    message.setdefault("type", "message")
+    message.setdefault("role", "assistant")
+    message.setdefault("model", request.get("model", "claude-test"))
+    message.setdefault("stop_reason", "tool_use" if has_tool else "end_turn")
+    message.setdefault("stop_sequence", None)
+    usage = message.setdefault("usage", {})
+    usage.setdefault("input_tokens", 100)
+    usage.setdefault("output_tokens", 50)
+    usage.setdefault("cache_creation_input_tokens", 0)
+    usage.setdefault("cache_read_input_tokens", 0)
+    return message
+
+
+def complete_chat(partial: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+    """A full chat.completion response from a partial one."""
+    body = copy.deepcopy(partial)
+    body.setdefault("id", f"chatcmpl-{uuid.uuid4().hex[:20]}")
+    body.setdefault("object", "chat.completion")
+    body.setdefault("created", int(time.time()))
+    body.setdefault("model", request.get("model", "local-test"))
+    for i, choice in enumerate(body.setdefault("choices", [])):
+        choice.setdefault("index", i)
+        msg = choice.setdefault("message", {})
+        msg.setdefault("role", "assistant")
+        msg.setdefault("content", None)
+        choice.setdefault("finish_reason", "tool_calls" if msg.get("tool_calls") else "stop")
+    body.setdefault("usage", {"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150})
+    return body
+
+
+def error_body(path: str, status: int, error: dict[str, Any] | None) -> dict[str, Any]:
+    kind = (error or {}).get("type", ERROR_TYPES.get(status, "api_error"))
+    message = (error or {}).get("message", f"scripted {status}")
+    if path == CHAT_PATH:
+        return {"error": {"message": message, "type": kind, "code": status}}
+    return {"type": "error", "error": {"type": kind, "message": message}}
+
+
+class MessagesServer:
+    """The scripted server on 127.0.0.1 (an ephemeral port unless one is given)."""
+
+    def __init__(self, script: list[Step], port: int = 0, host: str = "127.0.0.1") -> None:
+        self.script = list(script)
+        self.requests: list[dict[str, Any]] = []
+        self.answered_at: list[float] = []
+        self._lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer((host, port), self._handler_class())
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def remaining(self) -> int:
+        with self._lock:
+            return len(self.script)
+
+    def bodies(self, path: str = MESSAGES_PATH) -> list[dict[str, Any]]:
+        """The JSON bodies received on ``path``, in order."""
+        return [r["body"] for r in self.requests if r["path"] == path]
+
+    def start(self) -> MessagesServer:
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> MessagesServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def next_step(self, record: dict[str, Any]) -> dict[str, Any] | None:
+        with self._lock:
+            self.requests.append(record)
+            self.answered_at.append(time.monotonic())
+            step = self.script.pop(0) if self.script else None
+        return step(record["body"]) if callable(step) else step
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet by default
+                pass
+
+            def do_GET(self) -> None:
+                self._send(404, error_body(self.path, 404, {"message": f"no GET {self.path} here"}), {})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                try:
+                    body = json.loads(raw or b"{}")
+                except json.JSONDecodeError:
+                    body = {"_raw": raw.decode(errors="replace")}
+                path = self.path.split("?")[0]
+                record = {"method": "POST", "path": path, "headers": dict(self.headers.items()), "body": body}
+                step = server.next_step(record)
+                self._answer(path, body, step)
+
+            def _answer(self, path: str, body: dict[str, Any], step: dict[str, Any] | None) -> None:
+                if path not in (MESSAGES_PATH, CHAT_PATH):
+                    self._send(404, error_body(path, 404, {"message": f"unknown path {path}"}), {})
+                    return
+                if step is None:
+                    self._send(400, error_body(path, 400, {"message": "fake server: the script is used up"}),
+                               {"x-should-retry": "false"})
+                    return
+                time.sleep(float(step.get("delay_s", 0)))
+                if "status" in step:
+                    self._send(int(step["status"]), error_body(path, int(step["status"]), step.get("error")),
+                               step.get("headers", {}))
+                elif path == MESSAGES_PATH and "message" in step:
+                    self._send(200, complete_message(step["message"], body), step.get("headers", {}))
+                elif path == CHAT_PATH and "completion" in step:
+                    self._send(200, complete_chat(step["completion"], body), step.get("headers", {}))
+                else:
+                    wrong = f"fake server: step {sorted(step)} does not answer {path}"
+                    self._send(400, error_body(path, 400, {"message": wrong}), {"x-should-retry": "false"})
+
+            def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str]) -> None:
+                data = json.dumps(payload).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(data)))
+                    self.send_header("request-id", f"req_{uuid.uuid4().hex[:12]}")
+                    for key, value in headers.items():
+                        self.send_header(key, str(value))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout test)
+                    pass
+
+        return Handler
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Scripted Anthropic Messages / OpenAI chat server.")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--script", type=Path, help="JSON file: a list of steps")
+    source.add_argument("--ideas", type=Path, nargs="+", help="idea files: a session that runs each, then finishes")
+    parser.add_argument("--openai", action="store_true", help="with --ideas: script chat completions instead")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--exit-when-done", action="store_true", help="stop once every step was answered")
+    parser.add_argument("--log", type=Path, help="write every request received to this JSON-lines file at exit")
+    args = parser.parse_args(argv)
+    if args.script:
+        script = json.loads(args.script.read_text())
+    else:
+        from .scripts import scripted_claude_session, scripted_openai_session
+
+        ideas = [(p.stem, f"Run the idea in {p.name}.", p.read_text()) for p in args.ideas]
+        script = scripted_openai_session(ideas) if args.openai else scripted_claude_session(ideas)
+    server = MessagesServer(script, port=args.port).start()
+    print(f"serving {len(script)} scripted steps on {server.url}", flush=True)
+    print(f"  export ANTHROPIC_BASE_URL={server.url} ANTHROPIC_API_KEY=test-key")
+    print(f"  (OpenAI-compatible: --base-url {server.url}/v1)", flush=True)
+    announced = False
+    try:
+        while True:  # serve until Ctrl-C (or until the script is used up, with --exit-when-done)
+            time.sleep(0.2)
+            if not server.remaining and not announced:
+                announced = True
+                print("script used up; further requests get 400", flush=True)
+                if args.exit_when_done:
+                    time.sleep(0.5)
+                    break
+    except KeyboardInterrupt:
+        print("interrupted")
+    finally:
+        server.stop()
+        if args.log:
+            args.log.write_text("".join(json.dumps(r) + "\n" for r in server.requests))
+
+
+if __name__ == "__main__":
+    main()

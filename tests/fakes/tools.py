@@ -1,0 +1,129 @@
+"""An in-memory ResearchTools for proposer tests: records every call, scores nothing.
+
+Results are real ``IdeaResult`` models with canned figures (held-out ones included, so a test
+can check they never reach the model). Model calls go through the real transport and are
+charged with ``agent.costs.cost_of``, or answered from a recording (replay).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Callable
+from typing import Any
+
+from agent.costs import cost_of
+from agent.proposers.base import BudgetStop, ExperimentSpec, Transport
+from sandbox.errors import HarnessError
+from sandbox.results import IdeaResult, PairedDiff, SeedResult, Stat
+
+CARD = {"name": "wordnet-10", "description": "WordNet noun supersense of a word and its gloss.",
+        "classes": ["artifact", "person", "act", "communication", "state", "attribute", "cognition",
+                    "group", "location", "food"],
+        "n_unlabeled": 600, "n_test": 400, "weak_model": "tfidf-logreg", "strong_model": "all-MiniLM-L6-v2",
+        "layers": ["layer_2", "layer_4", "final"], "feature_dim": 384, "weak_seeds": [0, 1, 2],
+        "cache_key": "abc123"}
+HELDOUT_MARK = 0.777  # a held-out figure no prompt may contain
+
+
+def _stat(values: list[float]) -> Stat:
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return Stat(mean=statistics.fmean(values), sd=sd, n=len(values), values=values)
+
+
+def canned_result(name: str, pgrs: list[float], *, status: str = "ok", error: str | None = None,
+                  traceback: str | None = None, warnings: list[str] | None = None) -> IdeaResult:
+    """An IdeaResult with the given per-seed dev PGRs (or a failure on every seed)."""
+    weak, ceiling = 0.40, 0.70
+    if status != "ok":
+        seeds = [SeedResult(seed=s, status=status, error=error, traceback=traceback, runtime_s=1.5,
+                            log_tail="loading features\nepoch 1") for s in range(len(pgrs))]
+        return IdeaResult(idea=name, task="wordnet-10", cache_key="abc123", status=status, seeds=seeds,
+                          weak_acc_dev=weak, ceiling_acc_dev=ceiling, runtime_s=4.5, isolation="process")
+    seeds = [SeedResult(seed=s, status="ok", pgr=p, dev_acc=weak + p * (ceiling - weak), heldout_pgr=HELDOUT_MARK,
+                        heldout_acc=HELDOUT_MARK, runtime_s=2.0, warnings=warnings or [],
+                        diagnostics={"kept_fraction": 0.61}) for s, p in enumerate(pgrs)]
+    half = 1.96 * statistics.stdev(pgrs) / len(pgrs) ** 0.5 if len(pgrs) > 1 else None
+    return IdeaResult(
+        idea=name, task="wordnet-10", cache_key="abc123", status="ok", seeds=seeds, pgr=_stat(pgrs),
+        pgr_ci95=half, dev_acc=_stat([s.dev_acc or 0.0 for s in seeds]), heldout_acc=_stat([HELDOUT_MARK]),
+        heldout_pgr=_stat([HELDOUT_MARK]), vs_vanilla=PairedDiff(mean=statistics.fmean(pgrs) - 0.2, ci95=0.05,
+                                                               p_value=0.031, n=len(pgrs)),
+        weak_acc_dev=weak, ceiling_acc_dev=ceiling, runtime_s=2.0 * len(pgrs), warnings=warnings or [],
+        isolation="process")
+
+
+class RecordingTools:
+    """ResearchTools for tests. ``results`` maps an idea name to its canned IdeaResult
+    (default: a fixed PGR); ``leak_heldout`` returns the full model dump, held-out included."""
+
+    def __init__(self, *, max_attempts: int | None = None, max_cost: float | None = None,
+                 results: Callable[[ExperimentSpec], IdeaResult] | None = None, direction: str | None = None,
+                 state: dict[str, Any] | None = None, replay: list[dict[str, Any]] | None = None,
+                 leak_heldout: bool = False) -> None:
+        self.task_card = dict(CARD)
+        self.baselines = [dict(canned_result("vanilla_soft", [0.2, 0.25, 0.15]).for_proposer(), name="vanilla_soft"),
+                          dict(canned_result("confident_only", [0.3, 0.28, 0.26]).for_proposer(),
+                               name="confident_only")]
+        self.direction = direction
+        self.max_attempts, self.max_cost = max_attempts, max_cost
+        self.results = results or (lambda spec: canned_result(spec.name, [0.4, 0.5, 0.45]))
+        self.leak_heldout = leak_heldout
+        self.replay = list(replay) if replay is not None else None
+        self.initial_state = state
+        self.calls: list[dict[str, Any]] = []
+        self.experiments: list[ExperimentSpec] = []
+        self.attempts: dict[str, dict[str, Any]] = {}
+        self.finished: list[str] = []
+        self.saved: list[dict[str, Any]] = []
+        self.cost = 0.0
+
+    # --- model calls --------------------------------------------------------------------
+    def model_call(self, request: dict[str, Any], transport: Transport) -> dict[str, Any]:
+        if self.max_cost is not None and self.cost >= self.max_cost:
+            raise BudgetStop(f"cost budget reached (${self.cost:.4f})")
+        json.dumps(request)  # the request must be JSON-able to be recorded
+        response = self.replay.pop(0) if self.replay is not None else transport(request)
+        usage, cost = cost_of(request["model"], response)
+        self.cost += cost
+        self.calls.append({"request": request, "response": response, "usage": usage, "cost": cost})
+        return response
+
+    # --- research tools -----------------------------------------------------------------
+    def run_experiment(self, spec: ExperimentSpec) -> dict[str, Any]:
+        if self.max_attempts is not None and len(self.experiments) >= self.max_attempts:
+            raise BudgetStop(f"attempt budget reached ({len(self.experiments)}/{self.max_attempts})")
+        self.experiments.append(spec)
+        attempt_id = f"a{len(self.experiments):03d}"
+        result = self.results(spec)
+        view = result.model_dump(mode="json") if self.leak_heldout else result.for_proposer()
+        view.update(attempt_id=attempt_id, name=spec.name)
+        self.attempts[attempt_id] = {"attempt_id": attempt_id, "name": spec.name, "hypothesis": spec.hypothesis,
+                                     "code": spec.code, "parent_id": spec.parent_id, "result": view}
+        return view
+
+    def leaderboard(self, limit: int = 10) -> list[dict[str, Any]]:
+        rows = [a["result"] for a in self.attempts.values() if a["result"]["status"] == "ok"]
+        return sorted(rows, key=lambda r: -r["pgr"]["mean"])[:limit]
+
+    def show_attempt(self, attempt_id: str) -> dict[str, Any]:
+        if attempt_id not in self.attempts:
+            raise HarnessError(f"no attempt {attempt_id!r} in this session: see show_leaderboard")
+        return self.attempts[attempt_id]
+
+    def finish(self, summary: str) -> None:
+        self.finished.append(summary)
+
+    def save_state(self, state: dict[str, Any]) -> None:
+        self.saved.append(json.loads(json.dumps(state)))  # must survive a JSON round trip
+
+    def load_state(self) -> dict[str, Any] | None:
+        return self.initial_state
+
+    def budget_status(self) -> dict[str, Any]:
+        used = len(self.experiments)
+        return {"attempts_used": used,
+                "attempts_left": None if self.max_attempts is None else self.max_attempts - used,
+                "cost_usd": round(self.cost, 4),
+                "cost_left_usd": None if self.max_cost is None else max(0.0, self.max_cost - self.cost),
+                "elapsed_s": 12.0, "time_left_s": None}
