@@ -1,0 +1,58 @@
+import json
+
+import numpy as np
+
+from sandbox.cache import cache_key, open_cache
+from sandbox.tasks import SplitSizes, get_task
+from tests.conftest import SMALL
+
+
+def test_cache_has_public_and_private_stores(small_cache):
+    public, private = small_cache.public_dir, small_cache.private_dir
+    assert public.parent.name == "public" and private.parent.name == "private"
+    card = small_cache.card()
+    assert card.layers[-1] == "final" and len(card.layers) >= 4  # final + three intermediate
+    for layer in card.layers:
+        assert np.load(public / "features" / f"unlabeled__{layer}.npy").shape == (600, card.feature_dim)
+        assert np.load(public / "features" / f"test__{layer}.npy").shape == (400, card.feature_dim)
+    soft = np.load(public / "weak" / "seed_0" / "unlabeled_soft.npy")
+    assert soft.shape == (600, 10) and np.allclose(soft.sum(1), 1, atol=1e-4)
+    assert card.weak_seeds == [0, 1, 2, 3, 4]
+
+
+def test_no_gold_label_lives_in_the_public_store(small_cache):
+    public_files = {p.name for p in small_cache.public_dir.rglob("*") if p.is_file()}
+    assert not any("gold" in name or "role" in name or "baseline" in name for name in public_files)
+    texts = json.loads((small_cache.public_dir / "texts.json").read_text())
+    assert set(texts) == {"unlabeled", "test"}
+    assert (small_cache.private_dir / "gold_test.npy").exists()
+
+
+def test_fixed_baselines_over_five_seeds_with_a_gap(small_cache):
+    b = small_cache.baselines()
+    assert b.weak_dev.n == b.ceiling_dev.n == 5
+    assert b.ceiling_dev.mean - b.weak_dev.mean > 0.05
+    assert b.weak_dev.sd > 0  # distinct weak teachers per seed
+
+
+def test_cache_is_reused_and_key_changes_with_config(small_cache, cache_dir):
+    spec = get_task("wordnet-10", SplitSizes.parse(SMALL))
+    again = open_cache(spec, show_progress=False, root=cache_dir)
+    assert again.key == small_cache.key
+    data = spec.load()
+    other_sizes = get_task("wordnet-10", SplitSizes.parse("200,600,200,100"))
+    other_seed = spec.__class__(**{**spec.__dict__, "split_seed": 7})
+    keys = {cache_key(spec, data), cache_key(other_sizes, data), cache_key(other_seed, data)}
+    assert len(keys) == 3
+
+
+def test_key_changes_when_the_data_changes(tmp_path):
+    d = tmp_path / "task"
+    d.mkdir()
+    rows = [{"text": f"item {i}", "label": i % 2} for i in range(40)]
+    (d / "a.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    spec = get_task(str(d))
+    k1 = cache_key(spec, spec.load())
+    rows[0]["label"] = 1
+    (d / "a.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    assert cache_key(spec, spec.load()) != k1
