@@ -1,0 +1,213 @@
+"""History commands: sessions, ideas, show, diff, review, leaderboard, export, check, replay."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from agent.cli import app
+from agent.cli.common import EXIT_IDEA_FAILED, JSON_OPTION, console, fail, print_json
+from experiments.index import SORTS
+from experiments.replay import ReplayRow, replay_session
+from experiments.schemas import ATTEMPT_STATUSES, Attempt
+from experiments.store import LabStore, StoreError
+from experiments.views import (
+    attempt_page,
+    check_page,
+    diff_page,
+    ideas_table,
+    leaderboard_table,
+    num,
+    sessions_table,
+)
+
+LAB_OPTION = typer.Option(None, "--lab", help="Lab repository (default: $AAR_LAB, else ./aar-lab).")
+
+
+def _lab(path: Path | None) -> LabStore:
+    return LabStore.open(path, create=False)
+
+
+def _statuses(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    out = [v.strip() for value in values for v in value.split(",") if v.strip()]
+    bad = [v for v in out if v not in ATTEMPT_STATUSES]
+    if bad:
+        fail(f"unknown status {bad[0]!r}: use {', '.join(ATTEMPT_STATUSES)}")
+    return out
+
+
+@app.command("sessions")
+def sessions_cmd(lab: Path | None = LAB_OPTION, json_out: bool = JSON_OPTION) -> None:
+    """Sessions with task, proposer, attempts, best PGR, cost and status."""
+    rows = _lab(lab).sessions()
+    if json_out:
+        print_json([r.model_dump() for r in rows])
+        return
+    console.print(sessions_table(rows))
+
+
+@app.command("ideas")
+def ideas_cmd(session: str | None = typer.Option(None, "--session", "-s", help="Session id or unique prefix."),
+              task: str | None = typer.Option(None, "--task", "-t", help="Only attempts on this task."),
+              status: list[str] | None = typer.Option(None, "--status", help="ok, error, ... (repeat or comma-separate)."),
+              sort: str = typer.Option("time", "--sort", help=f"One of: {', '.join(SORTS)}."),
+              limit: int = typer.Option(50, "--limit", "-n", min=0, help="Rows to show (0: all)."),
+              researcher: str | None = typer.Option(None, "--researcher", help="Only this researcher's attempts."),
+              lab: Path | None = LAB_OPTION, json_out: bool = JSON_OPTION) -> None:
+    """Attempts as a table, newest first (--sort pgr: best first; index: step order)."""
+    store = _lab(lab)
+    sid = store.resolve_session(session) if session else None
+    rows = store.index.ideas(session=sid, task=task, statuses=_statuses(status), sort=sort, limit=limit or None,
+                             researcher=researcher)
+    if json_out:
+        print_json([r.model_dump(exclude={"heldout_acc", "heldout_pgr"}) for r in rows])
+        return
+    console.print(ideas_table(rows, f"{len(rows)} attempt(s)" + (f" of {sid}" if sid else "")))
+
+
+def _parent(store: LabStore, attempt: Attempt) -> Attempt | None:
+    if not attempt.parent_id:
+        return None
+    try:
+        return store.get_attempt(attempt.parent_id)
+    except StoreError:
+        return None
+
+
+@app.command("show")
+def show_cmd(attempt: str = typer.Argument(..., help="Attempt id (or unique prefix, or commit sha prefix)."),
+             lab: Path | None = LAB_OPTION, json_out: bool = JSON_OPTION) -> None:
+    """One attempt: code, rationale, per-seed results, warnings, log tail, diff against its parent, reviews."""
+    store = _lab(lab)
+    summary = store.index.find(attempt)
+    found = store.get_attempt(summary.attempt_id)
+    reviews = store.index.reviews(found.attempt_id)
+    if json_out:
+        print_json({**found.model_dump(mode="json"), "commit": summary.commit,
+                    "reviews": [r.model_dump() for r in reviews]})
+        return
+    for part in attempt_page(found, summary, _parent(store, found), reviews):
+        console.print(part)
+
+
+@app.command("diff")
+def diff_cmd(a: str = typer.Argument(..., help="First attempt."), b: str = typer.Argument(..., help="Second attempt."),
+             unified: bool = typer.Option(False, "--unified", "-u", help="Unified diff instead of two columns."),
+             lab: Path | None = LAB_OPTION) -> None:
+    """Two attempts' code and results side by side."""
+    store = _lab(lab)
+    for part in diff_page(store.get_attempt(a), store.get_attempt(b), unified):
+        console.print(part)
+
+
+@app.command("review")
+def review_cmd(attempt: str = typer.Argument(..., help="Attempt id or unique prefix."),
+               accept: bool = typer.Option(False, "--accept", help="Accept the attempt."),
+               reject: bool = typer.Option(False, "--reject", help="Reject the attempt."),
+               note: str = typer.Option("", "--note", "-m", help="What you found."),
+               lab: Path | None = LAB_OPTION) -> None:
+    """Record a review (a git note on the attempt's commit; reviewer from git config)."""
+    from experiments.reviews import add_review
+
+    if accept == reject:
+        fail("give exactly one of --accept or --reject")
+    store = _lab(lab)
+    review = add_review(store, attempt, "accept" if accept else "reject", note)
+    console.print(f"{review.verdict}ed {store.index.find(attempt).attempt_id} as {review.reviewer}")
+
+
+@app.command("leaderboard")
+def leaderboard_cmd(task: str | None = typer.Option(None, "--task", "-t", help="Task (default: the only one)."),
+                    limit: int = typer.Option(20, "--limit", "-n", min=1, help="Rows to show."),
+                    include_replays: bool = typer.Option(False, "--include-replays", help="Also list replayed runs."),
+                    lab: Path | None = LAB_OPTION, json_out: bool = JSON_OPTION) -> None:
+    """Best attempts on a task by dev PGR, with CI and held-out accuracy."""
+    store = _lab(lab)
+    if task is None:
+        tasks = store.index.tasks()
+        if len(tasks) != 1:
+            fail("pass --task; tasks in this lab: " + (", ".join(tasks) or "none yet"))
+        task = next(iter(tasks))
+    rows = store.index.leaderboard(task, limit, include_replays)
+    if json_out:
+        print_json([r.model_dump() for r in rows])
+        return
+    console.print(leaderboard_table(rows, task))
+
+
+@app.command("export")
+def export_cmd(session: str = typer.Argument(..., help="Session id or unique prefix."),
+               format: str = typer.Option("md", "--format", "-f", help="md or html."),
+               output: Path | None = typer.Option(None, "--output", "-o", help="File to write (default: stdout)."),
+               lab: Path | None = LAB_OPTION) -> None:
+    """A report of one session with a PGR-over-attempts chart (SVG)."""
+    from experiments.report import render
+
+    store = _lab(lab)
+    chart = output.with_name(output.stem + "-pgr.svg") if output and format == "md" else None
+    text, svg = render(store, session, format, chart.name if chart else None)
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    output.write_text(text, encoding="utf-8")
+    if chart:
+        chart.write_text(svg, encoding="utf-8")
+    console.print(f"wrote {output}" + (f" and {chart}" if chart else ""))
+
+
+@app.command("check")
+def check_cmd(rebuild_index: bool = typer.Option(False, "--rebuild-index", help="Rebuild the query index from git."),
+              lab: Path | None = LAB_OPTION, json_out: bool = JSON_OPTION) -> None:
+    """Verify the lab: git fsck, every session branch and attempt readable, index consistent."""
+    report = _lab(lab).check(rebuild_index)
+    if json_out:
+        print_json(report.model_dump())
+    else:
+        for line in check_page(report):
+            console.print(line)
+    if not report.ok:
+        fail(f"{len(report.problems)} problem(s) in {report.lab}", EXIT_IDEA_FAILED)
+
+
+@app.command("replay")
+def replay_cmd(session: str = typer.Argument(..., help="Session id or unique prefix."),
+               task: str | None = typer.Option(None, "--task", "-t", help="Replay the ideas on another task."),
+               seeds: int | None = typer.Option(None, "--seeds", min=1, max=64, help="Seeds per attempt (default: recorded)."),
+               tolerance: float = typer.Option(0.01, "--tolerance", min=0.0, help="Largest per-seed PGR difference that reproduces."),
+               split_sizes: str | None = typer.Option(None, "--split-sizes", help="Override the recorded split sizes."),
+               isolation: str | None = typer.Option(None, "--isolation", help="Idea isolation (default: as recorded)."),
+               time_budget: float | None = typer.Option(None, "--time-budget", help="Seconds per seed (default: as recorded)."),
+               llm: bool = typer.Option(False, "--llm", help="Re-drive the research loop from recorded model responses."),
+               lab: Path | None = LAB_OPTION, json_out: bool = JSON_OPTION) -> None:
+    """Rerun every attempt's code with its recorded seeds; report recorded vs replayed PGR; record the replay."""
+    if llm:
+        fail("replay --llm needs the research loop, which does not support it yet; replay the code without --llm")
+    store = _lab(lab)
+    sid = store.resolve_session(session)
+
+    def progress(r: ReplayRow) -> None:
+        if not json_out:
+            console.print(f"  #{r.index} {r.name}: {r.replayed_status or 'skipped'} "
+                          f"{num(r.recorded_pgr, True)} → {num(r.replayed_pgr, True)}")
+
+    report = replay_session(store, sid, task=task, seeds=seeds, tolerance=tolerance, split_sizes=split_sizes,
+                            isolation=isolation, time_budget_s=time_budget, on_row=progress)
+    if json_out:
+        print_json(report.model_dump())
+        return
+    table = Table("#", "attempt", "idea", "seeds", "recorded", "replayed", "max |Δ| per seed", "reproduces",
+                  title=f"replay of {sid} on {report.task} → session {report.replay_session}")
+    for r in report.rows:
+        verdict = "—" if r.reproduced is None else ("yes" if r.reproduced else "NO")
+        table.add_row(str(r.index), r.attempt_id[-14:], r.name[:32], ",".join(map(str, r.seeds)),
+                      f"{r.recorded_status} {num(r.recorded_pgr, True)}",
+                      f"{r.replayed_status or '—'} {num(r.replayed_pgr, True)}",
+                      num(r.max_seed_diff, digits=6), verdict + (f" ({r.note})" if r.note else ""))
+    console.print(table)
+    if report.same_task:
+        console.print(f"{report.reproduced} of {report.compared} comparable attempts reproduce "
+                      f"within {report.tolerance}")

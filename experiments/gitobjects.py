@@ -1,0 +1,145 @@
+"""Git plumbing for the lab: objects through GitPython's object database, refs by compare-and-swap.
+
+Nothing here touches a working tree or the git index file. A writer stores blobs, trees and the
+commit first and moves the branch ref last with ``git update-ref <ref> <new> <old>``, so a process
+killed at any instant leaves at worst unreferenced objects behind.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from datetime import datetime
+from io import BytesIO
+
+import git
+from git.objects.fun import tree_entries_from_data, tree_to_stream
+from gitdb.base import IStream
+
+from sandbox.errors import HarnessError
+
+ZERO_SHA = "0" * 40
+TREE_MODE = 0o040000
+BLOB_MODE = 0o100644
+
+Entry = tuple[bytes, int]  # (binary sha, mode)
+
+
+class RefConflict(HarnessError):
+    """A ref moved under us (another writer won the compare-and-swap)."""
+
+
+def identity(repo: git.Repo) -> git.Actor:
+    """The person behind this process: git config user.name/email, else $USER."""
+    reader = repo.config_reader()
+    name = str(reader.get_value("user", "name", "") or "").strip()
+    email = str(reader.get_value("user", "email", "") or "").strip()
+    if not name:
+        name = os.environ.get("USER") or _login_name()
+    return git.Actor(name, email)
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+class GitObjects:
+    """Reads and writes raw git objects and refs of one repository."""
+
+    def __init__(self, repo: git.Repo) -> None:
+        self.repo = repo
+
+    # -- objects -------------------------------------------------------------------------
+    def _store(self, kind: bytes, data: bytes) -> bytes:
+        return self.repo.odb.store(IStream(kind, len(data), BytesIO(data))).binsha
+
+    def blob(self, data: bytes | str) -> bytes:
+        return self._store(b"blob", data.encode("utf-8") if isinstance(data, str) else data)
+
+    def tree(self, entries: dict[str, Entry]) -> bytes:
+        """Write a tree from ``name -> (binsha, mode)`` in git's canonical order."""
+        rows = [(sha, mode, name) for name, (sha, mode) in entries.items()]
+        rows.sort(key=lambda r: r[2].encode("utf-8") + (b"/" if r[1] == TREE_MODE else b""))
+        buf = BytesIO()
+        tree_to_stream(rows, buf.write)
+        return self._store(b"tree", buf.getvalue())
+
+    def read(self, binsha: bytes, kind: str) -> bytes:
+        stream = self.repo.odb.stream(binsha)
+        if stream.type.decode() != kind:
+            raise HarnessError(f"object {binsha.hex()} is a {stream.type.decode()}, expected a {kind}")
+        return stream.read()
+
+    def read_tree(self, binsha: bytes) -> dict[str, Entry]:
+        return {name: (sha, mode) for sha, mode, name in tree_entries_from_data(self.read(binsha, "tree"))}
+
+    def commit_tree(self, commit: str) -> bytes:
+        return self.repo.commit(commit).tree.binsha
+
+    def lookup(self, root: bytes, path: str) -> Entry | None:
+        """The entry at ``a/b/c`` below tree ``root``, or None."""
+        entry: Entry = (root, TREE_MODE)
+        for part in path.strip("/").split("/"):
+            if entry[1] != TREE_MODE:
+                return None
+            found = self.read_tree(entry[0]).get(part)
+            if found is None:
+                return None
+            entry = found
+        return entry
+
+    def read_text(self, root: bytes, path: str) -> str | None:
+        entry = self.lookup(root, path)
+        if entry is None or entry[1] == TREE_MODE:
+            return None
+        return self.read(entry[0], "blob").decode("utf-8")
+
+    def put(self, root: bytes | None, path: str, leaf: Entry | None) -> bytes:
+        """A new tree equal to ``root`` with ``path`` set to ``leaf`` (deleted when None)."""
+        head, _, rest = path.strip("/").partition("/")
+        entries = self.read_tree(root) if root is not None else {}
+        if rest:
+            sub = entries.get(head)
+            sub_sha = sub[0] if sub is not None and sub[1] == TREE_MODE else None
+            new_sub = self.put(sub_sha, rest, leaf)
+            if self.read_tree(new_sub):
+                entries[head] = (new_sub, TREE_MODE)
+            else:
+                entries.pop(head, None)
+        elif leaf is None:
+            entries.pop(head, None)
+        else:
+            entries[head] = leaf
+        return self.tree(entries)
+
+    def commit(self, tree: bytes, parents: list[str], message: str, author: git.Actor,
+               committer: git.Actor, when: datetime | None = None) -> str:
+        """Write a commit object (no ref moves) and return its hex sha."""
+        commit = git.Commit.create_from_tree(
+            self.repo, git.Tree(self.repo, tree), message,
+            parent_commits=[self.repo.commit(p) for p in parents], head=False,
+            author=author, committer=committer, author_date=when, commit_date=None,
+        )
+        return commit.hexsha
+
+    # -- refs ----------------------------------------------------------------------------
+    def refs(self, *patterns: str) -> dict[str, str]:
+        """``refname -> sha`` for refs under the given prefixes."""
+        out = self.repo.git.for_each_ref("--format=%(refname) %(objectname)", *patterns)
+        pairs = (line.split(" ", 1) for line in out.splitlines() if line.strip())
+        return {name: sha for name, sha in pairs}
+
+    def ref_sha(self, ref: str) -> str | None:
+        return self.refs(ref).get(ref)
+
+    def update_ref(self, ref: str, new: str, old: str | None, reason: str) -> None:
+        """Move ``ref`` from ``old`` (None: must not exist) to ``new``, atomically, or raise."""
+        try:
+            self.repo.git.update_ref("-m", reason, ref, new, old or ZERO_SHA)
+        except git.GitCommandError as exc:
+            raise RefConflict(
+                f"{ref} moved while writing ({str(exc.stderr).strip()[:200]}); retry the operation"
+            ) from exc

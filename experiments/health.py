@@ -1,0 +1,91 @@
+"""``aar check``: is the lab a valid git repository whose every session reads back, and is the
+index in step with it?"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
+
+from experiments.schemas import CheckReport, SessionManifest
+from experiments.store import ATTEMPTS_DIR, SESSION_FILE, StoreError
+
+if TYPE_CHECKING:
+    from experiments.store import LabStore
+
+
+def _fsck(store: LabStore) -> tuple[list[str], list[str]]:
+    """(problems, notes) from ``git fsck``; unreferenced objects of interrupted writes are notes."""
+    proc = subprocess.run(["git", "fsck", "--no-progress", "--no-dangling"], cwd=store.path,
+                          capture_output=True, text=True, timeout=3600)
+    lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
+    if proc.returncode != 0:
+        return [f"git fsck failed (exit {proc.returncode}): " + "; ".join(lines[:5])], []
+    leftovers = [p for p in (store.git_dir / "objects").glob("obj*") if p.is_file()]
+    notes = [f"git fsck: {ln}" for ln in lines[:5]]
+    if leftovers:
+        notes.append(f"{len(leftovers)} temporary object file(s) left by interrupted writes (harmless)")
+    return [], notes
+
+
+def _check_session(store: LabStore, sid: str, head: str, seen: dict[str, str]) -> tuple[list[str], list[str]]:
+    """(problems, readable attempt folders) of one session branch."""
+    problems: list[str] = []
+    try:
+        root = store.objects.commit_tree(head)
+        text = store.objects.read_text(root, SESSION_FILE)
+        if text is None:
+            return [f"{sid}: no {SESSION_FILE} on the branch"], []
+        manifest = SessionManifest.model_validate_json(text)
+        if manifest.session_id != sid:
+            problems.append(f"{sid}: {SESSION_FILE} names session {manifest.session_id!r}")
+        folders = store.attempt_folders(sid, head)
+    except (ValueError, ValidationError, StoreError, OSError) as exc:
+        return [f"{sid}: cannot read the branch head {head[:12]}: {_one_line(exc)}"], []
+    readable = []
+    for folder, tree in sorted(folders.items()):
+        where = f"{sid}/{ATTEMPTS_DIR}/{folder}"
+        try:
+            attempt = store.read_attempt(tree)
+        except (ValueError, ValidationError, StoreError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            problems.append(f"{where}: unreadable attempt: {_one_line(exc)}")
+            continue
+        readable.append(folder)
+        if attempt.session_id != sid:
+            problems.append(f"{where}: attempt says session {attempt.session_id!r}")
+        if not folder.startswith(f"{attempt.index:04d}-"):
+            problems.append(f"{where}: folder does not match attempt index {attempt.index}")
+        if attempt.attempt_id in seen:
+            problems.append(f"{where}: attempt id {attempt.attempt_id} also in {seen[attempt.attempt_id]}")
+        seen[attempt.attempt_id] = where
+    return problems, readable
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())[:200]
+
+
+def check_lab(store: LabStore, rebuild_index: bool = False) -> CheckReport:
+    """Verify git objects, every session branch and every attempt, and the index."""
+    problems, notes = _fsck(store)
+    heads = store.session_heads()
+    seen: dict[str, str] = {}
+    from_git: set[tuple[str, str]] = set()
+    for sid, head in sorted(heads.items()):
+        found, readable = _check_session(store, sid, head, seen)
+        problems += found
+        from_git.update((sid, folder) for folder in readable)
+    if rebuild_index:
+        store.index.rebuild()
+    else:
+        store.index.refresh()
+    indexed = {(sid, folder) for sid, folder, _ in store.index.folders()}
+    if from_git != indexed:
+        missing, extra = len(from_git - indexed), len(indexed - from_git)
+        problems.append(f"index differs from git ({missing} attempts missing, {extra} extra); "
+                        "run `aar check --rebuild-index`")
+    return CheckReport(ok=not problems, lab=str(store.path), sessions=len(heads), attempts=len(from_git),
+                       problems=problems, notes=notes, index_rebuilt=rebuild_index)
+

@@ -1,0 +1,296 @@
+"""The query index: a SQLite file derived from git, refreshed whenever a branch head moved.
+
+It lives in ``<lab>/.git/aar-index.sqlite`` and can be deleted or rebuilt at any time; git stays
+the only source of truth. A refresh re-reads only the attempt folders whose tree changed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from experiments.reviews import NOTES_REF, read_all_notes
+from experiments.schemas import AttemptSummary, Review, SessionSummary
+from experiments.store import ATTEMPTS_DIR, SESSION_FILE, SESSION_REFS, StoreError
+
+if TYPE_CHECKING:
+    from experiments.store import LabStore
+
+INDEX_FILE = "aar-index.sqlite"
+SCHEMA_VERSION = "1"
+SORTS = ("time", "pgr", "index")
+_DDL = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS heads(ref TEXT PRIMARY KEY, sha TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions(session_id TEXT PRIMARY KEY, head TEXT, task TEXT, proposer TEXT,
+  model TEXT, status TEXT, created_at TEXT, parent_session TEXT);
+CREATE TABLE IF NOT EXISTS attempts(attempt_id TEXT PRIMARY KEY, session_id TEXT NOT NULL,
+  folder TEXT NOT NULL, tree TEXT NOT NULL, commit_sha TEXT NOT NULL, researcher TEXT, idx INTEGER,
+  name TEXT, status TEXT, task TEXT, pgr REAL, pgr_ci95 REAL, n_seeds INTEGER, dev_acc REAL,
+  heldout_acc REAL, heldout_pgr REAL, vs_vanilla REAL, vs_vanilla_p REAL, warnings TEXT,
+  cost_usd REAL, tokens INTEGER, parent_id TEXT, created_at TEXT);
+CREATE INDEX IF NOT EXISTS attempts_session ON attempts(session_id, idx);
+CREATE INDEX IF NOT EXISTS attempts_task_pgr ON attempts(task, pgr);
+CREATE INDEX IF NOT EXISTS attempts_created ON attempts(created_at);
+CREATE TABLE IF NOT EXISTS reviews(attempt_id TEXT NOT NULL, seq INTEGER NOT NULL, verdict TEXT,
+  note TEXT, reviewer TEXT, email TEXT, created_at TEXT, PRIMARY KEY(attempt_id, seq));
+"""
+_ATTEMPT_COLS = ("attempt_id", "session_id", "folder", "tree", "commit_sha", "researcher", "idx", "name",
+                 "status", "task", "pgr", "pgr_ci95", "n_seeds", "dev_acc", "heldout_acc", "heldout_pgr",
+                 "vs_vanilla", "vs_vanilla_p", "warnings", "cost_usd", "tokens", "parent_id", "created_at")
+
+
+def _mean(stat: dict | None) -> float | None:
+    return None if not stat else stat.get("mean")
+
+
+def attempt_row(meta: dict, result: dict | None, session_id: str, folder: str, tree: str, commit: str) -> tuple:
+    """The index row of one attempt, from its attempt.json and result.json."""
+    usage = meta.get("usage") or {}
+    res = result or {}
+    vs = res.get("vs_vanilla") or {}
+    tokens = sum(int(usage.get(k, 0)) for k in ("input_tokens", "output_tokens", "cache_read_tokens",
+                                               "cache_write_tokens"))
+    pgr = res.get("pgr") or {}
+    return (meta["attempt_id"], session_id, folder, tree, commit, meta.get("researcher", "r0"), meta["index"],
+            meta["name"], meta["status"], res.get("task"), _mean(pgr), res.get("pgr_ci95"), pgr.get("n", 0),
+            _mean(res.get("dev_acc")), _mean(res.get("heldout_acc")), _mean(res.get("heldout_pgr")),
+            vs.get("mean"), vs.get("p_value"), json.dumps(res.get("warnings", [])),
+            float(usage.get("cost_usd", 0.0)), tokens, meta.get("parent_id"), meta.get("created_at", ""))
+
+
+class LabIndex:
+    """SQLite rows of sessions, attempts and reviews, kept in step with the lab's refs."""
+
+    def __init__(self, store: LabStore) -> None:
+        self.store = store
+        self.path = store.git_dir / INDEX_FILE
+
+    # -- connection ----------------------------------------------------------------------
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=60)
+        db.row_factory = sqlite3.Row
+        db.executescript(_DDL)
+        row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        if row is None:
+            db.execute("INSERT INTO meta VALUES('schema', ?)", (SCHEMA_VERSION,))
+            db.commit()
+        elif row["value"] != SCHEMA_VERSION:
+            raise sqlite3.DatabaseError("index schema changed")
+        return db
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        try:
+            db = self._open()
+        except sqlite3.DatabaseError:  # derived data: a damaged or outdated file is rebuilt
+            self.path.unlink(missing_ok=True)
+            db = self._open()
+        try:
+            yield db
+        finally:
+            db.close()
+
+    @contextmanager
+    def _refresh_lock(self) -> Iterator[None]:
+        with open(self.store.git_dir / "aar-index.lock", "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    # -- refresh -------------------------------------------------------------------------
+    def _current_heads(self) -> dict[str, str]:
+        return self.store.objects.refs(SESSION_REFS.rstrip("/"), NOTES_REF)
+
+    def refresh(self, force: bool = False) -> bool:
+        """Bring the index up to date with git; returns True when anything was re-read."""
+        heads = self._current_heads()
+        with self._db() as db:
+            if not force and dict(db.execute("SELECT ref, sha FROM heads").fetchall()) == heads:
+                return False
+        with self._refresh_lock(), self._db() as db:
+            known = {} if force else dict(db.execute("SELECT ref, sha FROM heads").fetchall())
+            heads = self._current_heads()
+            with db:
+                if force:
+                    for table in ("heads", "sessions", "attempts", "reviews"):
+                        db.execute(f"DELETE FROM {table}")
+                for ref, sha in heads.items():
+                    if known.get(ref) != sha and ref.startswith(SESSION_REFS):
+                        self._index_session(db, ref[len(SESSION_REFS):], sha)
+                for ref in set(known) - set(heads):
+                    if ref.startswith(SESSION_REFS):
+                        sid = ref[len(SESSION_REFS):]
+                        db.execute("DELETE FROM sessions WHERE session_id=?", (sid,))
+                        db.execute("DELETE FROM attempts WHERE session_id=?", (sid,))
+                if known.get(NOTES_REF) != heads.get(NOTES_REF):
+                    self._index_reviews(db)
+                db.execute("DELETE FROM heads")
+                db.executemany("INSERT INTO heads VALUES(?, ?)", heads.items())
+        return True
+
+    def rebuild(self) -> None:
+        self.path.unlink(missing_ok=True)
+        self.refresh(force=True)
+
+    def _index_session(self, db: sqlite3.Connection, sid: str, head: str) -> None:
+        objects = self.store.objects
+        root = objects.commit_tree(head)
+        manifest = json.loads(objects.read_text(root, SESSION_FILE) or "{}")
+        db.execute("INSERT OR REPLACE INTO sessions VALUES(?,?,?,?,?,?,?,?)", (
+            sid, head, manifest.get("task", "?"), manifest.get("proposer", "?"), manifest.get("model"),
+            manifest.get("status", "?"), manifest.get("created_at", ""), manifest.get("parent_session")))
+        folders = {name: tree.hex() for name, tree in self.store.attempt_folders(sid, head).items()}
+        indexed = {r["folder"]: r["tree"] for r in db.execute(
+            "SELECT folder, tree FROM attempts WHERE session_id=?", (sid,))}
+        gone = [f for f in indexed if f not in folders]
+        db.executemany("DELETE FROM attempts WHERE session_id=? AND folder=?", [(sid, f) for f in gone])
+        changed = [f for f, tree in folders.items() if indexed.get(f) != tree]
+        if not changed:
+            return
+        commits = self._commits_by_path(head)
+        rows = []
+        for folder in changed:
+            entries = objects.read_tree(bytes.fromhex(folders[folder]))
+            try:
+                meta = json.loads(objects.read(entries["attempt.json"][0], "blob"))
+                result = json.loads(objects.read(entries["result.json"][0], "blob"))
+            except (KeyError, ValueError):
+                continue  # unreadable folders are reported by `aar check`
+            commit = commits.get(f"{ATTEMPTS_DIR}/{folder}", head)
+            rows.append(attempt_row(meta, result, sid, folder, folders[folder], commit))
+        db.execute("DELETE FROM attempts WHERE session_id=? AND folder IN (SELECT value FROM json_each(?))",
+                   (sid, json.dumps(changed)))
+        marks = ",".join("?" * len(_ATTEMPT_COLS))
+        db.executemany(f"INSERT OR REPLACE INTO attempts VALUES({marks})", rows)
+
+    def _commits_by_path(self, head: str) -> dict[str, str]:
+        """``attempts/<folder> -> newest commit`` that wrote it, from the commit trailers."""
+        out = self.store.repo.git.log("--format=%H%x1f%(trailers:key=Aar-Path,valueonly,separator=%x1e)", head)
+        found: dict[str, str] = {}
+        for line in out.splitlines():
+            sha, _, path = line.partition("\x1f")
+            for p in path.split("\x1e"):
+                if p.strip():
+                    found.setdefault(p.strip(), sha)
+        return found
+
+    def _index_reviews(self, db: sqlite3.Connection) -> None:
+        db.execute("DELETE FROM reviews")
+        for _commit, attempt_id, reviews in read_all_notes(self.store):
+            db.executemany("INSERT OR REPLACE INTO reviews VALUES(?,?,?,?,?,?,?)", [
+                (attempt_id, seq, r.verdict, r.note, r.reviewer, r.email, r.created_at)
+                for seq, r in enumerate(reviews)])
+
+    # -- queries -------------------------------------------------------------------------
+    def _summaries(self, db: sqlite3.Connection, where: str, args: list[Any], order: str,
+                   limit: int | None) -> list[AttemptSummary]:
+        sql = f"SELECT a.* FROM attempts a JOIN sessions s USING(session_id) {where} ORDER BY {order}"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        rows = db.execute(sql, args).fetchall()
+        latest = {r["attempt_id"]: r for r in db.execute(
+            "SELECT attempt_id, verdict, note FROM reviews ORDER BY attempt_id, seq")}
+        return [_summary(r, latest.get(r["attempt_id"])) for r in rows]
+
+    def ideas(self, session: str | None = None, task: str | None = None, statuses: list[str] | None = None,
+              sort: str = "time", limit: int | None = None, researcher: str | None = None,
+              include_replays: bool = True) -> list[AttemptSummary]:
+        """Attempts matching the filters, newest first (``time``), best first (``pgr``) or in step order."""
+        if sort not in SORTS:
+            raise StoreError(f"unknown sort {sort!r}: use one of {', '.join(SORTS)}")
+        self.refresh()
+        clauses, args = [], []
+        for column, value in (("a.session_id", session), ("a.task", task), ("a.researcher", researcher)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        if statuses:
+            clauses.append(f"a.status IN ({','.join('?' * len(statuses))})")
+            args.extend(statuses)
+        if not include_replays:
+            clauses.append("s.proposer != 'replay'")
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        order = {"time": "a.created_at DESC, a.idx DESC",
+                 "pgr": "a.pgr IS NULL, a.pgr DESC, a.created_at",
+                 "index": "a.session_id, a.idx, a.researcher"}[sort]
+        with self._db() as db:
+            return self._summaries(db, where, args, order, limit)
+
+    def leaderboard(self, task: str, limit: int = 20, include_replays: bool = False) -> list[AttemptSummary]:
+        """The best ok attempts on ``task`` by dev PGR."""
+        return [r for r in self.ideas(task=task, statuses=["ok"], sort="pgr", limit=limit,
+                                      include_replays=include_replays) if r.pgr is not None]
+
+    def tasks(self) -> dict[str, int]:
+        self.refresh()
+        with self._db() as db:
+            return {r[0]: r[1] for r in db.execute(
+                "SELECT task, COUNT(*) FROM attempts WHERE task IS NOT NULL GROUP BY task ORDER BY 2 DESC")}
+
+    def find(self, text: str) -> AttemptSummary:
+        """An attempt by id, unique id prefix, or commit sha prefix."""
+        self.refresh()
+        if len(text) < 4:
+            raise StoreError(f"attempt id {text!r} is too short; give at least 4 characters")
+        with self._db() as db:
+            exact = self._summaries(db, "WHERE a.attempt_id = ?", [text], "a.attempt_id", 1)
+            if exact:
+                return exact[0]
+            for column, key in (("a.attempt_id", text), ("a.commit_sha", text.lower())):
+                hits = self._summaries(db, f"WHERE substr({column}, 1, ?) = ?", [len(key), key], "a.attempt_id", 3)
+                if len(hits) == 1:
+                    return hits[0]
+                if len(hits) > 1:
+                    raise StoreError(f"attempt prefix {text!r} is ambiguous; give more characters")
+        raise StoreError(f"no attempt {text!r} in {self.store.path}; list them with `aar ideas`")
+
+    def reviews(self, attempt_id: str) -> list[Review]:
+        self.refresh()
+        with self._db() as db:
+            return [Review(verdict=r["verdict"], note=r["note"], reviewer=r["reviewer"], email=r["email"],
+                           created_at=r["created_at"]) for r in db.execute(
+                "SELECT * FROM reviews WHERE attempt_id=? ORDER BY seq", (attempt_id,))]
+
+    def sessions(self) -> list[SessionSummary]:
+        self.refresh()
+        with self._db() as db:
+            stats = {r["session_id"]: r for r in db.execute(
+                "SELECT session_id, COUNT(*) n, SUM(status='ok') ok, SUM(cost_usd) cost, SUM(tokens) tokens, "
+                "GROUP_CONCAT(DISTINCT researcher) who FROM attempts GROUP BY session_id")}
+            best = {r["session_id"]: r for r in db.execute(
+                "SELECT session_id, attempt_id, MAX(pgr) pgr FROM attempts WHERE pgr IS NOT NULL "
+                "GROUP BY session_id")}
+            out = []
+            for s in db.execute("SELECT * FROM sessions ORDER BY created_at DESC, session_id"):
+                st, b = stats.get(s["session_id"]), best.get(s["session_id"])
+                out.append(SessionSummary(
+                    session_id=s["session_id"], branch=f"sessions/{s['session_id']}", task=s["task"],
+                    proposer=s["proposer"], model=s["model"], status=s["status"], created_at=s["created_at"],
+                    parent_session=s["parent_session"], attempts=st["n"] if st else 0, ok=st["ok"] if st else 0,
+                    best_pgr=b["pgr"] if b else None, best_attempt=b["attempt_id"] if b else None,
+                    cost_usd=(st["cost"] or 0.0) if st else 0.0, tokens=(st["tokens"] or 0) if st else 0,
+                    researchers=sorted(st["who"].split(",")) if st and st["who"] else [], head=s["head"]))
+            return out
+
+    def folders(self) -> set[tuple[str, str, str]]:
+        """``(session, folder, attempt_id)`` of every indexed attempt (for consistency checks)."""
+        with self._db() as db:
+            return {(r[0], r[1], r[2]) for r in db.execute("SELECT session_id, folder, attempt_id FROM attempts")}
+
+
+def _summary(r: sqlite3.Row, review: sqlite3.Row | None) -> AttemptSummary:
+    return AttemptSummary(
+        attempt_id=r["attempt_id"], session_id=r["session_id"], researcher=r["researcher"], index=r["idx"],
+        name=r["name"], status=r["status"], task=r["task"], pgr=r["pgr"], pgr_ci95=r["pgr_ci95"],
+        n_seeds=r["n_seeds"] or 0, dev_acc=r["dev_acc"], heldout_acc=r["heldout_acc"],
+        heldout_pgr=r["heldout_pgr"], vs_vanilla=r["vs_vanilla"], vs_vanilla_p=r["vs_vanilla_p"],
+        warnings=json.loads(r["warnings"] or "[]"), cost_usd=r["cost_usd"] or 0.0, tokens=r["tokens"] or 0,
+        parent_id=r["parent_id"], created_at=r["created_at"], commit=r["commit_sha"], folder=r["folder"],
+        review=review["verdict"] if review else None, review_note=review["note"] if review else None)

@@ -1,0 +1,205 @@
+"""Replay: rerun every recorded attempt's code with its recorded seeds, compare, and record the replay.
+
+On the session's own task a replay checks reproducibility (recorded vs replayed PGR per seed,
+within a tolerance). On another task (``task=``) it asks whether the ideas transfer. Either way
+the replay is itself a session (proposer ``replay``, ``parent_session`` the original) whose
+``state/replay.json`` holds the report.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, Field
+
+from experiments.schemas import (
+    Attempt,
+    SessionManifest,
+    TokenUsage,
+    new_attempt_id,
+    new_session_id,
+    slug,
+    utc_now,
+)
+from experiments.store import LabStore, StoreError
+from sandbox.results import IdeaResult
+
+if TYPE_CHECKING:
+    from sandbox.evaluator import Evaluator
+
+DEFAULT_TOLERANCE = 0.01
+TRACKED_PACKAGES = ("aar", "torch", "numpy", "scipy", "scikit-learn", "transformers", "sentence-transformers",
+                    "pydantic", "GitPython")
+SIZE_KEYS = ("weak_train", "unlabeled", "dev", "heldout")
+
+
+def package_versions(names: tuple[str, ...] = TRACKED_PACKAGES) -> dict[str, str]:
+    """Installed versions of the packages a result depends on (for manifests)."""
+    out = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+class ReplayRow(BaseModel):
+    """One attempt, recorded vs replayed."""
+
+    attempt_id: str = Field(description="The recorded attempt.")
+    index: int = Field(description="Its step number.")
+    name: str = Field(description="Idea name.")
+    seeds: list[int] = Field(description="Seeds the replay ran.")
+    recorded_status: str = Field(description="Recorded attempt status.")
+    replayed_status: str | None = Field(description="Status of the replay (None when skipped).")
+    recorded_pgr: float | None = Field(description="Recorded dev PGR mean.")
+    replayed_pgr: float | None = Field(description="Replayed dev PGR mean.")
+    max_seed_diff: float | None = Field(description="Largest |recorded - replayed| PGR over shared seeds.")
+    reproduced: bool | None = Field(description="Within tolerance (None on another task or when not comparable).")
+    replay_attempt: str | None = Field(description="Attempt id of the replay in the replay session.")
+    note: str = Field("", description="Why a row was skipped or not comparable.")
+
+
+class ReplayReport(BaseModel):
+    """What ``aar replay`` found; stored as state/replay.json in the replay session."""
+
+    session_id: str = Field(description="The replayed session.")
+    replay_session: str = Field(description="The session recording the replay.")
+    task: str = Field(description="Task the replay ran on.")
+    same_task: bool = Field(description="True when replayed on the session's own task and cache.")
+    tolerance: float = Field(description="Largest per-seed PGR difference that still reproduces.")
+    rows: list[ReplayRow] = Field(description="One row per recorded attempt.")
+
+    @property
+    def reproduced(self) -> int:
+        return sum(1 for r in self.rows if r.reproduced)
+
+    @property
+    def compared(self) -> int:
+        return sum(1 for r in self.rows if r.reproduced is not None)
+
+
+def session_sizes(manifest: SessionManifest) -> str | None:
+    """The split sizes a session recorded: split_sizes, extra['split_sizes'], or the four budget keys."""
+    if manifest.split_sizes:
+        return manifest.split_sizes
+    for where in (manifest.extra, manifest.budgets):
+        if isinstance(where.get("split_sizes"), str):
+            return where["split_sizes"]
+    if all(isinstance(manifest.budgets.get(k), int) for k in SIZE_KEYS):
+        return ",".join(str(manifest.budgets[k]) for k in SIZE_KEYS)
+    return None
+
+
+def replay_seeds(attempt: Attempt, manifest: SessionManifest, count: int | None) -> list[int]:
+    recorded = [s.seed for s in attempt.result.seeds] if attempt.result else list(manifest.seeds)
+    if count is None:
+        return recorded
+    extra = [s for s in range(max(recorded, default=-1) + 1 + count) if s not in recorded]
+    return (recorded + extra)[:count]
+
+
+def compare(recorded: IdeaResult | None, replayed: IdeaResult, tolerance: float) -> tuple[float | None, bool | None, str]:
+    """(max per-seed PGR difference, reproduced?, note) over the seeds both runs share."""
+    if recorded is None:
+        return None, None, "no recorded result"
+    old = {s.seed: s for s in recorded.seeds}
+    shared = [s for s in replayed.seeds if s.seed in old]
+    if not shared:
+        return None, None, "no seed in common with the recording"
+    diffs, same_status = [], True
+    for new in shared:
+        before = old[new.seed]
+        same_status &= before.status == new.status
+        if before.pgr is not None and new.pgr is not None:
+            diffs.append(abs(before.pgr - new.pgr))
+        elif (before.pgr is None) != (new.pgr is None):
+            same_status = False
+    worst = max(diffs, default=None)
+    ok = same_status and (worst is None or worst <= tolerance)
+    return worst, ok, "" if same_status else "status differs"
+
+
+def _replay_manifest(source: SessionManifest, task: str, cache_key: str, sizes: str | None,
+                     tolerance: float) -> SessionManifest:
+    return SessionManifest(
+        session_id=new_session_id(f"replay-{Path(task).name}"), task=task, cache_key=cache_key, proposer="replay",
+        model=None, prompt_versions={}, seeds=list(source.seeds), package_versions=package_versions(),
+        direction=f"replay of session {source.session_id}", budgets={}, created_at=utc_now(),
+        parent_session=source.session_id, split_sizes=sizes,
+        extra={"replay_of": source.session_id, "tolerance": tolerance})
+
+
+def replay_session(store: LabStore, session_id: str, task: str | None = None, seeds: int | None = None,
+                   tolerance: float = DEFAULT_TOLERANCE, split_sizes: str | None = None,
+                   isolation: str | None = None, time_budget_s: float | None = None,
+                   on_row: Callable[[ReplayRow], None] | None = None) -> ReplayReport:
+    """Rerun every attempt of ``session_id`` and record the replay as a new session.
+
+    Isolation and the per-seed time budget default to what the session recorded."""
+    from sandbox.cache import open_cache
+    from sandbox.evaluator import Evaluator
+    from sandbox.tasks import SplitSizes, get_task
+
+    source = store.manifest(session_id)
+    attempts = store.attempts(session_id)
+    if not attempts:
+        raise StoreError(f"session {session_id} has no attempts to replay")
+    target = task or source.task
+    sizes = split_sizes or session_sizes(source)
+    all_seeds = sorted({s for a in attempts for s in replay_seeds(a, source, seeds)})
+    spec = get_task(target, SplitSizes.parse(sizes) if sizes else None)
+    cache = open_cache(spec, n_weak_seeds=max(all_seeds, default=0) + 1, show_progress=False)
+    same_task = task is None or target == source.task
+    if same_task and cache.key != source.cache_key:
+        raise StoreError(f"the {target} cache rebuilt here has key {cache.key}, the session ran on "
+                         f"{source.cache_key}; pass the session's --split-sizes (weak_train,unlabeled,dev,heldout)")
+    budgets = source.budgets
+    evaluator = Evaluator(cache, isolation=isolation or str(budgets.get("isolation") or "process"),
+                          time_budget_s=float(time_budget_s or budgets.get("time_budget_s") or 300.0))
+    manifest = _replay_manifest(source, target, cache.key, sizes, tolerance)
+    store.create_session(manifest)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="aar-replay-") as tmp:
+        for step, attempt in enumerate(attempts, start=1):
+            row = _replay_one(store, evaluator, manifest, attempt, step, replay_seeds(attempt, source, seeds),
+                              Path(tmp), tolerance if same_task else None)
+            rows.append(row)
+            if on_row:
+                on_row(row)
+    report = ReplayReport(session_id=session_id, replay_session=manifest.session_id, task=target,
+                          same_task=same_task, tolerance=tolerance, rows=rows)
+    store.write_session_file(manifest.session_id, "replay.json", report.model_dump_json(indent=2))
+    store.set_session_status(manifest.session_id, "finished")
+    return report
+
+
+def _replay_one(store: LabStore, evaluator: Evaluator, manifest: SessionManifest, attempt: Attempt, step: int,
+                seeds: list[int], tmp: Path, tolerance: float | None) -> ReplayRow:
+    recorded_pgr = attempt.result.pgr.mean if attempt.result and attempt.result.pgr else None
+    row = ReplayRow(attempt_id=attempt.attempt_id, index=attempt.index, name=attempt.name, seeds=seeds,
+                    recorded_status=attempt.status, replayed_status=None, recorded_pgr=recorded_pgr,
+                    replayed_pgr=None, max_seed_diff=None, reproduced=None, replay_attempt=None)
+    if not attempt.code.strip():
+        return row.model_copy(update={"note": "no code was recorded"})
+    path = tmp / f"{step:04d}_{slug(attempt.name).replace('-', '_').replace('.', '_')}.py"
+    path.write_text(attempt.code, encoding="utf-8")
+    result: IdeaResult = evaluator.evaluate(path, seeds, name=attempt.name)
+    worst, ok, note = compare(attempt.result, result, tolerance) if tolerance is not None else (None, None, "")
+    replay = Attempt(
+        attempt_id=new_attempt_id(), session_id=manifest.session_id, index=step, name=attempt.name,
+        rationale=f"Replay of attempt {attempt.attempt_id} (#{attempt.index}) of session {attempt.session_id}.",
+        code=attempt.code, parent_id=None, result=result, status=result.status,
+        log="\n".join(f"--- seed {s.seed}: {s.status}\n{s.log_tail}" for s in result.seeds),
+        transcript=[], usage=TokenUsage(), created_at=utc_now(), researcher=attempt.researcher,
+        extra={"replay_of": attempt.attempt_id, "recorded_pgr": recorded_pgr, "max_seed_diff": worst,
+               "reproduced": ok})
+    store.record_attempt(replay)
+    return row.model_copy(update={
+        "replayed_status": result.status, "replayed_pgr": result.pgr.mean if result.pgr else None,
+        "max_seed_diff": worst, "reproduced": ok, "replay_attempt": replay.attempt_id, "note": note})

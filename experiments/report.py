@@ -1,0 +1,123 @@
+"""``aar export``: a session as a Markdown or HTML report with a PGR-over-attempts chart."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from html import escape
+
+from experiments.plot import Point, pgr_svg
+from experiments.schemas import Attempt, AttemptSummary, SessionManifest
+from experiments.store import LabStore, StoreError
+
+FORMATS = ("md", "html")
+_CSS = ("body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}"
+        "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left}"
+        "pre{background:#f6f8fa;padding:1em;overflow:auto;font-size:12px}")
+
+
+@dataclass
+class SessionData:
+    """Everything a report shows about one session."""
+
+    manifest: SessionManifest
+    rows: list[AttemptSummary]
+    best: Attempt | None
+
+    @property
+    def cost(self) -> float:
+        return sum(r.cost_usd for r in self.rows)
+
+    def chart(self) -> str:
+        points = [Point(r.index, r.pgr, r.pgr_ci95, r.status, r.name) for r in self.rows]
+        return pgr_svg(points, f"PGR over attempts, session {self.manifest.session_id}")
+
+
+def load(store: LabStore, session_id: str) -> SessionData:
+    sid = store.resolve_session(session_id)
+    rows = store.index.ideas(session=sid, sort="index")
+    scored = [r for r in rows if r.pgr is not None and r.status == "ok"]
+    best = max(scored, key=lambda r: r.pgr or 0.0, default=None)
+    return SessionData(store.manifest(sid), rows, store.get_attempt(best.attempt_id) if best else None)
+
+
+def _num(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "—"
+    return f"{value:+.3f}" if signed else f"{value:.3f}"
+
+
+def _facts(data: SessionData) -> list[tuple[str, str]]:
+    m = data.manifest
+    ok = sum(r.status == "ok" for r in data.rows)
+    return [
+        ("task", f"{m.task} (cache {m.cache_key}{', sizes ' + m.split_sizes if m.split_sizes else ''})"),
+        ("proposer", m.proposer + (f" / {m.model}" if m.model else "")), ("status", m.status),
+        ("started", m.created_at), ("seeds", ", ".join(map(str, m.seeds))),
+        ("direction", m.direction or "—"), ("parent session", m.parent_session or "—"),
+        ("attempts", f"{len(data.rows)} ({ok} ok)"),
+        ("model cost", f"${data.cost:.4f}, {sum(r.tokens for r in data.rows):,} tokens"),
+        ("budgets", ", ".join(f"{k}={v}" for k, v in m.budgets.items()) or "—"),
+        ("prompt versions", ", ".join(f"{k}@{v[:8]}" for k, v in m.prompt_versions.items()) or "—"),
+        ("packages", ", ".join(f"{k} {v}" for k, v in m.package_versions.items()) or "—"),
+    ]
+
+
+def _table_rows(data: SessionData) -> list[list[str]]:
+    out = []
+    for r in data.rows:
+        pgr = "—" if r.pgr is None else _num(r.pgr, True) + ("" if r.pgr_ci95 is None else f" ± {r.pgr_ci95:.3f}")
+        vs = "—" if r.vs_vanilla is None else _num(r.vs_vanilla, True) + (
+            "" if r.vs_vanilla_p is None else f" (p={r.vs_vanilla_p:.2f})")
+        out.append([str(r.index), r.name, r.status, pgr, vs, _num(r.dev_acc), _num(r.heldout_acc),
+                    f"${r.cost_usd:.4f}", r.review or "", r.attempt_id])
+    return out
+
+
+HEADERS = ["#", "idea", "status", "dev PGR ± 95% CI", "Δ vs vanilla", "dev acc", "held-out acc", "cost",
+           "review", "attempt"]
+
+
+def _md_cell(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def to_markdown(data: SessionData, chart_href: str | None = None) -> str:
+    """Markdown; the chart is linked when ``chart_href`` is given, else inlined as SVG."""
+    lines = [f"# Session {data.manifest.session_id}", ""]
+    lines += [f"- **{k}**: {_md_cell(v)}" for k, v in _facts(data)]
+    lines += ["", "## PGR over attempts", ""]
+    lines += [f"![PGR over attempts]({chart_href})" if chart_href else data.chart(), ""]
+    lines += ["## Attempts", "", "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in _table_rows(data)]
+    if data.best:
+        b = data.best
+        lines += ["", f"## Best attempt: #{b.index} {b.name} ({b.attempt_id})", "", b.rationale.strip(), "",
+                  "```python", b.code.rstrip(), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def to_html(data: SessionData) -> str:
+    title = f"Session {data.manifest.session_id}"
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
+             f"<style>{_CSS}</style></head><body><h1>{escape(title)}</h1><table>"]
+    parts += [f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in _facts(data)]
+    parts += ["</table><h2>PGR over attempts</h2>", data.chart(), "<h2>Attempts</h2><table><tr>"]
+    parts += [f"<th>{escape(h)}</th>" for h in HEADERS] + ["</tr>"]
+    for row in _table_rows(data):
+        parts.append("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>")
+    parts.append("</table>")
+    if data.best:
+        b = data.best
+        parts += [f"<h2>Best attempt: #{b.index} {escape(b.name)} ({b.attempt_id})</h2>",
+                  f"<p>{escape(b.rationale.strip())}</p>", f"<pre><code>{escape(b.code)}</code></pre>"]
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def render(store: LabStore, session_id: str, fmt: str, chart_href: str | None = None) -> tuple[str, str]:
+    """(report text, chart SVG) of a session."""
+    if fmt not in FORMATS:
+        raise StoreError(f"unknown format {fmt!r}: use md or html")
+    data = load(store, session_id)
+    text = to_html(data) if fmt == "html" else to_markdown(data, chart_href)
+    return text, data.chart()

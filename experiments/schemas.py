@@ -1,0 +1,179 @@
+"""Persisted models of the history: session manifests, attempts, reviews and summaries."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from sandbox.results import IdeaResult
+
+AttemptStatus = Literal["ok", "error", "timeout", "killed", "invalid", "denied", "abandoned"]
+ATTEMPT_STATUSES: tuple[str, ...] = ("ok", "error", "timeout", "killed", "invalid", "denied", "abandoned")
+Verdict = Literal["accept", "reject"]
+FORMAT_VERSION = 1
+_SLUG = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def utc_now() -> str:
+    """The current time as an ISO-8601 UTC string (seconds precision)."""
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
+
+
+def new_attempt_id() -> str:
+    """A fresh random attempt id (12 hex digits; unique prefixes identify it like git shas)."""
+    return secrets.token_hex(6)
+
+
+def slug(text: str, limit: int = 40) -> str:
+    """``text`` reduced to characters that are safe in file and branch names."""
+    cleaned = _SLUG.sub("-", text).strip("-.") or "x"
+    return cleaned[:limit].rstrip("-.") or "x"
+
+
+def new_session_id(task: str) -> str:
+    """A readable, sortable, unique session id: ``20250101-120000-wordnet-10-ab12``."""
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{slug(task, 30)}-{secrets.token_hex(2)}"
+
+
+class TokenUsage(BaseModel):
+    """Tokens and money one or more model calls used."""
+
+    input_tokens: int = Field(0, description="Prompt tokens billed at the normal input rate.")
+    output_tokens: int = Field(0, description="Completion tokens.")
+    cache_read_tokens: int = Field(0, description="Prompt tokens read from the provider's cache.")
+    cache_write_tokens: int = Field(0, description="Prompt tokens written to the provider's cache.")
+    cost_usd: float = Field(0.0, description="Cost in US dollars.")
+
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        return TokenUsage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
+            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
+            cost_usd=self.cost_usd + other.cost_usd,
+        )
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens + self.cache_read_tokens + self.cache_write_tokens
+
+
+class SessionManifest(BaseModel):
+    """What a session ran with (``session.json`` on the session's branch)."""
+
+    format: int = Field(FORMAT_VERSION, description="Version of this JSON form.")
+    session_id: str = Field(description="Unique id; the branch is sessions/<session_id>.")
+    task: str = Field(description="Task name (or task directory) the session works on.")
+    cache_key: str = Field(description="Key of the task cache the attempts ran against.")
+    proposer: str = Field(description="Proposer back end (anthropic, openai, offline, replay, ...).")
+    model: str | None = Field(description="Model name the proposer used, if any.")
+    prompt_versions: dict[str, str] = Field(description="Prompt template name -> content hash.")
+    seeds: list[int] = Field(description="Seeds every attempt is scored on.")
+    package_versions: dict[str, str] = Field(description="Versions of the packages that matter.")
+    direction: str | None = Field(description="The starting research direction, if one was given.")
+    budgets: dict[str, float | int | str | bool | None] = Field(
+        description="Budgets (steps, cost, scoring calls, time) and run settings such as split_sizes.")
+    created_at: str = Field(description="When the session started (ISO-8601 UTC).")
+    parent_session: str | None = Field(None, description="Session this one resumes or replays.")
+    status: str = Field("running", description="running / finished / stopped / failed.")
+    split_sizes: str | None = Field(
+        None, description="weak_train,unlabeled,dev,heldout of the task cache (lets replay rebuild it).")
+    extra: dict[str, Any] = Field(default_factory=dict, description="Anything else worth keeping.")
+
+
+class Attempt(BaseModel):
+    """One step of a session: an idea, why it was tried, what it scored, what it cost."""
+
+    format: int = Field(FORMAT_VERSION, description="Version of this JSON form.")
+    attempt_id: str = Field(description="Unique id (see new_attempt_id).")
+    session_id: str = Field(description="Session the attempt belongs to.")
+    index: int = Field(description="Step number within the session (1-based).")
+    name: str = Field(description="Short idea name the proposer gave.")
+    rationale: str = Field(description="The proposer's reasoning for trying this idea.")
+    code: str = Field(description="The idea's Python source.")
+    parent_id: str | None = Field(description="Attempt this one built on, if any.")
+    result: IdeaResult | None = Field(description="The evaluator's result; None if it never ran.")
+    status: AttemptStatus = Field(description="ok / error / timeout / killed / invalid / denied / abandoned.")
+    log: str = Field(description="Run log: the idea's output and the loop's notes for this step.")
+    transcript: list[dict[str, Any]] = Field(description="Full request/response JSON of the step's model calls.")
+    usage: TokenUsage = Field(description="Tokens and cost of the step's model calls.")
+    created_at: str = Field(description="When the attempt finished (ISO-8601 UTC).")
+    researcher: str = Field("r0", description="Which parallel researcher made it.")
+    extra: dict[str, Any] = Field(default_factory=dict, description="Anything else (e.g. replay_of).")
+
+
+class Review(BaseModel):
+    """A person's verdict on an attempt (kept as a git note)."""
+
+    verdict: Verdict = Field(description="accept or reject.")
+    note: str = Field(description="What the reviewer said.")
+    reviewer: str = Field(description="Reviewer name (git config user.name, else $USER).")
+    email: str = Field(description="Reviewer email (git config user.email, may be empty).")
+    created_at: str = Field(description="When the review was made (ISO-8601 UTC).")
+
+
+class AttemptSummary(BaseModel):
+    """One row of the query index: what listings and leaderboards show."""
+
+    attempt_id: str = Field(description="Attempt id.")
+    session_id: str = Field(description="Session id.")
+    researcher: str = Field(description="Researcher id.")
+    index: int = Field(description="Step number within the session.")
+    name: str = Field(description="Idea name.")
+    status: str = Field(description="Attempt status.")
+    task: str | None = Field(description="Task the attempt ran on.")
+    pgr: float | None = Field(description="Dev PGR mean over seeds.")
+    pgr_ci95: float | None = Field(description="Half-width of the 95% CI of dev PGR.")
+    n_seeds: int = Field(description="Seeds with a PGR.")
+    dev_acc: float | None = Field(description="Dev transfer accuracy.")
+    heldout_acc: float | None = Field(description="Held-out accuracy (never shown to proposers).")
+    heldout_pgr: float | None = Field(description="Held-out PGR (never shown to proposers).")
+    vs_vanilla: float | None = Field(description="Paired PGR difference against vanilla.")
+    vs_vanilla_p: float | None = Field(description="p-value of that paired difference.")
+    warnings: list[str] = Field(description="Result warnings.")
+    cost_usd: float = Field(description="Model cost of the step.")
+    tokens: int = Field(description="Model tokens of the step.")
+    parent_id: str | None = Field(description="Attempt it built on.")
+    created_at: str = Field(description="When it finished.")
+    commit: str = Field(description="Commit that recorded it.")
+    folder: str = Field(description="Its folder on the session branch.")
+    review: str | None = Field(None, description="Latest review verdict, if reviewed.")
+    review_note: str | None = Field(None, description="Latest review note.")
+
+
+class SessionSummary(BaseModel):
+    """A session as ``aar sessions`` lists it."""
+
+    session_id: str = Field(description="Session id.")
+    branch: str = Field(description="Branch holding the session.")
+    task: str = Field(description="Task name.")
+    proposer: str = Field(description="Proposer back end.")
+    model: str | None = Field(description="Model name.")
+    status: str = Field(description="Session status.")
+    created_at: str = Field(description="When it started.")
+    parent_session: str | None = Field(description="Session it resumes or replays.")
+    attempts: int = Field(description="Number of attempts.")
+    ok: int = Field(description="Attempts with status ok.")
+    best_pgr: float | None = Field(description="Best dev PGR among its attempts.")
+    best_attempt: str | None = Field(description="Attempt id with the best dev PGR.")
+    cost_usd: float = Field(description="Total model cost.")
+    tokens: int = Field(description="Total model tokens.")
+    researchers: list[str] = Field(description="Researcher ids that contributed attempts.")
+    head: str = Field(description="Branch head commit.")
+
+
+class CheckReport(BaseModel):
+    """What ``aar check`` found."""
+
+    ok: bool = Field(description="True when no problem was found.")
+    lab: str = Field(description="Lab repository path.")
+    sessions: int = Field(description="Session branches found.")
+    attempts: int = Field(description="Attempts read from git.")
+    problems: list[str] = Field(description="Problems, one line each.")
+    notes: list[str] = Field(description="Informational findings (e.g. unreferenced objects).")
+    index_rebuilt: bool = Field(description="Whether the index was rebuilt from git.")

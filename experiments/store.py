@@ -1,0 +1,340 @@
+"""The lab repository: a session is a branch, an attempt is one commit on it.
+
+Branch ``sessions/<session_id>`` holds::
+
+    session.json                     the manifest
+    attempts/0007-<name>/            one folder per attempt (``-<researcher>`` for r1, r2, ...)
+        idea.py rationale.md result.json run.log transcript.json attempt.json
+    state/<relpath>                  files the research loop keeps for --resume
+
+Writes never use a working tree: objects first, then the branch ref by compare-and-swap, all
+under one fcntl lock per lab, so parallel writers and killed processes leave a valid repository.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import git
+
+from experiments.gitobjects import BLOB_MODE, TREE_MODE, GitObjects, identity
+from experiments.schemas import Attempt, SessionManifest, SessionSummary, TokenUsage, slug
+from sandbox.errors import HarnessError
+from sandbox.results import IdeaResult
+
+SESSION_REFS = "refs/heads/sessions/"
+SESSION_FILE = "session.json"
+ATTEMPTS_DIR = "attempts"
+STATE_DIR = "state"
+LAB_ENV = "AAR_LAB"
+DEFAULT_LAB = "aar-lab"
+ATTEMPT_FILES = ("idea.py", "rationale.md", "result.json", "run.log", "transcript.json", "attempt.json")
+LAB_README = """# aar lab
+
+Experiment history of the automated alignment researcher. Each research session is a branch
+`sessions/<session_id>`; each attempt is one commit adding `attempts/<step>-<name>/` with
+idea.py, rationale.md, result.json, run.log, transcript.json and attempt.json. Reviews are git
+notes: `git log --notes=aar-reviews sessions/<id>`. Browse with `aar sessions`, `aar ideas`, `aar show`.
+"""
+_SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
+_FOLDER_INDEX = re.compile(r"^(\d+)-")
+
+
+class StoreError(HarnessError):
+    """A lab operation that cannot proceed; the message says what to do."""
+
+
+def lab_path(path: Path | str | None = None) -> Path:
+    """The lab location: explicit argument, else $AAR_LAB, else ./aar-lab."""
+    return Path(path or os.environ.get(LAB_ENV) or DEFAULT_LAB).expanduser().resolve()
+
+
+def check_session_id(session_id: str) -> str:
+    if not _SESSION_ID.match(session_id) or ".." in session_id or session_id.endswith((".lock", ".")):
+        raise StoreError(f"session id {session_id!r}: use letters, digits, '.', '_' and '-' only")
+    return session_id
+
+
+def attempt_folder(attempt: Attempt) -> str:
+    who = "" if attempt.researcher == "r0" else f"{slug(attempt.researcher, 16)}-"
+    return f"{attempt.index:04d}-{who}{slug(attempt.name)}"
+
+
+def _state_path(relpath: str) -> str:
+    parts = [p for p in relpath.replace("\\", "/").split("/") if p not in ("", ".")]
+    if not parts or ".." in parts or relpath.startswith("/"):
+        raise StoreError(f"session file {relpath!r}: give a relative path without '..'")
+    return "/".join([STATE_DIR, *parts])
+
+
+def _trailers(pairs: dict[str, object]) -> str:
+    return "\n".join(f"{k}: {' '.join(str(v).split())}" for k, v in pairs.items() if v is not None)
+
+
+def attempt_message(attempt: Attempt, folder: str) -> str:
+    """Subject (name, status, PGR ± CI), a short body, and machine-readable trailers."""
+    res = attempt.result
+    pgr = res.pgr.mean if res and res.pgr else None
+    ci = res.pgr_ci95 if res else None
+    score = "" if pgr is None else f", PGR {pgr:+.3f}" + ("" if ci is None else f" ± {ci:.3f}")
+    subject = f"#{attempt.index} {attempt.name}: {attempt.status}{score}"
+    body = attempt.rationale.strip().splitlines()[:6]
+    trailers = {
+        "Aar-Kind": "attempt", "Aar-Attempt": attempt.attempt_id, "Aar-Session": attempt.session_id,
+        "Aar-Researcher": attempt.researcher, "Aar-Index": attempt.index, "Aar-Path": f"{ATTEMPTS_DIR}/{folder}",
+        "Aar-Parent": attempt.parent_id or "none", "Aar-Status": attempt.status,
+        "Aar-PGR": None if pgr is None else f"{pgr:.6f}", "Aar-PGR-CI95": None if ci is None else f"{ci:.6f}",
+        "Aar-Task": res.task if res else None, "Aar-Cost-USD": f"{attempt.usage.cost_usd:.6f}",
+    }
+    return "\n\n".join(part for part in (subject, "\n".join(body), _trailers(trailers)) if part)
+
+
+def attempt_files(attempt: Attempt) -> dict[str, str]:
+    """The files of an attempt's folder."""
+    meta = attempt.model_dump(mode="json", exclude={"code", "rationale", "result", "log", "transcript"})
+    meta["files"] = list(ATTEMPT_FILES)
+    transcript = {"usage": attempt.usage.model_dump(mode="json"), "calls": attempt.transcript}
+    result = attempt.result.model_dump_json(indent=2) if attempt.result else "null"
+    return {
+        "idea.py": attempt.code, "rationale.md": attempt.rationale, "result.json": result + "\n",
+        "run.log": attempt.log, "transcript.json": json.dumps(transcript, indent=2, default=str) + "\n",
+        "attempt.json": json.dumps(meta, indent=2) + "\n",
+    }
+
+
+class LabStore:
+    """A lab repository: sessions as branches, attempts as commits, plus a query index."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path).resolve()
+        try:
+            self.repo = git.Repo(self.path)
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError) as exc:
+            raise StoreError(f"{self.path} is not a lab repository; pass --lab PATH or set {LAB_ENV}") from exc
+        self.git_dir = Path(self.repo.git_dir)
+        self.objects = GitObjects(self.repo)
+        self._index = None
+
+    @classmethod
+    def open(cls, path: Path | str | None = None, create: bool = True) -> LabStore:
+        """Open the lab (explicit path, else $AAR_LAB, else ./aar-lab); ``git init`` it when missing."""
+        where = lab_path(path)
+        if not (where / ".git").exists() and not (where / "HEAD").exists():
+            if not create:
+                raise StoreError(f"no lab repository at {where}; run a session first, or pass --lab PATH / set {LAB_ENV}")
+            if where.exists() and any(where.iterdir()):
+                raise StoreError(f"{where} exists and is not a git repository; choose another --lab path")
+            git.Repo.init(where, mkdir=True)
+            store = cls(where)
+            store._start_main()
+            return store
+        return cls(where)
+
+    def _start_main(self) -> None:
+        """Give a fresh lab a ``main`` branch with a README, so a clone checks something out."""
+        tree = self.objects.tree({"README.md": (self.objects.blob(LAB_README), BLOB_MODE)})
+        me = identity(self.repo)
+        with self.lock():
+            if self.objects.ref_sha("refs/heads/main") is not None:
+                return  # another process initialised it first
+            sha = self.objects.commit(tree, [], "aar lab", me, me)
+            self.objects.update_ref("refs/heads/main", sha, None, "aar lab")
+            self.repo.git.symbolic_ref("HEAD", "refs/heads/main")
+            self.repo.git.reset("--hard", "-q", "main")  # the only working-tree write: the README
+
+    def close(self) -> None:
+        self.repo.close()
+
+    @property
+    def index(self):  # noqa: ANN201 - LabIndex, imported lazily to keep the import graph flat
+        if self._index is None:
+            from experiments.index import LabIndex
+
+            self._index = LabIndex(self)
+        return self._index
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """The lab's writer lock (fcntl; released by the kernel if the holder dies)."""
+        with open(self.git_dir / "aar.lock", "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    # -- sessions ------------------------------------------------------------------------
+    @staticmethod
+    def branch(session_id: str) -> str:
+        return SESSION_REFS + check_session_id(session_id)
+
+    def session_heads(self) -> dict[str, str]:
+        """``session_id -> head sha`` for every session branch."""
+        return {ref[len(SESSION_REFS):]: sha for ref, sha in self.objects.refs(SESSION_REFS.rstrip("/")).items()}
+
+    def resolve_session(self, text: str) -> str:
+        """A session id from the full id or a unique prefix of it."""
+        heads = self.session_heads()
+        if text in heads:
+            return text
+        hits = [s for s in heads if s.startswith(text)]
+        if len(hits) == 1:
+            return hits[0]
+        if not hits:
+            raise StoreError(f"no session {text!r} in {self.path}; list them with `aar sessions`")
+        raise StoreError(f"session prefix {text!r} is ambiguous ({len(hits)} sessions); give more characters")
+
+    def _head(self, session_id: str) -> str:
+        head = self.objects.ref_sha(self.branch(session_id))
+        if head is None:
+            raise StoreError(f"no session {session_id!r} in {self.path}; list them with `aar sessions`")
+        return head
+
+    def create_session(self, manifest: SessionManifest) -> str:
+        """Start the session's branch with session.json; returns the branch name."""
+        ref = self.branch(manifest.session_id)
+        tree = self.objects.tree({SESSION_FILE: (self.objects.blob(_manifest_text(manifest)), BLOB_MODE)})
+        subject = f"session {manifest.session_id}: {manifest.task}, {manifest.proposer}" + (
+            f" ({manifest.model})" if manifest.model else "")
+        message = "\n\n".join(p for p in (subject, (manifest.direction or "").strip(), _trailers({
+            "Aar-Kind": "session", "Aar-Session": manifest.session_id, "Aar-Task": manifest.task,
+            "Aar-Parent-Session": manifest.parent_session})) if p)
+        with self.lock():
+            if self.objects.ref_sha(ref) is not None:
+                raise StoreError(f"session {manifest.session_id!r} already exists; pick another id")
+            me = identity(self.repo)
+            sha = self.objects.commit(tree, [], message, me, me, _when(manifest.created_at))
+            self.objects.update_ref(ref, sha, None, subject)
+        return ref.removeprefix("refs/heads/")
+
+    def _change(self, session_id: str, edit: Callable[[bytes], bytes], message: str,
+                author: git.Actor | None = None, when: datetime | None = None) -> str:
+        """One commit on the session branch: ``edit`` maps the head tree to the new tree."""
+        ref = self.branch(session_id)
+        with self.lock():
+            head = self._head(session_id)
+            tree = edit(self.objects.commit_tree(head))
+            me = identity(self.repo)
+            sha = self.objects.commit(tree, [head], message, author or me, me, when)
+            self.objects.update_ref(ref, sha, head, message.splitlines()[0])
+        return sha
+
+    def manifest(self, session_id: str) -> SessionManifest:
+        text = self.objects.read_text(self.objects.commit_tree(self._head(session_id)), SESSION_FILE)
+        if text is None:
+            raise StoreError(f"session {session_id!r} has no {SESSION_FILE}; run `aar check`")
+        return SessionManifest.model_validate_json(text)
+
+    def set_session_status(self, session_id: str, status: str) -> str:
+        manifest = self.manifest(session_id).model_copy(update={"status": status})
+        blob = self.objects.blob(_manifest_text(manifest))
+        message = f"session {session_id}: {status}\n\n" + _trailers(
+            {"Aar-Kind": "status", "Aar-Session": session_id, "Aar-Status": status})
+        return self._change(session_id, lambda root: self.objects.put(root, SESSION_FILE, (blob, BLOB_MODE)), message)
+
+    def write_session_file(self, session_id: str, relpath: str, text: str) -> str:
+        """Store ``state/<relpath>`` on the session branch (one commit); returns its sha."""
+        path = _state_path(relpath)
+        blob = self.objects.blob(text)
+        message = f"state: {relpath}\n\n" + _trailers({"Aar-Kind": "state", "Aar-Session": session_id, "Aar-Path": path})
+        return self._change(session_id, lambda root: self.objects.put(root, path, (blob, BLOB_MODE)), message)
+
+    def read_session_file(self, session_id: str, relpath: str) -> str | None:
+        return self.objects.read_text(self.objects.commit_tree(self._head(session_id)), _state_path(relpath))
+
+    def sessions(self) -> list[SessionSummary]:
+        return self.index.sessions()
+
+    # -- attempts ------------------------------------------------------------------------
+    def record_attempt(self, attempt: Attempt, session_files: dict[str, str] | None = None) -> str:
+        """Commit one attempt (and optionally session files in the same commit); returns the sha."""
+        folder = attempt_folder(attempt)
+        blobs = {name: (self.objects.blob(text), BLOB_MODE) for name, text in attempt_files(attempt).items()}
+        folder_tree = self.objects.tree(blobs)
+        state = {_state_path(rel): self.objects.blob(text) for rel, text in (session_files or {}).items()}
+
+        def edit(root: bytes) -> bytes:
+            existing = self.objects.lookup(root, f"{ATTEMPTS_DIR}/{folder}/attempt.json")
+            if existing is not None:
+                other = json.loads(self.objects.read(existing[0], "blob")).get("attempt_id")
+                if other != attempt.attempt_id:
+                    raise StoreError(f"{folder} is already attempt {other} in session {attempt.session_id}; "
+                                     "take the index from next_attempt_index()")
+            root = self.objects.put(root, f"{ATTEMPTS_DIR}/{folder}", (folder_tree, TREE_MODE))
+            for path, blob in state.items():
+                root = self.objects.put(root, path, (blob, BLOB_MODE))
+            return root
+
+        author = git.Actor(f"aar {attempt.researcher}", "aar@localhost")
+        return self._change(attempt.session_id, edit, attempt_message(attempt, folder), author,
+                            _when(attempt.created_at))
+
+    def attempt_folders(self, session_id: str, commit: str | None = None) -> dict[str, bytes]:
+        """``folder -> tree binsha`` of the session's attempts at its head (or at ``commit``)."""
+        root = self.objects.commit_tree(commit or self._head(session_id))
+        entry = self.objects.lookup(root, ATTEMPTS_DIR)
+        if entry is None:
+            return {}
+        return {name: sha for name, (sha, mode) in self.objects.read_tree(entry[0]).items() if mode == TREE_MODE}
+
+    def read_attempt(self, folder_tree: bytes) -> Attempt:
+        """Rebuild an Attempt from its folder's tree."""
+        entries = self.objects.read_tree(folder_tree)
+        missing = [f for f in ATTEMPT_FILES if f not in entries]
+        if missing:
+            raise StoreError(f"attempt folder {folder_tree.hex()[:12]} lacks {', '.join(missing)}; run `aar check`")
+        text = {name: self.objects.read(entries[name][0], "blob").decode("utf-8") for name in ATTEMPT_FILES}
+        meta = json.loads(text["attempt.json"])
+        meta.pop("files", None)
+        transcript = json.loads(text["transcript.json"])
+        result = json.loads(text["result.json"])
+        return Attempt.model_validate({
+            **meta, "code": text["idea.py"], "rationale": text["rationale.md"], "log": text["run.log"],
+            "transcript": transcript.get("calls", []),
+            "usage": TokenUsage.model_validate(transcript.get("usage", meta.get("usage", {}))),
+            "result": None if result is None else IdeaResult.model_validate(result),
+        })
+
+    def attempts(self, session_id: str, researcher: str | None = None) -> list[Attempt]:
+        """Every attempt of a session, read from git, in step order."""
+        found = [self.read_attempt(tree) for tree in self.attempt_folders(session_id).values()]
+        found = [a for a in found if researcher is None or a.researcher == researcher]
+        return sorted(found, key=lambda a: (a.index, a.researcher, a.created_at))
+
+    def next_attempt_index(self, session_id: str) -> int:
+        used = [int(m.group(1)) for f in self.attempt_folders(session_id) if (m := _FOLDER_INDEX.match(f))]
+        return max(used, default=0) + 1
+
+    def get_attempt(self, attempt_id: str) -> Attempt:
+        """An attempt by full id or unique prefix (also accepts a commit sha prefix)."""
+        row = self.index.find(attempt_id)
+        entry = self.objects.lookup(self.objects.commit_tree(row.commit), f"{ATTEMPTS_DIR}/{row.folder}")
+        if entry is None:
+            raise StoreError(f"attempt {row.attempt_id} is indexed but missing from git; run `aar check --rebuild-index`")
+        return self.read_attempt(entry[0])
+
+    def check(self, rebuild_index: bool = False):  # noqa: ANN201 - CheckReport
+        from experiments.health import check_lab
+
+        return check_lab(self, rebuild_index)
+
+
+def _manifest_text(manifest: SessionManifest) -> str:
+    return manifest.model_dump_json(indent=2) + "\n"
+
+
+def _when(iso: str | None) -> datetime | None:
+    if not iso:
+        return None
+    try:
+        when = datetime.fromisoformat(iso)
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)

@@ -1,0 +1,204 @@
+"""Rich renderables for the history commands (tables, an attempt page, diffs)."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterable
+
+from rich.console import Group, RenderableType
+from rich.markdown import Markdown
+from rich.panel import Panel
+from rich.syntax import Syntax
+from rich.table import Table
+from rich.text import Text
+
+from experiments.schemas import Attempt, AttemptSummary, CheckReport, Review, SessionSummary
+from sandbox.results import IdeaResult
+
+LOG_TAIL_LINES = 40
+SHORT_ID = 14
+
+
+def num(value: float | None, signed: bool = False, digits: int = 3) -> str:
+    if value is None:
+        return "—"
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def pgr_ci(pgr: float | None, ci: float | None) -> str:
+    return "—" if pgr is None else num(pgr, True) + ("" if ci is None else f" ± {ci:.3f}")
+
+
+def vs_text(mean: float | None, p: float | None) -> str:
+    return "—" if mean is None else num(mean, True) + ("" if p is None else f" (p={p:.2f})")
+
+
+def short_id(row: AttemptSummary) -> str:
+    """A handle every command accepts: the attempt id when short, else the commit sha prefix."""
+    return row.attempt_id if len(row.attempt_id) <= SHORT_ID else row.commit[:10]
+
+
+def status_text(status: str) -> Text:
+    return Text(status, style="green" if status == "ok" else "red")
+
+
+def sessions_table(sessions: list[SessionSummary]) -> Table:
+    table = Table("session", "task", "proposer", "attempts", "ok", "best PGR", "cost", "status", "started",
+                  title=f"{len(sessions)} session(s)")
+    for s in sessions:
+        proposer = s.proposer + (f" / {s.model}" if s.model else "")
+        if len(s.researchers) > 1:
+            proposer += f" ×{len(s.researchers)}"
+        table.add_row(s.session_id, s.task, proposer, str(s.attempts), str(s.ok), num(s.best_pgr, True),
+                      f"${s.cost_usd:.2f}", s.status, s.created_at.replace("T", " ")[:19])
+    return table
+
+
+def ideas_table(rows: list[AttemptSummary], title: str) -> Table:
+    table = Table("attempt", "session", "#", "idea", "status", "dev PGR ± 95% CI", "Δ vs vanilla", "dev acc",
+                  "cost", "review", title=title)
+    for r in rows:
+        review = Text(r.review or "", style="green" if r.review == "accept" else "red")
+        table.add_row(short_id(r), r.session_id[-24:], str(r.index), r.name[:40], status_text(r.status),
+                      pgr_ci(r.pgr, r.pgr_ci95), vs_text(r.vs_vanilla, r.vs_vanilla_p), num(r.dev_acc),
+                      f"${r.cost_usd:.3f}", review)
+    return table
+
+
+def leaderboard_table(rows: list[AttemptSummary], task: str) -> Table:
+    table = Table("rank", "attempt", "idea", "dev PGR ± 95% CI", "Δ vs vanilla", "seeds", "dev acc",
+                  "held-out acc", "held-out PGR", "session", "review", title=f"leaderboard: {task}",
+                  caption="held-out figures are never shown to proposers")
+    for rank, r in enumerate(rows, start=1):
+        table.add_row(str(rank), short_id(r), r.name[:40], pgr_ci(r.pgr, r.pgr_ci95),
+                      vs_text(r.vs_vanilla, r.vs_vanilla_p), str(r.n_seeds), num(r.dev_acc), num(r.heldout_acc),
+                      num(r.heldout_pgr, True), r.session_id[-24:], r.review or "")
+    return table
+
+
+def seeds_table(attempt: Attempt) -> Table | None:
+    if attempt.result is None:
+        return None
+    table = Table("seed", "status", "dev acc", "dev PGR", "held-out acc", "runtime", "warnings / error",
+                  title="per seed")
+    for s in attempt.result.seeds:
+        note = "; ".join([*s.warnings, *([s.error] if s.error else [])])
+        table.add_row(str(s.seed), status_text(s.status), num(s.dev_acc), num(s.pgr, True), num(s.heldout_acc),
+                      f"{s.runtime_s:.1f}s", note[:90])
+    return table
+
+
+def _header(attempt: Attempt, summary: AttemptSummary) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    res = attempt.result
+    facts = [
+        ("attempt", f"{attempt.attempt_id}  (#{attempt.index} of {attempt.session_id}, {attempt.researcher})"),
+        ("status", attempt.status), ("commit", summary.commit), ("parent", attempt.parent_id or "—"),
+        ("dev PGR", pgr_ci(res.pgr.mean if res and res.pgr else None, res.pgr_ci95 if res else None)),
+        ("Δ vs vanilla", vs_text(res.vs_vanilla.mean, res.vs_vanilla.p_value) if res and res.vs_vanilla else "—"),
+        ("model", f"${attempt.usage.cost_usd:.4f}, {attempt.usage.total_tokens:,} tokens, "
+                  f"{len(attempt.transcript)} call(s)"),
+        ("time", attempt.created_at + (f", ran {res.runtime_s:.1f}s ({res.isolation})" if res else "")),
+    ]
+    for key, value in facts:
+        grid.add_row(Text(key, style="bold"), value)
+    return grid
+
+
+def code_diff(old: str, new: str, old_name: str, new_name: str) -> str:
+    return "".join(difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
+                                        old_name, new_name))
+
+
+def reviews_group(reviews: Iterable[Review]) -> RenderableType | None:
+    lines = [Text.assemble((r.verdict, "green" if r.verdict == "accept" else "red"),
+                           f" by {r.reviewer}" + (f" <{r.email}>" if r.email else "") + f" at {r.created_at}: "
+                           f"{r.note}") for r in reviews]
+    return Panel(Group(*lines), title="reviews") if lines else None
+
+
+def attempt_page(attempt: Attempt, summary: AttemptSummary, parent: Attempt | None,
+                 reviews: list[Review]) -> list[RenderableType]:
+    """What ``aar show`` prints."""
+    parts: list[RenderableType | None] = [
+        Panel(_header(attempt, summary), title=f"{attempt.name}"),
+        Panel(Markdown(attempt.rationale or "_no rationale_"), title="rationale"),
+        seeds_table(attempt),
+    ]
+    if attempt.result and attempt.result.warnings:
+        parts.append(Panel("\n".join(attempt.result.warnings), title="warnings", style="yellow"))
+    tail = "\n".join(attempt.log.rstrip().splitlines()[-LOG_TAIL_LINES:])
+    parts.append(Panel(Text(tail or "(empty)"), title=f"log (last {LOG_TAIL_LINES} lines)"))
+    parts.append(Panel(Syntax(attempt.code, "python", line_numbers=True), title="idea.py"))
+    if parent is not None:
+        diff = code_diff(parent.code, attempt.code, f"{parent.attempt_id}/idea.py", f"{attempt.attempt_id}/idea.py")
+        parts.append(Panel(Syntax(diff or "(identical code)", "diff"), title=f"diff against parent {parent.name}"))
+    parts.append(reviews_group(reviews))
+    return [p for p in parts if p is not None]
+
+
+def _metric_rows(a: Attempt, b: Attempt) -> list[tuple[str, str, str]]:
+    ra, rb = a.result, b.result
+
+    def get(res: IdeaResult | None, fn: Callable[[IdeaResult], str]) -> str:
+        return fn(res) if res is not None else "—"
+
+    rows = [("attempt", f"{a.attempt_id} #{a.index}", f"{b.attempt_id} #{b.index}"), ("idea", a.name, b.name),
+            ("status", a.status, b.status),
+            ("dev PGR", get(ra, lambda r: pgr_ci(r.pgr.mean if r.pgr else None, r.pgr_ci95)),
+             get(rb, lambda r: pgr_ci(r.pgr.mean if r.pgr else None, r.pgr_ci95))),
+            ("dev acc", get(ra, lambda r: num(r.dev_acc.mean if r.dev_acc else None)),
+             get(rb, lambda r: num(r.dev_acc.mean if r.dev_acc else None))),
+            ("Δ vs vanilla", get(ra, lambda r: vs_text(r.vs_vanilla.mean, r.vs_vanilla.p_value) if r.vs_vanilla else "—"),
+             get(rb, lambda r: vs_text(r.vs_vanilla.mean, r.vs_vanilla.p_value) if r.vs_vanilla else "—")),
+            ("runtime", get(ra, lambda r: f"{r.runtime_s:.1f}s"), get(rb, lambda r: f"{r.runtime_s:.1f}s")),
+            ("model cost", f"${a.usage.cost_usd:.4f}", f"${b.usage.cost_usd:.4f}")]
+    seeds = sorted({s.seed for r in (ra, rb) if r for s in r.seeds})
+    for seed in seeds:
+        rows.append((f"PGR seed {seed}", *(_seed_pgr(r, seed) for r in (ra, rb))))
+    return rows
+
+
+def _seed_pgr(result: IdeaResult | None, seed: int) -> str:
+    for s in result.seeds if result else []:
+        if s.seed == seed:
+            return num(s.pgr, True) if s.status == "ok" else s.status
+    return "—"
+
+
+def side_by_side(old: str, new: str) -> Table:
+    """The two files in two columns, changed lines highlighted."""
+    table = Table(show_header=False, box=None, padding=(0, 1), expand=True)
+    table.add_column(ratio=1, overflow="fold")
+    table.add_column(ratio=1, overflow="fold")
+    a, b = old.splitlines(), new.splitlines()
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        for k in range(max(i2 - i1, j2 - j1)):
+            left = a[i1 + k] if i1 + k < i2 else ""
+            right = b[j1 + k] if j1 + k < j2 else ""
+            style_l, style_r = ("", "") if tag == "equal" else ("red", "green")
+            table.add_row(Text(left, style=style_l), Text(right, style=style_r))
+    return table
+
+
+def diff_page(a: Attempt, b: Attempt, unified: bool) -> list[RenderableType]:
+    """What ``aar diff A B`` prints: results side by side, then the code."""
+    metrics = Table("", a.attempt_id[:8], b.attempt_id[:8], title="results")
+    for row in _metric_rows(a, b):
+        metrics.add_row(*row)
+    if unified:
+        diff = code_diff(a.code, b.code, f"{a.attempt_id}/idea.py", f"{b.attempt_id}/idea.py")
+        code: RenderableType = Syntax(diff or "(identical code)", "diff")
+    else:
+        code = side_by_side(a.code, b.code)
+    return [metrics, Panel(code, title=f"idea.py: {a.name} | {b.name}")]
+
+
+def check_page(report: CheckReport) -> list[RenderableType]:
+    head = Text("healthy" if report.ok else "PROBLEMS FOUND", style="green" if report.ok else "bold red")
+    lines: list[RenderableType] = [Text.assemble(head, f": {report.lab}, {report.sessions} session(s), "
+                                                 f"{report.attempts} attempt(s) read back from git"
+                                                 + (", index rebuilt" if report.index_rebuilt else ""))]
+    lines += [Text(f"  problem: {p}", style="red") for p in report.problems]
+    lines += [Text(f"  note: {n}", style="dim") for n in report.notes]
+    return lines
