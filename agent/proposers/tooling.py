@@ -28,7 +28,7 @@ TOOL_ERRORS: tuple[type[Exception], ...] = (HarnessError, ValueError, KeyError, 
 
 
 class _Input(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")
 
 
 class RunExperimentInput(_Input):

@@ -1,0 +1,304 @@
+"""The Claude proposer through the real anthropic SDK against the scripted Messages server."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from agent.proposers.base import BudgetStop, ProposerConfig, get_proposer
+from agent.proposers.claude import DEFAULT_MODEL, ClaudeOptions, make_client, resolve_provider
+from sandbox.errors import HarnessError
+from tests.fakes.messages_server import MessagesServer
+from tests.fakes.scripts import (
+    error_step,
+    result_text,
+    scripted_claude_session,
+    text_turn,
+    tool_results,
+    tool_use,
+)
+from tests.fakes.tools import HELDOUT_MARK, RecordingTools, canned_result
+
+GOOD = "import numpy as np\n\ndef run(ctx):\n    return np.asarray(ctx.weak_test_probs)\n"
+IDEAS = [("soft targets", "Plain soft CE is the reference.", GOOD),
+         ("confident only", "Dropping unsure weak labels removes noise.", GOOD + "# filtered\n")]
+
+
+@pytest.fixture(autouse=True)
+def _anthropic_env(monkeypatch):
+    for name in ("CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX", "ANTHROPIC_VERTEX_PROJECT_ID",
+                 "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_PROFILE", "ANTHROPIC_BASE_URL", "AAR_PRICES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
+
+
+def claude(server: MessagesServer, **options):
+    proposer = get_proposer("claude", ProposerConfig(base_url=server.url, options=options))
+    proposer.check_ready()
+    return proposer
+
+
+def assert_valid_transcript(messages: list[dict]) -> None:
+    """Roles alternate from a user message and every tool_result answers the turn before it."""
+    assert messages[0]["role"] == "user"
+    for before, after in zip(messages, messages[1:], strict=False):
+        assert before["role"] != after["role"]
+        ids = {b["id"] for b in before["content"] if b.get("type") == "tool_use"} if before["role"] == "assistant" else set()
+        for block in after["content"]:
+            if block.get("type") == "tool_result":
+                assert block["tool_use_id"] in ids
+
+
+def test_session_dispatches_tools_and_feeds_back_dev_figures_only():
+    tools = RecordingTools(leak_heldout=True)  # even a full dump must not reach the model
+    with MessagesServer(scripted_claude_session(IDEAS)) as server:
+        claude(server).run(tools)
+    bodies = server.bodies()
+    assert len(bodies) == 4 and server.remaining == 0
+    assert [(s.name, s.hypothesis, s.code) for s in tools.experiments] == IDEAS
+    assert tools.finished == ["Tried the scripted ideas; see the leaderboard."]
+    first = bodies[0]
+    assert first["model"] == DEFAULT_MODEL
+    assert [t["name"] for t in first["tools"]] == ["run_experiment", "show_leaderboard", "show_attempt", "finish"]
+    assert first["system"][0]["cache_control"] == {"type": "ephemeral"}
+    assert first["tools"][-1]["cache_control"] == {"type": "ephemeral"}
+    assert first["messages"][-1]["content"][-1]["cache_control"] == {"type": "ephemeral"}
+    assert "confident_only" in first["messages"][0]["content"][0]["text"]  # baselines table
+    feedback = result_text(tool_results(bodies[1])[0])
+    assert "0.450 ± 0.057" in feedback and "0.400, 0.500, 0.450" in feedback
+    assert "+0.250" in feedback and "p = 0.031" in feedback and "a001" in feedback
+    board = result_text(tool_results(bodies[3])[0])
+    assert "a001" in board and "a002" in board
+    everything = json.dumps(bodies)
+    assert str(HELDOUT_MARK) not in everything and "heldout" not in everything
+    for body in bodies:
+        assert_valid_transcript(body["messages"])
+    assert all("cache_control" not in json.dumps(m) for m in tools.saved[-1]["messages"])
+
+
+def test_failure_feedback_carries_traceback_and_log_tail():
+    boom = "Traceback (most recent call last):\n  File \"idea.py\", line 3\nZeroDivisionError: division by zero"
+    tools = RecordingTools(results=lambda spec: canned_result(spec.name, [0, 0], status="error",
+                                                              error="ZeroDivisionError: division by zero",
+                                                              traceback=boom))
+    with MessagesServer(scripted_claude_session(IDEAS[:1], leaderboard=False)) as server:
+        claude(server).run(tools)
+    feedback = result_text(tool_results(server.bodies()[1])[0])
+    assert "error" in feedback and "ZeroDivisionError: division by zero" in feedback
+    assert "File \"idea.py\", line 3" in feedback and "epoch 1" in feedback
+
+
+def test_malformed_input_and_unknown_tools_get_error_results():
+    script = [tool_use("run_experiment", {"name": "no code", "hypothesis": "h"}),
+              tool_use("run_experiment", {"name": "x", "hypothesis": "h", "code": GOOD, "lr": 3}),
+              tool_use("launch_rockets", {}),
+              tool_use("show_attempt", {"attempt_id": "a999"}),
+              tool_use("finish", {"summary": "done"})]
+    tools = RecordingTools()
+    with MessagesServer(script) as server:
+        claude(server).run(tools)
+    results = [tool_results(b)[0] for b in server.bodies()[1:]]
+    assert all(r.get("is_error") for r in results)
+    texts = [result_text(r) for r in results]
+    assert "code: Field required" in texts[0] and "run_experiment(name: string" in texts[0]
+    assert "lr: Extra inputs are not permitted" in texts[1]
+    assert "unknown tool" in texts[2] and "run_experiment" in texts[2]
+    assert "no attempt 'a999'" in texts[3]
+    assert tools.experiments == [] and tools.finished == ["done"]
+
+
+def test_show_attempt_returns_code_and_result_to_build_on():
+    script = [tool_use("run_experiment", {"name": "base", "hypothesis": "h", "code": GOOD}),
+              tool_use("show_attempt", {"attempt_id": "a001"}),
+              tool_use("run_experiment", {"name": "child", "hypothesis": "h2", "code": GOOD, "parent_id": "a001"}),
+              tool_use("finish", {"summary": "s"})]
+    tools = RecordingTools()
+    with MessagesServer(script) as server:
+        claude(server).run(tools)
+    shown = result_text(tool_results(server.bodies()[2])[0])
+    assert "np.asarray(ctx.weak_test_probs)" in shown and "PGR (dev) 0.450" in shown
+    assert tools.experiments[1].parent_id == "a001"
+
+
+@pytest.mark.parametrize("first", [text_turn("", stop_reason="refusal"), text_turn("I think I am done.")])
+def test_refusal_or_empty_turn_is_nudged_once_then_stops_cleanly(first):
+    tools = RecordingTools()
+    with MessagesServer([first, text_turn("", stop_reason="refusal")]) as server:
+        claude(server).run(tools)
+    bodies = server.bodies()
+    assert len(bodies) == 2
+    nudge = bodies[1]["messages"][-1]["content"][-1]["text"]
+    assert "run_experiment" in nudge and "finish" in nudge
+    assert_valid_transcript(bodies[1]["messages"])
+    assert tools.experiments == [] and len(tools.finished) == 1
+
+
+def test_a_nudge_that_works_resets_the_count():
+    script = [text_turn("Let me think."), tool_use("run_experiment", {"name": "a", "hypothesis": "h", "code": GOOD}),
+              text_turn("Thinking again."), tool_use("finish", {"summary": "ok"})]
+    tools = RecordingTools()
+    with MessagesServer(script) as server:
+        claude(server).run(tools)
+    assert len(tools.experiments) == 1 and tools.finished == ["ok"]
+
+
+def test_output_cut_at_max_tokens_mid_tool_call_is_an_error_result():
+    script = [tool_use("run_experiment", {"name": "a", "hypothesis": "h", "code": "def run(ctx"}, stop_reason="max_tokens"),
+              tool_use("finish", {"summary": "ok"})]
+    tools = RecordingTools()
+    with MessagesServer(script) as server:
+        claude(server).run(tools)
+    result = tool_results(server.bodies()[1])[0]
+    assert result["is_error"] and "max_tokens" in result_text(result)
+    assert tools.experiments == []
+
+
+@pytest.mark.parametrize("status", [429, 529, 500])
+def test_retryable_errors_are_retried_honouring_retry_after(status):
+    script = [error_step(status, retry_after=1.0), *scripted_claude_session(IDEAS[:1], leaderboard=False)]
+    tools = RecordingTools()
+    with MessagesServer(script) as server:
+        claude(server, max_retries=2).run(tools)
+    assert len(server.requests) == 3 and len(tools.experiments) == 1
+    assert server.answered_at[1] - server.answered_at[0] >= 0.95  # waited as told
+    assert server.requests[1]["headers"]["x-stainless-retry-count"] == "1"
+    assert len(tools.calls) == 2  # a retried call is one recorded call
+
+
+def test_overloaded_without_retry_after_uses_backoff_then_succeeds():
+    script = [error_step(529, message="Overloaded"), *scripted_claude_session(IDEAS[:1], leaderboard=False)]
+    tools = RecordingTools()
+    with MessagesServer(script) as server:
+        claude(server, max_retries=1).run(tools)
+    assert len(tools.experiments) == 1 and server.answered_at[1] - server.answered_at[0] >= 0.3
+
+
+def test_a_timeout_is_retried():
+    script = [{**text_turn("slow"), "delay_s": 1.5}, *scripted_claude_session(IDEAS[:1], leaderboard=False)]
+    tools = RecordingTools()
+    with MessagesServer(script) as server:
+        claude(server, max_retries=1, timeout_s=0.5).run(tools)
+    assert len(tools.experiments) == 1 and len(server.requests) == 3
+
+
+def test_retries_spent_stop_with_one_line():
+    tools = RecordingTools()
+    with MessagesServer([error_step(529, message="Overloaded"), error_step(529, message="Overloaded")]) as server:
+        with pytest.raises(HarnessError) as info:
+            claude(server, max_retries=1).run(tools)
+    message = str(info.value)
+    assert "\n" not in message and "529" in message and "after 1 retries" in message
+    assert tools.experiments == []
+
+
+def test_invalid_key_stops_before_any_experiment_with_one_line():
+    tools = RecordingTools()
+    with MessagesServer([error_step(401, message="invalid x-api-key")]) as server:
+        with pytest.raises(HarnessError) as info:
+            claude(server).run(tools)
+    message = str(info.value)
+    assert "\n" not in message and "ANTHROPIC_API_KEY" in message and "401" in message
+    assert len(server.requests) == 1 and tools.experiments == []
+
+
+def test_missing_key_fails_check_ready_with_one_line(monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    with pytest.raises(HarnessError) as info:
+        get_proposer("claude", ProposerConfig()).check_ready()
+    assert "ANTHROPIC_API_KEY is not set" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_unpriced_model_and_bad_options_fail_fast():
+    with pytest.raises(HarnessError, match="no price for model 'claude-unknown-9'"):
+        get_proposer("claude", ProposerConfig(model="claude-unknown-9")).check_ready()
+    with pytest.raises(HarnessError, match="claude option max_retriess"):
+        get_proposer("claude", ProposerConfig(options={"max_retriess": 2}))
+
+
+def test_bedrock_and_vertex_clients_are_the_sdks_own(monkeypatch):
+    from anthropic import AnthropicBedrock, AnthropicVertex
+
+    monkeypatch.setenv("CLAUDE_CODE_USE_BEDROCK", "1")
+    assert resolve_provider(ClaudeOptions()) == "bedrock"
+    bedrock = make_client("bedrock", ClaudeOptions(region="us-east-1", max_retries=3), None)
+    assert isinstance(bedrock, AnthropicBedrock) and bedrock.max_retries == 3
+    assert "bedrock-runtime.us-east-1" in str(bedrock.base_url)
+    monkeypatch.delenv("CLAUDE_CODE_USE_BEDROCK")
+    monkeypatch.setenv("ANTHROPIC_VERTEX_PROJECT_ID", "my-project")
+    assert resolve_provider(ClaudeOptions()) == "vertex"
+    vertex = make_client("vertex", ClaudeOptions(region="us-east5"), None)
+    assert isinstance(vertex, AnthropicVertex) and vertex.project_id == "my-project"
+    assert resolve_provider(ClaudeOptions(provider="anthropic")) == "anthropic"
+
+
+def test_cost_is_charged_per_call_from_the_price_table():
+    usage = {"input_tokens": 1000, "output_tokens": 2000, "cache_creation_input_tokens": 4000,
+             "cache_read_input_tokens": 8000}
+    script = [{"message": {"content": [{"type": "tool_use", "id": "t1", "name": "finish",
+                                        "input": {"summary": "s"}}], "usage": usage}}]
+    tools = RecordingTools()
+    with MessagesServer(script) as server:
+        claude(server).run(tools)
+    expected = (1000 * 5.0 + 2000 * 25.0 + 4000 * 6.25 + 8000 * 0.50) / 1e6  # claude-opus-4-6 prices
+    assert tools.calls[0]["cost"] == pytest.approx(expected)
+    assert tools.calls[0]["usage"] == usage
+
+
+def test_budget_stop_propagates_and_resume_continues_the_conversation():
+    tools = RecordingTools(max_attempts=1)
+    with MessagesServer(scripted_claude_session(IDEAS, leaderboard=False)) as server:
+        with pytest.raises(BudgetStop):
+            claude(server).run(tools)
+    assert len(tools.experiments) == 1
+    saved = tools.saved[-1]
+    assert saved["messages"][-1]["role"] == "assistant"  # the call the budget stopped
+
+    resumed = RecordingTools(state=saved)
+    with MessagesServer([tool_use("finish", {"summary": "after resume"})]) as server:
+        claude(server).run(resumed)
+    messages = server.bodies()[0]["messages"]
+    assert_valid_transcript(messages)
+    assert messages[:len(saved["messages"])] == saved["messages"][:-1] + [messages[len(saved["messages"]) - 1]]
+    last = messages[-1]["content"]
+    assert last[0]["type"] == "tool_result" and last[0]["is_error"] and "did not complete" in last[0]["content"]
+    assert "resumed" in last[-1]["text"]
+    assert resumed.finished == ["after resume"]
+
+
+def test_compaction_replaces_old_turns_with_a_table_of_attempts():
+    ideas = [(f"idea {i}", "h" * 50, GOOD + "#" * 400) for i in range(5)]
+    tools = RecordingTools()
+    with MessagesServer(scripted_claude_session(ideas, leaderboard=False)) as server:
+        claude(server, compact_chars=4000, keep_rounds=1).run(tools)
+    bodies = server.bodies()
+    assert len(tools.experiments) == 5 and tools.finished
+    last = bodies[-1]["messages"]
+    assert_valid_transcript(last)
+    head = last[0]["content"][0]["text"]
+    assert "# Task: wordnet-10" in head and "compacted" in head
+    for i in range(4):
+        assert f"idea {i}" in head
+    assert len(last) == 3  # table, the last tool call, its result
+    assert tools.saved[-1]["compactions"] >= 1
+    assert max(len(json.dumps(b["messages"])) for b in bodies[2:]) < 4000 + len(json.dumps(bodies[1]["messages"]))
+
+
+def test_replay_without_a_model_reproduces_the_requests():
+    tools = RecordingTools()
+    with MessagesServer(scripted_claude_session(IDEAS)) as server:
+        claude(server).run(tools)
+    replay = RecordingTools(replay=[c["response"] for c in tools.calls])
+    proposer = get_proposer("claude", ProposerConfig(base_url="http://127.0.0.1:9"))  # nothing listens there
+    proposer.run(replay)
+    assert [c["request"] for c in replay.calls] == [c["request"] for c in tools.calls]
+    assert replay.finished == tools.finished
+
+
+def test_retry_after_is_read_by_the_sdk_in_seconds():
+    start = time.monotonic()
+    with MessagesServer([error_step(429, retry_after=0.6), tool_use("finish", {"summary": "s"})]) as server:
+        claude(server, max_retries=1).run(RecordingTools())
+    assert 0.55 <= server.answered_at[1] - server.answered_at[0] < 3.0
+    assert time.monotonic() - start < 5.0
