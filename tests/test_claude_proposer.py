@@ -302,3 +302,64 @@ def test_retry_after_is_read_by_the_sdk_in_seconds():
         claude(server, max_retries=1).run(RecordingTools())
     assert 0.55 <= server.answered_at[1] - server.answered_at[0] < 3.0
     assert time.monotonic() - start < 5.0
+
+
+def test_price_lookup_covers_provider_model_ids_and_overrides(tmp_path, monkeypatch):
+    from agent.costs import cost_of, price_for
+
+    assert price_for("us.anthropic.claude-opus-4-6-v1:0").input == 5.0  # Bedrock id
+    assert price_for("claude-sonnet-4-5@20250929").output == 15.0  # Vertex id
+    assert price_for("claude-haiku-4-5-20251001").cache_read == 0.10  # dated snapshot
+    assert price_for("claude-opus-4-1-20250805").input == 15.0  # longest family wins over claude-opus-4
+    assert cost_of("llama3", {"usage": {"prompt_tokens": 10, "completion_tokens": 5}})[1] == 0.0
+    table = tmp_path / "prices.toml"
+    table.write_text('[models."claude-opus-4-6"]\ninput = 1\noutput = 2\ncache_write = 3\ncache_read = 4\n')
+    monkeypatch.setenv("AAR_PRICES", str(table))
+    usage, cost = cost_of("claude-opus-4-6", {"usage": {"input_tokens": 1_000_000, "output_tokens": 1_000_000}})
+    assert cost == pytest.approx(3.0) and usage["output_tokens"] == 1_000_000
+    table.write_text("[models.broken\n")
+    with pytest.raises(HarnessError, match="unreadable"):
+        price_for("claude-opus-4-6")
+
+
+def test_prompts_are_versioned_and_strict():
+    from agent.prompting import directions, prompt_versions, render
+    from agent.proposers.tooling import _REGISTRY, anthropic_tools, openai_tools
+
+    versions = prompt_versions()
+    for name in ("system.md", "task_card.md", "feedback.md", "compaction.md", "directions.md",
+                 "idea_contract.md", "tools.toml"):
+        assert len(versions[name]) == 12
+    with pytest.raises(HarnessError, match="undefined"):
+        render("feedback")
+    assert len(directions()) >= 6
+    every = list(_REGISTRY.values())
+    assert all(t["description"] and all(p["description"] for p in t["input_schema"]["properties"].values())
+               for t in anthropic_tools(every))
+    assert len(openai_tools(every)) == len(every)
+
+
+class ForumTools(RecordingTools):
+    def __init__(self) -> None:
+        super().__init__()
+        self.posts: list[tuple[str, str, str | None]] = []
+
+    def post_finding(self, title: str, body: str, attempt_id: str | None) -> dict:
+        self.posts.append((title, body, attempt_id))
+        return {"id": f"f{len(self.posts)}"}
+
+    def read_findings(self, limit: int = 20) -> list[dict]:
+        return [{"title": t, "body": b, "attempt_id": a, "author": "r1"} for t, b, a in self.posts][-limit:]
+
+
+def test_findings_tools_are_offered_when_the_session_has_a_forum():
+    script = [tool_use("post_finding", {"title": "Filtering helps", "body": "Kept 60%.", "attempt_id": "a001"}),
+              tool_use("read_findings", {}), tool_use("finish", {"summary": "s"})]
+    tools = ForumTools()
+    with MessagesServer(script) as server:
+        claude(server).run(tools)
+    bodies = server.bodies()
+    assert "post_finding" in [t["name"] for t in bodies[0]["tools"]]
+    assert tools.posts == [("Filtering helps", "Kept 60%.", "a001")]
+    assert "`f1`" in result_text(tool_results(bodies[1])[0])
+    assert "Filtering helps" in result_text(tool_results(bodies[2])[0])

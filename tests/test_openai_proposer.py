@@ -1,0 +1,158 @@
+"""The OpenAI-compatible proposer against the scripted server's /v1/chat/completions."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from agent.proposers.base import BudgetStop, ProposerConfig, get_proposer
+from agent.proposers.openai_compat import retry_after
+from sandbox.errors import HarnessError
+from tests.fakes.messages_server import CHAT_PATH, MessagesServer
+from tests.fakes.scripts import chat_text, chat_tool_call, error_step, scripted_openai_session
+from tests.fakes.tools import HELDOUT_MARK, RecordingTools
+
+GOOD = "def run(ctx):\n    return ctx.weak_test_probs\n"
+IDEAS = [("soft", "reference", GOOD), ("hard", "argmax targets", GOOD + "# hard\n")]
+
+
+@pytest.fixture(autouse=True)
+def _env(monkeypatch):
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "AAR_PRICES"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def openai(server: MessagesServer, model: str = "qwen2.5-coder:7b", **options):
+    proposer = get_proposer("openai", ProposerConfig(model=model, base_url=server.url + "/v1", options=options))
+    proposer.check_ready()
+    return proposer
+
+
+def tool_messages(body: dict) -> list[dict]:
+    tail = []
+    for message in reversed(body["messages"]):
+        if message["role"] != "tool":
+            break
+        tail.insert(0, message)
+    return tail
+
+
+def test_session_through_function_calling():
+    tools = RecordingTools(leak_heldout=True)
+    with MessagesServer(scripted_openai_session(IDEAS)) as server:
+        openai(server).run(tools)
+    bodies = server.bodies(CHAT_PATH)
+    assert len(bodies) == 3 and [s.name for s in tools.experiments] == ["soft", "hard"]
+    first = bodies[0]
+    assert first["model"] == "qwen2.5-coder:7b" and first["messages"][0]["role"] == "system"
+    assert "weak-to-strong" in first["messages"][0]["content"]
+    assert first["tools"][0]["type"] == "function"
+    assert first["tools"][0]["function"]["name"] == "run_experiment"
+    assert first["tools"][0]["function"]["parameters"]["required"] == ["name", "hypothesis", "code"]
+    result = tool_messages(bodies[1])[0]
+    assert result["tool_call_id"] == "call_run_0" and "0.450 ± 0.057" in result["content"]
+    assert str(HELDOUT_MARK) not in json.dumps(bodies)
+    assert tools.finished == ["Done."]
+    assert "Authorization" not in server.requests[0]["headers"]  # no key configured, none sent
+    assert tools.cost == 0.0  # a local model is not in the price table
+
+
+def test_key_is_sent_and_priced_models_are_charged(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-local")
+    script = [chat_tool_call("finish", {"summary": "s"}, usage={
+        "prompt_tokens": 10_000, "completion_tokens": 1_000, "prompt_tokens_details": {"cached_tokens": 4_000}})]
+    tools = RecordingTools()
+    with MessagesServer(script) as server:
+        openai(server, model="gpt-4o").run(tools)
+    assert server.requests[0]["headers"]["Authorization"] == "Bearer sk-local"
+    assert tools.calls[0]["cost"] == pytest.approx((6_000 * 2.5 + 4_000 * 1.25 + 1_000 * 10.0) / 1e6)
+
+
+def test_unparsable_arguments_and_bad_fields_are_error_results():
+    script = [chat_tool_call("run_experiment", '{"name": "x", "code": '),
+              chat_tool_call("run_experiment", {"name": "x", "hypothesis": "h"}),
+              chat_tool_call("finish", {"summary": "s"})]
+    tools = RecordingTools()
+    with MessagesServer(script) as server:
+        openai(server).run(tools)
+    bodies = server.bodies(CHAT_PATH)
+    first, second = tool_messages(bodies[1])[0]["content"], tool_messages(bodies[2])[0]["content"]
+    assert first.startswith("ERROR:") and "not valid JSON" in first
+    assert second.startswith("ERROR:") and "code: Field required" in second
+    assert tools.experiments == []
+
+
+def test_calls_without_ids_get_stable_ones():
+    step = chat_tool_call("finish", {"summary": "s"})
+    del step["completion"]["choices"][0]["message"]["tool_calls"][0]["id"]
+    tools = RecordingTools()
+    with MessagesServer([step]) as server:
+        openai(server).run(tools)
+    saved = tools.saved[-1]["messages"]
+    assert saved[-2]["tool_calls"][0]["id"].startswith("call_")
+    assert saved[-1]["tool_call_id"] == saved[-2]["tool_calls"][0]["id"]
+
+
+def test_refusal_is_nudged_once_then_stops():
+    tools = RecordingTools()
+    script = [chat_text("", refusal="I can't help with that."), chat_text("", finish_reason="content_filter")]
+    with MessagesServer(script) as server:
+        openai(server).run(tools)
+    second = server.bodies(CHAT_PATH)[1]["messages"]
+    assert second[-1]["role"] == "user" and "run_experiment" in second[-1]["content"]
+    assert tools.experiments == [] and len(tools.finished) == 1
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_retry_after_is_honoured(status):
+    tools = RecordingTools()
+    with MessagesServer([error_step(status, retry_after=1.0), *scripted_openai_session(IDEAS[:1])]) as server:
+        openai(server, max_retries=2).run(tools)
+    assert server.answered_at[1] - server.answered_at[0] >= 0.95
+    assert len(tools.experiments) == 1 and len(tools.calls) == 2
+
+
+def test_retries_spent_and_bad_key_stop_with_one_line():
+    with MessagesServer([error_step(500), error_step(500)]) as server:
+        with pytest.raises(HarnessError, match="still failed after 1 retries") as info:
+            openai(server, max_retries=1).run(RecordingTools())
+    assert "\n" not in str(info.value)
+    tools = RecordingTools()
+    with MessagesServer([error_step(401, message="bad key")]) as server:
+        with pytest.raises(HarnessError, match="set a valid OPENAI_API_KEY"):
+            openai(server).run(tools)
+    assert len(server.requests) == 1 and tools.experiments == []
+
+
+def test_unreachable_server_is_one_line():
+    proposer = get_proposer("openai", ProposerConfig(model="m", base_url="http://127.0.0.1:9/v1",
+                                                     options={"max_retries": 0}))
+    with pytest.raises(HarnessError, match="is the server running"):
+        proposer.run(RecordingTools())
+
+
+def test_check_ready_needs_a_model_and_an_endpoint(monkeypatch):
+    with pytest.raises(HarnessError, match="needs --model"):
+        get_proposer("openai", ProposerConfig()).check_ready()
+    with pytest.raises(HarnessError, match="OPENAI_BASE_URL"):
+        get_proposer("openai", ProposerConfig(model="m")).check_ready()
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://localhost:11434/v1")
+    get_proposer("openai", ProposerConfig(model="m")).check_ready()
+
+
+def test_budget_stop_propagates():
+    tools = RecordingTools(max_attempts=1)
+    with MessagesServer(scripted_openai_session(IDEAS)) as server:
+        with pytest.raises(BudgetStop):
+            openai(server).run(tools)
+    assert len(tools.experiments) == 1
+
+
+def test_retry_after_header_forms():
+    import httpx2
+
+    assert retry_after(httpx2.Headers({"retry-after": "2"})) == 2.0
+    assert retry_after(httpx2.Headers({"retry-after-ms": "250"})) == 0.25
+    assert 0 <= retry_after(httpx2.Headers({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"})) < 1
+    assert retry_after(httpx2.Headers({})) is None
