@@ -363,3 +363,30 @@ def test_findings_tools_are_offered_when_the_session_has_a_forum():
     assert tools.posts == [("Filtering helps", "Kept 60%.", "a001")]
     assert "`f1`" in result_text(tool_results(bodies[1])[0])
     assert "Filtering helps" in result_text(tool_results(bodies[2])[0])
+
+
+def test_compaction_also_triggers_on_the_input_tokens_a_call_read():
+    big = {"input_tokens": 500, "output_tokens": 10, "cache_creation_input_tokens": 0,
+           "cache_read_input_tokens": 150_000}
+    script = [tool_use("run_experiment", {"name": f"i{i}", "hypothesis": "h", "code": GOOD}) for i in range(2)]
+    script.append({"message": {**script[-1]["message"], "usage": big}})
+    script[-1]["message"]["content"] = [{"type": "tool_use", "id": "t3", "name": "run_experiment",
+                                         "input": {"name": "i2", "hypothesis": "h", "code": GOOD}}]
+    script.append(tool_use("finish", {"summary": "s"}))
+    tools = RecordingTools()
+    with MessagesServer(script) as server:
+        claude(server, compact_tokens=100_000, keep_rounds=1).run(tools)
+    bodies = server.bodies()
+    assert "compacted" not in json.dumps(bodies[2]["messages"][0])
+    head = bodies[3]["messages"][0]["content"][0]["text"]
+    assert "compacted" in head and "| i0 |" in head and "| i1 |" in head
+    assert_valid_transcript(bodies[3]["messages"])
+
+
+def test_bedrock_needs_an_explicit_model(monkeypatch):
+    monkeypatch.setenv("CLAUDE_CODE_USE_BEDROCK", "1")
+    monkeypatch.setenv("AWS_BEARER_TOKEN_BEDROCK", "token")
+    with pytest.raises(HarnessError, match="Bedrock names models"):
+        get_proposer("claude", ProposerConfig(options={"region": "us-east-1"})).check_ready()
+    get_proposer("claude", ProposerConfig(model="us.anthropic.claude-opus-4-6-v1:0",
+                                          options={"region": "us-east-1"})).check_ready()

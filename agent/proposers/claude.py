@@ -224,6 +224,9 @@ class ClaudeProposer(Proposer):
 
     def check_ready(self) -> None:
         problem = _credentials_problem(self.provider, self.options)
+        if problem is None and self.provider == "bedrock" and not self.config.model:
+            problem = ("Bedrock names models by its own ids: pass --model with the Bedrock model or "
+                       "inference-profile id of the Claude model to use")
         if problem:
             raise HarnessError(problem)
         if price_for(self.model) is None:
