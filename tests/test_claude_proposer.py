@@ -9,6 +9,7 @@ import pytest
 
 from agent.proposers.base import BudgetStop, ProposerConfig, get_proposer
 from agent.proposers.claude import DEFAULT_MODEL, ClaudeOptions, make_client, resolve_provider
+from agent.proposers.tooling import available_tools
 from sandbox.errors import HarnessError
 from tests.fakes.messages_server import MessagesServer
 from tests.fakes.scripts import (
@@ -390,3 +391,20 @@ def test_bedrock_needs_an_explicit_model(monkeypatch):
         get_proposer("claude", ProposerConfig(options={"region": "us-east-1"})).check_ready()
     get_proposer("claude", ProposerConfig(model="us.anthropic.claude-opus-4-6-v1:0",
                                           options={"region": "us-east-1"})).check_ready()
+
+
+def test_thinking_is_requested_and_its_blocks_are_sent_back():
+    thought = {"type": "thinking", "thinking": "Filtering first.", "signature": "sig123"}
+    script = [{"message": {"content": [thought, {"type": "tool_use", "id": "t1", "name": "show_leaderboard",
+                                                 "input": {}}]}},
+              tool_use("finish", {"summary": "s"})]
+    with MessagesServer(script) as server:
+        claude(server, thinking="adaptive").run(RecordingTools())
+    bodies = server.bodies()
+    assert bodies[0]["thinking"] == {"type": "adaptive"}
+    assert bodies[1]["messages"][1]["content"][0] == thought
+    with pytest.raises(HarnessError, match="thinking_budget"):
+        get_proposer("claude", ProposerConfig(options={"thinking_budget": 9000, "max_tokens": 8000}))
+    budgeted = get_proposer("claude", ProposerConfig(model="claude-sonnet-4-5", options={"thinking_budget": 2048}))
+    assert budgeted.backend().request("s", [], available_tools(RecordingTools()))["thinking"] == {
+        "type": "enabled", "budget_tokens": 2048}

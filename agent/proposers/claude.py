@@ -44,7 +44,9 @@ class ClaudeOptions(ChatOptions):
     provider: Provider | None = Field(None, description="anthropic, bedrock or vertex; default from the environment.")
     region: str | None = Field(None, description="Bedrock AWS region or Vertex region.")
     project_id: str | None = Field(None, description="Vertex project (default ANTHROPIC_VERTEX_PROJECT_ID).")
-    thinking_budget: int | None = Field(None, ge=1024, description="Extended-thinking token budget (off if unset).")
+    thinking: Literal["off", "adaptive"] = Field("off", description="'adaptive' lets Claude decide when to think.")
+    thinking_budget: int | None = Field(None, ge=1024,
+                                        description="Fixed extended-thinking budget (older models; overrides 'thinking').")
 
 
 def resolve_provider(options: ClaudeOptions, env: dict[str, str] | os._Environ[str] = os.environ) -> Provider:
@@ -157,6 +159,8 @@ class AnthropicBackend(ChatBackend):
         }
         if self.options.thinking_budget:
             request["thinking"] = {"type": "enabled", "budget_tokens": self.options.thinking_budget}
+        elif self.options.thinking == "adaptive":
+            request["thinking"] = {"type": "adaptive"}
         return request
 
     def send(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -221,6 +225,10 @@ class ClaudeProposer(Proposer):
         self.options = parse_options(ClaudeOptions, config.options, "claude")
         self.model = config.model or DEFAULT_MODEL
         self.provider = resolve_provider(self.options)
+        budget = self.options.thinking_budget
+        if budget is not None and budget >= self.options.max_tokens:
+            raise HarnessError(f"claude option thinking_budget ({budget}) must be below max_tokens "
+                               f"({self.options.max_tokens})")
 
     def check_ready(self) -> None:
         problem = _credentials_problem(self.provider, self.options)
