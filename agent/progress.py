@@ -1,0 +1,106 @@
+"""Progress of a research session: a live terminal panel, or one plain line per event."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+
+
+def _fmt_pgr(result: dict[str, Any] | None) -> str:
+    if not result or not result.get("pgr"):
+        return "—"
+    ci = result.get("pgr_ci95")
+    return f"{result['pgr']['mean']:+.3f}" + (f" ± {ci:.3f}" if ci is not None else "")
+
+
+class Reporter:
+    """Plain mode: one line per event, good for logs and CI."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True, highlight=False)
+        self.state: dict[str, Any] = {"step": "starting", "n": 0, "best": None, "last": None,
+                                      "tokens": 0, "cost": 0.0}
+
+    def start(self, session_id: str, total: int | None, budget: dict[str, Any]) -> None:
+        self.state.update(session=session_id, total=total, budget=budget, started=time.monotonic())
+        self.line(f"session {session_id} started")
+
+    def line(self, text: str) -> None:
+        self.console.print(f"[aar] {text}", soft_wrap=True, markup=False)
+
+    def step(self, text: str) -> None:
+        self.state["step"] = text
+        self.line(text)
+
+    def model_call(self, tokens: int, cost: float) -> None:
+        self.state["tokens"] += tokens
+        self.state["cost"] += cost
+
+    def attempt_done(self, n: int, attempt_id: str, name: str, result: dict[str, Any] | None,
+                     status: str, best: tuple[str, float] | None, budget: dict[str, Any]) -> None:
+        self.state.update(n=n, best=best, budget=budget,
+                          last=f"{name[:50]}: {status} {_fmt_pgr(result)}")
+        best_text = f"best {best[1]:+.3f} ({best[0]})" if best else "best —"
+        self.line(f"attempt {n} {attempt_id} {status} PGR {_fmt_pgr(result)} | {best_text} | {name[:60]}")
+
+    def stop(self, reason: str) -> None:
+        self.line(f"stopped: {reason}")
+
+    def close(self) -> None:
+        return None
+
+
+class LiveReporter(Reporter):
+    """A live panel: attempt n of N, current step, best PGR, last result, tokens, cost, time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._live = Live(self._render(), console=self.console, refresh_per_second=4, transient=False)
+        self._live.start()
+
+    def _render(self) -> Panel:
+        s = self.state
+        table = Table.grid(padding=(0, 2))
+        total = s.get("total")
+        budget = s.get("budget") or {}
+        best = s.get("best")
+        rows = [
+            ("attempt", f"{s['n']} of {total if total else '∞'}"),
+            ("step", str(s["step"])[:90]),
+            ("best PGR", f"{best[1]:+.3f} ({best[0]})" if best else "—"),
+            ("last", s.get("last") or "—"),
+            ("tokens / cost", f"{s['tokens']:,} / ${s['cost']:.2f}"),
+            ("elapsed", f"{budget.get('elapsed_s', 0):.0f}s"
+             + (f", {budget['time_left_s']:.0f}s left" if budget.get("time_left_s") is not None else "")),
+        ]
+        for key, value in rows:
+            table.add_row(f"[bold]{key}[/bold]", value)
+        return Panel(Group(table), title=f"aar research {s.get('session', '')}")
+
+    def line(self, text: str) -> None:
+        if getattr(self, "_live", None):
+            self._live.update(self._render())
+        else:
+            super().line(text)
+
+    def attempt_done(self, *args: Any, **kwargs: Any) -> None:
+        super().attempt_done(*args, **kwargs)
+        self._live.console.print(f"  {self.state['n']}: {self.state['last']}", highlight=False)
+
+    def close(self) -> None:
+        self._live.update(self._render())
+        self._live.stop()
+
+
+def make_reporter(plain: bool | None = None) -> Reporter:
+    """Live panel on an interactive terminal, plain lines otherwise (CI, pipes, --plain)."""
+    if plain is None:
+        plain = not sys.stderr.isatty() or bool(os.environ.get("CI"))
+    return Reporter() if plain else LiveReporter()

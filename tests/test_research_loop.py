@@ -1,0 +1,108 @@
+"""The research loop with the offline proposer: commits, budgets, resume, replay, Ctrl-C."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from agent.budget import Budgets, parse_duration
+from agent.research import run_research
+from agent.session_setup import ResearchConfig
+from experiments.store import LabStore
+from tests.conftest import SMALL
+
+SEEDS = 2
+
+
+def config(lab, **kw):
+    budgets = Budgets(**{k: kw.pop(k) for k in list(kw) if k in Budgets.model_fields})
+    return ResearchConfig(task="wordnet-10", split_sizes=SMALL, seeds=SEEDS, lab=lab,
+                          budgets=budgets, **kw)
+
+
+@pytest.fixture(scope="module")
+def session(small_cache, tmp_path_factory):
+    lab = tmp_path_factory.mktemp("lab")
+    outcome = run_research(config(lab, max_attempts=3))
+    return lab, outcome
+
+
+def test_every_attempt_is_a_commit_with_code_result_and_transcript(session):
+    lab, outcome = session
+    assert outcome.attempts == 3 and outcome.stop_reason.startswith("attempt budget")
+    store = LabStore.open(lab)
+    attempts = store.attempts(outcome.session_id)
+    assert [a.index for a in attempts] == [1, 2, 3]
+    for a in attempts:
+        assert "def run(ctx" in a.code and a.rationale
+        assert a.result is not None and a.result.status == "ok" and len(a.result.seeds) == SEEDS
+        assert a.transcript and a.transcript[0]["request"]["kind"] == "offline-search"
+        assert "genome" in a.transcript[0]["response"]
+    manifest = store.manifest(outcome.session_id)
+    assert manifest.proposer == "offline" and manifest.seeds == [0, 1]
+    assert manifest.budgets["split_sizes"] == SMALL
+    assert store.manifest(outcome.session_id).status == "finished"
+
+
+def test_feedback_never_carries_held_out_figures(session, small_cache):
+    from agent.loop import LoopTools  # noqa: F401  (the view is built by IdeaResult.for_proposer)
+
+    lab, outcome = session
+    attempt = LabStore.open(lab).attempts(outcome.session_id)[0]
+    view = json.dumps(attempt.result.for_proposer())
+    assert "heldout" not in view
+
+
+def test_resume_continues_the_search(small_cache, tmp_path):
+    first = run_research(config(tmp_path, max_attempts=2))
+    resumed = run_research(config(tmp_path, max_attempts=4, resume=first.session_id))
+    assert resumed.session_id == first.session_id and resumed.attempts == 4
+    attempts = LabStore.open(tmp_path).attempts(first.session_id)
+    assert len({a.code for a in attempts}) == 4  # no idea was proposed twice
+    # the resumed proposer saw the first two results in its state
+    assert len(attempts[2].transcript[0]["request"]["results"]) == 2
+
+
+def test_target_and_time_budgets_stop_the_session(small_cache, tmp_path):
+    hit = run_research(config(tmp_path, target_pgr=-10.0, max_attempts=5))
+    assert hit.attempts == 1 and "target PGR" in hit.stop_reason
+    timed = run_research(config(tmp_path, max_time_s=0.0))
+    assert timed.attempts == 0 and "time budget" in timed.stop_reason
+
+
+def test_scoring_budget_stops_the_session(small_cache, tmp_path):
+    out = run_research(config(tmp_path, max_scoring_calls=SEEDS * 2, max_attempts=5))
+    assert out.attempts == 2 and "scoring budget" in out.stop_reason
+
+
+def test_parse_duration():
+    assert parse_duration("1h30m") == 5400 and parse_duration("90") == 90
+    with pytest.raises(ValueError):
+        parse_duration("soon")
+
+
+def test_ctrl_c_finishes_the_attempt_and_prints_resume(small_cache, tmp_path):
+    env = {**os.environ, "AAR_CACHE_DIR": str(small_cache.root)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent.cli", "research", "--split-sizes", SMALL, "--seeds", str(SEEDS),
+         "--max-attempts", "50", "--lab", str(tmp_path), "--plain"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 300
+    lab_ready = False
+    while time.monotonic() < deadline and not lab_ready:
+        time.sleep(1)
+        store = LabStore.open(tmp_path, create=False) if (tmp_path / ".git").exists() else None
+        lab_ready = bool(store and any(s.attempts >= 1 for s in store.sessions()))
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "resume with: aar research --resume" in out
+    session_id = out.split("--resume")[1].split()[0]
+    store = LabStore.open(tmp_path)
+    assert store.manifest(session_id).status == "interrupted"
+    attempts = store.attempts(session_id)
+    assert attempts and all(a.status in ("ok", "abandoned") for a in attempts)
