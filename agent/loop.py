@@ -20,6 +20,7 @@ from agent.budget import Budgets, BudgetTracker
 from agent.progress import Reporter
 from agent.proposers.base import BudgetStop, ExperimentSpec, Proposer, Transport
 from agent.session_setup import SessionContext
+from experiments.forum import Forum
 from experiments.schemas import Attempt, TokenUsage
 from sandbox.errors import BudgetExhaustedError, HarnessError
 from sandbox.results import IdeaResult
@@ -73,7 +74,7 @@ class LoopTools:
             response = entry["response"]
         else:
             response = transport(request)
-        usage, cost = self._usage_of(response)
+        usage, cost = self._usage_of(response, request.get("model") or self.ctx.manifest.model or "")
         self.tracker.cost_usd += cost
         self._pending_usage = self._pending_usage + usage
         self._pending.append({"request": request, "response": response,
@@ -81,12 +82,13 @@ class LoopTools:
         self.reporter.model_call(usage.input_tokens + usage.output_tokens, cost)
         return response
 
-    def _usage_of(self, response: dict[str, Any]) -> tuple[TokenUsage, float]:
+    @staticmethod
+    def _usage_of(response: dict[str, Any], model: str) -> tuple[TokenUsage, float]:
         if "usage" not in response:  # the offline proposer: no model, no cost
             return TokenUsage(), 0.0
         from agent.costs import cost_of
 
-        usage, cost = cost_of(self.ctx.manifest.model or "", response)
+        usage, cost = cost_of(model, response)
         return TokenUsage(**{k: v for k, v in usage.items() if k in TokenUsage.model_fields}), cost
 
     # --- experiments -----------------------------------------------------------------
@@ -129,6 +131,14 @@ class LoopTools:
         self.ctx.attempts.append(attempt)
         self._pending, self._pending_usage = [], TokenUsage()
         return attempt
+
+    def keep_pending_calls(self) -> None:
+        """Model calls made after the last attempt are committed too (no attempt holds them)."""
+        if self._pending:
+            import json
+
+            self.ctx.store.write_session_file(self.ctx.session_id, "pending_calls.json",
+                                              json.dumps(self._pending))
 
     def record_abandoned(self, spec: ExperimentSpec, reason: str) -> Attempt:
         index = self.ctx.store.next_attempt_index(self.ctx.session_id)
@@ -181,11 +191,22 @@ class LoopTools:
     def budget_status(self) -> dict[str, Any]:
         return self.tracker.status()
 
+    # --- the findings forum (shared by every researcher of the lab) ----------------------
+    def post_finding(self, title: str, body: str = "", attempt_id: str | None = None) -> dict[str, Any]:
+        finding = Forum(self.ctx.store).post(self.ctx.session_id, self.ctx.researcher, title, body,
+                                             attempt_id, self.ctx.manifest.direction)
+        self.reporter.line(f"{self.ctx.researcher} posted a finding: {finding.title[:80]}")
+        return finding.model_dump()
+
+    def read_findings(self, limit: int = 20) -> list[dict[str, Any]]:
+        group = self.ctx.manifest.extra.get("group")
+        return [f.model_dump() for f in Forum(self.ctx.store).findings(limit, session_prefix=group)]
+
 
 @contextmanager
-def graceful_interrupts(tracker: BudgetTracker, reporter: Reporter) -> Iterator[None]:
+def graceful_interrupts(tracker: BudgetTracker, reporter: Reporter, enabled: bool = True) -> Iterator[None]:
     """First Ctrl-C: finish the attempt in flight, then stop. Second: abandon it now."""
-    if threading.current_thread() is not threading.main_thread():
+    if not enabled or threading.current_thread() is not threading.main_thread():
         yield
         return
     presses = {"n": 0}
@@ -206,9 +227,9 @@ def graceful_interrupts(tracker: BudgetTracker, reporter: Reporter) -> Iterator[
         signal.signal(signal.SIGINT, previous)
 
 
-def drive(proposer: Proposer, tools: LoopTools, reporter: Reporter) -> str:
+def drive(proposer: Proposer, tools: LoopTools, reporter: Reporter, install_signals: bool = True) -> str:
     """Run the proposer until it stops; returns the stop reason. Commits as it goes."""
-    with graceful_interrupts(tools.tracker, reporter):
+    with graceful_interrupts(tools.tracker, reporter, install_signals):
         try:
             proposer.run(tools)
             reason = tools.tracker.stop_reason or "the proposer stopped"
@@ -218,12 +239,15 @@ def drive(proposer: Proposer, tools: LoopTools, reporter: Reporter) -> str:
             reason = "interrupted (Ctrl-C twice): the attempt in flight was abandoned"
             if tools.ctx.in_flight is not None:
                 tools.record_abandoned(tools.ctx.in_flight, reason)
+        except HarnessError as exc:  # e.g. the model API failed for good: stop, keep what we have
+            reason = f"failed: {exc}"
+    tools.keep_pending_calls()
     reporter.stop(reason)
     return reason
 
 
 def outcome(ctx: SessionContext, reason: str) -> SessionOutcome:
-    interrupted = reason.startswith("interrupted")
+    interrupted = reason.startswith(("interrupted", "failed"))
     return SessionOutcome(
         session_id=ctx.session_id, attempts=len(ctx.attempts), stop_reason=reason,
         best_attempt=ctx.best[0] if ctx.best else None, best_pgr=ctx.best[1] if ctx.best else None,

@@ -2,35 +2,43 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from agent.budget import BudgetTracker
 from agent.loop import LoopTools, SessionOutcome, drive, outcome
 from agent.progress import Reporter, make_reporter
 from agent.proposers.base import ProposerConfig, get_proposer
-from agent.session_setup import ResearchConfig, open_session
+from agent.session_setup import ResearchConfig, SharedResources, open_session
 
 
 def make_proposer_config(config: ResearchConfig, direction: str | None) -> ProposerConfig:
     return ProposerConfig(model=config.model, seed=config.proposer_seed, direction=direction,
-                          base_url=config.base_url)
+                          base_url=config.base_url, options=config.options)
 
 
 def run_research(config: ResearchConfig, reporter: Reporter | None = None,
-                 recorded: list[dict] | None = None) -> SessionOutcome:
+                 recorded: list[dict] | None = None, shared: SharedResources | None = None,
+                 on_tracker: Callable[[BudgetTracker], None] | None = None,
+                 install_signals: bool = True) -> SessionOutcome:
     """Run one researcher's session to its end (budgets, finish, or Ctrl-C)."""
     reporter = reporter or make_reporter()
     if not config.resume:
         # Fail fast (e.g. no API key) before building caches or creating a session.
         get_proposer(config.proposer, make_proposer_config(config, config.direction)).check_ready()
     reporter.step("preparing the task cache and baselines")
-    ctx = open_session(config)
+    ctx = open_session(config, shared=shared)
+    if on_tracker:
+        on_tracker(ctx.tracker)
     proposer = get_proposer(config.proposer, make_proposer_config(config, ctx.manifest.direction))
     if config.resume and recorded is None:
         proposer.check_ready()
     tools = LoopTools(ctx, reporter, recorded=recorded)
     reporter.start(ctx.session_id, config.budgets.max_attempts, ctx.tracker.status())
     try:
-        reason = drive(proposer, tools, reporter)
+        reason = drive(proposer, tools, reporter, install_signals)
     finally:
         reporter.close()
-    status = "interrupted" if reason.startswith("interrupted") else "finished"
+    status = ("interrupted" if reason.startswith("interrupted")
+              else "failed" if reason.startswith("failed") else "finished")
     ctx.store.set_session_status(ctx.session_id, status)
     return outcome(ctx, reason)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib.metadata
 import secrets
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,17 @@ class ResearchConfig(BaseModel):
     resume: str | None = Field(None, description="Session id to continue.")
     researcher: str = Field("r0", description="Researcher id within the session.")
     proposer_seed: int = Field(0, description="Seed for the proposer's own randomness.")
+    session_id: str | None = Field(None, description="Id for a new session (default: generated).")
+    group: str | None = Field(None, description="Group id when several researchers run at once.")
+    options: dict[str, Any] = Field(default_factory=dict, description="Proposer-specific options.")
+
+
+@dataclass
+class SharedResources:
+    """What parallel researchers share: executor slots and the scoring budget."""
+
+    slots: threading.Semaphore
+    scoring: ScoringBudget
 
 
 @dataclass
@@ -69,7 +81,7 @@ class SessionContext:
     def new_attempt(self, index: int, spec: ExperimentSpec, result: IdeaResult | None, status: str,
                     log: str, transcript: list[dict[str, Any]], usage: TokenUsage) -> Attempt:
         return Attempt(
-            attempt_id=f"{self.session_id}-{self.researcher}-{index:04d}", session_id=self.session_id,
+            attempt_id=f"{self.session_id}-{index:04d}", session_id=self.session_id,
             index=index, name=spec.name, rationale=spec.hypothesis, code=spec.code,
             parent_id=spec.parent_id, result=result, status=status, log=log, transcript=transcript,
             usage=usage, created_at=now(), researcher=self.researcher,
@@ -125,12 +137,13 @@ def baseline_summary(evaluator: Evaluator, seeds: list[int]) -> list[dict[str, A
     return rows
 
 
-def open_session(config: ResearchConfig, *, show_progress: bool = True) -> SessionContext:
+def open_session(config: ResearchConfig, *, show_progress: bool = True,
+                 shared: SharedResources | None = None) -> SessionContext:
     """Create a new session in the lab, or reopen one to resume it."""
     store = LabStore.open(config.lab)
     if config.resume:
-        return _reopen(config, store, show_progress)
-    session_id = new_session_id(config.task, config.proposer)
+        return _reopen(config, store, show_progress, shared)
+    session_id = config.session_id or new_session_id(config.task, config.proposer)
     spec = get_task(config.task, _sizes(config.split_sizes))
     seeds = list(range(config.seeds))
     cache = open_cache(spec, n_weak_seeds=config.seeds, show_progress=show_progress)
@@ -142,13 +155,15 @@ def open_session(config: ResearchConfig, *, show_progress: bool = True) -> Sessi
         session_id=session_id, task=config.task, cache_key=cache.key, proposer=config.proposer,
         model=config.model, prompt_versions=prompt_versions(), seeds=seeds,
         package_versions=package_versions(), direction=config.direction, budgets=budgets,
-        created_at=now(),
+        created_at=now(), split_sizes=config.split_sizes,
+        extra={"group": config.group, "researcher": config.researcher, "options": config.options},
     )
     store.create_session(manifest)
-    return _context(config, store, manifest, cache, [])
+    return _context(config, store, manifest, cache, [], shared)
 
 
-def _reopen(config: ResearchConfig, store: LabStore, show_progress: bool) -> SessionContext:
+def _reopen(config: ResearchConfig, store: LabStore, show_progress: bool,
+            shared: SharedResources | None) -> SessionContext:
     session_id = config.resume or ""
     try:
         manifest = store.manifest(session_id)
@@ -165,16 +180,23 @@ def _reopen(config: ResearchConfig, store: LabStore, show_progress: bool) -> Ses
     config.split_sizes, config.proposer_seed = b.get("split_sizes"), int(b.get("proposer_seed") or 0)
     config.isolation = b.get("isolation", config.isolation)
     config.base_url = config.base_url or b.get("base_url")
-    attempts = store.attempts(session_id, config.researcher)
-    return _context(config, store, manifest, cache, attempts)
+    config.researcher = manifest.extra.get("researcher") or config.researcher
+    config.group = manifest.extra.get("group")
+    config.options = {**manifest.extra.get("options", {}), **config.options}
+    attempts = store.attempts(session_id)
+    return _context(config, store, manifest, cache, attempts, shared)
 
 
 def _context(config: ResearchConfig, store: LabStore, manifest: SessionManifest, cache: TaskCache,
-             attempts: list[Attempt]) -> SessionContext:
-    scoring = ScoringBudget(max_calls=config.budgets.max_scoring_calls,
-                            used=sum(len(a.result.seeds) for a in attempts if a.result))
+             attempts: list[Attempt], shared: SharedResources | None) -> SessionContext:
+    if shared is None:
+        scoring = ScoringBudget(max_calls=config.budgets.max_scoring_calls,
+                                used=sum(len(a.result.seeds) for a in attempts if a.result))
+        slots = None
+    else:
+        scoring, slots = shared.scoring, shared.slots
     evaluator = Evaluator(cache, isolation=config.isolation, budget=scoring,
-                          time_budget_s=config.time_budget_s)
+                          time_budget_s=config.time_budget_s, slots=slots)
     tracker = BudgetTracker(config.budgets, attempts=len(attempts),
                             cost_usd=sum(a.usage.cost_usd for a in attempts))
     ctx = SessionContext(session_id=manifest.session_id, manifest=manifest, store=store, cache=cache,

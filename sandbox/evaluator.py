@@ -111,12 +111,15 @@ class Evaluator:
 
     def __init__(self, cache: TaskCache, *, isolation: str | Isolation = "process",
                  budget: ScoringBudget | None = None, time_budget_s: float = 300.0,
-                 parallel: int | None = None) -> None:
+                 parallel: int | None = None, slots: threading.Semaphore | None = None) -> None:
         self.cache = cache
         self.isolation = get_isolation(isolation) if isinstance(isolation, str) else isolation
         self.budget = budget or ScoringBudget()
         self.parallel = max(1, parallel or os.cpu_count() or 1)
         self.time_budget_s = time_budget_s
+        # Shared by every evaluator of a multi-researcher session: never more idea processes
+        # at once than there are slots (cores), whoever asks.
+        self.slots = slots or threading.BoundedSemaphore(self.parallel)
         self.card = cache.card()
         self.baselines = cache.baselines()
         self._gold, self._roles = cache.gold_test(), cache.test_roles()
@@ -140,7 +143,9 @@ class Evaluator:
         return self._aggregate(name or idea.stem, results, vanilla)
 
     def _run(self, idea: Path, seed: int) -> RunOutput:
-        return run_idea(idea.resolve(), self.cache.public_dir, seed, self._limits(), self.isolation)
+        with self.slots:
+            return run_idea(idea.resolve(), self.cache.public_dir, seed, self._limits(),
+                            self.isolation)
 
     def score(self, out: RunOutput, seed: int, charge: bool = True) -> SeedResult:
         base = SeedResult(seed=seed, status=out.status, runtime_s=out.runtime_s, error=out.error,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -33,6 +35,9 @@ def research_cmd(
     isolation: str = ISOLATION_OPTION,
     time_budget: float = typer.Option(300.0, "--time-budget", help="Seconds per idea run (per seed)."),
     lab: Path | None = typer.Option(None, "--lab", help="Lab repository (default $AAR_LAB or ./aar-lab)."),
+    researchers: int = typer.Option(1, "--researchers", "-n", min=1, max=32,
+                                    help="Researchers at once, each with its own direction and branch."),
+    option: list[str] = typer.Option([], "--option", "-o", help="Proposer option KEY=VALUE (repeatable)."),
     plain: bool = typer.Option(False, "--plain", help="One line per event instead of a live panel."),
     json_out: bool = typer.Option(False, "--json", help="Print the outcome as JSON."),
 ) -> None:
@@ -48,10 +53,13 @@ def research_cmd(
     config = ResearchConfig(
         task=task, split_sizes=split_sizes, proposer=proposer, model=model, base_url=base_url,
         seeds=seeds, direction=direction, isolation=isolation, time_budget_s=time_budget, lab=lab,
-        resume=resume, budgets=Budgets(max_attempts=max_attempts, max_cost_usd=max_cost,
+        resume=resume, options=parse_options(option), budgets=Budgets(max_attempts=max_attempts, max_cost_usd=max_cost,
                                        max_time_s=max_time_s, target_pgr=target_pgr,
                                        max_scoring_calls=max_scoring_calls),
     )
+    if researchers > 1 or (resume and _is_group(config)):
+        _run_group(config, researchers, json_out)
+        return
     from agent.progress import make_reporter
 
     result = run_research(config, make_reporter(True if plain else None))
@@ -62,3 +70,47 @@ def research_cmd(
     console.print(f"session {result.session_id}: {result.attempts} attempts, {best}; stopped: {result.stop_reason}")
     if result.resume_command:
         console.print(f"resume with: {result.resume_command}")
+
+
+def parse_options(pairs: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs; values are read as JSON when they parse, else kept as text."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            fail(f"--option {pair!r}: write it as KEY=VALUE")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _is_group(config: ResearchConfig) -> bool:
+    from experiments.store import LabStore
+
+    store = LabStore.open(config.lab)
+    return config.resume not in store.session_heads() and any(
+        s.startswith(f"{config.resume}-r") for s in store.session_heads())
+
+
+def _run_group(config: ResearchConfig, researchers: int, json_out: bool) -> None:
+    from agent.parallel import run_parallel
+
+    group = run_parallel(config, researchers)
+    if json_out:
+        print_json(group.model_dump())
+        return
+    for r in group.researchers:
+        best = f"{r.best_pgr:+.3f}" if r.best_pgr is not None else "—"
+        console.print(f"{r.session_id}: {r.attempts} attempts, best PGR {best}; "
+                      f"direction: {group.directions.get(r.session_id)}", highlight=False)
+    s = group.summary
+    console.print(f"idea-family overlap between researchers: {s['family_overlap']}", highlight=False)
+    console.print(f"converged: {s['converged'] or 'none'}", highlight=False)
+    for error in s["errors"]:
+        console.print(f"[red]researcher failed:[/red] {error}", highlight=False)
+    for line in s["findings"]:
+        console.print(f"finding: {line}", highlight=False, markup=False)
+    if any(r.resume_command for r in group.researchers):
+        console.print(f"resume with: aar research --resume {group.group}")

@@ -6,6 +6,7 @@ through ``tools.model_call`` like a model's answer, so sessions are recorded and
 
 from __future__ import annotations
 
+import json
 import random
 from typing import Any
 
@@ -21,6 +22,8 @@ from agent.proposers.search_space import (
     mutate,
     render_idea,
 )
+
+GENOME_PREFIX = "genome: "
 
 WHY = {
     "layers": "intermediate layers may hold task structure the final pooled layer blurs",
@@ -43,10 +46,23 @@ WHY = {
 }
 
 
+# Words of a (vague) starting direction that point to a region of the search space.
+DIRECTION_WORDS = {
+    "inside-the-strong-model": ("layer", "inside the strong model", "representation"),
+    "clean-the-weak-labels": ("reweight", "filter", "trust", "clean"),
+    "structure-in-unlabeled-data": ("structure", "similar inputs", "cluster", "self-training",
+                                    "own predictions"),
+    "noisy-teacher-losses": ("noisy channel", "disagree", "confident", "noisy"),
+    "training-dynamics": ("distillation", "simplicity", "soft targets", "early", "simplest"),
+}
+
+
 def _family_genes(direction: str | None) -> tuple[str | None, list[str]]:
+    """The search region a direction points to: a family's genes, or every gene."""
     text = (direction or "").lower()
     for family, genes in FAMILIES.items():
-        if family in text or family.replace("-", " ") in text:
+        words = (family, family.replace("-", " "), *DIRECTION_WORDS.get(family, ()))
+        if any(word in text for word in words):
             return family, genes
     return None, list(GENES)
 
@@ -56,6 +72,7 @@ def choose_next(request: dict[str, Any]) -> dict[str, Any]:
     rng = random.Random(f"{request['seed']}:{request['step']}")
     family, genes = _family_genes(request.get("direction"))
     tried = {r["key"] for r in request["results"]}
+    shared = [r for r in request.get("shared", []) if set(r.get("genome", {})) == set(BASE)]
     ranked = sorted((r for r in request["results"] if r["pgr"] is not None), key=lambda r: -r["pgr"])
     starts = STARTS if family is None else [{}] + [mutate(BASE, rng, genes, 1) for _ in range(3)]
     for start in starts:
@@ -68,9 +85,10 @@ def choose_next(request: dict[str, Any]) -> dict[str, Any]:
         elif rng.random() < 0.15:
             parent = ranked[0]
             genome, move = mutate(parent["genome"], rng, genes, 3), "explore"
-        elif rng.random() < 0.25 and len(ranked) > 1:
+        elif rng.random() < 0.25 and (len(ranked) > 1 or shared):
             parent = ranked[0]
-            other = ranked[rng.randrange(1, min(4, len(ranked)))]["genome"]
+            partners = [r["genome"] for r in ranked[1:4]] + [r["genome"] for r in shared]
+            other = partners[rng.randrange(len(partners))]
             genome, move = mutate(crossover(parent["genome"], other, rng), rng, genes, 1), "crossover"
         else:
             parent = ranked[rng.randrange(min(3, len(ranked)))]
@@ -96,7 +114,8 @@ class OfflineProposer(Proposer):
         layers = tools.task_card["layers"]
         while True:
             request = {"kind": "offline-search", "seed": self.config.seed, "step": state["step"],
-                       "direction": self.config.direction or tools.direction, "results": state["results"]}
+                       "direction": self.config.direction or tools.direction, "results": state["results"],
+                       "shared": self._shared_genomes(tools)}
             choice = tools.model_call(request, choose_next)
             genome = choice["genome"]
             parent = next((r for r in state["results"] if r["attempt_id"] == choice["parent_id"]), None)
@@ -109,4 +128,38 @@ class OfflineProposer(Proposer):
             state["results"].append({"key": genome_key(genome), "genome": genome, "pgr": pgr,
                                      "attempt_id": feedback.get("attempt_id")})
             state["step"] += 1
+            self._maybe_post(tools, state, name, feedback, genome, pgr)
             tools.save_state(state)
+
+    @staticmethod
+    def _shared_genomes(tools: ResearchTools) -> list[dict[str, Any]]:
+        """Genomes other researchers posted to the forum (read every step)."""
+        if not hasattr(tools, "read_findings"):
+            return []
+        out = []
+        for finding in tools.read_findings(limit=50):  # type: ignore[attr-defined]
+            for line in finding.get("body", "").splitlines():
+                if line.startswith(GENOME_PREFIX):
+                    try:
+                        out.append({"genome": json.loads(line[len(GENOME_PREFIX):]),
+                                    "from": finding.get("researcher")})
+                    except json.JSONDecodeError:
+                        pass
+        return out
+
+    @staticmethod
+    def _maybe_post(tools: ResearchTools, state: dict[str, Any], name: str, feedback: dict[str, Any],
+                    genome: dict[str, Any], pgr: float | None) -> None:
+        """Share a new personal best (after the starting points) with the other researchers."""
+        if pgr is None or not hasattr(tools, "post_finding") or state["step"] < 3:
+            return
+        earlier = [r["pgr"] for r in state["results"][:-1] if r["pgr"] is not None]
+        if earlier and pgr <= max(earlier):
+            return
+        ci = feedback.get("pgr_ci95")
+        vs = feedback.get("vs_vanilla") or {}
+        body = (f"Dev PGR {pgr:+.3f}" + (f" ± {ci:.3f}" if ci is not None else "")
+                + (f", {vs.get('mean', 0):+.3f} vs vanilla (p={vs.get('p_value')})" if vs else "")
+                + f".\n{GENOME_PREFIX}{json.dumps(genome, sort_keys=True)}")
+        tools.post_finding(f"new best: {name} (PGR {pgr:+.3f})", body,  # type: ignore[attr-defined]
+                           feedback.get("attempt_id"))

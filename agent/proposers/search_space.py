@@ -113,3 +113,21 @@ def render_idea(genome: dict[str, Any], available_layers: list[str], title: str,
     body = pprint.pformat(config, sort_dicts=True, width=96)
     return (TEMPLATE.read_text().replace("{title}", title).replace("{hypothesis}", hypothesis)
             .replace("{config}", body))
+
+
+def config_from_code(code: str) -> dict[str, Any] | None:
+    """The CONFIG literal of an idea file written from the template, or None."""
+    import ast
+
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "CONFIG" for t in node.targets):
+            try:
+                value = ast.literal_eval(node.value)
+            except ValueError:
+                return None
+            return value if isinstance(value, dict) else None
+    return None
