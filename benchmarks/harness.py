@@ -1,0 +1,80 @@
+"""Harness benchmark (prints figures; not a test).
+
+For each task: cold cache build time (in a fresh cache directory), then one idea evaluation
+(3 seeds, warm cache, through the evaluator and its idea processes) against the bare compute of
+the same heads in-process, their ratio, and peak memory (this process and the idea children).
+
+    .venv/bin/python benchmarks/harness.py [--tasks wordnet-10,rt-mpnet] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sandbox.baseline_ideas import baseline_path  # noqa: E402
+from sandbox.cache import open_cache  # noqa: E402
+from sandbox.evaluator import Evaluator  # noqa: E402
+from sandbox.runtime.train import train_head  # noqa: E402
+from sandbox.tasks import get_task  # noqa: E402
+
+SEEDS = [0, 1, 2]
+
+
+def bare_heads(cache) -> float:  # noqa: ANN001
+    """The same vanilla heads, trained in this process on the cached arrays."""
+    import numpy as np
+
+    started = time.perf_counter()
+    x = np.load(cache.public_dir / "features" / "unlabeled__final.npy")
+    x_test = np.load(cache.public_dir / "features" / "test__final.npy")
+    for seed in SEEDS:
+        soft = np.load(cache.public_dir / "weak" / f"seed_{seed}" / "unlabeled_soft.npy")
+        train_head(x, soft, seed=seed).predict_proba(x_test)
+    return time.perf_counter() - started
+
+
+def peak_mb(who: int) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tasks", default="wordnet-10,rt-mpnet")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--isolation", default=os.environ.get("AAR_BENCH_ISOLATION", "process"))
+    args = parser.parse_args()
+    idea = baseline_path("vanilla_soft")
+    print(f"cpus={os.cpu_count()} isolation={args.isolation} repeats={args.repeats} seeds={SEEDS}")
+    for name in args.tasks.split(","):
+        with tempfile.TemporaryDirectory(prefix="aar-bench-cache-") as tmp:
+            spec = get_task(name)
+            started = time.perf_counter()
+            cache = open_cache(spec, show_progress=False, root=Path(tmp))
+            cold = time.perf_counter() - started
+            evaluator = Evaluator(cache, isolation=args.isolation)
+            evaluator.vanilla_pgrs(SEEDS)  # warm the vanilla reference so it is not timed
+            runs, bare = [], []
+            for _ in range(args.repeats):
+                t = time.perf_counter()
+                result = evaluator.evaluate(idea, SEEDS, charge=False)
+                runs.append(time.perf_counter() - t)
+                bare.append(bare_heads(cache))
+            eval_s, bare_s = statistics.median(runs), statistics.median(bare)
+            print(f"{name}: cold cache build {cold:.1f}s | eval vanilla_soft 3 seeds (warm) median "
+                  f"{eval_s:.2f}s vs bare in-process heads {bare_s:.2f}s -> ratio {eval_s / bare_s:.1f}x "
+                  f"| PGR {result.pgr.mean:+.3f} | peak RSS parent {peak_mb(resource.RUSAGE_SELF):.0f} MB, "
+                  f"largest idea process {peak_mb(resource.RUSAGE_CHILDREN):.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
