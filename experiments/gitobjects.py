@@ -9,18 +9,29 @@ from __future__ import annotations
 
 import getpass
 import os
-from datetime import datetime
+import re
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from io import BytesIO
+from pathlib import Path
+from typing import TypeVar
 
 import git
 from git.objects.fun import tree_entries_from_data, tree_to_stream
 from gitdb.base import IStream
+from gitdb.db import LooseObjectDB
 
 from sandbox.errors import HarnessError
 
 ZERO_SHA = "0" * 40
 TREE_MODE = 0o040000
 BLOB_MODE = 0o100644
+
+STALE_LOCK_S = 5.0
+LOCK_WAIT_S = 10.0
+_LOCK_FILE = re.compile(r"Unable to create '([^']+\.lock)'")
+T = TypeVar("T")
 
 Entry = tuple[bytes, int]  # (binary sha, mode)
 
@@ -39,6 +50,16 @@ def identity(repo: git.Repo) -> git.Actor:
     return git.Actor(name, email)
 
 
+def _signature(actor: git.Actor, when: datetime) -> str:
+    name, email = actor.name or "unknown", actor.email or ""
+    if any(c in f"{name}{email}" for c in "<>\n"):
+        raise HarnessError(f"git identity {name!r} <{email}> contains '<', '>' or a newline; fix git config")
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    offset = int(when.utcoffset().total_seconds()) // 60
+    sign, offset = ("-" if offset < 0 else "+"), abs(offset)
+    return f"{name} <{email}> {int(when.timestamp())} {sign}{offset // 60:02d}{offset % 60:02d}"
+
+
 def _login_name() -> str:
     try:
         return getpass.getuser()
@@ -51,10 +72,14 @@ class GitObjects:
 
     def __init__(self, repo: git.Repo) -> None:
         self.repo = repo
+        self._loose = LooseObjectDB(str(Path(repo.git_dir) / "objects"))
 
     # -- objects -------------------------------------------------------------------------
     def _store(self, kind: bytes, data: bytes) -> bytes:
-        return self.repo.odb.store(IStream(kind, len(data), BytesIO(data))).binsha
+        # gitdb's loose-object writer: a temporary file renamed into place once complete. (The
+        # repo's default odb pipes into `git hash-object --literally`, which stores whatever
+        # arrived, e.g. an empty commit, when the writer is killed mid-stream.)
+        return self._loose.store(IStream(kind, len(data), BytesIO(data))).binsha
 
     def blob(self, data: bytes | str) -> bytes:
         return self._store(b"blob", data.encode("utf-8") if isinstance(data, str) else data)
@@ -118,12 +143,10 @@ class GitObjects:
     def commit(self, tree: bytes, parents: list[str], message: str, author: git.Actor,
                committer: git.Actor, when: datetime | None = None) -> str:
         """Write a commit object (no ref moves) and return its hex sha."""
-        commit = git.Commit.create_from_tree(
-            self.repo, git.Tree(self.repo, tree), message,
-            parent_commits=[self.repo.commit(p) for p in parents], head=False,
-            author=author, committer=committer, author_date=when, commit_date=None,
-        )
-        return commit.hexsha
+        now = datetime.now(UTC)
+        lines = [f"tree {tree.hex()}", *(f"parent {p}" for p in parents),
+                 f"author {_signature(author, when or now)}", f"committer {_signature(committer, now)}"]
+        return self._store(b"commit", ("\n".join(lines) + "\n\n" + message.rstrip("\n") + "\n").encode()).hex()
 
     # -- refs ----------------------------------------------------------------------------
     def refs(self, *patterns: str) -> dict[str, str]:
@@ -138,8 +161,29 @@ class GitObjects:
     def update_ref(self, ref: str, new: str, old: str | None, reason: str) -> None:
         """Move ``ref`` from ``old`` (None: must not exist) to ``new``, atomically, or raise."""
         try:
-            self.repo.git.update_ref("-m", reason, ref, new, old or ZERO_SHA)
+            self.locked_git(lambda: self.repo.git.update_ref("-m", reason, ref, new, old or ZERO_SHA))
         except git.GitCommandError as exc:
             raise RefConflict(
                 f"{ref} moved while writing ({str(exc.stderr).strip()[:200]}); retry the operation"
             ) from exc
+
+    def locked_git(self, command: Callable[[], T]) -> T:
+        """Run a git command that takes ref locks. While another git process holds a lock we wait;
+        a lock file older than STALE_LOCK_S was left by a killed git process and is removed
+        (callers hold the lab lock, so no aar writer can own it)."""
+        deadline = time.monotonic() + STALE_LOCK_S + LOCK_WAIT_S
+        while True:
+            try:
+                return command()
+            except git.GitCommandError as exc:
+                found = _LOCK_FILE.search(str(exc.stderr))
+                if found is None or time.monotonic() > deadline:
+                    raise
+                lock = Path(found.group(1))
+                try:
+                    if time.time() - lock.stat().st_mtime > STALE_LOCK_S:
+                        lock.unlink()
+                        continue
+                except FileNotFoundError:
+                    continue
+                time.sleep(0.1)

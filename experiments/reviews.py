@@ -49,7 +49,8 @@ def add_review(store: LabStore, attempt_id: str, verdict: Verdict, note: str) ->
         reviews = _parse(text)[1] if text else []
         data = {"attempt_id": row.attempt_id, "reviews": [r.model_dump() for r in [*reviews, review]]}
         with store.repo.git.custom_environment(**env):
-            store.repo.git.notes("--ref", NOTES_REF, "add", "-f", "-m", json.dumps(data, indent=2), row.commit)
+            store.objects.locked_git(lambda: store.repo.git.notes(
+                "--ref", NOTES_REF, "add", "-f", "-m", json.dumps(data, indent=2), row.commit))
     return review
 
 

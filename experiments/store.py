@@ -17,6 +17,7 @@ import fcntl
 import json
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import git
 
-from experiments.gitobjects import BLOB_MODE, TREE_MODE, GitObjects, identity
+from experiments.gitobjects import BLOB_MODE, TREE_MODE, GitObjects, RefConflict, identity
 from experiments.schemas import Attempt, SessionManifest, SessionSummary, TokenUsage, slug
 from sandbox.errors import HarnessError
 from sandbox.results import IdeaResult
@@ -44,6 +45,7 @@ idea.py, rationale.md, result.json, run.log, transcript.json and attempt.json. R
 notes: `git log --notes=aar-reviews sessions/<id>`. Browse with `aar sessions`, `aar ideas`, `aar show`.
 """
 _SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
+CAS_RETRIES = 5
 _FOLDER_INDEX = re.compile(r"^(\d+)-")
 
 
@@ -216,15 +218,25 @@ class LabStore:
 
     def _change(self, session_id: str, edit: Callable[[bytes], bytes], message: str,
                 author: git.Actor | None = None, when: datetime | None = None) -> str:
-        """One commit on the session branch: ``edit`` maps the head tree to the new tree."""
+        """One commit on the session branch: ``edit`` maps the head tree to the new tree.
+
+        If the ref moved under us (a git process outside the lock, e.g. one left running by a
+        killed writer), the change is rebuilt on the new head and tried again."""
         ref = self.branch(session_id)
-        with self.lock():
-            head = self._head(session_id)
-            tree = edit(self.objects.commit_tree(head))
-            me = identity(self.repo)
-            sha = self.objects.commit(tree, [head], message, author or me, me, when)
-            self.objects.update_ref(ref, sha, head, message.splitlines()[0])
-        return sha
+        for attempt_no in range(CAS_RETRIES):
+            with self.lock():
+                head = self._head(session_id)
+                tree = edit(self.objects.commit_tree(head))
+                me = identity(self.repo)
+                sha = self.objects.commit(tree, [head], message, author or me, me, when)
+                try:
+                    self.objects.update_ref(ref, sha, head, message.splitlines()[0])
+                    return sha
+                except RefConflict:
+                    if attempt_no == CAS_RETRIES - 1:
+                        raise
+            time.sleep(0.05 * (attempt_no + 1))
+        raise AssertionError("unreachable")
 
     def manifest(self, session_id: str) -> SessionManifest:
         text = self.objects.read_text(self.objects.commit_tree(self._head(session_id)), SESSION_FILE)
@@ -261,12 +273,7 @@ class LabStore:
         state = {_state_path(rel): self.objects.blob(text) for rel, text in (session_files or {}).items()}
 
         def edit(root: bytes) -> bytes:
-            existing = self.objects.lookup(root, f"{ATTEMPTS_DIR}/{folder}/attempt.json")
-            if existing is not None:
-                other = json.loads(self.objects.read(existing[0], "blob")).get("attempt_id")
-                if other != attempt.attempt_id:
-                    raise StoreError(f"{folder} is already attempt {other} in session {attempt.session_id}; "
-                                     "take the index from next_attempt_index()")
+            self._check_slot(root, attempt, folder)
             root = self.objects.put(root, f"{ATTEMPTS_DIR}/{folder}", (folder_tree, TREE_MODE))
             for path, blob in state.items():
                 root = self.objects.put(root, path, (blob, BLOB_MODE))
@@ -275,6 +282,21 @@ class LabStore:
         author = git.Actor(f"aar {attempt.researcher}", "aar@localhost")
         return self._change(attempt.session_id, edit, attempt_message(attempt, folder), author,
                             _when(attempt.created_at))
+
+    def _check_slot(self, root: bytes, attempt: Attempt, folder: str) -> None:
+        """Refuse to reuse a step number of the same researcher for a different attempt."""
+        entry = self.objects.lookup(root, ATTEMPTS_DIR)
+        prefix = f"{attempt.index:04d}-"
+        for name, (tree, _mode) in (self.objects.read_tree(entry[0]) if entry else {}).items():
+            if not name.startswith(prefix):
+                continue
+            meta_entry = self.objects.read_tree(tree).get("attempt.json")
+            meta = json.loads(self.objects.read(meta_entry[0], "blob")) if meta_entry else {}
+            same_slot = name == folder or meta.get("researcher", "r0") == attempt.researcher
+            if same_slot and meta.get("attempt_id") != attempt.attempt_id:
+                raise StoreError(f"step {attempt.index} of {attempt.researcher} is already attempt "
+                                 f"{meta.get('attempt_id')} in session {attempt.session_id}; "
+                                 "take the index from next_attempt_index()")
 
     def attempt_folders(self, session_id: str, commit: str | None = None) -> dict[str, bytes]:
         """``folder -> tree binsha`` of the session's attempts at its head (or at ``commit``)."""
