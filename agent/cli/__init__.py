@@ -14,7 +14,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-COMMAND_MODULES = ["agent.cli.harness", "agent.cli.research", "agent.cli.history"]
+COMMAND_MODULES = ["agent.cli.harness", "agent.cli.research", "agent.cli.history", "agent.cli.ui"]
 
 
 def main() -> None:

@@ -1,0 +1,59 @@
+"""Reference lines for a session's PGR chart: weak (0) and ceiling (1) by definition, vanilla and
+the best built-in baseline from the task cache's baseline summary, else vanilla from the lab."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.ui.queries import vanilla_from_lab
+from experiments.index import LabIndex
+from experiments.schemas import SessionManifest
+from sandbox.baseline_ideas import VANILLA_NAME
+from sandbox.paths import cache_root
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A horizontal line on the PGR chart."""
+
+    name: str
+    pgr: float
+    source: str
+
+
+def _summary_file(manifest: SessionManifest, root: Path) -> Path | None:
+    """``<cache>/private/<task>-<key>/baseline_summary_<seeds>.json`` written by session setup."""
+    name = f"baseline_summary_{'-'.join(map(str, manifest.seeds))}.json"
+    for folder in sorted((root / "private").glob(f"*-{manifest.cache_key}")):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def _from_cache(manifest: SessionManifest, root: Path) -> list[Reference]:
+    path = _summary_file(manifest, root)
+    if path is None:
+        return []
+    try:
+        rows = [r for r in json.loads(path.read_text()) if r.get("status") == "ok" and r.get("pgr") is not None]
+    except (OSError, ValueError, AttributeError):
+        return []
+    where = f"baseline summary in {path.parent.name}"
+    out = [Reference("vanilla", float(r["pgr"]), where) for r in rows if r.get("name") == VANILLA_NAME]
+    best = max(rows, key=lambda r: r["pgr"], default=None)
+    if best is not None and best.get("name") != VANILLA_NAME:
+        out.append(Reference(f"best baseline ({best['name']})", float(best["pgr"]), where))
+    return out
+
+
+def references(manifest: SessionManifest, index: LabIndex, root: Path | None = None) -> list[Reference]:
+    """The chart's reference lines for one session."""
+    out = [Reference("weak", 0.0, "definition"), Reference("ceiling", 1.0, "definition")]
+    found = _from_cache(manifest, root or cache_root())
+    if not any(r.name == "vanilla" for r in found):
+        vanilla = vanilla_from_lab(index, manifest.session_id)
+        if vanilla is not None:
+            found.insert(0, Reference("vanilla", vanilla, "paired differences recorded in the lab"))
+    return out + found

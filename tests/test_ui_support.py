@@ -1,0 +1,69 @@
+"""Labs for the dashboard tests (no tests here): a small lab with two sessions, and a fast builder
+of a lab with thousands of attempts written as one commit per batch."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from experiments.gitobjects import BLOB_MODE, TREE_MODE, identity
+from experiments.schemas import Attempt
+from experiments.store import ATTEMPTS_DIR, LabStore, attempt_files, attempt_folder
+from tests.test_history_support import attempt, manifest, random_pgrs, result
+
+RUNNING = "20260101-120000-wordnet-10-offline-aaaa"
+FINISHED = "20260102-090000-sst2-offline-bbbb"
+
+
+def small_lab(path: Path) -> tuple[LabStore, dict[str, Attempt]]:
+    """Session RUNNING (wordnet-10, still running): 7 attempts, one error, one with a warning,
+    parent links and a model transcript; session FINISHED (sst2): 2 attempts."""
+    store = LabStore.open(path)
+    store.create_session(manifest(RUNNING))
+    made: dict[str, Attempt] = {}
+    pgrs = [0.30, 0.45, None, 0.52, -0.10, 0.61, 0.40]
+    parent = None
+    for i, pgr in enumerate(pgrs, start=1):
+        a = attempt(RUNNING, i, name=f"idea {i}", pgr=pgr, attempt_id=f"att{i:04d}aaaa", parent_id=parent)
+        if i == 4:
+            a = a.model_copy(update={"transcript": [{
+                "request": {"model": "claude-test", "messages": [{"role": "user", "content": "improve"}]},
+                "response": {"model": "claude-test", "content": [
+                    {"type": "text", "text": "Raising the confidence threshold should help."},
+                    {"type": "tool_use", "name": "run_experiment", "input": {"name": "idea 4"}}]},
+                "usage": {"input_tokens": 900, "output_tokens": 120}, "cost_usd": 0.0105}]})
+        store.record_attempt(a)
+        made[a.attempt_id] = a
+        parent = a.attempt_id
+    store.create_session(manifest(FINISHED, task="sst2"))
+    for i in (1, 2):
+        a = attempt(FINISHED, i, name=f"sst idea {i}", pgr=0.2 * i, attempt_id=f"sst{i:04d}bbbb", task="sst2")
+        store.record_attempt(a)
+        made[a.attempt_id] = a
+    store.set_session_status(FINISHED, "finished")
+    return store, made
+
+
+def big_lab(path: Path, sessions: int, per_session: int, seed: int = 0) -> LabStore:
+    """A lab of ``sessions * per_session`` attempts, each session's attempts in one commit (the
+    store writes one commit per attempt; this builds the same tree layout much faster)."""
+    rng = random.Random(seed)
+    store = LabStore.open(path)
+    objects = store.objects
+    me = identity(store.repo)
+    for s in range(sessions):
+        sid = f"20260201-{s:06d}-wordnet-10-bench"
+        store.create_session(manifest(sid))
+        folders = {}
+        for i in range(1, per_session + 1):
+            base = attempt(sid, i, name=f"idea {s}-{i}")
+            a = base.model_copy(update={"result": result(base.name, random_pgrs(rng)),
+                                        "attempt_id": f"b{s:04d}{i:07d}"})
+            blobs = {name: (objects.blob(text), BLOB_MODE) for name, text in attempt_files(a).items()}
+            folders[attempt_folder(a)] = (objects.tree(blobs), TREE_MODE)
+        head = objects.ref_sha(store.branch(sid))
+        assert head is not None
+        root = objects.put(objects.commit_tree(head), ATTEMPTS_DIR, (objects.tree(folders), TREE_MODE))
+        sha = objects.commit(root, [head], f"{per_session} attempts", me, me)
+        objects.update_ref(store.branch(sid), sha, head, "bench")
+    return store
