@@ -1,12 +1,12 @@
 """Labs for the dashboard tests (no tests here): a small lab with two sessions, and a fast builder
-of a lab with thousands of attempts written as one commit per batch."""
+of a lab with thousands of attempts."""
 
 from __future__ import annotations
 
 import random
+import subprocess
 from pathlib import Path
 
-from experiments.gitobjects import BLOB_MODE, TREE_MODE, identity
 from experiments.schemas import Attempt
 from experiments.store import ATTEMPTS_DIR, LabStore, attempt_files, attempt_folder
 from tests.test_history_support import attempt, manifest, random_pgrs, result
@@ -45,25 +45,26 @@ def small_lab(path: Path) -> tuple[LabStore, dict[str, Attempt]]:
 
 
 def big_lab(path: Path, sessions: int, per_session: int, seed: int = 0) -> LabStore:
-    """A lab of ``sessions * per_session`` attempts, each session's attempts in one commit (the
-    store writes one commit per attempt; this builds the same tree layout much faster)."""
+    """A lab of ``sessions * per_session`` attempts in the store's layout (folder names and files
+    from experiments.store), each session's attempts added by one ``git fast-import`` commit: the
+    store writes one commit per attempt, far too slow to build thousands for a test."""
     rng = random.Random(seed)
     store = LabStore.open(path)
-    objects = store.objects
-    me = identity(store.repo)
+    stream = bytearray()
     for s in range(sessions):
         sid = f"20260201-{s:06d}-wordnet-10-bench"
         store.create_session(manifest(sid))
-        folders = {}
+        message = f"{per_session} attempts".encode()
+        stream += (f"commit {store.branch(sid)}\ncommitter bench <bench@localhost> 1767225600 +0000\n"
+                   f"data {len(message)}\n").encode() + message + f"\nfrom {store.branch(sid)}^0\n".encode()
         for i in range(1, per_session + 1):
             base = attempt(sid, i, name=f"idea {s}-{i}")
             a = base.model_copy(update={"result": result(base.name, random_pgrs(rng)),
                                         "attempt_id": f"b{s:04d}{i:07d}"})
-            blobs = {name: (objects.blob(text), BLOB_MODE) for name, text in attempt_files(a).items()}
-            folders[attempt_folder(a)] = (objects.tree(blobs), TREE_MODE)
-        head = objects.ref_sha(store.branch(sid))
-        assert head is not None
-        root = objects.put(objects.commit_tree(head), ATTEMPTS_DIR, (objects.tree(folders), TREE_MODE))
-        sha = objects.commit(root, [head], f"{per_session} attempts", me, me)
-        objects.update_ref(store.branch(sid), sha, head, "bench")
+            for name, text in attempt_files(a).items():
+                data = text.encode()
+                stream += f"M 100644 inline {ATTEMPTS_DIR}/{attempt_folder(a)}/{name}\ndata {len(data)}\n".encode()
+                stream += data + b"\n"
+        stream += b"\n"
+    subprocess.run(["git", "fast-import", "--quiet"], input=bytes(stream), cwd=store.path, check=True)
     return store
