@@ -1,16 +1,16 @@
 """Runs one idea for one seed in a separate process and brings back its predictions as data.
 
-The process sees the task's public artifacts only. How it is isolated is pluggable
-(``register_isolation``); ``process`` is a plain child process with resource limits, and the
-sandbox module adds ``bwrap``. The parent never imports or unpickles anything the idea wrote.
+How the process is isolated is pluggable (``register_isolation``): ``bwrap`` (sandbox.isolation,
+the default everywhere user-facing) runs it in bubblewrap namespaces; ``process`` is a plain
+child process with resource limits and no isolation of files or network (unsafe, opt-in).
+Either way the parent enforces the wall clock, kills the whole process tree, caps the output
+directory and the captured log, and never imports or unpickles anything the idea wrote.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import resource
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,20 +20,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from sandbox.results import Status
+from sandbox.errors import HarnessError
+from sandbox.run_output import MAX_PREDICTION_BYTES, LogCapture, RunOutput, collect, output_overflow
 from sandbox.runtime.context import JobSpec
 
-LOG_HEAD = 4_000
-LOG_TAIL = 8_000
-MAX_PREDICTION_BYTES = 64 << 20
+__all__ = ["Isolation", "Limits", "RunOutput", "get_isolation", "register_isolation", "run_idea"]
+WATCH_TICK_S = 0.1
 ENV_ALLOW = ("PATH", "LANG", "LC_ALL", "TZ", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+PYTHON_FLAGS = ("-s", "-P")  # no user site, no script/cwd on sys.path; PYTHONHASHSEED still honoured
 
 
 @dataclass
 class Limits:
-    """Resource limits for one idea process."""
+    """Resource limits for one idea process (tree)."""
 
     time_s: float = 300.0
     memory_bytes: int = 8 << 30
@@ -41,55 +40,73 @@ class Limits:
     open_files: int = 256
     processes: int = 64
     threads: int = 1
+    scratch_bytes: int = 1 << 30
+    output_bytes: int = 2 * MAX_PREDICTION_BYTES + (1 << 20)
 
 
 @dataclass
 class RunDirs:
+    """The host-side directory of one run: job file, scratch, output."""
+
     root: Path
     scratch: Path = field(init=False)
     out: Path = field(init=False)
     job: Path = field(init=False)
-    log: Path = field(init=False)
 
     def __post_init__(self) -> None:
-        self.scratch, self.out = self.root / "scratch", self.root / "out"
-        self.job, self.log = self.root / "job.json", self.root / "log.txt"
+        self.scratch, self.out, self.job = self.root / "scratch", self.root / "out", self.root / "job.json"
         self.scratch.mkdir()
         self.out.mkdir()
 
 
 @dataclass
-class RunOutput:
-    """What came back from the idea process, before scoring."""
+class RunPlan:
+    """Everything an Isolation needs to start one run."""
 
-    status: Status
-    predictions: np.ndarray | None = None
-    diagnostics: dict = field(default_factory=dict)
-    error: str | None = None
-    traceback: str | None = None
-    log_tail: str = ""
-    runtime_s: float = 0.0
-    isolation: str = "process"
+    idea: Path
+    public_dir: Path
+    seed: int
+    limits: Limits
+    dirs: RunDirs
+    sandbox_uid: int | None = None  # the uid the idea runs as, where the isolation picks one
 
 
 class Isolation:
-    """How the idea process is started. Subclasses wrap the command (e.g. in bwrap)."""
+    """How the idea process is started. ``process``: a plain child process (no sandbox)."""
 
     name = "process"
+    sandboxed = False
 
     def available(self) -> tuple[bool, str]:
         return True, ""
 
-    def command(self, job: JobSpec, dirs: RunDirs, public_dir: Path, limits: Limits) -> list[str]:
-        return [sys.executable, "-I", "-m", "sandbox.runtime.entry", str(dirs.job)]
+    def job_paths(self, plan: RunPlan) -> dict[str, str]:
+        """Paths as the idea process sees them (a sandbox mounts them elsewhere)."""
+        d = plan.dirs
+        return {"idea_path": str(plan.idea), "public_dir": str(plan.public_dir),
+                "scratch_dir": str(d.scratch), "out_dir": str(d.out)}
 
-    def job_paths(self, idea: Path, public_dir: Path, dirs: RunDirs) -> dict[str, str]:
-        """Paths as the idea process sees them (a sandbox may mount them elsewhere)."""
-        return {"idea_path": str(idea), "public_dir": str(public_dir),
-                "scratch_dir": str(dirs.scratch), "out_dir": str(dirs.out)}
+    def prepare(self, plan: RunPlan) -> None:
+        """Set up anything the command needs under ``plan.dirs.root``."""
+
+    def command(self, plan: RunPlan) -> list[str]:
+        return [sys.executable, *PYTHON_FLAGS, "-m", "sandbox.runtime.entry", str(plan.dirs.job)]
+
+    def environment(self, plan: RunPlan) -> dict[str, str]:
+        return child_env(plan.limits, plan.dirs.scratch)
+
+    def cwd(self, plan: RunPlan) -> Path:
+        return plan.dirs.scratch
 
 
-_ISOLATIONS: dict[str, Callable[[], Isolation]] = {"process": Isolation}
+def _bwrap_factory() -> Isolation:
+    from sandbox.isolation import BwrapIsolation  # registers itself too; imported lazily
+
+    return BwrapIsolation()
+
+
+_ISOLATIONS: dict[str, Callable[[], Isolation]] = {"process": Isolation, "bwrap": _bwrap_factory}
+DEFAULT_ISOLATION = "bwrap"
 
 
 def register_isolation(name: str, factory: Callable[[], Isolation]) -> None:
@@ -102,7 +119,11 @@ def get_isolation(name: str) -> Isolation:
     return _ISOLATIONS[name]()
 
 
-def child_env(limits: Limits, home: Path) -> dict[str, str]:
+def isolation_names() -> list[str]:
+    return sorted(_ISOLATIONS)
+
+
+def child_env(limits: Limits, home: Path | str) -> dict[str, str]:
     """A rebuilt environment: an allow-list only, so no secret reaches the idea."""
     env = {k: os.environ[k] for k in ENV_ALLOW if k in os.environ}
     threads = str(max(1, limits.threads))
@@ -114,110 +135,75 @@ def child_env(limits: Limits, home: Path) -> dict[str, str]:
     return env
 
 
+def cpu_seconds(limits: Limits) -> int:
+    return int(limits.time_s * max(1, limits.threads) + 30)
+
+
 def _set_limits(limits: Limits) -> Callable[[], None]:
     def apply() -> None:
-        cpu = int(limits.time_s * max(1, limits.threads) + 30)
         for res, value in (
             (resource.RLIMIT_AS, limits.memory_bytes), (resource.RLIMIT_FSIZE, limits.file_bytes),
             (resource.RLIMIT_NOFILE, limits.open_files), (resource.RLIMIT_CORE, 0),
-            (resource.RLIMIT_CPU, cpu),
+            (resource.RLIMIT_CPU, cpu_seconds(limits)),
         ):
             resource.setrlimit(res, (value, value))
-        if os.getuid() != 0:  # root ignores RLIMIT_NPROC; bwrap's PID namespace covers that case
-            resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
+        # RLIMIT_NPROC counts every process of the real uid, and root ignores it: the bwrap
+        # isolation sets it inside the sandbox, where the idea runs as a uid of its own.
 
     return apply
-
-
-def _read_log(path: Path) -> str:
-    size = path.stat().st_size if path.exists() else 0
-    with path.open("rb") as fh:
-        if size <= LOG_HEAD + LOG_TAIL:
-            return fh.read().decode("utf-8", "replace")
-        head = fh.read(LOG_HEAD).decode("utf-8", "replace")
-        fh.seek(size - LOG_TAIL)
-        tail = fh.read().decode("utf-8", "replace")
-    return f"{head}\n… [{size - LOG_HEAD - LOG_TAIL} bytes cut] …\n{tail}"
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):
         pass
+
+
+def _supervise(proc: subprocess.Popen, plan: RunPlan, started: float) -> tuple[int | None, RunOutput | None]:
+    """Wait for the process; stop it early on timeout or an output directory over its cap."""
+    deadline = started + plan.limits.time_s
+    while True:
+        try:
+            return proc.wait(timeout=WATCH_TICK_S), None
+        except subprocess.TimeoutExpired:
+            pass
+        if time.monotonic() >= deadline:
+            return None, RunOutput("timeout", error=f"exceeded the {plan.limits.time_s:g}s time budget")
+        problem = output_overflow(plan.dirs.out, plan.limits.output_bytes)
+        if problem:
+            return None, RunOutput("killed", error=f"idea process killed: {problem}")
 
 
 def run_idea(idea: Path, public_dir: Path, seed: int, limits: Limits,
              isolation: Isolation | None = None) -> RunOutput:
-    """Run ``idea`` for ``seed`` and collect its output safely."""
+    """Run ``idea`` for ``seed`` under ``isolation`` and collect its output safely."""
     isolation = isolation or Isolation()
-    with tempfile.TemporaryDirectory(prefix="aar-run-") as tmp:
-        dirs = RunDirs(Path(tmp))
+    ok, why = isolation.available()
+    if not ok:
+        raise HarnessError(why)
+    with tempfile.TemporaryDirectory(prefix="aar-run-", ignore_cleanup_errors=True) as tmp:
+        plan = RunPlan(idea=idea, public_dir=public_dir, seed=seed, limits=limits, dirs=RunDirs(Path(tmp)))
         job = JobSpec(seed=seed, time_budget_s=limits.time_s, threads=limits.threads,
-                      **isolation.job_paths(idea, public_dir, dirs))
-        dirs.job.write_text(job.model_dump_json())
-        argv = isolation.command(job, dirs, public_dir, limits)
+                      **isolation.job_paths(plan))
+        plan.dirs.job.write_text(job.model_dump_json())
+        isolation.prepare(plan)
         started = time.monotonic()
-        with dirs.log.open("wb") as log:
-            proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env=child_env(limits, dirs.scratch), cwd=dirs.scratch, start_new_session=True,
-                preexec_fn=_set_limits(limits),
-            )
-            timed_out = False
-            try:
-                code = proc.wait(timeout=limits.time_s)
-            except subprocess.TimeoutExpired:
-                timed_out, code = True, None
-            _kill_group(proc)  # also reaps anything the idea left behind in its group
-            if code is None:
-                code = proc.wait()
-        output = _collect(dirs, code, timed_out, limits)
-        output.runtime_s = time.monotonic() - started
+        proc = subprocess.Popen(
+            isolation.command(plan), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, env=isolation.environment(plan), cwd=isolation.cwd(plan),
+            start_new_session=True, preexec_fn=_set_limits(limits),
+        )
+        log = LogCapture(proc.stdout)
+        log.start()
+        code, stopped = _supervise(proc, plan, started)
+        _kill_group(proc)  # bwrap's PID namespace dies with it; a plain process loses its group
+        if code is None:
+            code = proc.wait()
+        runtime = time.monotonic() - started
+        log.finish()
+        output = stopped or collect(plan.dirs.out, code, MAX_PREDICTION_BYTES)
+        output.log_tail = log.text()
+        output.runtime_s = runtime
         output.isolation = isolation.name
-        shutil.rmtree(dirs.scratch, ignore_errors=True)
         return output
-
-
-def _collect(dirs: RunDirs, code: int, timed_out: bool, limits: Limits) -> RunOutput:
-    log = _read_log(dirs.log)
-    if timed_out:
-        return RunOutput("timeout", error=f"exceeded the {limits.time_s:.0f}s time budget", log_tail=log)
-    error_file = dirs.out / "error.json"
-    if code != 0:
-        if error_file.exists() and error_file.stat().st_size < 64_000:
-            try:
-                err = json.loads(error_file.read_text())
-                status: Status = "invalid" if err.get("kind") == "contract" else "error"
-                return RunOutput(status, error=str(err.get("message"))[:2000],
-                                 traceback=str(err.get("traceback") or "")[-8000:] or None, log_tail=log)
-            except (json.JSONDecodeError, AttributeError):
-                pass
-        if code < 0:
-            name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
-            return RunOutput("killed", error=f"idea process killed by {name}", log_tail=log)
-        return RunOutput("error", error=f"idea process exited with code {code}", log_tail=log)
-    return _load_predictions(dirs, log)
-
-
-def _load_predictions(dirs: RunDirs, log: str) -> RunOutput:
-    path = dirs.out / "predictions.npy"
-    if not path.is_file() or path.is_symlink():
-        return RunOutput("invalid", error="the idea process wrote no predictions", log_tail=log)
-    if path.stat().st_size > MAX_PREDICTION_BYTES:
-        return RunOutput("invalid", error="predictions file is too large", log_tail=log)
-    try:
-        predictions = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        return RunOutput("invalid", error=f"unreadable predictions ({exc})"[:300], log_tail=log)
-    diagnostics: dict = {}
-    diag_path = dirs.out / "diagnostics.json"
-    if diag_path.is_file() and not diag_path.is_symlink() and diag_path.stat().st_size < 64_000:
-        try:
-            raw = json.loads(diag_path.read_text())
-            if isinstance(raw, dict):
-                diagnostics = {str(k)[:64]: v for k, v in list(raw.items())[:64]
-                               if isinstance(v, int | float | str | bool)}
-        except json.JSONDecodeError:
-            pass
-    return RunOutput("ok", predictions=predictions, diagnostics=diagnostics, log_tail=log)

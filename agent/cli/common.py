@@ -10,9 +10,11 @@ import typer
 from rich.console import Console
 
 from sandbox.errors import HarnessError
+from sandbox.runner import DEFAULT_ISOLATION, get_isolation
 from sandbox.tasks import SplitSizes
 
-console = Console()
+# Wide output when piped (logs, CI), the terminal width otherwise.
+console = Console(width=None if sys.stdout.isatty() else 140)
 err_console = Console(stderr=True)
 
 EXIT_IDEA_FAILED = 1
@@ -78,4 +80,33 @@ SEEDS_OPTION = typer.Option(3, "--seeds", min=1, max=64, help="Number of seeds (
 TASK_OPTION = typer.Option("wordnet-10", "--task", "-t", help="Task name or a directory of jsonl files.")
 SIZES_OPTION = typer.Option(None, "--split-sizes", help="weak_train,unlabeled,dev,heldout (e.g. 1000,4000,1000,1000).")
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead of a table.")
-ISOLATION_OPTION = typer.Option("process", "--isolation", help="How idea processes are isolated.")
+UNSAFE_ISOLATION = "process"
+
+
+def _sandboxed_only(value: str) -> str:
+    try:
+        isolation = get_isolation(value)
+    except ValueError as exc:
+        raise CliError(f"--isolation: {exc}") from exc
+    if not isolation.sandboxed:
+        fail(f"--isolation {value} runs idea code without a sandbox; pass --unsafe-no-sandbox to do that on purpose")
+    return value
+
+
+def resolve_isolation(name: str, unsafe: bool) -> str:
+    """The isolation to run ideas under: a sandbox that can start here, or, only when asked
+    for explicitly, none."""
+    if unsafe:
+        err_console.print("[yellow]warning:[/yellow] --unsafe-no-sandbox: idea code runs with your "
+                          "files, network and environment", highlight=False)
+        return UNSAFE_ISOLATION
+    ok, why = get_isolation(name).available()
+    if not ok:
+        fail(why)
+    return name
+
+
+ISOLATION_OPTION = typer.Option(DEFAULT_ISOLATION, "--isolation", callback=_sandboxed_only,
+                                help="Sandbox for idea processes.")
+UNSAFE_OPTION = typer.Option(False, "--unsafe-no-sandbox",
+                             help="Run idea code WITHOUT a sandbox (plain child process). Only for trusted code.")

