@@ -96,11 +96,15 @@ def figure(points: list[ChartPoint], refs: list[Reference], attempt_url: str = "
     if xs:
         data.append({"type": "scatter", "mode": "lines", "name": "best so far", "x": xs, "y": ys,
                      "hoverinfo": "skip", "line": {"shape": "hv", "color": BEST_COLOR, "width": 2}})
-    shapes, labels, measured = [], [], 0
+    shapes, labels = [], []
+    lowest = min((r.pgr for r in refs if r.source != "definition"), default=None)
+    measured = sum(r.source != "definition" for r in refs)
     for ref in refs:
-        fixed = ref.source == "definition"
-        shape, label = _reference_line(ref, "top left" if fixed else ("top right", "bottom right")[measured % 2])
-        measured += not fixed
+        if ref.source == "definition":
+            where = "top left"
+        else:  # labels of close lines go apart: the lowest below its line, the others above
+            where = "bottom right" if measured > 1 and ref.pgr == lowest else "top right"
+        shape, label = _reference_line(ref, where)
         shapes.append(shape)
         labels.append(label)
     return {"data": data, "layout": {
