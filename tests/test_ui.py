@@ -19,7 +19,7 @@ from agent.ui.queries import ChartPoint
 from agent.ui.references import references
 from experiments.store import LabStore
 from tests.test_history_support import attempt
-from tests.test_ui_support import FINISHED, RUNNING, small_lab
+from tests.test_ui_support import FINISHED, GROUP, RUNNING, add_group, small_lab
 
 BASE = "http://127.0.0.1:8765"
 
@@ -270,3 +270,38 @@ def test_static_files_are_local(client):
     assert ".hl" in client.get("/static/pygments.css").text
     page = client.get(f"/sessions/{RUNNING}").text
     assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing from another host
+
+
+def test_parallel_researchers_have_a_group_page_with_one_chart(client, lab):
+    store, _ = lab
+    members = add_group(store)
+    listing = client.get("/").text
+    assert f'href="/groups/{GROUP}"' in listing and "(×2)" in listing
+    page = client.get(f"/groups/{GROUP}")
+    assert page.status_code == 200
+    assert len(rows_of(page.text, "researchers")) == 2 and "direction 1" in page.text
+    assert len(rows_of(page.text, "attempts-table")) == 6
+    figure = json.loads(re.search(r'id="pgr-figure">(.*?)</script>', page.text, re.S).group(1))
+    assert {t["name"] for t in figure["data"]} == {"attempts r0", "attempts r1", "best so far"}
+    assert f'/groups/{GROUP}/events?head=' in page.text
+    assert f'href="/groups/{GROUP}"' in client.get(f"/sessions/{members[1]}").text
+    assert client.get("/groups/nothing-here").status_code == 404
+    store.set_session_status(members[0], "finished")
+    store.set_session_status(members[1], "stopped")
+    events = client.get(f"/groups/{GROUP}/events?head=old").text
+    assert "event: head" in events and "event: end" in events and '"attempts": 6' in events
+
+
+def test_an_unexpected_error_is_a_page_and_a_log_line(lab, monkeypatch, caplog):
+    store, _ = lab
+    from agent.ui import routes
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("index exploded")
+
+    monkeypatch.setattr(routes, "attempt_rows", broken)
+    client = TestClient(create_app(store.path), base_url=BASE, raise_server_exceptions=False)
+    page = client.get(f"/sessions/{RUNNING}")
+    assert page.status_code == 500
+    assert "RuntimeError: index exploded" in page.text and "aar check" in page.text
+    assert "Traceback" not in page.text and "Traceback" in caplog.text

@@ -68,3 +68,21 @@ def big_lab(path: Path, sessions: int, per_session: int, seed: int = 0) -> LabSt
         stream += b"\n"
     subprocess.run(["git", "fast-import", "--quiet"], input=bytes(stream), cwd=store.path, check=True)
     return store
+
+
+GROUP = "20260103-080000-wordnet-10-offline-cccc"
+
+
+def add_group(store: LabStore, researchers: int = 2, per_researcher: int = 3) -> list[str]:
+    """Parallel researchers as `aar research --researchers N` leaves them: sessions <group>-r<k>,
+    each attempt tagged with its researcher, each session with its own direction."""
+    members = []
+    for k in range(researchers):
+        sid = f"{GROUP}-r{k}"
+        store.create_session(manifest(sid).model_copy(update={"direction": f"direction {k}",
+                                                              "extra": {"group": GROUP}}))
+        for i in range(1, per_researcher + 1):
+            store.record_attempt(attempt(sid, i, name=f"r{k} idea {i}", pgr=0.1 * i + 0.05 * k,
+                                         attempt_id=f"g{k}{i:04d}cccc", researcher=f"r{k}"))
+        members.append(sid)
+    return members

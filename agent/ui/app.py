@@ -85,6 +85,8 @@ def create_app(lab: Path | str | None = None, *, host: str = "127.0.0.1", token:
             Route("/", routes.sessions_page, name="sessions"),
             Route("/sessions/{sid}", routes.session_page, name="session"),
             Route("/sessions/{sid}/events", live.session_events, name="session_events"),
+            Route("/groups/{group}", routes.group_page, name="group"),
+            Route("/groups/{group}/events", live.group_events, name="group_events"),
             Route("/leaderboard", routes.leaderboard_page, name="leaderboard"),
             Route("/attempts/{aid}", routes.attempt_page, name="attempt"),
             Route("/attempts/{aid}/review", routes.review_post, methods=["POST"], name="review"),

@@ -10,15 +10,17 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from agent.ui.lab import Lab, NotFound
-from experiments.store import StoreError
+from agent.ui.queries import groups
+from experiments.store import LabStore, StoreError
 
 HEARTBEAT_S = 15.0
 
@@ -34,30 +36,46 @@ class HeadState:
     when: str
 
 
+def live_state(store: LabStore, sessions: list[str]) -> HeadState:
+    """One state for one or several session branches (a group changes when any branch moves)."""
+    heads = store.session_heads()
+    commits = [store.repo.commit(heads[sid]) for sid in sessions]
+    latest = max(commits, key=lambda c: c.committed_date)
+    statuses = [store.manifest(sid).status for sid in sessions]
+    summary = latest.summary if isinstance(latest.summary, str) else latest.summary.decode()
+    return HeadState(".".join(heads[sid] for sid in sessions),
+                     sum(len(store.attempt_folders(sid, heads[sid])) for sid in sessions),
+                     "running" if "running" in statuses else statuses[0], summary,
+                     latest.committed_datetime.isoformat())
+
+
 def head_state(lab: Lab, session_text: str) -> HeadState:
     with lab.open() as store:
         try:
-            sid = store.resolve_session(session_text)
+            return live_state(store, [store.resolve_session(session_text)])
         except StoreError as exc:
             raise NotFound(str(exc)) from exc
-        head = store.session_heads()[sid]
-        commit = store.repo.commit(head)
-        return HeadState(head, len(store.attempt_folders(sid, head)), store.manifest(sid).status,
-                         commit.summary if isinstance(commit.summary, str) else commit.summary.decode(),
-                         commit.committed_datetime.isoformat())
+
+
+def group_state(lab: Lab, group: str) -> HeadState:
+    with lab.open() as store:
+        members = groups(list(store.session_heads())).get(group)
+        if not members:
+            raise NotFound(f"no researcher sessions {group}-r<k> in this lab")
+        return live_state(store, members)
 
 
 def _event(name: str, data: dict) -> str:
     return f"event: {name}\ndata: {json.dumps(data)}\n\n"
 
 
-async def stream(request: Request, lab: Lab, session_text: str, known: str | None, poll_s: float,
+async def stream(request: Request, read: Callable[[], HeadState], known: str | None, poll_s: float,
                  max_s: float) -> AsyncIterator[str]:
     """Events for one subscriber; ``known`` is the head the page was rendered from."""
     started = last_sent = time.monotonic()
     yield f"retry: {int(max(poll_s, 1.0) * 1000)}\n\n"
     while True:
-        state = await run_in_threadpool(head_state, lab, session_text)
+        state = await run_in_threadpool(read)
         if state.head != known:
             known = state.head
             last_sent = time.monotonic()
@@ -73,11 +91,17 @@ async def stream(request: Request, lab: Lab, session_text: str, known: str | Non
         await asyncio.sleep(poll_s)
 
 
-async def session_events(request: Request) -> Response:
-    lab: Lab = request.app.state.lab
-    session_text = request.path_params["sid"]
-    first = await run_in_threadpool(head_state, lab, session_text)  # a missing session is a plain 404
+async def _events(request: Request, read: Callable[[], HeadState]) -> Response:
+    first = await run_in_threadpool(read)  # a missing session or group is a plain 404
     settings = request.app.state.live
     known = request.query_params.get("head") or first.head
-    return StreamingResponse(stream(request, lab, session_text, known, settings["poll_s"], settings["max_s"]),
+    return StreamingResponse(stream(request, read, known, settings["poll_s"], settings["max_s"]),
                              media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+async def session_events(request: Request) -> Response:
+    return await _events(request, partial(head_state, request.app.state.lab, request.path_params["sid"]))
+
+
+async def group_events(request: Request) -> Response:
+    return await _events(request, partial(group_state, request.app.state.lab, request.path_params["group"]))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,7 @@ from experiments.schemas import AttemptSummary
 
 DEFAULT_PER_PAGE = 50
 MAX_PER_PAGE = 500
+_GROUP_MEMBER = re.compile(r"^(.+)-r\d+$")
 ORDERS = {
     "index": "a.idx, a.researcher, a.created_at",
     "time": "a.created_at DESC, a.idx DESC",
@@ -77,14 +79,16 @@ class ChartPoint:
     created_at: str
 
 
-def _where(session: str | None, task: str | None, statuses: list[str] | None,
+def _where(sessions: list[str] | None, task: str | None, statuses: list[str] | None,
            include_replays: bool) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     args: list[Any] = []
-    for column, value in (("a.session_id", session), ("COALESCE(a.task, s.task)", task)):
-        if value is not None:
-            clauses.append(f"{column} = ?")
-            args.append(value)
+    if sessions is not None:
+        clauses.append("a.session_id IN (SELECT value FROM json_each(?))")
+        args.append(json.dumps(sessions))
+    if task is not None:
+        clauses.append("COALESCE(a.task, s.task) = ?")
+        args.append(task)
     if statuses:
         clauses.append(f"a.status IN ({','.join('?' * len(statuses))})")
         args.extend(statuses)
@@ -93,16 +97,16 @@ def _where(session: str | None, task: str | None, statuses: list[str] | None,
     return ("WHERE " + " AND ".join(clauses)) if clauses else "", args
 
 
-def attempt_rows(index: LabIndex, page: Page, *, session: str | None = None, task: str | None = None,
+def attempt_rows(index: LabIndex, page: Page, *, sessions: list[str] | None = None, task: str | None = None,
                  statuses: list[str] | None = None, order: str = "index", include_replays: bool = True,
                  scored_only: bool = False) -> Rows:
     """A page of attempts matching the filters, plus the total and per-status counts."""
     index.refresh()
-    where, args = _where(session, task, statuses, include_replays)
+    where, args = _where(sessions, task, statuses, include_replays)
     if scored_only:
         where += (" AND " if where else "WHERE ") + "a.pgr IS NOT NULL"
     base = f"FROM attempts a JOIN sessions s USING(session_id) {where}"
-    count_where, count_args = _where(session, task, None, include_replays)
+    count_where, count_args = _where(sessions, task, None, include_replays)
     with index._db() as db:
         total = db.execute(f"SELECT COUNT(*) {base}", args).fetchone()[0]
         rows = db.execute(f"SELECT a.* {base} ORDER BY {ORDERS[order]} LIMIT ? OFFSET ?",
@@ -117,29 +121,45 @@ def attempt_rows(index: LabIndex, page: Page, *, session: str | None = None, tas
     return Rows([_summary(r, latest.get(r["attempt_id"])) for r in rows], total, page, counts)
 
 
-def chart_points(index: LabIndex, session: str) -> list[ChartPoint]:
-    """Every attempt of a session, just the columns the chart needs, in step order."""
+def chart_points(index: LabIndex, sessions: list[str]) -> list[ChartPoint]:
+    """Every attempt of the sessions, just the columns the chart needs, in step order."""
     index.refresh()
     with index._db() as db:
         return [ChartPoint(r["attempt_id"], r["idx"], r["researcher"] or "r0", r["name"], r["status"], r["pgr"],
                            r["pgr_ci95"], r["created_at"] or "")
                 for r in db.execute(
                     "SELECT attempt_id, idx, researcher, name, status, pgr, pgr_ci95, created_at FROM attempts "
-                    "WHERE session_id = ? ORDER BY idx, researcher, created_at", (session,))]
+                    "WHERE session_id IN (SELECT value FROM json_each(?)) ORDER BY idx, researcher, created_at",
+                    (json.dumps(sessions),))]
 
 
-def vanilla_from_lab(index: LabIndex, session: str) -> float | None:
+def vanilla_from_lab(index: LabIndex, sessions: list[str]) -> float | None:
     """Vanilla's dev PGR as the lab knows it: each scored attempt carries its paired difference
     against vanilla on the same seeds, so ``pgr - vs_vanilla`` is vanilla's PGR on those seeds."""
     with index._db() as db:
         values = sorted(r[0] for r in db.execute(
-            "SELECT pgr - vs_vanilla FROM attempts WHERE session_id = ? AND status = 'ok' "
-            "AND pgr IS NOT NULL AND vs_vanilla IS NOT NULL", (session,)))
+            "SELECT pgr - vs_vanilla FROM attempts WHERE session_id IN (SELECT value FROM json_each(?)) "
+            "AND status = 'ok' AND pgr IS NOT NULL AND vs_vanilla IS NOT NULL", (json.dumps(sessions),)))
     if not values:
         return None
     mid = len(values) // 2
     return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
 
+
+def group_of(session_id: str) -> str | None:
+    """The group of a researcher's session: parallel researchers' sessions are <group>-r<k>."""
+    found = _GROUP_MEMBER.match(session_id)
+    return found.group(1) if found else None
+
+
+def groups(session_ids: list[str]) -> dict[str, list[str]]:
+    """``group -> its sessions`` for every group in the lab."""
+    out: dict[str, list[str]] = {}
+    for sid in session_ids:
+        group = group_of(sid)
+        if group is not None:
+            out.setdefault(group, []).append(sid)
+    return {g: sorted(members) for g, members in out.items()}
 
 
 def neighbours(index: LabIndex, row: AttemptSummary) -> tuple[str | None, str | None]:

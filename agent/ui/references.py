@@ -48,12 +48,14 @@ def _from_cache(manifest: SessionManifest, root: Path) -> list[Reference]:
     return out
 
 
-def references(manifest: SessionManifest, index: LabIndex, root: Path | None = None) -> list[Reference]:
-    """The chart's reference lines for one session."""
+def references(manifest: SessionManifest, index: LabIndex, root: Path | None = None,
+               sessions: list[str] | None = None) -> list[Reference]:
+    """The chart's reference lines for one session (or a group of sessions on the same task cache
+    and seeds, ``manifest`` being one of them)."""
     out = [Reference("weak", 0.0, "definition"), Reference("ceiling", 1.0, "definition")]
     found = _from_cache(manifest, root or cache_root())
     if not any(r.name == "vanilla" for r in found):
-        vanilla = vanilla_from_lab(index, manifest.session_id)
+        vanilla = vanilla_from_lab(index, sessions or [manifest.session_id])
         if vanilla is not None:
             found.insert(0, Reference("vanilla", vanilla, "paired differences recorded in the lab"))
     return out + found

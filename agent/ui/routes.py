@@ -12,7 +12,8 @@ from starlette.responses import RedirectResponse, Response
 
 from agent.ui import chart
 from agent.ui.lab import BadRequest, Lab, NotFound
-from agent.ui.queries import Page, attempt_rows, chart_points, neighbours
+from agent.ui.live import live_state
+from agent.ui.queries import Page, attempt_rows, chart_points, group_of, groups, neighbours
 from agent.ui.references import references
 from agent.ui.render import diff_html, markdown_html, python_html, side_by_side, transcript_views
 from experiments.reviews import add_review
@@ -86,7 +87,7 @@ def sessions_page(request: Request) -> Response:
     shown = sessions[page.offset:page.offset + page.per]
     pages = max(1, -(-len(sessions) // page.per))
     return _render(request, "sessions.html", sessions=shown, total=len(sessions), page=page, pages=pages,
-                   tasks=tasks)
+                   tasks=tasks, groups=groups([s.session_id for s in sessions]), group_of=group_of)
 
 
 def session_page(request: Request) -> Response:
@@ -95,15 +96,36 @@ def session_page(request: Request) -> Response:
     with _lab(request).open() as store:
         sid = _session_id(store, request.path_params["sid"])
         manifest = store.manifest(sid)
-        rows = attempt_rows(store.index, page, session=sid, statuses=statuses, order="index")
-        points = chart_points(store.index, sid)
+        rows = attempt_rows(store.index, page, sessions=[sid], statuses=statuses, order="index")
+        points = chart_points(store.index, [sid])
         refs = references(manifest, store.index)
         summary = next((s for s in store.index.sessions() if s.session_id == sid), None)
         head = store.repo.commit(store.session_heads()[sid])
     last = {"sha": head.hexsha, "when": head.committed_datetime.isoformat(), "subject": head.summary}
     return _render(request, "session.html", sid=sid, manifest=manifest, rows=rows, statuses=statuses or [],
                    figure=chart.figure(points, refs), refs=refs, summary=summary, last=last,
-                   live=manifest.status == "running", attempts_total=len(points))
+                   live=manifest.status == "running", attempts_total=len(points), group=group_of(sid))
+
+
+def group_page(request: Request) -> Response:
+    """Parallel researchers (sessions <group>-r<k>): one chart, one table, their findings."""
+    page = _page(request)
+    statuses = _statuses(request)
+    group = request.path_params["group"]
+    with _lab(request).open() as store:
+        members = groups(list(store.session_heads())).get(group)
+        if not members:
+            raise NotFound(f"no researcher sessions {group}-r<k> in this lab; see the sessions list")
+        summaries = [s for s in store.index.sessions() if s.session_id in members]
+        manifest = store.manifest(members[0])
+        rows = attempt_rows(store.index, page, sessions=members, statuses=statuses, order="index")
+        points = chart_points(store.index, members)
+        refs = references(manifest, store.index, sessions=members)
+        directions = {sid: store.manifest(sid).direction for sid in members}
+        state = live_state(store, members)
+    return _render(request, "group.html", group=group, sessions=summaries, directions=directions, rows=rows,
+                   statuses=statuses or [], figure=chart.figure(points, refs), refs=refs, manifest=manifest,
+                   state=state, live=state.status == "running", attempts_total=len(points))
 
 
 # -- leaderboard ---------------------------------------------------------------------------
