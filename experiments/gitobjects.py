@@ -21,6 +21,7 @@ import git
 from git.objects.fun import tree_entries_from_data, tree_to_stream
 from gitdb.base import IStream
 from gitdb.db import LooseObjectDB
+from gitdb.exc import ODBError
 
 from sandbox.errors import HarnessError
 
@@ -28,6 +29,7 @@ ZERO_SHA = "0" * 40
 TREE_MODE = 0o040000
 BLOB_MODE = 0o100644
 
+READ_ERRORS = (ValueError, KeyError, git.GitError, ODBError)  # what a damaged object or ref raises
 STALE_LOCK_S = 5.0
 LOCK_WAIT_S = 10.0
 _LOCK_FILE = re.compile(r"Unable to create '([^']+\.lock)'")

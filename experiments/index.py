@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from experiments.gitobjects import READ_ERRORS
 from experiments.reviews import NOTES_REF, read_all_notes
 from experiments.schemas import AttemptSummary, Review, SessionSummary
 from experiments.store import ATTEMPTS_DIR, SESSION_FILE, SESSION_REFS, StoreError
@@ -141,8 +142,11 @@ class LabIndex:
 
     def _index_session(self, db: sqlite3.Connection, sid: str, head: str) -> None:
         objects = self.store.objects
-        root = objects.commit_tree(head)
-        manifest = json.loads(objects.read_text(root, SESSION_FILE) or "{}")
+        try:
+            root = objects.commit_tree(head)
+            manifest = json.loads(objects.read_text(root, SESSION_FILE) or "{}")
+        except READ_ERRORS:
+            return  # a damaged branch is left out of the index; `aar check` reports it
         db.execute("INSERT OR REPLACE INTO sessions VALUES(?,?,?,?,?,?,?,?)", (
             sid, head, manifest.get("task", "?"), manifest.get("proposer", "?"), manifest.get("model"),
             manifest.get("status", "?"), manifest.get("created_at", ""), manifest.get("parent_session")))
@@ -161,7 +165,7 @@ class LabIndex:
             try:
                 meta = json.loads(objects.read(entries["attempt.json"][0], "blob"))
                 result = json.loads(objects.read(entries["result.json"][0], "blob"))
-            except (KeyError, ValueError):
+            except READ_ERRORS:
                 continue  # unreadable folders are reported by `aar check`
             commit = commits.get(f"{ATTEMPTS_DIR}/{folder}", head)
             rows.append(attempt_row(meta, result, sid, folder, folders[folder], commit))
