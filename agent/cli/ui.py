@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
+from types import FrameType
 
 import typer
 
@@ -37,8 +38,14 @@ def ui_cmd(
     url = f"http://{shown}:{sock.getsockname()[1]}/" + (f"?{TOKEN_PARAM}={token}" if token else "")
     console.print(f"aar ui: {url}  (lab {application.state.lab.path}; Ctrl-C stops)", highlight=False,
                   soft_wrap=True)
-    config = uvicorn.Config(application, log_level="warning", access_log=False)
-    uvicorn.Server(config).run(sockets=[sock])
+    config = uvicorn.Config(application, log_level="warning", access_log=False, timeout_graceful_shutdown=5)
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            application.state.stopping.set()  # live-event streams end at their next poll
+            super().handle_exit(sig, frame)
+
+    Server(config).run(sockets=[sock])
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 import jinja2
@@ -104,5 +105,6 @@ def create_app(lab: Path | str | None = None, *, host: str = "127.0.0.1", token:
     app.state.access = access
     app.state.templates = templates()
     app.state.live = {"poll_s": live_poll_s, "max_s": live_max_s}
+    app.state.stopping = threading.Event()  # set when the server shuts down
     return app
 

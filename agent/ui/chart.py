@@ -56,10 +56,10 @@ def _floor(points: list[ChartPoint], refs: list[Reference]) -> float:
 
 
 def _scatter(points: list[ChartPoint], name: str, marker: dict[str, Any], ys: list[float] | None = None,
-             ci: bool = False, attempt_url: str = "/attempts/") -> dict[str, Any]:
+             ci: bool = False, attempt_url: str = "/attempts/", shift: float = 0.0) -> dict[str, Any]:
     trace: dict[str, Any] = {
         "type": "scatter", "mode": "markers", "name": name, "marker": marker, "hoverinfo": "text",
-        "x": [p.index for p in points], "y": ys if ys is not None else [p.pgr for p in points],
+        "x": [p.index + shift for p in points], "y": ys if ys is not None else [p.pgr for p in points],
         "customdata": [attempt_url + p.attempt_id for p in points], "hovertext": [_hover(p) for p in points]}
     if ci:
         trace["error_y"] = {"type": "data", "array": [p.ci95 or 0.0 for p in points], "thickness": 1, "width": 3}
@@ -85,8 +85,10 @@ def figure(points: list[ChartPoint], refs: list[Reference], attempt_url: str = "
     researchers = sorted({p.researcher for p in points})
     for n, who in enumerate(researchers):
         mine = [p for p in points if p.researcher == who and p.status == "ok" and p.pgr is not None]
+        shift = (n - (len(researchers) - 1) / 2) * min(0.12, 0.6 / len(researchers))  # side by side per step
         data.append(_scatter(mine, "attempts" if len(researchers) == 1 else f"attempts {who}",
-                             {"size": 8, "color": COLORS[n % len(COLORS)]}, ci=True, attempt_url=attempt_url))
+                             {"size": 8, "color": COLORS[n % len(COLORS)]}, ci=True, attempt_url=attempt_url,
+                             shift=shift))
     failed = [p for p in points if p.status != "ok" or p.pgr is None]
     if failed:
         floor = _floor(points, refs) + 0.03
@@ -109,7 +111,8 @@ def figure(points: list[ChartPoint], refs: list[Reference], attempt_url: str = "
         labels.append(label)
     return {"data": data, "layout": {
         "template": plotly_template(), "height": 380, "margin": {"l": 60, "r": 20, "t": 30, "b": 45},
-        "xaxis": {"title": {"text": "attempt (step)"}, "rangemode": "tozero"},
+        "xaxis": {"title": {"text": "attempt (step)"}, "rangemode": "tozero",
+                  **({"dtick": 1} if max((p.index for p in points), default=0) <= 20 else {})},
         "yaxis": {"title": {"text": "dev PGR"}, "zeroline": False},
         "legend": {"orientation": "h", "y": 1.12, "x": 0}, "hovermode": "closest",
         "shapes": shapes, "annotations": labels}}

@@ -3,7 +3,8 @@
 The research loop commits every attempt (and its state files) to ``sessions/<id>``; whenever the
 head moves the stream sends ``head`` with the number of attempts and the session status, and the
 page reloads itself when either changed. The stream ends (``end``) once the session is no longer
-running, or after ``live_max_s`` seconds (the browser's EventSource then reconnects)."""
+running, after ``live_max_s`` seconds (the browser's EventSource then reconnects), or when the
+server shuts down."""
 
 from __future__ import annotations
 
@@ -83,7 +84,8 @@ async def stream(request: Request, read: Callable[[], HeadState], known: str | N
         if state.status != "running":
             yield _event("end", asdict(state))
             return
-        if time.monotonic() - started >= max_s or await request.is_disconnected():
+        if time.monotonic() - started >= max_s or request.app.state.stopping.is_set() \
+                or await request.is_disconnected():
             return
         if time.monotonic() - last_sent >= HEARTBEAT_S:
             last_sent = time.monotonic()
