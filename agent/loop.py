@@ -26,6 +26,7 @@ from sandbox.errors import BudgetExhaustedError, HarnessError
 from sandbox.results import IdeaResult
 
 STATE_FILE = "proposer_state.json"
+PENDING_FILE = "pending_calls.json"
 MAX_CODE_CHARS = 200_000
 
 
@@ -56,11 +57,22 @@ class LoopTools:
         self.baselines = ctx.baseline_summary
         self.direction = ctx.manifest.direction
         self.tracker: BudgetTracker = ctx.tracker
-        self._pending: list[dict[str, Any]] = []
-        self._pending_usage = TokenUsage()
+        self._pending, self._pending_usage = self._left_over_calls()
+        self._clear_left_over = bool(self._pending)
+        self.tracker.cost_usd += self._pending_usage.cost_usd
         self._recorded = recorded
         self._replay_mismatches = 0
         self.finished_summary: str | None = None
+
+    def _left_over_calls(self) -> tuple[list[dict[str, Any]], TokenUsage]:
+        """Calls an earlier run made after its last attempt (on resume): spent, and held by the
+        next attempt."""
+        import json
+
+        text = self.ctx.store.read_session_file(self.ctx.session_id, PENDING_FILE)
+        calls: list[dict[str, Any]] = json.loads(text) if text else []
+        usage = sum((TokenUsage(**{**c["usage"], "cost_usd": c["cost_usd"]}) for c in calls), TokenUsage())
+        return calls, usage
 
     # --- model calls -------------------------------------------------------------------
     def model_call(self, request: dict[str, Any], transport: Transport) -> dict[str, Any]:
@@ -89,7 +101,8 @@ class LoopTools:
         from agent.costs import cost_of
 
         usage, cost = cost_of(model, response)
-        return TokenUsage(**{k: v for k, v in usage.items() if k in TokenUsage.model_fields}), cost
+        fields = {k: v for k, v in usage.items() if k in TokenUsage.model_fields}
+        return TokenUsage(**{**fields, "cost_usd": cost}), cost
 
     # --- experiments -----------------------------------------------------------------
     def run_experiment(self, spec: ExperimentSpec) -> dict[str, Any]:
@@ -127,7 +140,8 @@ class LoopTools:
     def _record(self, index: int, spec: ExperimentSpec, result: IdeaResult | None, status: str,
                 log: str) -> Attempt:
         attempt = self.ctx.new_attempt(index, spec, result, status, log, self._pending, self._pending_usage)
-        self.ctx.store.record_attempt(attempt)
+        self.ctx.store.record_attempt(attempt, {PENDING_FILE: "[]"} if self._clear_left_over else None)
+        self._clear_left_over = False
         self.ctx.attempts.append(attempt)
         self._pending, self._pending_usage = [], TokenUsage()
         return attempt
@@ -137,8 +151,7 @@ class LoopTools:
         if self._pending:
             import json
 
-            self.ctx.store.write_session_file(self.ctx.session_id, "pending_calls.json",
-                                              json.dumps(self._pending))
+            self.ctx.store.write_session_file(self.ctx.session_id, PENDING_FILE, json.dumps(self._pending))
 
     def record_abandoned(self, spec: ExperimentSpec, reason: str) -> Attempt:
         index = self.ctx.store.next_attempt_index(self.ctx.session_id)
