@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -173,7 +174,7 @@ def test_loopback_server_refuses_foreign_host_headers(client):
 
 
 def test_cli_refuses_a_public_bind_without_token(tmp_path):
-    proc = subprocess.run([".venv/bin/aar", "ui", "--lab", str(tmp_path), "--host", "0.0.0.0"],
+    proc = subprocess.run([sys.executable, "-m", "agent.cli", "ui", "--lab", str(tmp_path), "--host", "0.0.0.0"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "--token" in proc.stderr
 
