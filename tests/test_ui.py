@@ -54,6 +54,8 @@ def test_sessions_list_links_every_session_and_task(client):
     assert len(rows_of(page.text, "sessions")) == 2
     assert "+0.610" in page.text  # best PGR of the running session, linked to its attempt
     assert 'href="/attempts/att0006aaaa"' in page.text
+    one = client.get("/?per=1&page=2")
+    assert len(rows_of(one.text, "sessions")) == 1 and "page 2 of 2" in one.text and FINISHED in one.text
 
 
 def test_session_timeline_chart_table_and_live_marker(client):
@@ -132,6 +134,10 @@ def test_attempt_files_are_served_raw(client, lab):
 def test_missing_or_corrupt_lab_gives_a_clear_page(tmp_path):
     missing = TestClient(create_app(tmp_path / "nowhere"), base_url=BASE).get("/")
     assert missing.status_code == 503 and "no lab repository at" in missing.text
+    empty = LabStore.open(tmp_path / "empty").path
+    for url in ("/", "/leaderboard", "/forum"):
+        page = TestClient(create_app(empty), base_url=BASE).get(url)
+        assert page.status_code == 200 and 'class="empty"' in page.text
     junk = tmp_path / "junk"
     (junk / ".git").mkdir(parents=True)
     (junk / ".git" / "HEAD").write_text("garbage")
