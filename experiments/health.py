@@ -15,6 +15,8 @@ from experiments.store import ATTEMPTS_DIR, SESSION_FILE, StoreError
 if TYPE_CHECKING:
     from experiments.store import LabStore
 
+LOOSE_OBJECTS_NOTE = 20_000
+
 
 def _fsck(store: LabStore) -> tuple[list[str], list[str]]:
     """(problems, notes) from ``git fsck``; unreferenced objects of interrupted writes are notes."""
@@ -27,6 +29,9 @@ def _fsck(store: LabStore) -> tuple[list[str], list[str]]:
     notes = [f"git fsck: {ln}" for ln in lines[:5]]
     if leftovers:
         notes.append(f"{len(leftovers)} temporary object file(s) left by interrupted writes (harmless)")
+    counts = dict(line.split(": ", 1) for line in store.repo.git.count_objects("-v").splitlines() if ": " in line)
+    if int(counts.get("count", 0)) > LOOSE_OBJECTS_NOTE:
+        notes.append(f"{counts['count']} loose objects; `git -C {store.path} gc` packs them (safe while idle)")
     return [], notes
 
 

@@ -151,12 +151,14 @@ def replay_session(store: LabStore, session_id: str, task: str | None = None, se
     if not attempts:
         raise StoreError(f"session {session_id} has no attempts to replay")
     target = task or source.task
-    sizes = split_sizes or session_sizes(source)
+    same_task = target == source.task
+    # The session's own task is rebuilt with its recorded sizes; another task with its defaults.
+    sizes = split_sizes or (session_sizes(source) if same_task else None)
     all_seeds = sorted({s for a in attempts for s in replay_seeds(a, source, seeds)})
     spec = get_task(target, SplitSizes.parse(sizes) if sizes else None)
     cache = open_cache(spec, n_weak_seeds=max(all_seeds, default=0) + 1, show_progress=False)
-    same_task = task is None or target == source.task
-    if same_task and cache.key != source.cache_key:
+    comparable = cache.key == source.cache_key
+    if same_task and not comparable and not split_sizes:
         raise StoreError(f"the {target} cache rebuilt here has key {cache.key}, the session ran on "
                          f"{source.cache_key}; pass the session's --split-sizes (weak_train,unlabeled,dev,heldout)")
     budgets = source.budgets
@@ -168,12 +170,12 @@ def replay_session(store: LabStore, session_id: str, task: str | None = None, se
     with tempfile.TemporaryDirectory(prefix="aar-replay-") as tmp:
         for step, attempt in enumerate(attempts, start=1):
             row = _replay_one(store, evaluator, manifest, attempt, step, replay_seeds(attempt, source, seeds),
-                              Path(tmp), tolerance if same_task else None)
+                              Path(tmp), tolerance if comparable else None)
             rows.append(row)
             if on_row:
                 on_row(row)
     report = ReplayReport(session_id=session_id, replay_session=manifest.session_id, task=target,
-                          same_task=same_task, tolerance=tolerance, rows=rows)
+                          same_task=comparable, tolerance=tolerance, rows=rows)
     store.write_session_file(manifest.session_id, "replay.json", report.model_dump_json(indent=2))
     store.set_session_status(manifest.session_id, "finished")
     return report

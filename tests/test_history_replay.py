@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import sys
 
 import pytest
@@ -100,3 +101,26 @@ def test_seed_selection_sizes_and_comparison():
     assert compare(tampered, a.result, 0.06)[1] is True
     assert compare(a.result, worse, 1.0)[1] is False
     assert compare(None, a.result, 0.0) == (None, None, "no recorded result")
+
+
+@pytest.mark.slow
+def test_replay_on_another_task_reports_transfer(tmp_path, evaluator, small_cache, cache_dir):
+    """The same ideas on another task: replayed PGR is reported, reproduction is not judged."""
+    from experiments.replay import replay_session
+    from sandbox.tasks.wordnet import load_wordnet_supersenses
+
+    data = load_wordnet_supersenses(4)
+    other = tmp_path / "nouns-4"
+    other.mkdir()
+    rows = [json.dumps({"text": t, "label": data.classes[y]}) for t, y in zip(data.texts, data.labels, strict=True)]
+    random.Random(0).shuffle(rows)
+    (other / "rows.jsonl").write_text("\n".join(rows[:3000]) + "\n")
+    vanilla = baseline_path("vanilla_soft")
+    store = LabStore.open(tmp_path / "lab")
+    _session(store, small_cache, "src")
+    _record(store, "src", 1, vanilla.read_text(), evaluator.evaluate(vanilla, [0, 1], name="vanilla_soft"))
+    report = replay_session(store, "src", task=str(other), split_sizes="100,300,100,100")
+    (row,) = report.rows
+    assert not report.same_task and row.reproduced is None and row.replayed_status == "ok"
+    assert row.replayed_pgr is not None and row.recorded_pgr is not None
+    assert store.manifest(report.replay_session).task == str(other)

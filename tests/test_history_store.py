@@ -163,6 +163,21 @@ def test_parallel_writers_never_lose_or_corrupt(store):
     assert report.attempts == 32
 
 
+def test_researcher_threads_each_with_their_own_store(store):
+    """The research loop runs parallel researchers as threads in one process."""
+    import threading
+
+    for k in range(3):
+        store.create_session(manifest(f"group-r{k}"))
+    threads = [threading.Thread(target=_writer, args=(str(store.path), f"group-r{k}", f"r{k}", 6)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert [len(store.attempts(f"group-r{k}")) for k in range(3)] == [6, 6, 6]
+    assert store.check().ok
+
+
 def test_check_reports_damage(store):
     store.create_session(manifest("s1"))
     store.record_attempt(attempt("s1", 1))
