@@ -15,7 +15,7 @@ from typing import Any
 
 from tests.fakes.messages_server import MessagesServer, Step
 
-GATE_TIMEOUT_S = 300.0
+GATE_TIMEOUT_S = 180.0
 
 
 def first_user_text(body: dict[str, Any]) -> str:
