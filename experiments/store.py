@@ -22,13 +22,24 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import git
 
 from experiments.gitobjects import BLOB_MODE, TREE_MODE, GitObjects, RefConflict, identity
-from experiments.schemas import Attempt, SessionManifest, SessionSummary, TokenUsage, slug
+from experiments.schemas import (
+    Attempt,
+    CheckReport,
+    SessionManifest,
+    SessionSummary,
+    TokenUsage,
+    slug,
+)
 from sandbox.errors import HarnessError
 from sandbox.results import IdeaResult
+
+if TYPE_CHECKING:
+    from experiments.index import LabIndex
 
 SESSION_REFS = "refs/heads/sessions/"
 SESSION_FILE = "session.json"
@@ -42,7 +53,8 @@ LAB_README = """# aar lab
 Experiment history of the automated alignment researcher. Each research session is a branch
 `sessions/<session_id>`; each attempt is one commit adding `attempts/<step>-<name>/` with
 idea.py, rationale.md, result.json, run.log, transcript.json and attempt.json. Reviews are git
-notes: `git log --notes=aar-reviews sessions/<id>`. Browse with `aar sessions`, `aar ideas`, `aar show`.
+notes: `git log --notes=aar-reviews sessions/<id>` (a clone fetches them with
+`git fetch origin 'refs/notes/*:refs/notes/*'`). Browse with `aar sessions`, `aar ideas`, `aar show`.
 """
 _SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
 CAS_RETRIES = 5
@@ -122,7 +134,7 @@ class LabStore:
             raise StoreError(f"{self.path} is not a lab repository; pass --lab PATH or set {LAB_ENV}") from exc
         self.git_dir = Path(self.repo.git_dir)
         self.objects = GitObjects(self.repo)
-        self._index = None
+        self._index: LabIndex | None = None
 
     @classmethod
     def open(cls, path: Path | str | None = None, create: bool = True) -> LabStore:
@@ -155,7 +167,8 @@ class LabStore:
         self.repo.close()
 
     @property
-    def index(self):  # noqa: ANN201 - LabIndex, imported lazily to keep the import graph flat
+    def index(self) -> LabIndex:
+        """The SQLite query index (refreshed from git by each query)."""
         if self._index is None:
             from experiments.index import LabIndex
 
@@ -342,7 +355,8 @@ class LabStore:
             raise StoreError(f"attempt {row.attempt_id} is indexed but missing from git; run `aar check --rebuild-index`")
         return self.read_attempt(entry[0])
 
-    def check(self, rebuild_index: bool = False):  # noqa: ANN201 - CheckReport
+    def check(self, rebuild_index: bool = False) -> CheckReport:
+        """Verify git objects, every session branch and attempt, and the index (see ``aar check``)."""
         from experiments.health import check_lab
 
         return check_lab(self, rebuild_index)
