@@ -82,15 +82,19 @@ def check_lab(store: LabStore, rebuild_index: bool = False) -> CheckReport:
         found, readable = _check_session(store, sid, head, seen)
         problems += found
         from_git.update((sid, folder) for folder in readable)
+    attempts = len(from_git)
     if rebuild_index:
         store.index.rebuild()
     else:
         store.index.refresh()
-    indexed = {(sid, folder) for sid, folder, _ in store.index.folders()}
+    # Sessions a concurrent writer moved since we read them are left out of the comparison.
+    moved = {sid for sid, head in store.index.session_heads().items() if heads.get(sid) not in (None, head)}
+    from_git = {(sid, folder) for sid, folder in from_git if sid not in moved}
+    indexed = {(sid, folder) for sid, folder, _ in store.index.folders() if sid not in moved}
     if from_git != indexed:
         missing, extra = len(from_git - indexed), len(indexed - from_git)
         problems.append(f"index differs from git ({missing} attempts missing, {extra} extra); "
                         "run `aar check --rebuild-index`")
-    return CheckReport(ok=not problems, lab=str(store.path), sessions=len(heads), attempts=len(from_git),
+    return CheckReport(ok=not problems, lab=str(store.path), sessions=len(heads), attempts=attempts,
                        problems=problems, notes=notes, index_rebuilt=rebuild_index)
 

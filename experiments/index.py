@@ -283,6 +283,11 @@ class LabIndex:
                     researchers=sorted(st["who"].split(",")) if st and st["who"] else [], head=s["head"]))
             return out
 
+    def session_heads(self) -> dict[str, str]:
+        """``session_id -> head`` as last indexed."""
+        with self._db() as db:
+            return {r[0]: r[1] for r in db.execute("SELECT session_id, head FROM sessions")}
+
     def folders(self) -> set[tuple[str, str, str]]:
         """``(session, folder, attempt_id)`` of every indexed attempt (for consistency checks)."""
         with self._db() as db:

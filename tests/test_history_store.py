@@ -182,6 +182,12 @@ def test_check_reports_damage(store):
     store.create_session(manifest("s1"))
     store.record_attempt(attempt("s1", 1))
     assert store.check(rebuild_index=True).ok
+    import sqlite3
+
+    with sqlite3.connect(store.index.path) as db:  # the index loses a row while the heads still match
+        db.execute("DELETE FROM attempts")
+    assert any("index differs from git" in p for p in store.check().problems)
+    assert store.check(rebuild_index=True).ok
     # A branch whose attempt folder lacks files (written behind the store's back).
     objects = store.objects
     root = objects.commit_tree(objects.ref_sha("refs/heads/sessions/s1"))
