@@ -1,0 +1,220 @@
+"""The hostile catalog (tests/hostile/*.py) under the bwrap sandbox: each idea ends with the
+outcome it declares, nothing outside scratch changes, no process outlives the run, no canary
+is reached, and normal runs keep working. A control runs some attacks without the sandbox to
+show they are real. See tests/hostile/README.md."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from sandbox.evaluator import Evaluator
+from sandbox.run_output import LOG_HEAD, LOG_TAIL
+from sandbox.runner import Limits, get_isolation
+
+HOSTILE = Path(__file__).parent / "hostile"
+CATALOG = sorted(HOSTILE.glob("*.py"))
+ROOT = Path(__file__).resolve().parents[1]
+SECRET = "sk-ant-canary-0123456789"
+PICKLE_MARKER = Path("/tmp/aar-hostile-pickle-bomb-detonated")
+# After these, a normal run must still work straight away (they spawn, starve or outlive).
+DISRUPTIVE = {"fork_bomb", "memory_bomb", "daemon_escape", "import_side_effects", "disk_fill_out",
+              "signal_parent", "time_budget_tamper", "log_flood"}
+NORMAL_IDEA = "import numpy as np\n\ndef run(ctx):\n    return np.asarray(ctx.weak_test_probs)\n"
+
+BWRAP_OK, BWRAP_WHY = get_isolation("bwrap").available()
+if not BWRAP_OK and os.environ.get("AAR_REQUIRE_SANDBOX"):  # CI: never skip the catalog silently
+    raise RuntimeError(f"AAR_REQUIRE_SANDBOX is set but {BWRAP_WHY}")
+pytestmark = pytest.mark.skipif(not BWRAP_OK, reason=f"bwrap unavailable: {BWRAP_WHY}")
+
+
+def declared(path: Path) -> dict:
+    """The module-level constants of a hostile file, read without importing it."""
+    out = {}
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                out[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                continue
+    return out
+
+
+class HostileEvaluator(Evaluator):
+    """Small caps so the catalog stays fast and the host is never starved."""
+
+    def _limits(self) -> Limits:
+        return Limits(time_s=self.time_budget_s, threads=1, memory_bytes=3 << 29, scratch_bytes=256 << 20)
+
+
+def _tree_digest(*roots: Path) -> str:
+    digest = hashlib.sha256()
+    for root in roots:
+        for path in sorted(p for p in root.rglob("*") if "__pycache__" not in p.parts):
+            st = path.lstat()
+            digest.update(f"{path}|{st.st_mode}|{st.st_size}|{st.st_mtime_ns}".encode())
+            if path.is_file() and not path.is_symlink() and st.st_size < 1 << 20:
+                digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+class Guard:
+    """Digests of everything an idea might try to change, and a sentinel tree outside scratch."""
+
+    def __init__(self, cache_dir: Path, sentinel: Path) -> None:
+        self.sentinel = sentinel
+        (sentinel / "sub").mkdir(parents=True)
+        (sentinel / "history.json").write_text('{"attempts": 1}')
+        (sentinel / "sub" / "gold.npy").write_bytes(b"not really gold")
+        site = Path(sys.prefix) / "lib" / "python3.11" / "site-packages"
+        self.roots = [cache_dir, sentinel, ROOT / "sandbox" / "runtime", HOSTILE]
+        # The project's other modules are not visible to ideas at all (gold_filesystem_walk shows
+        # it); they are left out here because other people may edit them while the suite runs.
+        self.files = [site / "numpy" / "__init__.py", Path(sys.executable).resolve()]
+
+    def snapshot(self) -> tuple:
+        stats = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in self.files)
+        return _tree_digest(*self.roots), stats
+
+
+@pytest.fixture(scope="module")
+def guard(cache_dir, tmp_path_factory) -> Guard:
+    return Guard(cache_dir, tmp_path_factory.mktemp("sentinel"))
+
+
+class Canaries:
+    """A TCP port and an abstract unix socket on the host that no idea may reach."""
+
+    def __init__(self, port: int, abstract: bytes) -> None:
+        self.hits: list[str] = []
+        self.sockets = []
+        for family, address in ((socket.AF_INET, ("127.0.0.1", port)), (socket.AF_UNIX, abstract)):
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                sock.bind(address)
+            except OSError:  # port taken by someone else: the idea still must not reach the host
+                sock.close()
+                continue
+            sock.listen(8)
+            self.sockets.append(sock)
+            threading.Thread(target=self._accept, args=(sock,), daemon=True).start()
+
+    def _accept(self, sock: socket.socket) -> None:
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            self.hits.append(str(sock.getsockname()))
+            conn.sendall(b"canary\n")
+            conn.close()
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+
+
+@pytest.fixture(scope="module")
+def canaries():
+    spec = declared(HOSTILE / "socket_loopback.py")
+    c = Canaries(spec["CANARY_PORT"], spec["CANARY_ABSTRACT"])
+    yield c
+    c.close()
+
+
+def _host_processes_with(marker: str) -> list[str]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            continue
+        if marker in text and "pytest" not in text:
+            found.append(f"{cmdline.parent.name}: {text[:120]}")
+    return found
+
+
+def _normal_run_ok(small_cache, tmp_path: Path) -> None:
+    idea = tmp_path / "normal_idea.py"
+    idea.write_text(NORMAL_IDEA)
+    result = HostileEvaluator(small_cache, isolation="bwrap", time_budget_s=60, parallel=1).evaluate(
+        idea, [0], compare_vanilla=False, charge=False)
+    assert result.status == "ok", result.seeds[0].error
+
+
+def test_catalog_is_complete():
+    assert len(CATALOG) >= 25
+    for path in CATALOG:
+        spec = declared(path)
+        assert set(spec["EXPECT"].split("|")) <= {"denied", "error", "timeout", "killed", "invalid"}, path
+        assert ast.get_docstring(ast.parse(path.read_text())), f"{path.name} explains its attack"
+
+
+@pytest.mark.parametrize("path", CATALOG, ids=lambda p: p.stem)
+def test_hostile_idea_is_contained(path, small_cache, guard, canaries, monkeypatch, tmp_path):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    spec = declared(path)
+    budget = spec.get("TIME_BUDGET", 60)
+    evaluator = HostileEvaluator(small_cache, isolation="bwrap", time_budget_s=budget, parallel=1)
+    before = guard.snapshot()
+    result = evaluator.evaluate(path, [0], compare_vanilla=False, charge=False)
+    seed = result.seeds[0]
+    assert result.isolation == "bwrap"
+    assert seed.status in spec["EXPECT"].split("|"), (seed.status, seed.error, seed.log_tail[-800:])
+    assert re.search(spec.get("MATCH", ""), seed.error or ""), seed.error
+    assert seed.dev_acc is None and result.pgr is None
+    assert SECRET not in (seed.error or "") + seed.log_tail + str(seed.diagnostics)
+    assert "root:x:0:0" not in (seed.error or "") + seed.log_tail
+    assert len(seed.log_tail) <= LOG_HEAD + LOG_TAIL + 100
+    assert seed.runtime_s < budget + 10
+    assert guard.snapshot() == before, "something outside scratch changed"
+    assert not canaries.hits, canaries.hits
+    assert not PICKLE_MARKER.exists()
+    if "MARKER" in spec and not spec["MARKER"].startswith("/"):
+        assert not _host_processes_with(spec["MARKER"]), "a process outlived the run"
+    if path.stem == "fork_bomb":
+        assert int(re.search(spec["MATCH"], seed.error).group(1)) < evaluator._limits().processes
+    if path.stem in DISRUPTIVE:
+        _normal_run_ok(small_cache, tmp_path)
+
+
+@pytest.mark.parametrize("name", ["gold_relative_public", "proc_secrets_scan", "socket_loopback"])
+def test_control_attacks_succeed_without_the_sandbox(name, small_cache, canaries, monkeypatch):
+    """The same attacks under the unsafe plain process do reach gold, secrets and the host."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
+    if name == "socket_loopback" and not canaries.sockets:
+        pytest.skip("canary port unavailable")
+    result = HostileEvaluator(small_cache, isolation="process", time_budget_s=60, parallel=1).evaluate(
+        HOSTILE / f"{name}.py", [0], compare_vanilla=False, charge=False)
+    assert result.isolation == "process" and result.status == "ok", result.seeds[0].error
+    if name == "gold_relative_public":
+        assert result.seeds[0].dev_acc == 1.0
+
+
+@pytest.mark.parametrize("name, status, budget", [
+    ("gold_evaluator_import", "denied", 60), ("nan_inf", "invalid", 60),
+    ("sleep_forever", "timeout", 4), ("disk_fill_out", "killed", 60),
+])
+def test_cli_eval_prints_one_status_line_and_fails(name, status, budget, small_cache, cache_dir):
+    env = {**os.environ, "AAR_CACHE_DIR": str(cache_dir)}
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("aar")), "eval", str(HOSTILE / f"{name}.py"), "--task", "wordnet-10",
+         "--split-sizes", "200,600,200,200", "--seeds", "1", "--time-budget", str(budget)],
+        env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 1, done.stderr
+    lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"error: {name}.py: {status} on seed 0"), done.stderr
+
+
+def test_next_normal_run_succeeds(small_cache, tmp_path):
+    _normal_run_ok(small_cache, tmp_path)

@@ -1,0 +1,245 @@
+"""The bwrap isolation: what an idea sees inside, limits, equal scores inside and out, the
+refusal to run unsandboxed by accident, and the parent's safe reading of idea output."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import agent.cli.harness  # noqa: F401 - registers the harness commands on the app
+from agent.cli import app
+from agent.cli.common import run_app
+from sandbox import isolation as bwrap_module
+from sandbox.baseline_ideas import VANILLA_NAME, baseline_path
+from sandbox.errors import HarnessError
+from sandbox.evaluator import Evaluator
+from sandbox.run_output import (
+    DENIAL,
+    LOG_HEAD,
+    LOG_TAIL,
+    LogCapture,
+    load_npy,
+    output_overflow,
+    read_regular,
+)
+from sandbox.runner import DEFAULT_ISOLATION, Limits, child_env, get_isolation, run_idea
+
+BWRAP_OK, BWRAP_WHY = get_isolation("bwrap").available()
+needs_bwrap = pytest.mark.skipif(not BWRAP_OK, reason=f"bwrap unavailable: {BWRAP_WHY}")
+
+VIEW_IDEA = '''
+import os, resource, socket, sys
+import numpy as np
+import torch
+
+
+def listing(path):
+    try:
+        return ",".join(sorted(os.listdir(path)))
+    except OSError as exc:
+        return type(exc).__name__
+
+
+def run(ctx):
+    status = dict(line.split(":\\t", 1) for line in open("/proc/self/status").read().splitlines() if ":\\t" in line)
+    ifaces = [line.split(":")[0].strip() for line in open("/proc/net/dev").read().splitlines()[2:]]
+    fs = os.statvfs(ctx.scratch)
+    r = ctx.report
+    r("uid", os.getuid()); r("gid", os.getgid()); r("pid", os.getpid())
+    r("pids", len([p for p in os.listdir("/proc") if p.isdigit()]))
+    r("hostname", socket.gethostname()); r("ifaces", ",".join(ifaces))
+    r("cap_eff", status["CapEff"].strip()); r("no_new_privs", status["NoNewPrivs"].strip())
+    r("env", ",".join(sorted(os.environ)))
+    r("root", listing("/")); r("aar", listing("/aar")); r("aar_lib", listing("/aar/lib/sandbox"))
+    r("etc", listing("/etc")); r("usr", listing("/usr")); r("tmp_at_start", listing("/tmp"))
+    r("scratch_at_start", listing(ctx.scratch)); r("home", os.path.expanduser("~"))
+    r("scratch_bytes", fs.f_blocks * fs.f_frsize)
+    r("nproc", resource.getrlimit(resource.RLIMIT_NPROC)[0]); r("as", resource.getrlimit(resource.RLIMIT_AS)[0])
+    r("nofile", resource.getrlimit(resource.RLIMIT_NOFILE)[0]); r("fsize", resource.getrlimit(resource.RLIMIT_FSIZE)[0])
+    r("torch_threads", torch.get_num_threads()); r("omp", os.environ.get("OMP_NUM_THREADS", ""))
+    r("modules", ",".join(sorted(m for m in sys.modules if m.split(".")[0] in ("sandbox", "agent", "experiments"))))
+    site = [p for p in sys.path if p.endswith("site-packages")][0]
+    r("scattertext", listing(os.path.join(site, "scattertext")))
+    open("/tmp/left-behind", "w").write("x")
+    open(ctx.scratch / "left-behind", "w").write("x")
+    return np.asarray(ctx.weak_test_probs)
+'''
+
+
+@pytest.fixture(scope="module")
+def view(small_cache, tmp_path_factory):
+    """Diagnostics of two sandboxed runs of VIEW_IDEA (the second checks nothing carried over)."""
+    path = tmp_path_factory.mktemp("view") / "view_idea.py"
+    path.write_text(VIEW_IDEA)
+    limits = Limits(time_s=120, threads=1, memory_bytes=3 << 30, scratch_bytes=128 << 20, processes=48)
+    iso = get_isolation("bwrap")
+    outs = [run_idea(path, small_cache.public_dir, seed, limits, iso) for seed in (0, 1)]
+    for out in outs:
+        assert out.status == "ok", (out.error, out.log_tail[-500:])
+    return limits, outs[0].diagnostics, outs[1].diagnostics
+
+
+def test_bwrap_is_the_default_and_registered():
+    assert DEFAULT_ISOLATION == "bwrap"
+    iso = get_isolation("bwrap")
+    assert iso.name == "bwrap" and iso.sandboxed
+    assert not get_isolation("process").sandboxed
+
+
+@needs_bwrap
+def test_idea_sees_only_what_it_needs(view):
+    _, d, _ = view
+    assert d["uid"] != 0 and d["gid"] != 0
+    assert d["pid"] <= 5 and d["pids"] <= 4, "a PID namespace of its own"
+    assert d["hostname"] == "aar-sandbox" and d["ifaces"] == "lo"
+    assert int(d["cap_eff"], 16) == 0 and d["no_new_privs"] == "1"
+    assert set(d["env"].split(",")) <= set(child_env(Limits(), "/x")) | {"PATH", "LANG", "LC_ALL", "TZ", "PWD"}
+    assert d["aar"] == "boot.py,idea,job.json,lib,out,public,scratch"
+    assert d["aar_lib"] == "__init__.py,runtime", "only the idea runtime of the project"
+    assert set(d["etc"].split(",")) <= {"group", "hosts", "ld.so.cache", "passwd"}
+    assert "share" not in d["usr"].split(","), "/usr/share holds task data (WordNet)"
+    assert "home" not in d["root"].split(",") and "sys" not in d["root"].split(",")
+    assert d["home"] == "/aar/scratch" and d["scratch_at_start"] == "" and d["tmp_at_start"] == ""
+    assert d["modules"].split(",")[0].startswith("sandbox") and "sandbox.cache" not in d["modules"]
+    assert d["scattertext"] in ("", "FileNotFoundError"), "the rt-mpnet corpus is masked"
+
+
+@needs_bwrap
+def test_limits_apply_inside(view):
+    limits, d, _ = view
+    assert d["nproc"] == limits.processes and d["as"] == limits.memory_bytes
+    assert d["nofile"] == limits.open_files and d["fsize"] == limits.file_bytes
+    assert d["torch_threads"] == limits.threads and d["omp"] == str(limits.threads)
+    assert abs(d["scratch_bytes"] - limits.scratch_bytes) <= 1 << 20
+
+
+@needs_bwrap
+def test_nothing_carries_over_between_runs(view):
+    _, _, second = view
+    assert second["tmp_at_start"] == "" and second["scratch_at_start"] == ""
+
+
+@needs_bwrap
+def test_same_score_inside_and_outside_the_sandbox(small_cache):
+    vanilla = baseline_path(VANILLA_NAME)
+    scores = {}
+    for name in ("process", "bwrap"):
+        result = Evaluator(small_cache, isolation=name, time_budget_s=120, parallel=1).evaluate(
+            vanilla, [0], compare_vanilla=False, charge=False)
+        assert result.status == "ok" and result.isolation == name
+        s = result.seeds[0]
+        scores[name] = (s.dev_acc, s.heldout_acc, s.pgr, s.heldout_pgr)
+    assert scores["process"] == scores["bwrap"]
+
+
+@needs_bwrap
+@pytest.mark.skipif(os.geteuid() != 0, reason="as non-root the user-namespace layout is the default one")
+def test_user_namespace_layout_runs_ideas(small_cache, idea_file):
+    path = idea_file("import numpy as np\n\ndef run(ctx):\n    return np.asarray(ctx.weak_test_probs)\n")
+    out = run_idea(path, small_cache.public_dir, 0, Limits(time_s=60), bwrap_module.BwrapIsolation(root_mode=False))
+    assert out.status == "ok" and out.predictions.shape[0] == small_cache.card().n_test
+
+
+def _refuse(_root_mode: bool) -> tuple[bool, str]:
+    return False, "bubblewrap cannot start a sandbox here (test): enable user namespaces or pass --unsafe-no-sandbox"
+
+
+def _aar(capsys, monkeypatch, *args: str) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["aar", *args])
+    code = run_app(app)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_without_bwrap_untrusted_code_does_not_run(small_cache, cache_dir, idea_file, tmp_path, capsys,
+                                                   monkeypatch):
+    monkeypatch.setattr(bwrap_module, "probe", _refuse)
+    marker = tmp_path / "ran"
+    path = idea_file(f"open({str(marker)!r}, 'w').close()\ndef run(ctx):\n    return ctx.weak_test_probs\n")
+    with pytest.raises(HarnessError, match="--unsafe-no-sandbox"):
+        run_idea(path, small_cache.public_dir, 0, Limits(time_s=30), get_isolation("bwrap"))
+    args = ["eval", str(path), "--split-sizes", "200,600,200,200", "--seeds", "1", "--json"]
+    code, out, err = _aar(capsys, monkeypatch, *args)
+    assert code == 2 and not marker.exists() and out == ""
+    assert len(err.strip().splitlines()) == 1 and "--unsafe-no-sandbox" in err
+    code, out, _ = _aar(capsys, monkeypatch, *args, "--unsafe-no-sandbox")
+    assert code == 0 and marker.exists() and json.loads(out)["isolation"] == "process"
+
+
+def test_plain_process_needs_the_unsafe_flag(idea_file, capsys, monkeypatch):
+    path = idea_file("def run(ctx):\n    return ctx.weak_test_probs\n")
+    code, out, err = _aar(capsys, monkeypatch, "eval", str(path), "--isolation", "process")
+    assert code == 2 and "--unsafe-no-sandbox" in err
+
+
+# --- the parent's reading of idea output ------------------------------------------------------
+
+def test_log_capture_keeps_head_and_tail():
+    read, write = os.pipe()
+    with os.fdopen(read, "rb") as stream:
+        capture = LogCapture(stream)
+        capture.start()
+        writer = threading.Thread(target=lambda: (os.write(write, b"H" * LOG_HEAD + b"m" * 100_000 + b"T" * LOG_TAIL),
+                                                  os.close(write)))
+        writer.start()
+        writer.join()
+        capture.finish()
+        text = capture.text()
+    assert text.startswith("H" * LOG_HEAD) and text.endswith("T" * LOG_TAIL)
+    assert "[100000 bytes cut]" in text
+
+
+def test_npy_loading_refuses_pickles_and_lying_headers(tmp_path):
+    ok = tmp_path / "ok.npy"
+    np.save(ok, np.eye(3))
+    array, problem = load_npy(ok.read_bytes())
+    assert problem is None and (array == np.eye(3)).all()
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    assert load_npy((tmp_path / "obj.npy").read_bytes())[1] == "object arrays are refused (they would need pickle)"
+    truncated = ok.read_bytes()[:-8]
+    assert "does not match" in load_npy(truncated)[1]
+    assert "malformed" in load_npy(b"\x93NUMPY\x01\x00garbage")[1]
+
+
+def test_output_files_are_read_only_when_regular_and_small(tmp_path):
+    (tmp_path / "real").write_bytes(b"12345")
+    os.symlink("/etc/passwd", tmp_path / "link")
+    os.mkfifo(tmp_path / "fifo")
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        assert read_regular(fd, "real", 10) == (b"12345", None)
+        assert read_regular(fd, "real", 4)[1] == "is larger than 4 bytes"
+        assert read_regular(fd, "link", 10_000)[0] is None
+        assert read_regular(fd, "fifo", 10)[1] == "is not a regular file"
+        assert read_regular(fd, "missing", 10)[1] == "missing"
+    finally:
+        os.close(fd)
+
+
+def test_output_overflow_counts_bytes_and_files(tmp_path):
+    assert output_overflow(tmp_path, 100) is None
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "big").write_bytes(b"x" * 200)
+    assert "MiB" in output_overflow(tmp_path, 100)
+    for i in range(70):
+        (tmp_path / f"f{i}").touch()
+    assert "files" in output_overflow(tmp_path, 1 << 20)
+
+
+@pytest.mark.parametrize("message, denied", [
+    ("PermissionError: [Errno 13] Permission denied: '/x'", True),
+    ("OSError: [Errno 30] Read-only file system: '/x'", True),
+    ("OSError: [Errno 101] Network is unreachable", True),
+    ("gaierror: [Errno -3] Temporary failure in name resolution", True),
+    ("ModuleNotFoundError: No module named 'sandbox.evaluator'", True),
+    ("ModuleNotFoundError: No module named 'sklearnx'", False),
+    ("FileNotFoundError: [Errno 2] No such file or directory: 'x'", False),
+    ("ValueError: shapes do not match", False),
+])
+def test_denials_are_told_apart_from_bugs(message, denied):
+    assert bool(DENIAL.match(message)) is denied
