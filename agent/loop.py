@@ -40,6 +40,7 @@ class SessionOutcome(BaseModel):
     best_pgr: float | None = Field(None, description="That attempt's dev PGR mean.")
     cost_usd: float = Field(0.0, description="Model cost of the session.")
     resume_command: str | None = Field(None, description="How to continue, when interrupted.")
+    replay_mismatches: int = Field(0, description="In a replay: requests that differed from the recording.")
 
 
 class ReplayExhausted(BudgetStop):
@@ -61,7 +62,7 @@ class LoopTools:
         self._clear_left_over = bool(self._pending)
         self.tracker.cost_usd += self._pending_usage.cost_usd
         self._recorded = recorded
-        self._replay_mismatches = 0
+        self.replay_mismatches = 0
         self.finished_summary: str | None = None
 
     def _left_over_calls(self) -> tuple[list[dict[str, Any]], TokenUsage]:
@@ -82,7 +83,7 @@ class LoopTools:
                 raise ReplayExhausted("replay complete: every recorded response was used")
             entry = self._recorded.pop(0)
             if entry.get("request") != request:
-                self._replay_mismatches += 1
+                self.replay_mismatches += 1
             response = entry["response"]
         else:
             response = transport(request)

@@ -22,7 +22,7 @@ def run_research(config: ResearchConfig, reporter: Reporter | None = None,
                  install_signals: bool = True) -> SessionOutcome:
     """Run one researcher's session to its end (budgets, finish, or Ctrl-C)."""
     reporter = reporter or make_reporter()
-    if not config.resume:
+    if not config.resume and recorded is None:
         # Fail fast (e.g. no API key) before building caches or creating a session.
         get_proposer(config.proposer, make_proposer_config(config, config.direction)).check_ready()
     reporter.step("preparing the task cache and baselines")
@@ -41,4 +41,6 @@ def run_research(config: ResearchConfig, reporter: Reporter | None = None,
     status = ("interrupted" if reason.startswith("interrupted")
               else "failed" if reason.startswith("failed") else "finished")
     ctx.store.set_session_status(ctx.session_id, status)
-    return outcome(ctx, reason)
+    result = outcome(ctx, reason)
+    result.replay_mismatches = tools.replay_mismatches
+    return result

@@ -48,6 +48,7 @@ class ResearchConfig(BaseModel):
     session_id: str | None = Field(None, description="Id for a new session (default: generated).")
     group: str | None = Field(None, description="Group id when several researchers run at once.")
     options: dict[str, Any] = Field(default_factory=dict, description="Proposer-specific options.")
+    parent_session: str | None = Field(None, description="Session this one replays.")
 
 
 @dataclass
@@ -155,7 +156,7 @@ def open_session(config: ResearchConfig, *, show_progress: bool = True,
         session_id=session_id, task=config.task, cache_key=cache.key, proposer=config.proposer,
         model=config.model, prompt_versions=prompt_versions(), seeds=seeds,
         package_versions=package_versions(), direction=config.direction, budgets=budgets,
-        created_at=now(), split_sizes=config.split_sizes,
+        created_at=now(), split_sizes=config.split_sizes, parent_session=config.parent_session,
         extra={"group": config.group, "researcher": config.researcher, "options": config.options},
     )
     store.create_session(manifest)

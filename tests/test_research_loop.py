@@ -106,3 +106,14 @@ def test_ctrl_c_finishes_the_attempt_and_prints_resume(small_cache, tmp_path):
     assert store.manifest(session_id).status == "interrupted"
     attempts = store.attempts(session_id)
     assert attempts and all(a.status in ("ok", "abandoned") for a in attempts)
+
+
+def test_llm_replay_reconstructs_the_session_without_the_proposer_deciding(session):
+    from agent.replay_llm import replay_llm
+
+    lab, outcome = session
+    report = replay_llm(outcome.session_id, lab)
+    assert report.reproduced and len(report.steps) == 3
+    assert report.request_mismatches == 0
+    store = LabStore.open(lab)
+    assert store.manifest(report.replay_session).parent_session == outcome.session_id

@@ -173,6 +173,24 @@ def check_cmd(rebuild_index: bool = typer.Option(False, "--rebuild-index", help=
         fail(f"{len(report.problems)} problem(s) in {report.lab}", EXIT_IDEA_FAILED)
 
 
+def _replay_llm(session: str, lab: Path | None, tolerance: float, json_out: bool) -> None:
+    from agent.progress import make_reporter
+    from agent.replay_llm import replay_llm
+
+    report = replay_llm(session, lab, tolerance, make_reporter(True))
+    if json_out:
+        print_json(report.model_dump())
+        return
+    table = Table("#", "idea", "same code", "recorded PGR", "replayed PGR", "reproduces",
+                  title=f"LLM replay of {report.original} → session {report.replay_session}")
+    for s in report.steps:
+        table.add_row(str(s.index), s.name[:40], "yes" if s.same_code else "NO", num(s.recorded_pgr, True),
+                      num(s.replayed_pgr, True), "yes" if s.reproduced else "NO")
+    console.print(table)
+    console.print(f"{sum(s.reproduced for s in report.steps)} of {len(report.steps)} steps reproduce; "
+                  f"{report.request_mismatches} requests differed from the recording")
+
+
 @app.command("replay")
 def replay_cmd(session: str = typer.Argument(..., help="Session id or unique prefix."),
                task: str | None = typer.Option(None, "--task", "-t", help="Replay the ideas on another task."),
@@ -185,7 +203,8 @@ def replay_cmd(session: str = typer.Argument(..., help="Session id or unique pre
                lab: Path | None = LAB_OPTION, json_out: bool = JSON_OPTION) -> None:
     """Rerun every attempt's code with its recorded seeds; report recorded vs replayed PGR; record the replay."""
     if llm:
-        fail("replay --llm needs the research loop, which does not support it yet; replay the code without --llm")
+        _replay_llm(session, lab, tolerance, json_out)
+        return
     store = _lab(lab)
     sid = store.resolve_session(session)
 

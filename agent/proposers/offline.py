@@ -73,15 +73,16 @@ def choose_next(request: dict[str, Any]) -> dict[str, Any]:
     family, genes = _family_genes(request.get("direction"))
     tried = {r["key"] for r in request["results"]}
     shared = [r for r in request.get("shared", []) if set(r.get("genome", {})) == set(BASE)]
-    ranked = sorted((r for r in request["results"] if r["pgr"] is not None), key=lambda r: -r["pgr"])
+    results = [{**r, "index": i} for i, r in enumerate(request["results"])]
+    ranked = sorted((r for r in results if r["pgr"] is not None), key=lambda r: -r["pgr"])
     starts = STARTS if family is None else [{}] + [mutate(BASE, rng, genes, 1) for _ in range(3)]
     for start in starts:
         genome = {**BASE, **start}
         if genome_key(genome) not in tried:
-            return {"genome": genome, "parent_id": None, "move": "start"}
+            return {"genome": genome, "parent": None, "move": "start"}
     for _ in range(100):
         if not ranked:
-            parent, genome, move = None, mutate(BASE, rng, genes, 2), "explore"
+            parent, genome, move = None, mutate(BASE, rng, genes, 2), "explore"  # type: ignore[assignment]
         elif rng.random() < 0.15:
             parent = ranked[0]
             genome, move = mutate(parent["genome"], rng, genes, 3), "explore"
@@ -94,8 +95,8 @@ def choose_next(request: dict[str, Any]) -> dict[str, Any]:
             parent = ranked[rng.randrange(min(3, len(ranked)))]
             genome, move = mutate(parent["genome"], rng, genes, rng.choice([1, 1, 2])), "mutate"
         if genome_key(genome) not in tried:
-            return {"genome": genome, "parent_id": parent and parent["attempt_id"], "move": move}
-    return {"genome": mutate(BASE, rng, list(GENES), 4), "parent_id": None, "move": "random"}
+            return {"genome": genome, "parent": parent and parent["index"], "move": move}
+    return {"genome": mutate(BASE, rng, list(GENES), 4), "parent": None, "move": "random"}
 
 
 def _hypothesis(genome: dict[str, Any], parent: dict[str, Any] | None, move: str) -> str:
@@ -114,16 +115,19 @@ class OfflineProposer(Proposer):
         layers = tools.task_card["layers"]
         while True:
             request = {"kind": "offline-search", "seed": self.config.seed, "step": state["step"],
-                       "direction": self.config.direction or tools.direction, "results": state["results"],
+                       "direction": self.config.direction or tools.direction,
+                       # session-independent (no attempt ids), so a replay sends the same requests
+                       "results": [{k: r[k] for k in ("key", "genome", "pgr")} for r in state["results"]],
                        "shared": self._shared_genomes(tools)}
             choice = tools.model_call(request, choose_next)
             genome = choice["genome"]
-            parent = next((r for r in state["results"] if r["attempt_id"] == choice["parent_id"]), None)
+            parent = None if choice["parent"] is None else state["results"][choice["parent"]]
+            parent_id = parent and parent["attempt_id"]
             name = describe(genome)
             hypothesis = _hypothesis(genome, parent and parent["genome"], choice["move"])
             code = render_idea(genome, layers, f"Offline search: {name}", hypothesis)
             feedback = tools.run_experiment(
-                ExperimentSpec(name=name, hypothesis=hypothesis, code=code, parent_id=choice["parent_id"]))
+                ExperimentSpec(name=name, hypothesis=hypothesis, code=code, parent_id=parent_id))
             pgr = (feedback.get("pgr") or {}).get("mean") if feedback.get("status") == "ok" else None
             state["results"].append({"key": genome_key(genome), "genome": genome, "pgr": pgr,
                                      "attempt_id": feedback.get("attempt_id")})

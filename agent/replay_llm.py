@@ -1,0 +1,81 @@
+"""``aar replay SESSION --llm``: re-drive a recorded session from its model responses.
+
+No model is called: the proposer's requests are answered, in order, by the responses recorded
+in the session's attempts. Every idea is scored again, so the replay shows whether the whole
+session reproduces: the same ideas, in the same order, with the same PGRs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from agent.budget import Budgets
+from agent.progress import Reporter
+from agent.research import run_research
+from agent.session_setup import ResearchConfig
+from experiments.store import LabStore
+
+
+class ReplayedStep(BaseModel):
+    """One attempt, recorded versus replayed."""
+
+    index: int = Field(description="Attempt number.")
+    name: str = Field(description="Idea name as recorded.")
+    same_code: bool = Field(description="The replayed proposer wrote the same code.")
+    recorded_pgr: float | None = Field(description="Dev PGR mean recorded.")
+    replayed_pgr: float | None = Field(description="Dev PGR mean of the replay.")
+    reproduced: bool = Field(description="Same code and PGR within the tolerance.")
+
+
+class LLMReplayReport(BaseModel):
+    """The outcome of an LLM replay."""
+
+    original: str = Field(description="The replayed session.")
+    replay_session: str = Field(description="The new session holding the replay.")
+    steps: list[ReplayedStep] = Field(description="Per-attempt comparison.")
+    request_mismatches: int = Field(description="Requests that differed from the recorded ones.")
+    reproduced: bool = Field(description="Every step reproduced.")
+
+
+def recorded_calls(store: LabStore, session_id: str) -> list[dict]:
+    calls = [entry for a in store.attempts(session_id) for entry in a.transcript]
+    pending = store.read_session_file(session_id, "pending_calls.json")
+    return calls + (json.loads(pending) if pending else [])
+
+
+def replay_llm(session: str, lab: Path | None = None, tolerance: float = 1e-9,
+               reporter: Reporter | None = None) -> LLMReplayReport:
+    store = LabStore.open(lab)
+    session_id = store.resolve_session(session)
+    manifest = store.manifest(session_id)
+    originals = store.attempts(session_id)
+    b = manifest.budgets
+    config = ResearchConfig(
+        task=manifest.task, split_sizes=manifest.split_sizes or b.get("split_sizes"),
+        proposer=manifest.proposer, model=manifest.model, seeds=len(manifest.seeds),
+        direction=manifest.direction, isolation=str(b.get("isolation") or "process"),
+        time_budget_s=float(b.get("time_budget_s") or 300), lab=lab,
+        proposer_seed=int(b.get("proposer_seed") or 0), base_url=b.get("base_url"),  # type: ignore[arg-type]
+        options=manifest.extra.get("options", {}), parent_session=session_id,
+        budgets=Budgets(max_attempts=len(originals)),
+    )
+    calls = recorded_calls(store, session_id)
+    outcome = run_research(config, reporter, recorded=calls)
+    replayed = store.attempts(outcome.session_id)
+    steps = []
+    for old, new in zip(originals, replayed, strict=False):
+        old_pgr = old.result.pgr.mean if old.result and old.result.pgr else None
+        new_pgr = new.result.pgr.mean if new.result and new.result.pgr else None
+        same_pgr = (old_pgr is None and new_pgr is None) or (
+            old_pgr is not None and new_pgr is not None and abs(old_pgr - new_pgr) <= tolerance)
+        steps.append(ReplayedStep(index=old.index, name=old.name, same_code=old.code == new.code,
+                                  recorded_pgr=old_pgr, replayed_pgr=new_pgr,
+                                  reproduced=old.code == new.code and same_pgr))
+    return LLMReplayReport(
+        original=session_id, replay_session=outcome.session_id, steps=steps,
+        request_mismatches=outcome.replay_mismatches,
+        reproduced=len(replayed) == len(originals) and all(s.reproduced for s in steps),
+    )
