@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata
+import os
 import secrets
 import threading
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from agent.proposers.base import ExperimentSpec
 from experiments.schemas import Attempt, SessionManifest, TokenUsage
 from experiments.store import LabStore
 from sandbox.baseline_ideas import VANILLA_NAME, baseline_files
-from sandbox.cache import TaskCache, open_cache
+from sandbox.cache import TaskCache, file_lock, open_cache
 from sandbox.errors import HarnessError
 from sandbox.evaluator import Evaluator, ScoringBudget
 from sandbox.results import IdeaResult
@@ -126,15 +127,22 @@ def baseline_summary(evaluator: Evaluator, seeds: list[int]) -> list[dict[str, A
     import json
 
     path = evaluator.cache.private_dir / f"baseline_summary_{'-'.join(map(str, seeds))}.json"
-    if path.exists():
-        return json.loads(path.read_text())
+    with file_lock(path.with_suffix(".lock")):  # parallel researchers compute it once
+        if not path.exists():
+            rows = _baseline_rows(evaluator, seeds)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(rows, indent=1))
+            os.replace(tmp, path)
+    return json.loads(path.read_text())
+
+
+def _baseline_rows(evaluator: Evaluator, seeds: list[int]) -> list[dict[str, Any]]:
     rows = []
     for idea in baseline_files():
         r = evaluator.evaluate(idea, seeds, compare_vanilla=idea.stem != VANILLA_NAME, charge=False)
         rows.append({"name": idea.stem, "status": r.status, "pgr": r.pgr.mean if r.pgr else None,
                      "pgr_ci95": r.pgr_ci95, "description": (idea.read_text().split('"""')[1].strip()
                                                              if '"""' in idea.read_text() else "")})
-    path.write_text(json.dumps(rows, indent=1))
     return rows
 
 

@@ -64,14 +64,16 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 @contextmanager
-def _lock(root: Path, key: str) -> Iterator[None]:
-    (root / "locks").mkdir(parents=True, exist_ok=True)
-    with open(root / "locks" / f"{key}.lock", "w") as fh:
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive fcntl lock on ``path`` (released by the kernel if the holder dies)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
 
 
 @dataclass
@@ -117,7 +119,7 @@ def open_cache(spec: TaskSpec, n_weak_seeds: int = DEFAULT_WEAK_SEEDS, show_prog
     n_weak_seeds = max(n_weak_seeds, DEFAULT_WEAK_SEEDS)
     if cache.exists() and len(cache.card().weak_seeds) >= n_weak_seeds:
         return cache
-    with _lock(root, cache.key):
+    with file_lock(root / "locks" / f"{cache.key}.lock"):
         if not cache.exists():
             _build(cache, data, show_progress)
         if len(cache.card().weak_seeds) < n_weak_seeds:

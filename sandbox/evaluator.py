@@ -51,15 +51,25 @@ class ScoringBudget:
                 f"{calls} needed; raise --max-scoring-calls or stop"
             )
 
-    def charge(self) -> int:
+    def charge(self, calls: int = 1) -> int:
+        """Count ``calls`` scoring calls, atomically, or raise if they are not left."""
         with self._lock:
-            self.require(1)
-            self.used += 1
-            if self.state_path:
-                tmp = self.state_path.with_suffix(".tmp")
-                tmp.write_text(json.dumps({"used": self.used, "max_calls": self.max_calls}))
-                os.replace(tmp, self.state_path)
+            self.require(calls)
+            self.used += calls
+            self._save()
             return self.used
+
+    def refund(self, calls: int) -> None:
+        """Give back reserved calls that never scored anything (the idea failed first)."""
+        with self._lock:
+            self.used = max(0, self.used - calls)
+            self._save()
+
+    def _save(self) -> None:
+        if self.state_path:
+            tmp = self.state_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"used": self.used, "max_calls": self.max_calls}))
+            os.replace(tmp, self.state_path)
 
 
 def validate_predictions(pred: np.ndarray, n_test: int, n_classes: int) -> tuple[np.ndarray | None, str | None]:
@@ -134,11 +144,13 @@ class Evaluator:
         missing = [s for s in seeds if s not in self.card.weak_seeds]
         if missing:
             raise ValueError(f"seeds {missing} have no weak teacher; build the cache with more seeds")
-        if charge:
-            self.budget.require(len(seeds))
+        if charge:  # reserve up front, so researchers sharing a budget never overdraw it
+            self.budget.charge(len(seeds))
         with ThreadPoolExecutor(self.parallel) as pool:
             outputs = list(pool.map(lambda s: self._run(idea, s), seeds))
-        results = [self.score(out, seed, charge) for out, seed in zip(outputs, seeds, strict=True)]
+        if charge:
+            self.budget.refund(sum(1 for out in outputs if out.status != "ok" or out.predictions is None))
+        results = [self.score(out, seed, charge=False) for out, seed in zip(outputs, seeds, strict=True)]
         vanilla = self.vanilla_pgrs(seeds) if compare_vanilla and idea.resolve() != VANILLA.resolve() else None
         return self._aggregate(name or idea.stem, results, vanilla)
 
