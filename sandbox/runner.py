@@ -26,6 +26,7 @@ from sandbox.runtime.context import JobSpec
 
 __all__ = ["Isolation", "Limits", "RunOutput", "get_isolation", "register_isolation", "run_idea"]
 WATCH_TICK_S = 0.1
+SANDBOX_SETUP_FAILED = 1  # bwrap's exit code when it cannot set the sandbox up
 ENV_ALLOW = ("PATH", "LANG", "LC_ALL", "TZ", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 PYTHON_FLAGS = ("-s", "-P")  # no user site, no script/cwd on sys.path; PYTHONHASHSEED still honoured
 
@@ -38,7 +39,7 @@ class Limits:
     memory_bytes: int = 8 << 30
     file_bytes: int = 256 << 20
     open_files: int = 256
-    processes: int = 64
+    processes: int = 128  # RLIMIT_NPROC: processes *and* threads (torch's pools count)
     threads: int = 1
     scratch_bytes: int = 1 << 30
     output_bytes: int = 2 * MAX_PREDICTION_BYTES + (1 << 20)
@@ -204,6 +205,8 @@ def run_idea(idea: Path, public_dir: Path, seed: int, limits: Limits,
         log.finish()
         output = stopped or collect(plan.dirs.out, code, MAX_PREDICTION_BYTES)
         output.log_tail = log.text()
+        if isolation.sandboxed and code == SANDBOX_SETUP_FAILED and output.log_tail.startswith("bwrap: "):
+            output.error = f"the sandbox failed to start: {output.log_tail.splitlines()[0][:300]}"
         output.runtime_s = runtime
         output.isolation = isolation.name
         return output

@@ -145,6 +145,13 @@ def test_user_namespace_layout_runs_ideas(small_cache, idea_file):
     assert out.status == "ok" and out.predictions.shape[0] == small_cache.card().n_test
 
 
+@needs_bwrap
+def test_sandbox_setup_failure_is_reported_as_such(idea_file, tmp_path):
+    path = idea_file("def run(ctx):\n    return ctx.weak_test_probs\n")
+    out = run_idea(path, tmp_path / "no-such-cache", 0, Limits(time_s=30), get_isolation("bwrap"))
+    assert out.status == "error" and out.error.startswith("the sandbox failed to start: bwrap: ")
+
+
 def _refuse(_root_mode: bool) -> tuple[bool, str]:
     return False, "bubblewrap cannot start a sandbox here (test): enable user namespaces or pass --unsafe-no-sandbox"
 
