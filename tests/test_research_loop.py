@@ -117,3 +117,14 @@ def test_llm_replay_reconstructs_the_session_without_the_proposer_deciding(sessi
     assert report.request_mismatches == 0
     store = LabStore.open(lab)
     assert store.manifest(report.replay_session).parent_session == outcome.session_id
+
+
+def test_report_says_whether_the_gain_holds_and_proposers_never_see_held_out(session):
+    from agent.session_setup import open_session
+    from experiments.report import render
+
+    lab, outcome = session
+    text, _ = render(LabStore.open(lab), outcome.session_id, "md")
+    assert "Does the gain hold on the held-out split?" in text and "held-out PGR" in text
+    ctx = open_session(config(lab, max_attempts=1, resume=outcome.session_id), show_progress=False)
+    assert ctx.baseline_summary and "heldout" not in json.dumps(ctx.baseline_summary)
