@@ -17,6 +17,7 @@ from agent.progress import Reporter
 from agent.research import run_research
 from agent.session_setup import ResearchConfig
 from experiments.store import LabStore
+from sandbox.runner import DEFAULT_ISOLATION
 
 
 class ReplayedStep(BaseModel):
@@ -47,7 +48,7 @@ def recorded_calls(store: LabStore, session_id: str) -> list[dict]:
 
 
 def replay_llm(session: str, lab: Path | None = None, tolerance: float = 1e-9,
-               reporter: Reporter | None = None) -> LLMReplayReport:
+               reporter: Reporter | None = None, isolation: str = DEFAULT_ISOLATION) -> LLMReplayReport:
     store = LabStore.open(lab)
     session_id = store.resolve_session(session)
     manifest = store.manifest(session_id)
@@ -56,7 +57,7 @@ def replay_llm(session: str, lab: Path | None = None, tolerance: float = 1e-9,
     config = ResearchConfig(
         task=manifest.task, split_sizes=manifest.split_sizes or b.get("split_sizes"),
         proposer=manifest.proposer, model=manifest.model, seeds=len(manifest.seeds),
-        direction=manifest.direction, isolation=str(b.get("isolation") or "process"),
+        direction=manifest.direction, isolation=isolation,
         time_budget_s=float(b.get("time_budget_s") or 300), lab=lab,
         proposer_seed=int(b.get("proposer_seed") or 0), base_url=b.get("base_url"),  # type: ignore[arg-type]
         options=manifest.extra.get("options", {}), parent_session=session_id,

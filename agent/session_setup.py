@@ -22,6 +22,7 @@ from sandbox.cache import TaskCache, file_lock, open_cache
 from sandbox.errors import HarnessError
 from sandbox.evaluator import Evaluator, ScoringBudget
 from sandbox.results import IdeaResult
+from sandbox.runner import DEFAULT_ISOLATION
 from sandbox.runtime.context import TaskCard
 from sandbox.tasks import SplitSizes, get_task
 
@@ -41,7 +42,7 @@ class ResearchConfig(BaseModel):
     seeds: int = Field(3, description="Seeds per experiment.")
     direction: str | None = Field(None, description="Starting research direction.")
     budgets: Budgets = Field(default_factory=Budgets, description="Session limits.")
-    isolation: str = Field("process", description="Isolation of idea processes.")
+    isolation: str = Field(DEFAULT_ISOLATION, description="Isolation of idea processes.")
     time_budget_s: float = Field(300.0, description="Wall-clock seconds per idea run (per seed).")
     lab: Path | None = Field(None, description="Lab repository path.")
     resume: str | None = Field(None, description="Session id to continue.")
@@ -188,7 +189,7 @@ def _reopen(config: ResearchConfig, store: LabStore, show_progress: bool,
             f"{manifest.cache_key}); start a new session or replay it with `aar replay`")
     config.proposer, config.model, config.direction = manifest.proposer, manifest.model, manifest.direction
     config.split_sizes, config.proposer_seed = b.get("split_sizes"), int(b.get("proposer_seed") or 0)
-    config.isolation = b.get("isolation", config.isolation)
+    # config.isolation stays as asked now: a resume never silently drops the sandbox.
     config.base_url = config.base_url or b.get("base_url")
     config.researcher = manifest.extra.get("researcher") or config.researcher
     config.group = manifest.extra.get("group")

@@ -141,9 +141,12 @@ def replay_session(store: LabStore, session_id: str, task: str | None = None, se
                    on_row: Callable[[ReplayRow], None] | None = None) -> ReplayReport:
     """Rerun every attempt of ``session_id`` and record the replay as a new session.
 
-    Isolation and the per-seed time budget default to what the session recorded."""
+    Ideas run under the sandbox's default isolation unless ``isolation`` is given (a recorded
+    session may have run unsandboxed; replaying it must not); the per-seed time budget defaults
+    to what the session recorded."""
     from sandbox.cache import open_cache
     from sandbox.evaluator import Evaluator
+    from sandbox.runner import DEFAULT_ISOLATION
     from sandbox.tasks import SplitSizes, get_task
 
     source = store.manifest(session_id)
@@ -162,7 +165,7 @@ def replay_session(store: LabStore, session_id: str, task: str | None = None, se
         raise StoreError(f"the {target} cache rebuilt here has key {cache.key}, the session ran on "
                          f"{source.cache_key}; pass the session's --split-sizes (weak_train,unlabeled,dev,heldout)")
     budgets = source.budgets
-    evaluator = Evaluator(cache, isolation=isolation or str(budgets.get("isolation") or "process"),
+    evaluator = Evaluator(cache, isolation=isolation or DEFAULT_ISOLATION,
                           time_budget_s=float(time_budget_s or budgets.get("time_budget_s") or 300.0))
     manifest = _replay_manifest(source, target, cache.key, sizes, tolerance)
     store.create_session(manifest)

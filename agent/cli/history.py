@@ -197,7 +197,7 @@ def replay_cmd(session: str = typer.Argument(..., help="Session id or unique pre
                seeds: int | None = typer.Option(None, "--seeds", min=1, max=64, help="Seeds per attempt (default: recorded)."),
                tolerance: float = typer.Option(0.01, "--tolerance", min=0.0, help="Largest per-seed PGR difference that reproduces."),
                split_sizes: str | None = typer.Option(None, "--split-sizes", help="Override the recorded split sizes."),
-               isolation: str | None = typer.Option(None, "--isolation", help="Idea isolation (default: as recorded)."),
+               isolation: str | None = typer.Option(None, "--isolation", help="Idea sandbox (default: bwrap; recorded code is untrusted)."),
                time_budget: float | None = typer.Option(None, "--time-budget", help="Seconds per seed (default: as recorded)."),
                llm: bool = typer.Option(False, "--llm", help="Re-drive the research loop from recorded model responses."),
                lab: Path | None = LAB_OPTION, json_out: bool = JSON_OPTION) -> None:

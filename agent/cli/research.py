@@ -10,7 +10,16 @@ import typer
 
 from agent.budget import Budgets, parse_duration
 from agent.cli import app
-from agent.cli.common import ISOLATION_OPTION, SIZES_OPTION, TASK_OPTION, console, fail, print_json
+from agent.cli.common import (
+    ISOLATION_OPTION,
+    SIZES_OPTION,
+    TASK_OPTION,
+    UNSAFE_OPTION,
+    console,
+    fail,
+    print_json,
+    resolve_isolation,
+)
 from agent.research import run_research
 from agent.session_setup import ResearchConfig
 
@@ -33,6 +42,7 @@ def research_cmd(
     max_scoring_calls: int | None = typer.Option(None, "--max-scoring-calls", min=1, help="Scoring budget."),
     split_sizes: str | None = SIZES_OPTION,
     isolation: str = ISOLATION_OPTION,
+    unsafe_no_sandbox: bool = UNSAFE_OPTION,
     time_budget: float = typer.Option(300.0, "--time-budget", help="Seconds per idea run (per seed)."),
     lab: Path | None = typer.Option(None, "--lab", help="Lab repository (default $AAR_LAB or ./aar-lab)."),
     researchers: int = typer.Option(1, "--researchers", "-n", min=1, max=32,
@@ -52,7 +62,8 @@ def research_cmd(
                       "--max-time or --target-pgr)", highlight=False)
     config = ResearchConfig(
         task=task, split_sizes=split_sizes, proposer=proposer, model=model, base_url=base_url,
-        seeds=seeds, direction=direction, isolation=isolation, time_budget_s=time_budget, lab=lab,
+        seeds=seeds, direction=direction, isolation=resolve_isolation(isolation, unsafe_no_sandbox),
+        time_budget_s=time_budget, lab=lab,
         resume=resume, options=parse_options(option), budgets=Budgets(max_attempts=max_attempts, max_cost_usd=max_cost,
                                        max_time_s=max_time_s, target_pgr=target_pgr,
                                        max_scoring_calls=max_scoring_calls),
