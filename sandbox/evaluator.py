@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy import stats as sps
 
 from sandbox.baseline_ideas import VANILLA_NAME, baseline_path
 from sandbox.cache import TaskCache, stat
@@ -113,6 +112,8 @@ def degeneracy_warnings(probs: np.ndarray, weak_test_probs: np.ndarray) -> list[
 def _t_half_width(values: list[float]) -> float | None:
     if len(values) < 2:
         return None
+    from scipy import stats as sps  # lazy: scipy.stats costs seconds at CLI start-up
+
     return float(sps.t.ppf(0.975, len(values) - 1) * np.std(values, ddof=1) / np.sqrt(len(values)))
 
 
@@ -227,5 +228,7 @@ def paired_difference(idea: dict[int, float], vanilla: dict[int, float]) -> Pair
         if np.std(diffs) == 0:
             p_value = 1.0 if diffs[0] == 0 else 0.0
         else:
+            from scipy import stats as sps
+
             p_value = float(sps.ttest_1samp(diffs, 0.0).pvalue)
     return PairedDiff(mean=float(np.mean(diffs)), ci95=_t_half_width(diffs), p_value=p_value, n=len(diffs))

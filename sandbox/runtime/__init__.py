@@ -2,28 +2,35 @@
 
 An idea is one Python file with ``def run(ctx: IdeaContext)`` returning class probabilities
 ``(n_test, n_classes)`` or class ids ``(n_test,)``. See ``prompts/idea_contract.md``.
+
+Names load lazily (PEP 562), so the harness can import ``sandbox.runtime.context`` without
+paying for torch; ``from sandbox.runtime import train_head`` works as usual.
 """
 
-from sandbox.runtime.context import IdeaContext, TaskCard
-from sandbox.runtime.losses import (
-    aux_confidence_loss,
-    bootstrap_loss,
-    confidence_window_loss,
-    hard_ce,
-    product_loss,
-    smooth_ramp,
-    soft_ce,
-)
-from sandbox.runtime.probes import (
-    confident_mask,
-    knn_probe,
-    label_propagation,
-    logistic_probe,
-)
-from sandbox.runtime.train import Head, train_head, weak_val_split
+from __future__ import annotations
 
-__all__ = [
-    "Head", "IdeaContext", "TaskCard", "aux_confidence_loss", "bootstrap_loss",
-    "confidence_window_loss", "confident_mask", "hard_ce", "knn_probe", "label_propagation",
-    "logistic_probe", "product_loss", "smooth_ramp", "soft_ce", "train_head", "weak_val_split",
-]
+import importlib
+from typing import Any
+
+_WHERE = {
+    "IdeaContext": "context", "TaskCard": "context",
+    "aux_confidence_loss": "losses", "bootstrap_loss": "losses", "confidence_window_loss": "losses",
+    "hard_ce": "losses", "product_loss": "losses", "smooth_ramp": "losses", "soft_ce": "losses",
+    "confident_mask": "probes", "knn_probe": "probes", "label_propagation": "probes",
+    "logistic_probe": "probes",
+    "Head": "train", "train_head": "train", "weak_val_split": "train",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'sandbox.runtime' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"sandbox.runtime.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
