@@ -343,6 +343,15 @@ class LabStore:
         found = [a for a in found if researcher is None or a.researcher == researcher]
         return sorted(found, key=lambda a: (a.index, a.researcher, a.created_at))
 
+    def parent_of(self, attempt: Attempt) -> Attempt | None:
+        """The attempt this one built on, or None (no parent, or it is gone)."""
+        if not attempt.parent_id:
+            return None
+        try:
+            return self.get_attempt(attempt.parent_id)
+        except StoreError:
+            return None
+
     def next_attempt_index(self, session_id: str) -> int:
         used = [int(m.group(1)) for f in self.attempt_folders(session_id) if (m := _FOLDER_INDEX.match(f))]
         return max(used, default=0) + 1

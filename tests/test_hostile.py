@@ -76,14 +76,17 @@ class Guard:
         (sentinel / "history.json").write_text('{"attempts": 1}')
         (sentinel / "sub" / "gold.npy").write_bytes(b"not really gold")
         site = Path(sys.prefix) / "lib" / "python3.11" / "site-packages"
-        self.roots = [cache_dir, sentinel, ROOT / "sandbox" / "runtime", HOSTILE]
-        # The project's other modules are not visible to ideas at all (gold_filesystem_walk shows
-        # it); they are left out here because other people may edit them while the suite runs.
+        self.roots = [cache_dir, sentinel, HOSTILE]
+        # The project's source may be edited by other people while the suite runs: for the idea
+        # runtime (the one part mounted into the sandbox) only the file names are compared; a
+        # write into it is caught by modify_harness, whose every attempt must fail.
+        self.listed = [ROOT / "sandbox" / "runtime"]
         self.files = [site / "numpy" / "__init__.py", Path(sys.executable).resolve()]
 
     def snapshot(self) -> tuple:
         stats = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in self.files)
-        return _tree_digest(*self.roots), stats
+        names = tuple(sorted(str(p) for d in self.listed for p in d.rglob("*") if "__pycache__" not in p.parts))
+        return _tree_digest(*self.roots), stats, names
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ from agent.cli import app
 from agent.cli.common import EXIT_IDEA_FAILED, JSON_OPTION, console, fail, print_json
 from experiments.index import SORTS
 from experiments.replay import ReplayRow, replay_session
-from experiments.schemas import ATTEMPT_STATUSES, Attempt
-from experiments.store import LabStore, StoreError
+from experiments.schemas import ATTEMPT_STATUSES
+from experiments.store import LabStore
 from experiments.views import (
     attempt_page,
     check_page,
@@ -69,15 +69,6 @@ def ideas_cmd(session: str | None = typer.Option(None, "--session", "-s", help="
     console.print(ideas_table(rows, f"{len(rows)} attempt(s)" + (f" of {sid}" if sid else "")))
 
 
-def _parent(store: LabStore, attempt: Attempt) -> Attempt | None:
-    if not attempt.parent_id:
-        return None
-    try:
-        return store.get_attempt(attempt.parent_id)
-    except StoreError:
-        return None
-
-
 @app.command("show")
 def show_cmd(attempt: str = typer.Argument(..., help="Attempt id (or unique prefix, or commit sha prefix)."),
              lab: Path | None = LAB_OPTION, json_out: bool = JSON_OPTION) -> None:
@@ -90,7 +81,7 @@ def show_cmd(attempt: str = typer.Argument(..., help="Attempt id (or unique pref
         print_json({**found.model_dump(mode="json"), "commit": summary.commit,
                     "reviews": [r.model_dump() for r in reviews]})
         return
-    for part in attempt_page(found, summary, _parent(store, found), reviews):
+    for part in attempt_page(found, summary, store.parent_of(found), reviews):
         console.print(part)
 
 

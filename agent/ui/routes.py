@@ -17,7 +17,7 @@ from agent.ui.queries import Page, attempt_rows, chart_points, group_of, groups,
 from agent.ui.references import references
 from agent.ui.render import diff_html, markdown_html, python_html, side_by_side, transcript_views
 from experiments.reviews import add_review
-from experiments.schemas import ATTEMPT_STATUSES, Attempt, AttemptSummary
+from experiments.schemas import ATTEMPT_STATUSES, AttemptSummary
 from experiments.store import ATTEMPT_FILES, LabStore, StoreError, attempt_files
 from experiments.views import LOG_TAIL_LINES, _metric_rows
 
@@ -67,15 +67,6 @@ def _find(store: LabStore, text: str) -> AttemptSummary:
         return store.index.find(text)
     except StoreError as exc:
         raise NotFound(str(exc)) from exc
-
-
-def _parent(store: LabStore, attempt: Attempt) -> Attempt | None:
-    if not attempt.parent_id:
-        return None
-    try:
-        return store.get_attempt(attempt.parent_id)
-    except StoreError:
-        return None
 
 
 # -- sessions ------------------------------------------------------------------------------
@@ -149,7 +140,7 @@ def attempt_page(request: Request) -> Response:
     with _lab(request).open() as store:
         summary = _find(store, request.path_params["aid"])
         attempt = store.get_attempt(summary.attempt_id)
-        parent = _parent(store, attempt)
+        parent = store.parent_of(attempt)
         reviews = store.index.reviews(attempt.attempt_id)
         prev_id, next_id = neighbours(store.index, summary)
     diff = None if parent is None else diff_html(parent.code, attempt.code, f"{parent.attempt_id}/idea.py",
