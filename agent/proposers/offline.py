@@ -20,6 +20,7 @@ from agent.proposers.search_space import (
     describe,
     genome_key,
     mutate,
+    normalize,
     render_idea,
 )
 
@@ -94,6 +95,7 @@ def choose_next(request: dict[str, Any]) -> dict[str, Any]:
         else:
             parent = ranked[rng.randrange(min(3, len(ranked)))]
             genome, move = mutate(parent["genome"], rng, genes, rng.choice([1, 1, 2])), "mutate"
+        genome = normalize(genome)
         if genome_key(genome) not in tried:
             return {"genome": genome, "parent": parent and parent["index"], "move": move}
     return {"genome": mutate(BASE, rng, list(GENES), 4), "parent": None, "move": "random"}

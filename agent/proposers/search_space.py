@@ -84,6 +84,13 @@ def active_genes(genome: dict[str, Any], genes: list[str]) -> list[str]:
     return [g for g in genes if g not in DEPENDS or genome[DEPENDS[g][0]] in DEPENDS[g][1]]
 
 
+def normalize(genome: dict[str, Any]) -> dict[str, Any]:
+    """Inactive genes back to their base values, so two genomes that write the same program
+    are the same genome (no attempt is spent re-running an identical idea)."""
+    return {g: v if g not in DEPENDS or genome[DEPENDS[g][0]] in DEPENDS[g][1] else BASE[g]
+            for g, v in genome.items()}
+
+
 def mutate(genome: dict[str, Any], rng: random.Random, genes: list[str], n_changes: int) -> dict[str, Any]:
     child = dict(genome)
     for _ in range(n_changes):
