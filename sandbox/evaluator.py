@@ -19,7 +19,7 @@ from sandbox.baseline_ideas import VANILLA_NAME, baseline_path
 from sandbox.cache import TaskCache, stat
 from sandbox.errors import BudgetExhaustedError
 from sandbox.results import IdeaResult, PairedDiff, SeedResult
-from sandbox.runner import Isolation, Limits, RunOutput, get_isolation, run_idea
+from sandbox.runner import DEFAULT_ISOLATION, Isolation, Limits, RunOutput, get_isolation, run_idea
 
 VANILLA = baseline_path(VANILLA_NAME)
 ROW_SUM_TOLERANCE = 1e-3
@@ -120,7 +120,7 @@ def _t_half_width(values: list[float]) -> float | None:
 class Evaluator:
     """Scores ideas on one task cache. Thread-safe; seeds run in parallel up to ``parallel``."""
 
-    def __init__(self, cache: TaskCache, *, isolation: str | Isolation = "process",
+    def __init__(self, cache: TaskCache, *, isolation: str | Isolation = DEFAULT_ISOLATION,
                  budget: ScoringBudget | None = None, time_budget_s: float = 300.0,
                  parallel: int | None = None, slots: threading.Semaphore | None = None) -> None:
         self.cache = cache

@@ -62,3 +62,10 @@ def test_tasks_lists_cached_baselines(small_cache):
     assert proc.returncode == 0, proc.stderr
     rows = {r["name"]: r for r in json.loads(proc.stdout)}
     assert {"wordnet-10", "rt-mpnet"} <= set(rows)
+
+
+def test_usage_errors_are_messages_not_tracebacks():
+    for args in (["nosuchcmd"], ["eval", "x.py", "--seeds", "0"]):
+        proc = aar(*args)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert "Error:" in proc.stderr

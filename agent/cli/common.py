@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from typing import Any
@@ -45,18 +46,28 @@ def run_app(app: typer.Typer) -> int:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return 130
-    except Exception as exc:  # click's own usage errors and aborts
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return exc.exit_code
-        if isinstance(exc, click.exceptions.Exit):
-            return exc.exit_code
-        if isinstance(exc, click.exceptions.Abort):
-            return 130
+    except Exception as exc:  # usage errors and aborts of the click that typer runs on
+        for ex in _click_exception_modules():
+            if isinstance(exc, ex.ClickException):
+                exc.show()
+                return exc.exit_code
+            if isinstance(exc, ex.Exit):
+                return exc.exit_code
+            if isinstance(exc, ex.Abort):
+                return 130
         raise
     return 0
+
+
+def _click_exception_modules() -> list[Any]:
+    """Recent typer bundles its own click (typer._click); older ones use click itself."""
+    modules = []
+    for name in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            modules.append(importlib.import_module(name))
+        except ImportError:
+            pass
+    return modules
 
 
 def print_json(data: Any) -> None:
