@@ -74,7 +74,7 @@ def parent_dirs(argv: list[str]) -> list[str]:
             i += 2
         else:
             i += 1
-    parents = {str(p) for d in dests for p in Path(d).parents if str(p) != "/"}
+    parents = {str(p) for d in dests for p in Path(d).parents if str(p) not in ("/", "/tmp")}
     return [x for p in sorted(parents, key=lambda q: (q.count("/"), q)) for x in ("--perms", "0755", "--dir", p)]
 
 
@@ -213,6 +213,9 @@ class BwrapIsolation(Isolation):
         d, limits = plan.dirs, plan.limits
         runtime = SOURCE_ROOT / "runtime"
         etc = d.root / "etc"
+        # The private /tmp comes first: the interpreter, venv or caches may live under /tmp on
+        # the host, and their binds (and the 0755 parents made for them) must land on top of it.
+        private_tmp = ["--perms", "1777", "--size", str(TMP_BYTES), "--tmpfs", "/tmp"]
         mounts = [*system_mounts(), *python_mounts()]
         for name in ("passwd", "group", "hosts"):
             mounts += ["--ro-bind", str(etc / name), f"/etc/{name}"]
@@ -225,11 +228,10 @@ class BwrapIsolation(Isolation):
             "--ro-bind", str(plan.public_dir), PUBLIC,
             "--bind", str(d.out), OUT,
             "--perms", "1777", "--size", str(limits.scratch_bytes), "--tmpfs", SCRATCH,
-            "--perms", "1777", "--size", str(TMP_BYTES), "--tmpfs", "/tmp",
             "--proc", "/proc", "--dev", "/dev",
             "--perms", "1777", "--size", str(TMP_BYTES), "--tmpfs", "/dev/shm",
         ]
-        argv = [str(bwrap_path()), *namespace_args(self.root_mode), *parent_dirs(mounts), *mounts,
+        argv = [str(bwrap_path()), *namespace_args(self.root_mode), *private_tmp, *parent_dirs(mounts), *mounts,
                 "--remount-ro", "/", "--chdir", SCRATCH, "--"]
         drop = f"{plan.sandbox_uid}:{plan.sandbox_uid}" if self.root_mode else "-"
         paths = os.pathsep.join([LIB, *sandbox_sys_path()])

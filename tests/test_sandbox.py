@@ -250,3 +250,12 @@ def test_output_overflow_counts_bytes_and_files(tmp_path):
 ])
 def test_denials_are_told_apart_from_bugs(message, denied):
     assert bool(DENIAL.match(message)) is denied
+
+
+def test_binds_under_host_tmp_land_on_the_private_tmp():
+    """A venv (or interpreter) under /tmp on the host must stay visible inside the sandbox:
+    the private /tmp is mounted before any bind, and its made-up parents keep /tmp's mode."""
+    from sandbox.isolation import parent_dirs
+
+    dirs = parent_dirs(["--ro-bind", "/tmp/x/.venv", "/tmp/x/.venv"])
+    assert "/tmp" not in dirs and "/tmp/x" in dirs
