@@ -130,12 +130,14 @@ def baseline_summary(evaluator: Evaluator, seeds: list[int]) -> list[dict[str, A
 
     path = evaluator.cache.private_dir / f"baseline_summary_{'-'.join(map(str, seeds))}.json"
     with file_lock(path.with_suffix(".lock")):  # parallel researchers compute it once
-        if not path.exists():
-            rows = _baseline_rows(evaluator, seeds)
+        if path.exists():
+            return json.loads(path.read_text())
+        rows = _baseline_rows(evaluator, seeds)
+        if all(r["status"] == "ok" for r in rows):  # a failed run (e.g. no sandbox) is not kept
             tmp = path.with_suffix(".tmp")
             tmp.write_text(json.dumps(rows, indent=1))
             os.replace(tmp, path)
-    return json.loads(path.read_text())
+    return rows
 
 
 def _baseline_rows(evaluator: Evaluator, seeds: list[int]) -> list[dict[str, Any]]:
