@@ -5,8 +5,17 @@ import pytest
 import torch
 
 from sandbox.runtime import (
-    aux_confidence_loss, bootstrap_loss, confidence_window_loss, confident_mask, knn_probe,
-    label_propagation, logistic_probe, product_loss, smooth_ramp, soft_ce, train_head,
+    aux_confidence_loss,
+    bootstrap_loss,
+    confidence_window_loss,
+    confident_mask,
+    knn_probe,
+    label_propagation,
+    logistic_probe,
+    product_loss,
+    smooth_ramp,
+    soft_ce,
+    train_head,
     weak_val_split,
 )
 from sandbox.runtime.context import IdeaContext, JobSpec
@@ -59,7 +68,7 @@ def test_report_keeps_values_bounded(ctx):
 def test_smooth_ramp_is_continuous_and_bounded():
     values = [smooth_ramp(p / 100, end=0.2, max_value=0.5) for p in range(101)]
     assert values[0] == 0 and values[-1] == 0.5
-    assert max(abs(a - b) for a, b in zip(values, values[1:])) < 0.05  # no jump
+    assert max(abs(a - b) for a, b in zip(values, values[1:], strict=False)) < 0.05  # no jump
 
 
 @pytest.mark.parametrize("loss", [soft_ce, aux_confidence_loss(), bootstrap_loss(),

@@ -3,7 +3,11 @@ import pytest
 
 from sandbox.errors import BudgetExhaustedError
 from sandbox.evaluator import (
-    Evaluator, ScoringBudget, degeneracy_warnings, paired_difference, validate_predictions,
+    Evaluator,
+    ScoringBudget,
+    degeneracy_warnings,
+    paired_difference,
+    validate_predictions,
 )
 from sandbox.runner import RunOutput
 
