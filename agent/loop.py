@@ -6,6 +6,7 @@ every attempt to the lab repository as it happens.
 
 from __future__ import annotations
 
+import json
 import signal
 import tempfile
 import threading
@@ -16,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from agent.budget import Budgets, BudgetTracker
+from agent.budget import BudgetTracker
 from agent.progress import Reporter
 from agent.proposers.base import BudgetStop, ExperimentSpec, Proposer, Transport
 from agent.session_setup import SessionContext
@@ -68,8 +69,6 @@ class LoopTools:
     def _left_over_calls(self) -> tuple[list[dict[str, Any]], TokenUsage]:
         """Calls an earlier run made after its last attempt (on resume): spent, and held by the
         next attempt."""
-        import json
-
         text = self.ctx.store.read_session_file(self.ctx.session_id, PENDING_FILE)
         calls: list[dict[str, Any]] = json.loads(text) if text else []
         usage = sum((TokenUsage(**{**c["usage"], "cost_usd": c["cost_usd"]}) for c in calls), TokenUsage())
@@ -150,8 +149,6 @@ class LoopTools:
     def keep_pending_calls(self) -> None:
         """Model calls made after the last attempt are committed too (no attempt holds them)."""
         if self._pending:
-            import json
-
             self.ctx.store.write_session_file(self.ctx.session_id, PENDING_FILE, json.dumps(self._pending))
 
     def record_abandoned(self, spec: ExperimentSpec, reason: str) -> Attempt:
@@ -192,13 +189,9 @@ class LoopTools:
         self.tracker.request_stop("the proposer finished")
 
     def save_state(self, state: dict[str, Any]) -> None:
-        import json
-
         self.ctx.store.write_session_file(self.ctx.session_id, STATE_FILE, json.dumps(state))
 
     def load_state(self) -> dict[str, Any] | None:
-        import json
-
         text = self.ctx.store.read_session_file(self.ctx.session_id, STATE_FILE)
         return json.loads(text) if text else None
 
@@ -270,4 +263,4 @@ def outcome(ctx: SessionContext, reason: str) -> SessionOutcome:
     )
 
 
-__all__ = ["Budgets", "LoopTools", "SessionOutcome", "drive", "outcome"]
+__all__ = ["LoopTools", "SessionOutcome", "drive", "outcome"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import importlib.metadata
 import os
@@ -18,7 +19,7 @@ from agent.proposers.base import ExperimentSpec
 from experiments.schemas import Attempt, SessionManifest, TokenUsage
 from experiments.store import LabStore
 from sandbox.baseline_ideas import VANILLA_NAME, baseline_files
-from sandbox.cache import TaskCache, file_lock, open_cache
+from sandbox.cache import TaskCache, baseline_summary_name, file_lock, open_cache
 from sandbox.errors import HarnessError
 from sandbox.evaluator import Evaluator, ScoringBudget
 from sandbox.results import IdeaResult
@@ -128,7 +129,7 @@ def baseline_summary(evaluator: Evaluator, seeds: list[int]) -> list[dict[str, A
     Uncharged, computed once per cache and seed set and kept in the private store."""
     import json
 
-    path = evaluator.cache.private_dir / f"baseline_summary_{'-'.join(map(str, seeds))}.json"
+    path = evaluator.cache.private_dir / baseline_summary_name(seeds)
     with file_lock(path.with_suffix(".lock")):  # parallel researchers compute it once
         if path.exists():
             return json.loads(path.read_text())
@@ -145,8 +146,8 @@ def _baseline_rows(evaluator: Evaluator, seeds: list[int]) -> list[dict[str, Any
     for idea in baseline_files():
         r = evaluator.evaluate(idea, seeds, compare_vanilla=idea.stem != VANILLA_NAME, charge=False)
         rows.append({"name": idea.stem, "status": r.status, "pgr": r.pgr.mean if r.pgr else None,
-                     "pgr_ci95": r.pgr_ci95, HELDOUT_KEY: r.heldout_pgr.mean if r.heldout_pgr else None, "description": (idea.read_text().split('"""')[1].strip()
-                                                             if '"""' in idea.read_text() else "")})
+                     "pgr_ci95": r.pgr_ci95, HELDOUT_KEY: r.heldout_pgr.mean if r.heldout_pgr else None,
+                     "description": ast.get_docstring(ast.parse(idea.read_text())) or ""})
     return rows
 
 

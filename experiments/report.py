@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from html import escape
 
 from experiments.plot import Point, pgr_svg
 from experiments.schemas import Attempt, AttemptSummary, SessionManifest
 from experiments.store import LabStore, StoreError
+from sandbox.cache import find_baseline_summary
 
 FORMATS = ("md", "html")
 _CSS = ("body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}"
@@ -35,15 +37,11 @@ class SessionData:
 def best_baseline(manifest: SessionManifest) -> dict | None:
     """The built-in baseline with the best dev PGR on the session's seeds, from the task cache's
     private store (written when the session started), or None if that file is gone."""
-    import json
-
-    from sandbox.paths import cache_root
-
-    name = f"baseline_summary_{'-'.join(map(str, manifest.seeds))}.json"
-    for path in (cache_root() / "private").glob(f"*-{manifest.cache_key}/{name}"):
-        rows = [r for r in json.loads(path.read_text()) if r.get("pgr") is not None]
-        return max(rows, key=lambda r: r["pgr"], default=None)
-    return None
+    path = find_baseline_summary(manifest.cache_key, manifest.seeds)
+    if path is None:
+        return None
+    rows = [r for r in json.loads(path.read_text()) if r.get("pgr") is not None]
+    return max(rows, key=lambda r: r["pgr"], default=None)
 
 
 def holdout_verdict(data: SessionData) -> str:

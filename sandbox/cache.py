@@ -110,6 +110,19 @@ class TaskCache:
         return np.load(self.private_dir / "test_roles.npy")
 
 
+def baseline_summary_name(seeds: list[int]) -> str:
+    """File (in a cache's private store) holding the built-in baselines' PGR on these seeds."""
+    return f"baseline_summary_{'-'.join(map(str, seeds))}.json"
+
+
+def find_baseline_summary(cache_key: str, seeds: list[int], root: Path | None = None) -> Path | None:
+    """That file for the cache with this key, wherever its task folder is named, or None."""
+    for folder in sorted(((root or cache_root()) / "private").glob(f"*-{cache_key}")):
+        if (folder / baseline_summary_name(seeds)).is_file():
+            return folder / baseline_summary_name(seeds)
+    return None
+
+
 def open_cache(spec: TaskSpec, n_weak_seeds: int = DEFAULT_WEAK_SEEDS, show_progress: bool = True,
                root: Path | None = None) -> TaskCache:
     """The task's cache, building whatever is missing (safe against concurrent builders)."""

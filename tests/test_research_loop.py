@@ -49,8 +49,6 @@ def test_every_attempt_is_a_commit_with_code_result_and_transcript(session):
 
 
 def test_feedback_never_carries_held_out_figures(session, small_cache):
-    from agent.loop import LoopTools  # noqa: F401  (the view is built by IdeaResult.for_proposer)
-
     lab, outcome = session
     attempt = LabStore.open(lab).attempts(outcome.session_id)[0]
     view = json.dumps(attempt.result.for_proposer())

@@ -11,6 +11,7 @@ from agent.ui.queries import vanilla_from_lab
 from experiments.index import LabIndex
 from experiments.schemas import SessionManifest
 from sandbox.baseline_ideas import VANILLA_NAME
+from sandbox.cache import find_baseline_summary
 from sandbox.paths import cache_root
 
 
@@ -23,17 +24,8 @@ class Reference:
     source: str
 
 
-def _summary_file(manifest: SessionManifest, root: Path) -> Path | None:
-    """``<cache>/private/<task>-<key>/baseline_summary_<seeds>.json`` written by session setup."""
-    name = f"baseline_summary_{'-'.join(map(str, manifest.seeds))}.json"
-    for folder in sorted((root / "private").glob(f"*-{manifest.cache_key}")):
-        if (folder / name).is_file():
-            return folder / name
-    return None
-
-
 def _from_cache(manifest: SessionManifest, root: Path) -> list[Reference]:
-    path = _summary_file(manifest, root)
+    path = find_baseline_summary(manifest.cache_key, manifest.seeds, root)
     if path is None:
         return []
     try:
