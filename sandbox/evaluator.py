@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,8 +17,9 @@ import numpy as np
 from sandbox.baseline_ideas import VANILLA_NAME, baseline_path
 from sandbox.cache import TaskCache, stat
 from sandbox.errors import BudgetExhaustedError
+from sandbox.executors import Executor, LocalExecutor, SeedRequest
 from sandbox.results import IdeaResult, PairedDiff, SeedResult
-from sandbox.runner import DEFAULT_ISOLATION, Isolation, Limits, RunOutput, get_isolation, run_idea
+from sandbox.runner import DEFAULT_ISOLATION, Isolation, Limits, RunOutput, get_isolation
 
 VANILLA = baseline_path(VANILLA_NAME)
 ROW_SUM_TOLERANCE = 1e-3
@@ -118,19 +118,20 @@ def _t_half_width(values: list[float]) -> float | None:
 
 
 class Evaluator:
-    """Scores ideas on one task cache. Thread-safe; seeds run in parallel up to ``parallel``."""
+    """Scores ideas on one task cache. Thread-safe. Seeds run on ``executor`` (default: the
+    local pool, ``parallel`` at once, sharing ``slots`` with other evaluators); scoring always
+    happens here, where the gold labels are."""
 
     def __init__(self, cache: TaskCache, *, isolation: str | Isolation = DEFAULT_ISOLATION,
                  budget: ScoringBudget | None = None, time_budget_s: float = 300.0,
-                 parallel: int | None = None, slots: threading.Semaphore | None = None) -> None:
+                 parallel: int | None = None, slots: threading.Semaphore | None = None,
+                 executor: Executor | None = None) -> None:
         self.cache = cache
         self.isolation = get_isolation(isolation) if isinstance(isolation, str) else isolation
         self.budget = budget or ScoringBudget()
         self.parallel = max(1, parallel or os.cpu_count() or 1)
         self.time_budget_s = time_budget_s
-        # Shared by every evaluator of a multi-researcher session: never more idea processes
-        # at once than there are slots (cores), whoever asks.
-        self.slots = slots or threading.BoundedSemaphore(self.parallel)
+        self.executor = executor or LocalExecutor(self.parallel, slots)
         self.card = cache.card()
         self.baselines = cache.baselines()
         self._gold, self._roles = cache.gold_test(), cache.test_roles()
@@ -147,18 +148,18 @@ class Evaluator:
             raise ValueError(f"seeds {missing} have no weak teacher; build the cache with more seeds")
         if charge:  # reserve up front, so researchers sharing a budget never overdraw it
             self.budget.charge(len(seeds))
-        with ThreadPoolExecutor(self.parallel) as pool:
-            outputs = list(pool.map(lambda s: self._run(idea, s), seeds))
+        outputs = self.executor.run([self.request(idea, s) for s in seeds])
         if charge:
             self.budget.refund(sum(1 for out in outputs if out.status != "ok" or out.predictions is None))
         results = [self.score(out, seed, charge=False) for out, seed in zip(outputs, seeds, strict=True)]
         vanilla = self.vanilla_pgrs(seeds) if compare_vanilla and idea.resolve() != VANILLA.resolve() else None
         return self._aggregate(name or idea.stem, results, vanilla)
 
-    def _run(self, idea: Path, seed: int) -> RunOutput:
-        with self.slots:
-            return run_idea(idea.resolve(), self.cache.public_dir, seed, self._limits(),
-                            self.isolation)
+    def request(self, idea: Path, seed: int) -> SeedRequest:
+        """One seed run: public inputs only (an executor may send it to another machine)."""
+        return SeedRequest(idea=idea.resolve(), seed=seed, public_dir=self.cache.public_dir,
+                           limits=self._limits(), isolation=self.isolation,
+                           cache_key=self.card.cache_key)
 
     def score(self, out: RunOutput, seed: int, charge: bool = True) -> SeedResult:
         base = SeedResult(seed=seed, status=out.status, runtime_s=out.runtime_s, error=out.error,

@@ -1,0 +1,150 @@
+"""Where seed runs happen: the seam between the trusted evaluator and the machines.
+
+The evaluator builds one ``SeedRequest`` per seed of an attempt and hands the whole batch to an
+``Executor``; it gets one ``RunOutput`` per request back, in order, and scores them itself. A
+request carries only what the idea may see (the idea file, the public cache dir, limits): never
+gold labels or test roles, so no executor can ship them anywhere.
+
+Executors are pluggable (``register_executor``): ``local`` (the default) runs seeds on this
+machine in a bounded pool, never more idea processes at once than a shared slot semaphore allows;
+``ray`` (sandbox.executors_ray, optional extra) runs each seed as a Ray task on a cluster node,
+under the same isolation.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sandbox.errors import HarnessError
+from sandbox.runner import Isolation, Limits, RunOutput, run_idea
+
+__all__ = ["Executor", "ExecutorOptions", "LocalExecutor", "SeedRequest", "SeedResources",
+           "executor_names", "get_executor", "register_executor"]
+DEFAULT_EXECUTOR = "local"
+CANCELLED = "cancelled before it started (the session was interrupted)"
+
+
+@dataclass(frozen=True)
+class SeedResources:
+    """Logical resources one seed run asks a scheduler for (Ray); the sandbox's own limits
+    (``Limits``) are what is enforced on the node."""
+
+    cpus: float = 1.0
+    gpus: float = 0.0
+    memory_bytes: int | None = None  # None: ask for nothing; Limits.memory_bytes still caps it
+
+
+@dataclass(frozen=True)
+class SeedRequest:
+    """One run of one idea for one seed. Only public inputs: executors may send it anywhere.
+
+    New fields get defaults so every executor keeps working when one is added."""
+
+    idea: Path
+    seed: int
+    public_dir: Path
+    limits: Limits
+    isolation: Isolation
+    cache_key: str = ""  # content key of ``public_dir``: a remote copy is checked against it
+    resources: SeedResources = field(default_factory=SeedResources)
+
+
+class Executor:
+    """Runs batches of seed requests; thread-safe (parallel researchers share one)."""
+
+    name = "base"
+
+    def run(self, requests: Sequence[SeedRequest]) -> list[RunOutput]:
+        """Run every request (all seeds of one attempt); outputs in request order. A seed that
+        cannot run comes back as a failed ``RunOutput``, never as an exception, unless the
+        executor itself is unusable (``HarnessError``)."""
+        raise NotImplementedError
+
+    def cancel(self) -> None:
+        """Stop what is in flight and refuse what has not started (Ctrl-C). Idempotent."""
+
+    def close(self) -> None:
+        """Release what the executor holds (a cluster connection, processes it started)."""
+
+    def describe(self) -> str:
+        return self.name
+
+
+@dataclass
+class ExecutorOptions:
+    """How to build an executor (from the CLI or a session config)."""
+
+    parallel: int | None = None  # seeds at once per batch; default: cores
+    slots: threading.Semaphore | None = None  # shared across evaluators: idea processes at once
+    ray_address: str | None = None  # "auto", "HOST:PORT" or "ray://HOST:PORT"
+    cpus: float | None = None  # per seed; default: the limits' threads
+    gpus: float = 0.0  # per seed
+    memory_bytes: int | None = None  # per seed, a scheduling request
+    max_retries: int = 2  # re-runs of a seed whose worker or node died
+    on_notice: Callable[[str], None] | None = None  # one-line notices ("started a local cluster")
+
+
+class LocalExecutor(Executor):
+    """Seeds on this machine: a thread per seed up to ``parallel``, each holding a slot."""
+
+    name = "local"
+
+    def __init__(self, parallel: int | None = None, slots: threading.Semaphore | None = None) -> None:
+        self.parallel = max(1, parallel or os.cpu_count() or 1)
+        # Shared by every evaluator of a multi-researcher session: never more idea processes
+        # at once than there are slots (cores), whoever asks.
+        self.slots = slots or threading.BoundedSemaphore(self.parallel)
+        self._cancelled = threading.Event()
+
+    def run(self, requests: Sequence[SeedRequest]) -> list[RunOutput]:
+        if not requests:
+            return []
+        with ThreadPoolExecutor(min(self.parallel, len(requests))) as pool:
+            return list(pool.map(self._run_one, requests))
+
+    def _run_one(self, req: SeedRequest) -> RunOutput:
+        with self.slots:
+            if self._cancelled.is_set():
+                return RunOutput("killed", error=CANCELLED, isolation=req.isolation.name)
+            return run_idea(req.idea.resolve(), req.public_dir, req.seed, req.limits, req.isolation)
+
+    def cancel(self) -> None:
+        # Runs in flight end by their own time limit; what has not started never does.
+        self._cancelled.set()
+
+
+def _local_factory(options: ExecutorOptions) -> Executor:
+    return LocalExecutor(options.parallel, options.slots)
+
+
+def _ray_factory(options: ExecutorOptions) -> Executor:
+    try:
+        import ray  # noqa: F401  (only to say what to install when it is missing)
+    except ImportError as exc:
+        raise HarnessError("--executor ray needs Ray: pip install -e '.[ray]'") from exc
+    from sandbox.executors_ray import RayExecutor
+
+    return RayExecutor(options)
+
+
+_EXECUTORS: dict[str, Callable[[ExecutorOptions], Executor]] = {"local": _local_factory, "ray": _ray_factory}
+
+
+def register_executor(name: str, factory: Callable[[ExecutorOptions], Executor]) -> None:
+    _EXECUTORS[name] = factory
+
+
+def executor_names() -> list[str]:
+    return sorted(_EXECUTORS)
+
+
+def get_executor(name: str = DEFAULT_EXECUTOR, options: ExecutorOptions | None = None) -> Executor:
+    """A new executor by name; ``HarnessError`` (one line) if unknown or not installed."""
+    if name not in _EXECUTORS:
+        raise HarnessError(f"unknown executor {name!r}: use one of {', '.join(executor_names())}")
+    return _EXECUTORS[name](options or ExecutorOptions())
