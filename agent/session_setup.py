@@ -147,6 +147,9 @@ def _baseline_rows(evaluator: Evaluator, seeds: list[int]) -> list[dict[str, Any
         r = evaluator.evaluate(idea, seeds, compare_vanilla=idea.stem != VANILLA_NAME, charge=False)
         rows.append({"name": idea.stem, "status": r.status, "pgr": r.pgr.mean if r.pgr else None,
                      "pgr_ci95": r.pgr_ci95, HELDOUT_KEY: r.heldout_pgr.mean if r.heldout_pgr else None,
+                     # per-seed values: reports test gains over baselines paired by seed
+                     "pgr_values": r.pgr.values if r.pgr else None,
+                     HELDOUT_KEY + "_values": r.heldout_pgr.values if r.heldout_pgr else None,
                      "description": ast.get_docstring(ast.parse(idea.read_text())) or ""})
     return rows
 
@@ -154,13 +157,13 @@ def _baseline_rows(evaluator: Evaluator, seeds: list[int]) -> list[dict[str, Any
 def open_session(config: ResearchConfig, *, show_progress: bool = True,
                  shared: SharedResources | None = None) -> SessionContext:
     """Create a new session in the lab, or reopen one to resume it."""
-    store = LabStore.open(config.lab)
     if config.resume:
-        return _reopen(config, store, show_progress, shared)
+        return _reopen(config, LabStore.open(config.lab), show_progress, shared)
     session_id = config.session_id or new_session_id(config.task, config.proposer)
     spec = get_task(config.task, _sizes(config.split_sizes))
     seeds = list(range(config.seeds))
     cache = open_cache(spec, n_weak_seeds=config.seeds, show_progress=show_progress)
+    store = LabStore.open(config.lab)  # after the task opened: a bad task leaves no empty lab
     budgets = config.budgets.model_dump()
     budgets.update(split_sizes=config.split_sizes, isolation=config.isolation,
                    time_budget_s=config.time_budget_s, proposer_seed=config.proposer_seed,
@@ -221,6 +224,6 @@ def _context(config: ResearchConfig, store: LabStore, manifest: SessionManifest,
             ctx.best = (a.attempt_id, a.result.pgr.mean)
     tracker.best_pgr = ctx.best[1] if ctx.best else None
     # What proposers see: dev figures only (the file keeps held-out PGR for reports).
-    ctx.baseline_summary = [{k: v for k, v in row.items() if k != HELDOUT_KEY}
+    ctx.baseline_summary = [{k: v for k, v in row.items() if not k.startswith(HELDOUT_KEY)}
                             for row in baseline_summary(evaluator, manifest.seeds)]
     return ctx

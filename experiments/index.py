@@ -17,6 +17,9 @@ from experiments.gitobjects import READ_ERRORS
 from experiments.reviews import NOTES_REF, read_all_notes
 from experiments.schemas import AttemptSummary, Review, SessionSummary
 from experiments.store import ATTEMPTS_DIR, SESSION_FILE, SESSION_REFS, StoreError
+from sandbox.errors import HarnessError
+from sandbox.tasks import get_task
+from sandbox.tasks.registry import readable_name
 
 if TYPE_CHECKING:
     from experiments.store import LabStore
@@ -231,6 +234,31 @@ class LabIndex:
         """The best ok attempts on ``task`` by dev PGR."""
         return [r for r in self.ideas(task=task, statuses=["ok"], sort="pgr", limit=limit,
                                       include_replays=include_replays) if r.pgr is not None]
+
+    def replay_count(self, task: str) -> int:
+        """Ok attempts on ``task`` that come from replay sessions (hidden from leaderboards by default)."""
+        self.refresh()
+        with self._db() as db:
+            return db.execute("SELECT COUNT(*) FROM attempts a JOIN sessions s USING(session_id) "
+                              "WHERE a.task = ? AND a.status = 'ok' AND s.proposer = 'replay'", (task,)).fetchone()[0]
+
+    def resolve_task(self, text: str) -> str:
+        """The task identity ``text`` means here: an identity as stored, a task name or directory
+        (resolved to its ``name@content-key`` identity), or the readable part of one identity."""
+        tasks = self.tasks()
+        if text in tasks:
+            return text
+        try:
+            return get_task(text).name  # a registered name or a task directory
+        except HarnessError:
+            pass
+        hits = [t for t in tasks if readable_name(t) == text or t.startswith(text)]
+        if len(hits) == 1:
+            return hits[0]
+        if hits:
+            raise StoreError(f"task {text!r} is ambiguous in this lab: {', '.join(sorted(hits))}; "
+                             "pass one of them or the task directory")
+        raise StoreError(f"no attempts on task {text!r} in this lab; tasks here: {', '.join(tasks) or 'none yet'}")
 
     def tasks(self) -> dict[str, int]:
         self.refresh()

@@ -6,10 +6,13 @@ import json
 from dataclasses import dataclass
 from html import escape
 
+import numpy as np
+
 from experiments.plot import Point, pgr_svg
 from experiments.schemas import Attempt, AttemptSummary, SessionManifest
 from experiments.store import LabStore, StoreError
 from sandbox.cache import find_baseline_summary
+from sandbox.evaluator import paired_difference, t_half_width
 
 FORMATS = ("md", "html")
 _CSS = ("body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}"
@@ -44,8 +47,31 @@ def best_baseline(manifest: SessionManifest) -> dict | None:
     return max(rows, key=lambda r: r["pgr"], default=None)
 
 
+def gain_verdict(gain: float, half_width: float | None, paired: bool) -> str:
+    """Words for a gain that respect its 95% interval: it "holds" only when the interval excludes 0."""
+    if half_width is None:
+        return "untested (one seed: no interval)"
+    how = "paired over seeds" if paired else "the attempt's own interval; the baseline taken as fixed"
+    lo, hi = gain - half_width, gain + half_width
+    if lo > 0:
+        return f"holds (95% interval [{lo:+.3f}, {hi:+.3f}] excludes 0; {how})"
+    if hi < 0:
+        return f"reversed: the baseline is better (95% interval [{lo:+.3f}, {hi:+.3f}]; {how})"
+    return f"not shown: the 95% interval [{lo:+.3f}, {hi:+.3f}] includes 0 ({how})"
+
+
+def _gain(attempt_values: list[float], base_values: list[float] | None, base_mean: float) -> tuple[float, float | None, bool]:
+    """(mean gain, 95% half-width, paired?) of an attempt over a baseline on the same seeds."""
+    if base_values and len(base_values) == len(attempt_values):
+        diff = paired_difference(dict(enumerate(attempt_values)), dict(enumerate(base_values)))
+        if diff is not None:
+            return diff.mean, diff.ci95, True
+    return float(np.mean(attempt_values)) - base_mean, t_half_width(attempt_values), False
+
+
 def holdout_verdict(data: SessionData) -> str:
-    """One paragraph: best attempt vs best built-in baseline, on dev and on held-out."""
+    """One paragraph: best attempt vs best built-in baseline, on dev and on held-out, each gain
+    judged by its 95% interval (paired over seeds when the baseline's per-seed values are kept)."""
     best = next((r for r in data.rows if data.best and r.attempt_id == data.best.attempt_id), None)
     base = best_baseline(data.manifest)
     if best is None or base is None:
@@ -54,11 +80,13 @@ def holdout_verdict(data: SessionData) -> str:
     text = (f"Best attempt #{best.index}: dev PGR {_num(best.pgr, True)}, held-out PGR "
             f"{_num(best.heldout_pgr, True)}. Best built-in baseline ({base['name']}): dev PGR "
             f"{_num(base['pgr'], True)}, held-out PGR {_num(ho, True)}.")
-    if best.pgr is None or best.heldout_pgr is None or ho is None:
+    result = data.best.result if data.best else None
+    if result is None or result.pgr is None or result.heldout_pgr is None or ho is None:
         return text
-    dev_gain, ho_gain = best.pgr - base["pgr"], best.heldout_pgr - ho
-    holds = "holds" if dev_gain > 0 and ho_gain > 0 else "does not hold" if dev_gain > 0 else "n/a (no dev gain)"
-    return f"{text} Gain over the baseline: dev {dev_gain:+.3f}, held-out {ho_gain:+.3f}: the gain {holds}."
+    dev = _gain(result.pgr.values, base.get("pgr_values"), base["pgr"])
+    held = _gain(result.heldout_pgr.values, base.get("heldout_pgr_values"), ho)
+    return (f"{text} Gain over the baseline: dev {dev[0]:+.3f}: {gain_verdict(*dev)}; held-out {held[0]:+.3f}: "
+            f"{gain_verdict(*held)}. The gain holds only where its interval excludes 0.")
 
 
 def load(store: LabStore, session_id: str) -> SessionData:

@@ -123,12 +123,18 @@ def find_baseline_summary(cache_key: str, seeds: list[int], root: Path | None = 
     return None
 
 
+def locate_cache(spec: TaskSpec, root: Path | None = None) -> tuple[TaskCache, LabeledData]:
+    """Where the task's cache is (built or not) and its data; split sizes fitted to the data."""
+    data = spec.load()
+    spec = spec.fitted(data)
+    return TaskCache(spec=spec, key=cache_key(spec, data), root=root or cache_root()), data
+
+
 def open_cache(spec: TaskSpec, n_weak_seeds: int = DEFAULT_WEAK_SEEDS, show_progress: bool = True,
                root: Path | None = None) -> TaskCache:
     """The task's cache, building whatever is missing (safe against concurrent builders)."""
-    root = root or cache_root()
-    data = spec.load()
-    cache = TaskCache(spec=spec, key=cache_key(spec, data), root=root)
+    cache, data = locate_cache(spec, root)
+    root = cache.root
     n_weak_seeds = max(n_weak_seeds, DEFAULT_WEAK_SEEDS)
     if cache.exists() and len(cache.card().weak_seeds) >= n_weak_seeds:
         return cache
@@ -178,7 +184,8 @@ def _build(cache: TaskCache, data: LabeledData, show_progress: bool) -> None:
         layers=list(feats), feature_dim=int(feats["final"].shape[1]), weak_seeds=[], cache_key=cache.key,
     )
     (public / "card.json").write_text(card.model_dump_json(indent=2))
-    (private / "build.json").write_text(json.dumps({"build_seconds": time.monotonic() - started}))
+    (private / "build.json").write_text(json.dumps({
+        "build_seconds": time.monotonic() - started, "source": spec.source, "sizes": spec.sizes.text()}))
     for tmp, final in ((private, cache.private_dir), (public, cache.public_dir)):
         if final.exists():
             shutil.rmtree(final)
@@ -253,3 +260,34 @@ def _summarise(per_seed: dict) -> FixedBaselines:
         ceiling_dev=pick("dev", "ceiling"), ceiling_heldout=pick("heldout", "ceiling"),
         ceiling_recipe=CEILING_RECIPE,
     )
+
+
+@dataclass
+class CachedTask:
+    """One built task cache found on disk (what `aar tasks` lists for directory tasks)."""
+
+    name: str
+    key: str
+    source: str
+    sizes: str
+    baselines: FixedBaselines | None
+
+
+def cached_tasks(root: Path | None = None) -> list[CachedTask]:
+    """Every built cache under ``root``, newest card first."""
+    root = root or cache_root()
+    out = []
+    cards = sorted((root / "public").glob("*/card.json"), key=lambda p: -p.stat().st_mtime)
+    for card_path in cards:
+        try:
+            card = TaskCard.model_validate_json(card_path.read_text())
+        except (OSError, ValueError):
+            continue  # a half-written or foreign folder is not a task cache
+        private = root / "private" / card_path.parent.name
+        build = json.loads((private / "build.json").read_text()) if (private / "build.json").is_file() else {}
+        base = private / "baselines.json"
+        baselines = FixedBaselines.model_validate_json(base.read_text()) if base.is_file() else None
+        sizes = build.get("sizes") or f"?,{card.n_unlabeled},?,? (test {card.n_test})"
+        out.append(CachedTask(name=card.name, key=card.cache_key, source=build.get("source", ""),
+                              sizes=sizes, baselines=baselines))
+    return out

@@ -109,7 +109,8 @@ def degeneracy_warnings(probs: np.ndarray, weak_test_probs: np.ndarray) -> list[
     return warnings
 
 
-def _t_half_width(values: list[float]) -> float | None:
+def t_half_width(values: list[float]) -> float | None:
+    """Half-width of the 95% t-interval of the mean (None below two values)."""
     if len(values) < 2:
         return None
     from scipy import stats as sps  # lazy: scipy.stats costs seconds at CLI start-up
@@ -210,7 +211,7 @@ class Evaluator:
         if not ok:
             return result
         pgrs = [r.pgr for r in ok if r.pgr is not None]
-        result.pgr, result.pgr_ci95 = stat(pgrs), _t_half_width(pgrs)
+        result.pgr, result.pgr_ci95 = stat(pgrs), t_half_width(pgrs)
         result.dev_acc = stat([r.dev_acc for r in ok if r.dev_acc is not None])
         result.heldout_acc = stat([r.heldout_acc for r in ok if r.heldout_acc is not None])
         result.heldout_pgr = stat([r.heldout_pgr for r in ok if r.heldout_pgr is not None])
@@ -232,4 +233,4 @@ def paired_difference(idea: dict[int, float], vanilla: dict[int, float]) -> Pair
             from scipy import stats as sps
 
             p_value = float(sps.ttest_1samp(diffs, 0.0).pvalue)
-    return PairedDiff(mean=float(np.mean(diffs)), ci95=_t_half_width(diffs), p_value=p_value, n=len(diffs))
+    return PairedDiff(mean=float(np.mean(diffs)), ci95=t_half_width(diffs), p_value=p_value, n=len(diffs))

@@ -62,7 +62,7 @@ def test_custom_task_reads_all_three_schemas(tmp_path):
 
     (binary / "task.json").write_text(json.dumps({"name": "arith", "strong_model": "minilm-l6"}))
     spec = get_task(str(binary))
-    assert spec.name == "arith" and spec.weak_model == "tfidf"
+    assert spec.name.startswith("arith@") and spec.weak_model == "tfidf"
 
 
 def test_custom_task_bad_rows_name_file_and_line(tmp_path):

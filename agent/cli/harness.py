@@ -25,9 +25,8 @@ from agent.cli.common import (
     resolve_isolation,
 )
 from sandbox.baseline_ideas import baseline_files
-from sandbox.cache import TaskCache, cache_key, open_cache
+from sandbox.cache import TaskCache, cached_tasks, locate_cache, open_cache
 from sandbox.evaluator import Evaluator
-from sandbox.paths import cache_root
 from sandbox.results import IdeaResult
 from sandbox.tasks import get_task, list_tasks
 
@@ -39,33 +38,41 @@ def _open(task: str, sizes: str | None, seeds: int, quiet: bool) -> TaskCache:
 
 @app.command("tasks")
 def tasks_cmd(json_out: bool = JSON_OPTION) -> None:
-    """List tasks: sizes, weak and strong models, and fixed baselines once cached."""
+    """List tasks (built-in, and task directories already cached): sizes, models, fixed baselines."""
     rows = []
     for name in list_tasks():
         spec = get_task(name)
         row = {"name": name, "description": spec.description, "weak_model": spec.weak_model,
-               "strong_model": spec.strong_model, "sizes": spec.sizes.model_dump(), "cached": False}
+               "strong_model": spec.strong_model, "sizes": spec.sizes.text(), "cached": False,
+               "source": spec.source}
         try:
-            cache = TaskCache(spec=spec, key=cache_key(spec, spec.load()), root=cache_root())
+            cache, _ = locate_cache(spec)
+            row["sizes"] = cache.spec.sizes.text()
             if cache.exists():
-                row.update(cached=True, baselines=cache.baselines().model_dump())
+                row.update(cached=True, cache_key=cache.key, baselines=cache.baselines().model_dump())
         except Exception as exc:  # a missing asset is reported, not fatal for the listing
             row["unavailable"] = str(exc)
         rows.append(row)
+    for found in cached_tasks():
+        if found.name in list_tasks():
+            continue
+        rows.append({"name": found.name, "description": f"task directory {found.source or '?'}",
+                     "weak_model": "", "strong_model": "", "sizes": found.sizes, "cached": True,
+                     "cache_key": found.key, "source": found.source,
+                     "baselines": found.baselines and found.baselines.model_dump()})
     if json_out:
         print_json(rows)
         return
-    table = Table("task", "weak → strong", "weak-train/unlabeled/dev/held-out", "weak acc", "ceiling", "note")
+    table = Table("task", "weak → strong", "weak-train,unlabeled,dev,held-out", "weak acc", "ceiling", "source / note")
     for r in rows:
-        s, b = r["sizes"], r.get("baselines")
-        table.add_row(
-            r["name"], f"{r['weak_model']} → {r['strong_model']}",
-            f"{s['weak_train']}/{s['unlabeled']}/{s['dev']}/{s['heldout']}",
-            fmt(b and b["weak_dev"]["mean"]), fmt(b and b["ceiling_dev"]["mean"]),
-            r.get("unavailable", "" if r["cached"] else "not cached yet"),
-        )
+        b = r.get("baselines")
+        models = f"{r['weak_model']} → {r['strong_model']}" if r["weak_model"] else "—"
+        note = r.get("unavailable") or ("" if r["cached"] else "not cached yet ")
+        table.add_row(r["name"], models, r["sizes"], fmt(b and b["weak_dev"]["mean"]),
+                      fmt(b and b["ceiling_dev"]["mean"]), (note + (r["source"] or "")).strip()[:80])
     console.print(table)
-    console.print("Custom tasks: pass a directory of jsonl files as --task (see prompts/idea_contract.md).")
+    console.print("Custom tasks: pass a directory of jsonl files as --task (see prompts/idea_contract.md); "
+                  "cached ones are listed above as name@content-key.")
 
 
 def _result_row(r: IdeaResult) -> list[str]:

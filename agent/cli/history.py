@@ -123,11 +123,18 @@ def leaderboard_cmd(task: str | None = typer.Option(None, "--task", "-t", help="
         if len(tasks) != 1:
             fail("pass --task; tasks in this lab: " + (", ".join(tasks) or "none yet"))
         task = next(iter(tasks))
+    task = store.index.resolve_task(task)
     rows = store.index.leaderboard(task, limit, include_replays)
+    hidden = 0 if include_replays else store.index.replay_count(task)
     if json_out:
         print_json([r.model_dump() for r in rows])
         return
+    if not rows and not hidden:
+        fail(f"no scored attempts on task {task} in {store.path}; tasks here: "
+             + (", ".join(store.index.tasks()) or "none yet"))
     console.print(leaderboard_table(rows, task))
+    if hidden:
+        console.print(f"{hidden} replayed run(s) on {task} not shown: --include-replays lists them")
 
 
 @app.command("export")

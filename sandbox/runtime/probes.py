@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from sandbox.runtime.arrays import to_tensor
+
 
 def confident_mask(probs: np.ndarray, threshold: float = 0.75) -> np.ndarray:
     """Rows whose largest class probability reaches ``threshold``."""
@@ -12,7 +14,7 @@ def confident_mask(probs: np.ndarray, threshold: float = 0.75) -> np.ndarray:
 
 
 def _unit(x: np.ndarray) -> torch.Tensor:
-    t = torch.as_tensor(np.asarray(x, dtype=np.float32))
+    t = to_tensor(x)
     return t / t.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
 
@@ -71,7 +73,7 @@ def label_propagation(x: np.ndarray, y_init: np.ndarray, k: int = 10, alpha: flo
     weights = ((weights + weights.t()) * 0.5).coalesce()
     degree = torch.sparse.sum(weights, dim=1).to_dense().clamp_min(1e-12)
     inv_sqrt = degree.pow(-0.5)
-    y0 = torch.as_tensor(np.asarray(y_init, dtype=np.float32))
+    y0 = to_tensor(y_init)
     f = y0.clone()
     for _ in range(iters):
         spread = inv_sqrt[:, None] * torch.sparse.mm(weights, inv_sqrt[:, None] * f)

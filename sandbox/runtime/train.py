@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sandbox.runtime.arrays import to_tensor
 from sandbox.runtime.losses import LossFn, soft_ce
 
 
@@ -23,7 +24,7 @@ class Head:
     def logits(self, x: np.ndarray) -> torch.Tensor:
         self.module.eval()
         with torch.no_grad():
-            return self.module(torch.as_tensor(np.asarray(x, dtype=np.float32)))
+            return self.module(to_tensor(x))
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         return self.logits(x).softmax(-1).numpy()
@@ -78,12 +79,12 @@ def train_head(
     """
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    xt = torch.as_tensor(np.asarray(x, dtype=np.float32))
-    yt = torch.as_tensor(np.asarray(targets, dtype=np.float32))
+    xt = to_tensor(x)
+    yt = to_tensor(targets)
     module = make_head(xt.shape[1], yt.shape[1], hidden, dropout)
     opt = torch.optim.AdamW(module.parameters(), lr=lr, weight_decay=weight_decay)
-    weights = None if sample_weight is None else torch.as_tensor(np.asarray(sample_weight, np.float64))
-    val_t = None if val is None else tuple(torch.as_tensor(np.asarray(a, np.float32)) for a in val)
+    weights = None if sample_weight is None else to_tensor(sample_weight, np.float64)
+    val_t = None if val is None else tuple(to_tensor(a) for a in val)
     steps_per_epoch = max(1, (len(xt) + batch_size - 1) // batch_size)
     total = epochs * steps_per_epoch
     best_state, best_score, since_best = None, -1.0, 0

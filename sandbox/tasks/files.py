@@ -12,11 +12,12 @@ directory, or ``hf:<id>`` for users with network access. All rows are pooled and
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 from sandbox.errors import HarnessError
-from sandbox.tasks.registry import LabeledData, TaskSpec
+from sandbox.tasks.registry import TASK_KEY_SEPARATOR, LabeledData, TaskSpec
 
 
 def _row_to_example(row: dict, where: str) -> tuple[str, str]:
@@ -63,12 +64,28 @@ def load_jsonl_directory(directory: Path) -> LabeledData:
     return LabeledData(texts=texts, labels=[index[c] for c in names], classes=classes)
 
 
+def directory_key(directory: Path) -> str:
+    """A content key of a task directory: its jsonl files and task.json, not where it lives,
+    so two folders with the same name but other rows are two tasks, and a moved copy is one."""
+    h = hashlib.sha256()
+    for path in sorted(directory.glob("*.jsonl")) + [directory / "task.json"]:
+        if path.is_file():
+            h.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()[:8]
+
+
 def task_from_directory(directory: Path) -> TaskSpec:
+    """A task from a directory; its name is the readable name joined to the content key
+    (``name@key``), the one identity sessions, results, caches and leaderboards use."""
     config_path = directory / "task.json"
-    config = json.loads(config_path.read_text()) if config_path.exists() else {}
+    try:
+        config = json.loads(config_path.read_text()) if config_path.exists() else {}
+    except json.JSONDecodeError as exc:
+        raise HarnessError(f"{config_path}: not valid JSON ({exc.msg}); fix it or remove it") from exc
     directory = directory.resolve()
+    readable = str(config.get("name", directory.name)).replace(TASK_KEY_SEPARATOR, "-")
     return TaskSpec(
-        name=config.get("name", directory.name),
+        name=f"{readable}{TASK_KEY_SEPARATOR}{directory_key(directory)}",
         description=config.get("description", f"custom task from {directory}"),
         load=lambda: load_jsonl_directory(directory),
         weak_model=config.get("weak_model", "tfidf"),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from sandbox.errors import UnknownTaskError
+from sandbox.errors import HarnessError, UnknownTaskError
 
 
 class SplitSizes(BaseModel):
@@ -35,6 +35,30 @@ class SplitSizes(BaseModel):
     @property
     def total(self) -> int:
         return self.weak_train + self.unlabeled + self.dev + self.heldout
+
+    def text(self) -> str:
+        """The ``--split-sizes`` form of these sizes."""
+        return f"{self.weak_train},{self.unlabeled},{self.dev},{self.heldout}"
+
+    def scaled_to(self, n_rows: int, n_classes: int) -> SplitSizes:
+        """These proportions shrunk to fit ``n_rows`` (never grown), or a HarnessError when even
+        the smallest useful splits (``min_split`` rows each) do not fit."""
+        least = min_split(n_classes)
+        if self.total <= n_rows:
+            return self
+        scale = n_rows / self.total
+        sizes = {k: int(v * scale) for k, v in self.model_dump().items()}
+        if min(sizes.values()) < least:
+            need = int(self.total * least / min(self.model_dump().values())) + 1
+            raise HarnessError(
+                f"the task has {n_rows} rows, too few for four splits of at least {least} rows each in "
+                f"these proportions (about {need} rows needed): add rows or pass --split-sizes explicitly")
+        return SplitSizes(**sizes)
+
+
+def min_split(n_classes: int) -> int:
+    """The smallest split worth scoring: two examples per class, and at least 10."""
+    return max(10, 2 * n_classes)
 
 
 @dataclass(frozen=True)
@@ -65,14 +89,34 @@ class TaskSpec:
     sizes: SplitSizes = field(default_factory=SplitSizes)
     split_seed: int = 0
     source: str = ""
+    sizes_given: bool = False
 
     def with_sizes(self, sizes: SplitSizes | None) -> TaskSpec:
         if sizes is None:
             return self
-        return replace(self, sizes=sizes)
+        return replace(self, sizes=sizes, sizes_given=True)
+
+    def fitted(self, data: LabeledData) -> TaskSpec:
+        """This task with split sizes that fit its data: default sizes shrink in proportion for
+        small tasks; sizes the user gave are kept, or refused with sizes that would fit."""
+        n, n_classes = len(data.labels), len(data.classes)
+        if self.sizes.total <= n:
+            return self
+        fitting = self.sizes.scaled_to(n, n_classes)
+        if self.sizes_given:
+            raise HarnessError(
+                f"split sizes {self.sizes.text()} need {self.sizes.total} rows but task {self.name} has {n}: "
+                f"pass --split-sizes {fitting.text()} (or smaller)")
+        return replace(self, sizes=fitting)
 
 
 _TASKS: dict[str, Callable[[], TaskSpec]] = {}
+TASK_KEY_SEPARATOR = "@"  # directory tasks are named "<readable name>@<content key>"
+
+
+def readable_name(task: str) -> str:
+    """The readable part of a task identity (``rows@1a2b3c4d`` -> ``rows``)."""
+    return task.split(TASK_KEY_SEPARATOR, 1)[0]
 
 
 def register_task(name: str) -> Callable[[Callable[[], TaskSpec]], Callable[[], TaskSpec]]:
