@@ -5,7 +5,10 @@ Two stores per task key, so the sandbox can mount the public one alone:
 ``<root>/public/<task>-<key>/``  card.json, texts.json, features/<split>__<layer>.npy,
                                  weak/seed_<s>/{unlabeled_soft,test_probs}.npy
 ``<root>/private/<task>-<key>/`` gold labels of every split, which test rows are dev or
-                                 held-out, weak-train texts, weak features, baselines.json
+                                 held-out, weak-train texts, weak features, baselines.json,
+                                 split_secret (random bytes made with the cache: the test order
+                                 and the dev/held-out roles follow from it, never from public
+                                 constants)
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import fcntl
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import time
 from collections.abc import Iterator
@@ -28,12 +32,13 @@ from sandbox.paths import cache_root
 from sandbox.progress import progress_bar
 from sandbox.results import FixedBaselines, Stat
 from sandbox.runtime.context import TaskCard
-from sandbox.splits import make_splits
+from sandbox.splits import make_splits, secret_test_layout
 from sandbox.tasks.registry import LabeledData, TaskSpec
 from sandbox.weak import WEAK_CONFIG, fit_feature_teacher, fit_tfidf_teacher
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: secret test order and roles (older caches rebuild)
 DEFAULT_WEAK_SEEDS = 5
+SECRET_NAME = "split_secret"
 CEILING_RECIPE = "train_head defaults (linear, 20 epochs, lr 3e-3) on final layer, gold one-hot, seed s"
 
 
@@ -150,12 +155,13 @@ def _build(cache: TaskCache, data: LabeledData, show_progress: bool) -> None:
     spec, started = cache.spec, time.monotonic()
     labels = np.asarray(data.labels)
     splits = make_splits(labels, len(data.classes), spec.sizes, spec.split_seed)
-    test_idx = np.concatenate([splits["dev"], splits["heldout"]])
-    roles = np.concatenate([np.zeros(len(splits["dev"])), np.ones(len(splits["heldout"]))])
-    order = np.random.default_rng(spec.split_seed + 1).permutation(len(test_idx))
-    test_idx, roles = test_idx[order], roles[order].astype(np.int8)
+    secret = secrets.token_bytes(32)
+    test_idx, roles = secret_test_layout(np.concatenate([splits["dev"], splits["heldout"]]), labels,
+                                         len(splits["dev"]), secret)
     text_of = lambda idx: [data.texts[i] for i in idx]  # noqa: E731
     public, private = (_fresh_tmp(d) for d in (cache.public_dir, cache.private_dir))
+    (private / SECRET_NAME).write_bytes(secret)
+    (private / SECRET_NAME).chmod(0o600)
 
     (private / "weak_train_texts.json").write_text(json.dumps(text_of(splits["weak_train"])))
     for name, idx in (("weak_train", splits["weak_train"]), ("unlabeled", splits["unlabeled"]), ("test", test_idx)):

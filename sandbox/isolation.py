@@ -8,7 +8,9 @@ every capability dropped. The file system is a read-only view of only what an id
                                           project's own packages and task-data packages masked
     /aar/lib/sandbox/{__init__.py,runtime}  the idea runtime, nothing else of the project
     /aar/boot.py, /aar/job.json           the bootstrap and the job (ro)
-    /aar/idea/<name>.py, /aar/public      the idea file and the task's public cache (ro)
+    /aar/idea/<name>.py, /aar/public      the idea file and the task's public cache (ro), its
+                                          weak/ (every seed's teacher) masked by an empty dir
+    /aar/weak                             a private copy of this run's own weak teacher (ro)
     /aar/out                              the output directory (rw, size watched by the parent)
     /aar/scratch, /tmp, /dev/shm          private tmpfs with a size cap
     /proc, /dev                           the sandbox's own, minimal
@@ -35,6 +37,7 @@ from sandbox.runner import PYTHON_FLAGS, Isolation, RunPlan, child_env, register
 
 AAR = "/aar"
 LIB, BOOT, JOB, PUBLIC = f"{AAR}/lib", f"{AAR}/boot.py", f"{AAR}/job.json", f"{AAR}/public"
+WEAK = f"{AAR}/weak"
 IDEA_DIR, SCRATCH, OUT = f"{AAR}/idea", f"{AAR}/scratch", f"{AAR}/out"
 SANDBOX_UID = 65534
 TMP_BYTES = 64 << 20
@@ -185,7 +188,7 @@ class BwrapIsolation(Isolation):
 
     def job_paths(self, plan: RunPlan) -> dict[str, str]:
         return {"idea_path": f"{IDEA_DIR}/{_idea_name(plan.idea)}", "public_dir": PUBLIC,
-                "scratch_dir": SCRATCH, "out_dir": OUT}
+                "scratch_dir": SCRATCH, "out_dir": OUT, "weak_dir": WEAK}
 
     def prepare(self, plan: RunPlan) -> None:
         root = plan.dirs.root
@@ -226,6 +229,9 @@ class BwrapIsolation(Isolation):
             "--ro-bind", str(d.job), JOB,
             "--ro-bind", str(d.root / "idea" / _idea_name(plan.idea)), f"{IDEA_DIR}/{_idea_name(plan.idea)}",
             "--ro-bind", str(plan.public_dir), PUBLIC,
+            # every seed's teacher is hidden; this run's own is a private copy of its own
+            "--perms", "0555", "--tmpfs", f"{PUBLIC}/weak", "--remount-ro", f"{PUBLIC}/weak",
+            "--ro-bind", str(d.weak), WEAK,
             "--bind", str(d.out), OUT,
             "--perms", "1777", "--size", str(limits.scratch_bytes), "--tmpfs", SCRATCH,
             "--proc", "/proc", "--dev", "/dev",

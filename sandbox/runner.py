@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,6 +29,7 @@ __all__ = ["Isolation", "Limits", "RunOutput", "get_isolation", "register_isolat
 WATCH_TICK_S = 0.1
 SANDBOX_SETUP_FAILED = 1  # bwrap's exit code when it cannot set the sandbox up
 ENV_ALLOW = ("PATH", "LANG", "LC_ALL", "TZ", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PYTHON_FLAGS = ("-s", "-P")  # no user site, no script/cwd on sys.path; PYTHONHASHSEED still honoured
 
 
@@ -53,9 +55,11 @@ class RunDirs:
     scratch: Path = field(init=False)
     out: Path = field(init=False)
     job: Path = field(init=False)
+    weak: Path = field(init=False)  # a private copy of this run's own weak teacher only
 
     def __post_init__(self) -> None:
         self.scratch, self.out, self.job = self.root / "scratch", self.root / "out", self.root / "job.json"
+        self.weak = self.root / "weak"
         self.scratch.mkdir()
         self.out.mkdir()
 
@@ -66,7 +70,7 @@ class RunPlan:
 
     idea: Path
     public_dir: Path
-    seed: int
+    seed: int  # the weak-teacher seed (= the student seed unless a request says otherwise)
     limits: Limits
     dirs: RunDirs
     sandbox_uid: int | None = None  # the uid the idea runs as, where the isolation picks one
@@ -85,7 +89,7 @@ class Isolation:
         """Paths as the idea process sees them (a sandbox mounts them elsewhere)."""
         d = plan.dirs
         return {"idea_path": str(plan.idea), "public_dir": str(plan.public_dir),
-                "scratch_dir": str(d.scratch), "out_dir": str(d.out)}
+                "scratch_dir": str(d.scratch), "out_dir": str(d.out), "weak_dir": str(d.weak)}
 
     def prepare(self, plan: RunPlan) -> None:
         """Set up anything the command needs under ``plan.dirs.root``."""
@@ -94,7 +98,8 @@ class Isolation:
         return [sys.executable, *PYTHON_FLAGS, "-m", "sandbox.runtime.entry", str(plan.dirs.job)]
 
     def environment(self, plan: RunPlan) -> dict[str, str]:
-        return child_env(plan.limits, plan.dirs.scratch)
+        # This checkout's runtime, not whichever copy the environment has installed.
+        return {**child_env(plan.limits, plan.dirs.scratch), "PYTHONPATH": str(PROJECT_ROOT)}
 
     def cwd(self, plan: RunPlan) -> Path:
         return plan.dirs.scratch
@@ -176,17 +181,35 @@ def _supervise(proc: subprocess.Popen, plan: RunPlan, started: float) -> tuple[i
             return None, RunOutput("killed", error=f"idea process killed: {problem}")
 
 
+def weak_teacher_dir(public_dir: Path, weak_seed: int) -> Path:
+    """Where the public cache keeps one seed's weak-teacher files."""
+    return public_dir / "weak" / f"seed_{weak_seed}"
+
+
+def copy_weak_teacher(public_dir: Path, weak_seed: int, dest: Path) -> None:
+    """A private copy of one seed's weak teacher: a run sees its own teacher and no other."""
+    src = weak_teacher_dir(public_dir, weak_seed)
+    if not src.is_dir():  # the evaluator checks seeds first; here the idea just finds none
+        dest.mkdir()
+        return
+    shutil.copytree(src, dest)
+    for path in (dest, *dest.iterdir()):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+
 def run_idea(idea: Path, public_dir: Path, seed: int, limits: Limits,
-             isolation: Isolation | None = None) -> RunOutput:
-    """Run ``idea`` for ``seed`` under ``isolation`` and collect its output safely."""
+             isolation: Isolation | None = None, student_seed: int | None = None) -> RunOutput:
+    """Run ``idea`` with weak teacher ``seed`` (and ``student_seed``, by default the same) under
+    ``isolation`` and collect its output safely."""
     isolation = isolation or Isolation()
     ok, why = isolation.available()
     if not ok:
         raise HarnessError(why)
     with tempfile.TemporaryDirectory(prefix="aar-run-", ignore_cleanup_errors=True) as tmp:
         plan = RunPlan(idea=idea, public_dir=public_dir, seed=seed, limits=limits, dirs=RunDirs(Path(tmp)))
-        job = JobSpec(seed=seed, time_budget_s=limits.time_s, threads=limits.threads,
-                      **isolation.job_paths(plan))
+        copy_weak_teacher(public_dir, seed, plan.dirs.weak)
+        job = JobSpec(weak_seed=seed, student_seed=seed if student_seed is None else student_seed,
+                      time_budget_s=limits.time_s, threads=limits.threads, **isolation.job_paths(plan))
         plan.dirs.job.write_text(job.model_dump_json())
         isolation.prepare(plan)
         started = time.monotonic()

@@ -44,3 +44,35 @@ def make_splits(labels: np.ndarray, n_classes: int, sizes: SplitSizes, seed: int
             short -= 1
         out[name] = rng.permutation(np.array(chosen, dtype=np.int64))
     return out
+
+
+def secret_rng(secret: bytes) -> np.random.Generator:
+    """A generator seeded by the cache's private secret (never by a public constant)."""
+    return np.random.default_rng(int.from_bytes(secret, "big"))
+
+
+def secret_test_layout(test_idx: np.ndarray, labels: np.ndarray, n_dev: int,
+                       secret: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """(test indices in a secret order, roles: 0 dev / 1 held-out) for the pooled test rows.
+
+    Which rows form the test split may follow from public constants; the order and which of
+    them are held out follow from ``secret`` only, class-balanced as far as the data allows,
+    so an idea that recomputes the public splits still cannot tell dev from held-out rows."""
+    rng = secret_rng(secret)
+    test_idx = np.asarray(test_idx)
+    test_labels = np.asarray(labels)[test_idx]
+    classes = np.unique(test_labels)
+    pools = [list(rng.permutation(np.flatnonzero(test_labels == c))) for c in classes]
+    want = _per_class(n_dev, len(classes))
+    dev: list[int] = []
+    for c in range(len(classes)):
+        take = min(want[c], len(pools[c]))
+        dev += pools[c][:take]
+        pools[c] = pools[c][take:]
+    while len(dev) < n_dev:  # top up from the classes with the most left
+        c = max(range(len(classes)), key=lambda k: len(pools[k]))
+        dev.append(pools[c].pop(0))
+    roles = np.ones(len(test_idx), dtype=np.int8)
+    roles[np.asarray(dev, dtype=np.int64)] = 0
+    order = rng.permutation(len(test_idx))
+    return test_idx[order], roles[order]

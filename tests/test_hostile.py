@@ -37,6 +37,16 @@ if not BWRAP_OK and os.environ.get("AAR_REQUIRE_SANDBOX"):  # CI: never skip the
 pytestmark = pytest.mark.skipif(not BWRAP_OK, reason=f"bwrap unavailable: {BWRAP_WHY}")
 
 
+def heldout_guess_is_chance(seed, cache) -> None:
+    """The idea answered badly on the rows it guessed were held-out: a right guess shows as a
+    large gap between dev and held-out accuracy (about 0.4 here); chance shows as none."""
+    assert seed.dev_acc is not None and seed.heldout_acc is not None, seed.error
+    assert abs(seed.dev_acc - seed.heldout_acc) < 0.15, (seed.dev_acc, seed.heldout_acc)
+
+
+SCORE_CHECKS = {"heldout_guess_is_chance": heldout_guess_is_chance}
+
+
 def declared(path: Path) -> dict:
     """The module-level constants of a hostile file, read without importing it."""
     out = {}
@@ -158,7 +168,8 @@ def test_catalog_is_complete():
     assert len(CATALOG) >= 25
     for path in CATALOG:
         spec = declared(path)
-        assert set(spec["EXPECT"].split("|")) <= {"denied", "error", "timeout", "killed", "invalid"}, path
+        assert set(spec["EXPECT"].split("|")) <= {"denied", "error", "timeout", "killed", "invalid", "ok"}, path
+        assert spec["EXPECT"] != "ok" or spec.get("CHECK") in SCORE_CHECKS, f"{path.name}: an ok run names its check"
         assert ast.get_docstring(ast.parse(path.read_text())), f"{path.name} explains its attack"
 
 
@@ -175,7 +186,10 @@ def test_hostile_idea_is_contained(path, small_cache, guard, canaries, monkeypat
     assert result.isolation == "bwrap"
     assert seed.status in spec["EXPECT"].split("|"), (seed.status, seed.error, seed.log_tail[-800:])
     assert re.search(spec.get("MATCH", ""), seed.error or ""), seed.error
-    assert seed.dev_acc is None and result.pgr is None
+    if spec["EXPECT"] == "ok":  # scored on purpose: the check says the attack gained nothing
+        SCORE_CHECKS[spec["CHECK"]](seed, small_cache)
+    else:
+        assert seed.dev_acc is None and result.pgr is None
     assert SECRET not in (seed.error or "") + seed.log_tail + str(seed.diagnostics)
     assert "root:x:0:0" not in (seed.error or "") + seed.log_tail
     assert len(seed.log_tail) <= LOG_HEAD + LOG_TAIL + 100

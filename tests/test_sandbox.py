@@ -107,7 +107,7 @@ def test_idea_sees_only_what_it_needs(view):
     assert d["hostname"] == "aar-sandbox" and d["ifaces"] == "lo"
     assert int(d["cap_eff"], 16) == 0 and d["no_new_privs"] == "1"
     assert set(d["env"].split(",")) <= set(child_env(Limits(), "/x")) | {"PATH", "LANG", "LC_ALL", "TZ", "PWD"}
-    assert d["aar"] == "boot.py,idea,job.json,lib,out,public,scratch"
+    assert d["aar"] == "boot.py,idea,job.json,lib,out,public,scratch,weak"
     assert d["aar_lib"] == "__init__.py,runtime", "only the idea runtime of the project"
     assert set(d["etc"].split(",")) <= {"group", "hosts", "ld.so.cache", "passwd"}
     assert "share" not in d["usr"].split(","), "/usr/share holds task data (WordNet)"

@@ -38,3 +38,25 @@ def test_split_sizes_parse():
     assert SplitSizes.parse("1,2,3,4").total == 10
     with pytest.raises(ValueError):
         SplitSizes.parse("1,2,3")
+
+
+def test_test_order_and_roles_follow_the_secret_only():
+    from sandbox.splits import secret_test_layout
+
+    labels = _labels((100, 100, 100))
+    pool = np.arange(0, 300, 2)
+    a = secret_test_layout(pool, labels, 75, b"a" * 32)
+    again = secret_test_layout(pool, labels, 75, b"a" * 32)
+    other = secret_test_layout(pool, labels, 75, b"b" * 32)
+    assert all(np.array_equal(x, y) for x, y in zip(a, again, strict=True))
+    assert not np.array_equal(a[1], other[1]) and not np.array_equal(a[0], other[0])
+    idx, roles = a
+    assert sorted(idx.tolist()) == pool.tolist() and int((roles == 0).sum()) == 75
+    assert np.bincount(labels[idx[roles == 0]], minlength=3).tolist() == [25, 25, 25]
+
+
+def test_cache_keeps_its_split_secret_private(small_cache):
+    from sandbox.cache import SECRET_NAME
+
+    assert len((small_cache.private_dir / SECRET_NAME).read_bytes()) == 32
+    assert not any(p.name == SECRET_NAME for p in small_cache.public_dir.rglob("*"))

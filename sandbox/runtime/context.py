@@ -36,8 +36,10 @@ class JobSpec(BaseModel):
     """What the parent tells the idea process to do (written as ``job.json``)."""
 
     idea_path: str = Field(description="The idea file to import.")
-    public_dir: str = Field(description="The task's public artifacts (read-only).")
-    seed: int = Field(description="The seed; also picks the weak teacher.")
+    public_dir: str = Field(description="The task's public artifacts (read-only), without weak teachers.")
+    weak_seed: int = Field(description="Which weak teacher's labels this run gets.")
+    student_seed: int = Field(description="The seed the idea trains its student with (ctx.seed).")
+    weak_dir: str = Field(description="This run's own weak teacher files (read-only); no other seed's.")
     time_budget_s: float = Field(description="Wall-clock seconds this run may take.")
     scratch_dir: str = Field(description="A private writable directory.")
     out_dir: str = Field(description="Where predictions.npy and diagnostics.json go.")
@@ -54,11 +56,13 @@ class IdeaContext:
     """Everything an idea may read. Arrays are read-only; copy before modifying."""
 
     card: TaskCard
-    seed: int
+    seed: int  # the student seed
     time_budget_s: float
     scratch: Path
     public_dir: Path
     log: logging.Logger
+    weak_dir: Path | None = None  # None: the public cache's own weak/seed_<weak_seed>
+    weak_seed: int | None = None  # None: the student seed
     started_at: float = field(default_factory=time.monotonic)
     diagnostics: dict[str, Any] = field(default_factory=dict)
     _texts: dict[str, list[str]] | None = None
@@ -67,11 +71,12 @@ class IdeaContext:
     def from_job(cls, job: JobSpec) -> IdeaContext:
         public = Path(job.public_dir)
         card = TaskCard.model_validate_json((public / "card.json").read_text())
-        if job.seed not in card.weak_seeds:
-            raise ValueError(f"seed {job.seed} has no weak-teacher artifacts")
+        if job.weak_seed not in card.weak_seeds:
+            raise ValueError(f"seed {job.weak_seed} has no weak-teacher artifacts")
         return cls(
-            card=card, seed=job.seed, time_budget_s=job.time_budget_s,
+            card=card, seed=job.student_seed, time_budget_s=job.time_budget_s,
             scratch=Path(job.scratch_dir), public_dir=public, log=logging.getLogger("idea"),
+            weak_dir=Path(job.weak_dir), weak_seed=job.weak_seed,
         )
 
     # --- data -------------------------------------------------------------------------
@@ -93,7 +98,8 @@ class IdeaContext:
         return list(self._load_texts()["test"])
 
     def _weak(self, name: str) -> np.ndarray:
-        path = self.public_dir / "weak" / f"seed_{self.seed}" / name
+        seed = self.seed if self.weak_seed is None else self.weak_seed
+        path = (self.weak_dir or self.public_dir / "weak" / f"seed_{seed}") / name
         return _readonly(np.load(path, allow_pickle=False))
 
     @property
