@@ -164,7 +164,8 @@ class Evaluator:
 
     def score(self, out: RunOutput, seed: int, charge: bool = True) -> SeedResult:
         base = SeedResult(seed=seed, status=out.status, runtime_s=out.runtime_s, error=out.error,
-                          traceback=out.traceback, log_tail=out.log_tail, diagnostics=out.diagnostics)
+                          traceback=out.traceback, log_tail=out.log_tail, diagnostics=out.diagnostics,
+                          limits_not_enforced=out.unenforced)
         if out.status != "ok" or out.predictions is None:
             return base
         if charge:
@@ -207,6 +208,7 @@ class Evaluator:
             seeds=seeds, weak_acc_dev=b.weak_dev.mean, ceiling_acc_dev=b.ceiling_dev.mean,
             runtime_s=sum(r.runtime_s for r in seeds), isolation=self.isolation.name,
             warnings=sorted({w for r in seeds for w in r.warnings}), scoring_calls=self.budget.used,
+            limits_not_enforced=sorted({x for r in seeds for x in r.limits_not_enforced}),
         )
         if not ok:
             return result

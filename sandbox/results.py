@@ -57,6 +57,8 @@ class SeedResult(BaseModel):
     error: str | None = Field(None, description="One-line reason when status is not ok.")
     traceback: str | None = Field(None, description="The idea's traceback when it raised.")
     log_tail: str = Field("", description="The end of the idea's stdout/stderr.")
+    limits_not_enforced: list[str] = Field(
+        default_factory=list, description="Whole-run limits (memory, pids, cpu) this host could not enforce.")
 
 
 class IdeaResult(BaseModel):
@@ -79,6 +81,8 @@ class IdeaResult(BaseModel):
     runtime_s: float = Field(description="Total wall-clock seconds over seeds.")
     warnings: list[str] = Field(default_factory=list, description="Union of seed warnings.")
     isolation: str = Field(description="How the idea process was isolated (e.g. 'process').")
+    limits_not_enforced: list[str] = Field(
+        default_factory=list, description="Whole-run limits not enforced on some seed (empty: all held).")
     scoring_calls: int = Field(0, description="Scoring calls this session had used after this.")
 
     def for_proposer(self) -> dict:

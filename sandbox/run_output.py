@@ -50,6 +50,7 @@ class RunOutput:
     log_tail: str = ""
     runtime_s: float = 0.0
     isolation: str = "process"
+    unenforced: list[str] = field(default_factory=list)  # whole-run limits this host could not enforce
 
 
 class LogCapture(threading.Thread):

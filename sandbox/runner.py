@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import resource
+import secrets
 import shutil
 import signal
 import subprocess
@@ -21,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sandbox.cgroups import CONTROLLERS, STRICT_ENV, RunCgroup, RunLimits, strict_from_env
+from sandbox.cgroups import support as cgroup_support
 from sandbox.errors import HarnessError
 from sandbox.run_output import MAX_PREDICTION_BYTES, LogCapture, RunOutput, collect, output_overflow
 from sandbox.runtime.context import JobSpec
@@ -45,6 +48,7 @@ class Limits:
     threads: int = 1
     scratch_bytes: int = 1 << 30
     output_bytes: int = 2 * MAX_PREDICTION_BYTES + (1 << 20)
+    strict: bool = field(default_factory=strict_from_env)  # refuse where a whole-run limit is unenforceable
 
 
 @dataclass
@@ -145,8 +149,10 @@ def cpu_seconds(limits: Limits) -> int:
     return int(limits.time_s * max(1, limits.threads) + 30)
 
 
-def _set_limits(limits: Limits) -> Callable[[], None]:
+def _set_limits(limits: Limits, cgroup: RunCgroup | None = None) -> Callable[[], None]:
     def apply() -> None:
+        if cgroup is not None:  # before exec: every process the run starts is born inside
+            cgroup.add(os.getpid())
         for res, value in (
             (resource.RLIMIT_AS, limits.memory_bytes), (resource.RLIMIT_FSIZE, limits.file_bytes),
             (resource.RLIMIT_NOFILE, limits.open_files), (resource.RLIMIT_CORE, 0),
@@ -197,6 +203,30 @@ def copy_weak_teacher(public_dir: Path, weak_seed: int, dest: Path) -> None:
         path.chmod(0o755 if path.is_dir() else 0o644)
 
 
+def run_cgroup(limits: Limits, name: str, cpus: float | None = None) -> tuple[RunCgroup | None, list[str]]:
+    """The run's cgroup (None where unsupported) and the whole-run limits not enforced.
+
+    Refuses (``HarnessError``) when a limit cannot be enforced and ``limits.strict`` is set."""
+    sup = cgroup_support()
+    if sup.missing and limits.strict:
+        raise HarnessError(f"whole-run limits not enforceable here ({', '.join(sup.missing)}): {sup.why or sup.mode}; "
+                           f"unset {STRICT_ENV} / drop --strict-limits to run with per-process limits only")
+    cpus = cpus if cpus is not None else float(max(1, limits.threads))
+    wanted = RunLimits(memory_bytes=limits.memory_bytes, pids=limits.processes, cpus=cpus)
+    try:
+        cgroup = RunCgroup.create(name, wanted)
+    except OSError as exc:
+        if limits.strict:
+            raise HarnessError(f"cannot make the run's cgroup ({exc}); unset {STRICT_ENV} to run without") from exc
+        return None, list(CONTROLLERS)
+    return cgroup, list(sup.missing)
+
+
+def memory_killed(limits: Limits) -> RunOutput:
+    return RunOutput("killed", error=f"idea process killed: over the {limits.memory_bytes >> 20} MiB memory limit "
+                     "(counted for the whole run: every process, tmpfs and memory files)")
+
+
 def run_idea(idea: Path, public_dir: Path, seed: int, limits: Limits,
              isolation: Isolation | None = None, student_seed: int | None = None) -> RunOutput:
     """Run ``idea`` with weak teacher ``seed`` (and ``student_seed``, by default the same) under
@@ -212,21 +242,31 @@ def run_idea(idea: Path, public_dir: Path, seed: int, limits: Limits,
                       time_budget_s=limits.time_s, threads=limits.threads, **isolation.job_paths(plan))
         plan.dirs.job.write_text(job.model_dump_json())
         isolation.prepare(plan)
-        started = time.monotonic()
-        proc = subprocess.Popen(
-            isolation.command(plan), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, env=isolation.environment(plan), cwd=isolation.cwd(plan),
-            start_new_session=True, preexec_fn=_set_limits(limits),
-        )
-        log = LogCapture(proc.stdout)
-        log.start()
-        code, stopped = _supervise(proc, plan, started)
-        _kill_group(proc)  # bwrap's PID namespace dies with it; a plain process loses its group
-        if code is None:
-            code = proc.wait()
-        runtime = time.monotonic() - started
-        log.finish()
+        cgroup, unenforced = run_cgroup(limits, f"run-{os.getpid()}-{secrets.token_hex(6)}")
+        try:
+            started = time.monotonic()
+            proc = subprocess.Popen(
+                isolation.command(plan), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT, env=isolation.environment(plan), cwd=isolation.cwd(plan),
+                start_new_session=True, preexec_fn=_set_limits(limits, cgroup),
+            )
+            log = LogCapture(proc.stdout)
+            log.start()
+            code, stopped = _supervise(proc, plan, started)
+            _kill_group(proc)  # bwrap's PID namespace dies with it; a plain process loses its group
+            if cgroup is not None:
+                cgroup.kill_all()  # whatever left the process group (setsid) goes too
+            if code is None:
+                code = proc.wait()
+            runtime = time.monotonic() - started
+            log.finish()
+            if cgroup is not None and cgroup.oom_kills() and stopped is None:
+                stopped = memory_killed(limits)
+        finally:
+            if cgroup is not None:
+                cgroup.remove()
         output = stopped or collect(plan.dirs.out, code, MAX_PREDICTION_BYTES)
+        output.unenforced = unenforced
         output.log_tail = log.text()
         if isolation.sandboxed and code == SANDBOX_SETUP_FAILED and output.log_tail.startswith("bwrap: "):
             output.error = f"the sandbox failed to start: {output.log_tail.splitlines()[0][:300]}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import json
 import os
 import re
 import socket
@@ -27,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SECRET = "sk-ant-canary-0123456789"
 PICKLE_MARKER = Path("/tmp/aar-hostile-pickle-bomb-detonated")
 # After these, a normal run must still work straight away (they spawn, starve or outlive).
-DISRUPTIVE = {"fork_bomb", "memory_bomb", "daemon_escape", "import_side_effects", "disk_fill_out",
+DISRUPTIVE = {"fork_children_memory", "memfd_tmpfs_pin", "setsid_cpu_hog", "fork_bomb", "memory_bomb", "daemon_escape", "import_side_effects", "disk_fill_out",
               "signal_parent", "time_budget_tamper", "log_flood"}
 NORMAL_IDEA = "import numpy as np\n\ndef run(ctx):\n    return np.asarray(ctx.weak_test_probs)\n"
 
@@ -44,7 +45,13 @@ def heldout_guess_is_chance(seed, cache) -> None:
     assert abs(seed.dev_acc - seed.heldout_acc) < 0.15, (seed.dev_acc, seed.heldout_acc)
 
 
-SCORE_CHECKS = {"heldout_guess_is_chance": heldout_guess_is_chance}
+def cpu_within_quota(seed, cache) -> None:
+    """Busy children in their own sessions got no more cores than the run's thread allowance (1)."""
+    assert seed.status == "ok", seed.error
+    assert seed.diagnostics["hog_cores"] <= 1.25, seed.diagnostics
+
+
+SCORE_CHECKS = {"heldout_guess_is_chance": heldout_guess_is_chance, "cpu_within_quota": cpu_within_quota}
 
 
 def declared(path: Path) -> dict:
@@ -235,3 +242,19 @@ def test_cli_eval_prints_one_status_line_and_fails(name, status, budget, small_c
 
 def test_next_normal_run_succeeds(small_cache, tmp_path):
     _normal_run_ok(small_cache, tmp_path)
+
+
+def test_unenforced_limits_are_reported_and_strict_refuses(small_cache, cache_dir, tmp_path):
+    """Without usable cgroups, `aar eval` says which whole-run limits did not hold; with
+    --strict-limits it refuses to run at all."""
+    idea = tmp_path / "plain.py"
+    idea.write_text(NORMAL_IDEA)
+    env = {**os.environ, "AAR_CACHE_DIR": str(cache_dir), "AAR_CGROUP_ROOT": str(tmp_path / "no-cgroups")}
+    base = [str(Path(sys.executable).with_name("aar")), "eval", str(idea), "--task", "wordnet-10",
+            "--split-sizes", "200,600,200,200", "--seeds", "1", "--time-budget", "60"]
+    done = subprocess.run([*base, "--json"], env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["limits_not_enforced"] == ["cpu", "memory", "pids"]
+    strict = subprocess.run([*base, "--strict-limits"], env=env, capture_output=True, text=True, timeout=180)
+    lines = [ln for ln in strict.stderr.splitlines() if ln.strip()]
+    assert strict.returncode != 0 and len(lines) == 1 and "not enforceable" in lines[0], strict.stderr

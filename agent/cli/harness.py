@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from agent.cli.common import (
 )
 from sandbox.baseline_ideas import baseline_files
 from sandbox.cache import TaskCache, cached_tasks, locate_cache, open_cache
+from sandbox.cgroups import STRICT_ENV
 from sandbox.evaluator import Evaluator
 from sandbox.results import IdeaResult
 from sandbox.tasks import get_task, list_tasks
@@ -123,9 +125,15 @@ def eval_cmd(idea: Path = typer.Argument(..., help="The idea file (defines run(c
              task: str = TASK_OPTION, seeds: int = SEEDS_OPTION, json_out: bool = JSON_OPTION,
              split_sizes: str | None = SIZES_OPTION, isolation: str = ISOLATION_OPTION,
              unsafe: bool = UNSAFE_OPTION,
-             time_budget: float = typer.Option(300.0, "--time-budget", help="Seconds per seed.")) -> None:
+             time_budget: float = typer.Option(300.0, "--time-budget", help="Seconds per seed."),
+             strict_limits: bool = typer.Option(
+                 False, "--strict-limits",
+                 help=f"Refuse to run where whole-run limits (cgroups) cannot be enforced (or set {STRICT_ENV}=1).",
+             )) -> None:
     """Score one idea file on a task."""
     isolation = resolve_isolation(isolation, unsafe)
+    if strict_limits:  # read by every run's limits, here and in the processes it starts
+        os.environ[STRICT_ENV] = "1"
     if not idea.is_file():
         fail(f"{idea}: no such idea file; pass the path of a .py file that defines run(ctx)")
     try:
@@ -138,6 +146,9 @@ def eval_cmd(idea: Path = typer.Argument(..., help="The idea file (defines run(c
         print_json(result.model_dump(mode="json"))
     else:
         console.print(_results_table(f"{idea.name} on {cache.spec.name}", [result]))
+        if result.limits_not_enforced:
+            console.print(f"warning: whole-run limits not enforced on this host: {', '.join(result.limits_not_enforced)} "
+                          "(per-process limits only; --strict-limits refuses to run)", markup=False)
     if result.status != "ok":
         bad = next(s for s in result.seeds if s.status != "ok")
         fail(f"{idea.name}: {result.status} on seed {bad.seed}: {bad.error}", EXIT_IDEA_FAILED)
