@@ -20,12 +20,19 @@ import os
 import secrets
 import signal
 import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT_ENV = "AAR_CGROUP_ROOT"  # where cgroup file systems are mounted (tests point it nowhere)
 CONTROLLERS = ("memory", "pids", "cpu")
 CFS_PERIOD_US = 100_000
+# Group scheduling weighs a cgroup like one task of nice 0 against its siblings: every run
+# nested under one "aar" group would share one task's worth of CPU on a busy host (runs were
+# plain tasks before). Weights scale with the cores a group may use instead; the CFS quota is
+# what caps each seed, so a high weight never lets a run take more than its allowance.
+SHARES_PER_CORE = 1024
+BASE_SHARES = 64 * SHARES_PER_CORE
 KILL_ROUNDS = 200
 STRICT_ENV = "AAR_STRICT_LIMITS"  # "1": refuse to run where a whole-run limit cannot be enforced
 
@@ -176,6 +183,11 @@ class RunCgroup:
                     _write(d["memory"] / "memory.memsw.limit_in_bytes", mem)
         if limits.pids and "pids" in d:
             _write(d["pids"] / "pids.max", str(limits.pids))
+        if "cpu" in d and not v2:
+            cores = limits.cpus or float(os.cpu_count() or 1)
+            _write(d["cpu"] / "cpu.shares", str(max(2, int(cores * SHARES_PER_CORE))))
+            with suppress(OSError):
+                _write(d["cpu"].parent / "cpu.shares", str(BASE_SHARES))
         if limits.cpus and "cpu" in d:
             quota = max(1000, int(limits.cpus * CFS_PERIOD_US))
             if v2:
