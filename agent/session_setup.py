@@ -18,7 +18,7 @@ from agent.budget import Budgets, BudgetTracker
 from agent.proposers.base import ExperimentSpec
 from experiments.schemas import Attempt, SessionManifest, TokenUsage
 from experiments.store import LabStore
-from sandbox.baseline_ideas import VANILLA_NAME, baseline_files
+from sandbox.baseline_ideas import baseline_files, vanilla_name
 from sandbox.cache import TaskCache, baseline_summary_name, file_lock, open_cache
 from sandbox.errors import HarnessError
 from sandbox.evaluator import Evaluator, ScoringBudget
@@ -143,8 +143,9 @@ def baseline_summary(evaluator: Evaluator, seeds: list[int]) -> list[dict[str, A
 
 def _baseline_rows(evaluator: Evaluator, seeds: list[int]) -> list[dict[str, Any]]:
     rows = []
-    for idea in baseline_files():
-        r = evaluator.evaluate(idea, seeds, compare_vanilla=idea.stem != VANILLA_NAME, charge=False)
+    kind = evaluator.card.kind
+    for idea in baseline_files(kind):
+        r = evaluator.evaluate(idea, seeds, compare_vanilla=idea.stem != vanilla_name(kind), charge=False)
         rows.append({"name": idea.stem, "status": r.status, "pgr": r.pgr.mean if r.pgr else None,
                      "pgr_ci95": r.pgr_ci95, HELDOUT_KEY: r.heldout_pgr.mean if r.heldout_pgr else None,
                      # per-seed values: reports test gains over baselines paired by seed

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sandbox import ft_cache
 from sandbox.encoders import get_encoder
 from sandbox.paths import cache_root
 from sandbox.progress import progress_bar
@@ -54,11 +55,14 @@ def cache_key(spec: TaskSpec, data: LabeledData) -> str:
         "format": CACHE_FORMAT,
         "data": data.content_hash(),
         "weak": [spec.weak_model, weak, WEAK_CONFIG],
-        "strong": [spec.strong_model, get_encoder(spec.strong_model).fingerprint()],
         "sizes": spec.sizes.model_dump(),
         "split_seed": spec.split_seed,
-        "ceiling": CEILING_RECIPE,
     }
+    if spec.kind == "finetune":
+        parts.update(ft_cache.key_parts(spec, data.classes))
+    else:
+        parts.update(strong=[spec.strong_model, get_encoder(spec.strong_model).fingerprint()],
+                     ceiling=CEILING_RECIPE)
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -136,22 +140,25 @@ def locate_cache(spec: TaskSpec, root: Path | None = None) -> tuple[TaskCache, L
 
 
 def open_cache(spec: TaskSpec, n_weak_seeds: int = DEFAULT_WEAK_SEEDS, show_progress: bool = True,
-               root: Path | None = None) -> TaskCache:
-    """The task's cache, building whatever is missing (safe against concurrent builders)."""
+               root: Path | None = None, device: str = "auto") -> TaskCache:
+    """The task's cache, building whatever is missing (safe against concurrent builders).
+
+    ``device`` is where fine-tune tasks train their gold ceilings (not part of the key)."""
     cache, data = locate_cache(spec, root)
     root = cache.root
-    n_weak_seeds = max(n_weak_seeds, DEFAULT_WEAK_SEEDS)
+    # Fine-tune ceilings cost a training run per seed: build only the seeds asked for.
+    n_weak_seeds = max(n_weak_seeds, DEFAULT_WEAK_SEEDS if spec.kind == "features" else 1)
     if cache.exists() and len(cache.card().weak_seeds) >= n_weak_seeds:
         return cache
     with file_lock(root / "locks" / f"{cache.key}.lock"):
         if not cache.exists():
-            _build(cache, data, show_progress)
+            _build(cache, data, show_progress, device)
         if len(cache.card().weak_seeds) < n_weak_seeds:
-            _add_weak_seeds(cache, data, n_weak_seeds)
+            _add_weak_seeds(cache, data, n_weak_seeds, device)
     return cache
 
 
-def _build(cache: TaskCache, data: LabeledData, show_progress: bool) -> None:
+def _build(cache: TaskCache, data: LabeledData, show_progress: bool, device: str = "auto") -> None:
     spec, started = cache.spec, time.monotonic()
     labels = np.asarray(data.labels)
     splits = make_splits(labels, len(data.classes), spec.sizes, spec.split_seed)
@@ -169,10 +176,14 @@ def _build(cache: TaskCache, data: LabeledData, show_progress: bool) -> None:
     np.save(private / "test_roles.npy", roles)
     (public / "texts.json").write_text(json.dumps({"unlabeled": text_of(splits["unlabeled"]), "test": text_of(test_idx)}))
 
-    strong = get_encoder(spec.strong_model)
     texts = text_of(splits["unlabeled"]) + text_of(test_idx)
-    with progress_bar(f"{spec.name}: strong features ({strong.name})", len(texts), show_progress) as advance:
-        feats = strong.encode(texts, advance)
+    student = ft_cache.student_spec(spec, data.classes) if spec.kind == "finetune" else None
+    if student is None or ft_cache.uses_encoder_features(spec):
+        strong = get_encoder(spec.strong_model)
+        with progress_bar(f"{spec.name}: strong features ({strong.name})", len(texts), show_progress) as advance:
+            feats = strong.encode(texts, advance)
+    else:  # a causal LM: features are its own hidden states at the label slot
+        feats = ft_cache.student_features(student, len(data.classes), texts, device)
     (public / "features").mkdir()
     n_unl = len(splits["unlabeled"])
     for layer, array in feats.items():
@@ -188,6 +199,7 @@ def _build(cache: TaskCache, data: LabeledData, show_progress: bool) -> None:
         name=spec.name, description=spec.description, classes=data.classes, n_unlabeled=n_unl,
         n_test=len(test_idx), weak_model=spec.weak_model, strong_model=spec.strong_model,
         layers=list(feats), feature_dim=int(feats["final"].shape[1]), weak_seeds=[], cache_key=cache.key,
+        kind=spec.kind, student=student,
     )
     (public / "card.json").write_text(card.model_dump_json(indent=2))
     (private / "build.json").write_text(json.dumps({
@@ -220,14 +232,25 @@ def _teacher_probs(cache: TaskCache, seed: int) -> dict[str, np.ndarray]:
     return fit_feature_teacher(feats[:n_wt], gold, n_classes, predict, seed)
 
 
-def _add_weak_seeds(cache: TaskCache, data: LabeledData, n_seeds: int) -> None:
+def _ceiling(cache: TaskCache, seed: int, gold_unl: np.ndarray, device: str) -> np.ndarray:
+    """Test probabilities of the strong model trained on gold labels (the task kind's recipe)."""
+    card = cache.card()
+    if card.kind == "finetune" and card.student is not None:
+        texts = ft_cache.public_texts(cache.public_dir)
+        return ft_cache.ceiling_probs(card.student, len(card.classes), texts["unlabeled"], gold_unl,
+                                      texts["test"], seed, device)
     from sandbox.runtime.train import train_head
 
+    x_unl = np.load(cache.public_dir / "features" / "unlabeled__final.npy")
+    x_test = np.load(cache.public_dir / "features" / "test__final.npy")
+    onehot = np.eye(len(card.classes), dtype=np.float32)[gold_unl]
+    return train_head(x_unl, onehot, seed=seed, epochs=20).predict_proba(x_test)
+
+
+def _add_weak_seeds(cache: TaskCache, data: LabeledData, n_seeds: int, device: str = "auto") -> None:
     card = cache.card()
     gold_test, roles = cache.gold_test(), cache.test_roles()
     gold_unl = np.load(cache.private_dir / "gold_unlabeled.npy")
-    x_unl = np.load(cache.public_dir / "features" / "unlabeled__final.npy")
-    x_test = np.load(cache.public_dir / "features" / "test__final.npy")
     per_seed = _load_per_seed(cache)
     for seed in range(n_seeds):
         if seed in card.weak_seeds:
@@ -237,8 +260,7 @@ def _add_weak_seeds(cache: TaskCache, data: LabeledData, n_seeds: int) -> None:
         np.save(seed_dir / "unlabeled_soft.npy", probs["unlabeled"])
         np.save(seed_dir / "test_probs.npy", probs["test"])
         seed_dir.rename(cache.public_dir / "weak" / f"seed_{seed}")
-        onehot = np.eye(len(card.classes), dtype=np.float32)[gold_unl]
-        ceiling = train_head(x_unl, onehot, seed=seed, epochs=20).predict_proba(x_test)
+        ceiling = _ceiling(cache, seed, gold_unl, device)
         per_seed[str(seed)] = {
             part: {
                 "weak": float((probs["test"].argmax(1) == gold_test)[roles == r].mean()),
@@ -248,7 +270,8 @@ def _add_weak_seeds(cache: TaskCache, data: LabeledData, n_seeds: int) -> None:
         }
         card.weak_seeds.append(seed)
     _atomic_write(cache.private_dir / "per_seed_baselines.json", json.dumps(per_seed, indent=1))
-    _atomic_write(cache.private_dir / "baselines.json", _summarise(per_seed).model_dump_json(indent=2))
+    recipe = ft_cache.CEILING_RECIPE_FT if card.kind == "finetune" else CEILING_RECIPE
+    _atomic_write(cache.private_dir / "baselines.json", _summarise(per_seed, recipe).model_dump_json(indent=2))
     card.weak_seeds.sort()
     _atomic_write(cache.public_dir / "card.json", card.model_dump_json(indent=2))
 
@@ -258,13 +281,13 @@ def _load_per_seed(cache: TaskCache) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _summarise(per_seed: dict) -> FixedBaselines:
+def _summarise(per_seed: dict, recipe: str = CEILING_RECIPE) -> FixedBaselines:
     seeds = sorted(per_seed, key=int)
     pick = lambda part, who: stat([per_seed[s][part][who] for s in seeds])  # noqa: E731
     return FixedBaselines(
         weak_dev=pick("dev", "weak"), weak_heldout=pick("heldout", "weak"),
         ceiling_dev=pick("dev", "ceiling"), ceiling_heldout=pick("heldout", "ceiling"),
-        ceiling_recipe=CEILING_RECIPE,
+        ceiling_recipe=recipe,
     )
 
 

@@ -14,16 +14,20 @@ from pathlib import Path
 
 import numpy as np
 
-from sandbox.baseline_ideas import VANILLA_NAME, baseline_path
+from sandbox.baseline_ideas import VANILLA_NAME, baseline_path, vanilla_name
 from sandbox.cache import TaskCache, stat
+from sandbox.devices import host_gpus, resolve_device, run_passthrough
 from sandbox.errors import BudgetExhaustedError
-from sandbox.executors import Executor, LocalExecutor, SeedRequest
+from sandbox.executors import Executor, LocalExecutor, SeedRequest, SeedResources
 from sandbox.results import IdeaResult, PairedDiff, SeedResult
 from sandbox.runner import DEFAULT_ISOLATION, Isolation, Limits, RunOutput, get_isolation
 
 VANILLA = baseline_path(VANILLA_NAME)
 ROW_SUM_TOLERANCE = 1e-3
 FAR_FROM_WEAK_TV = 0.25
+# GPU runs: CUDA reserves address space far beyond what it uses, so the per-process address-space
+# cap cannot apply; the GPU's own memory bounds what a run can hold there.
+GPU_RUN_MEMORY_BYTES = 1 << 46
 
 
 @dataclass
@@ -126,20 +130,29 @@ class Evaluator:
     def __init__(self, cache: TaskCache, *, isolation: str | Isolation = DEFAULT_ISOLATION,
                  budget: ScoringBudget | None = None, time_budget_s: float = 300.0,
                  parallel: int | None = None, slots: threading.Semaphore | None = None,
-                 executor: Executor | None = None) -> None:
+                 executor: Executor | None = None, device: str = "cpu") -> None:
         self.cache = cache
         self.isolation = get_isolation(isolation) if isinstance(isolation, str) else isolation
         self.budget = budget or ScoringBudget()
-        self.parallel = max(1, parallel or os.cpu_count() or 1)
+        self.device = resolve_device(device)
+        self.gpus = host_gpus() if self.device == "cuda" else []
+        # On GPUs, one seed per GPU at a time (seed i of a batch gets GPU i mod n).
+        self.parallel = max(1, min(parallel or os.cpu_count() or 1, len(self.gpus) or 1 << 16))
         self.time_budget_s = time_budget_s
         self.executor = executor or LocalExecutor(self.parallel, slots)
         self.card = cache.card()
+        # Fine-tune tasks: the student's weights are mounted read-only into every run.
+        self.model_paths = [self.card.student.model_dir] if self.card.student else []
+        self.vanilla_idea = baseline_path(vanilla_name(self.card.kind))
         self.baselines = cache.baselines()
         self._gold, self._roles = cache.gold_test(), cache.test_roles()
         self._vanilla_lock = threading.Lock()
 
     def _limits(self) -> Limits:
-        return Limits(time_s=self.time_budget_s, threads=max(1, (os.cpu_count() or 1) // self.parallel))
+        limits = Limits(time_s=self.time_budget_s, threads=max(1, (os.cpu_count() or 1) // self.parallel))
+        if self.device == "cuda":
+            limits.memory_bytes = GPU_RUN_MEMORY_BYTES
+        return limits
 
     def evaluate(self, idea: Path, seeds: list[int], name: str | None = None,
                  compare_vanilla: bool = True, charge: bool = True) -> IdeaResult:
@@ -149,18 +162,23 @@ class Evaluator:
             raise ValueError(f"seeds {missing} have no weak teacher; build the cache with more seeds")
         if charge:  # reserve up front, so researchers sharing a budget never overdraw it
             self.budget.charge(len(seeds))
-        outputs = self.executor.run([self.request(idea, s) for s in seeds])
+        outputs = self.executor.run([self.request(idea, s, i) for i, s in enumerate(seeds)])
         if charge:
             self.budget.refund(sum(1 for out in outputs if out.status != "ok" or out.predictions is None))
         results = [self.score(out, seed, charge=False) for out, seed in zip(outputs, seeds, strict=True)]
-        vanilla = self.vanilla_pgrs(seeds) if compare_vanilla and idea.resolve() != VANILLA.resolve() else None
+        vanilla = (self.vanilla_pgrs(seeds) if compare_vanilla
+                   and idea.resolve() != self.vanilla_idea.resolve() else None)
         return self._aggregate(name or idea.stem, results, vanilla)
 
-    def request(self, idea: Path, seed: int) -> SeedRequest:
-        """One seed run: public inputs only (an executor may send it to another machine)."""
+    def request(self, idea: Path, seed: int, position: int = 0) -> SeedRequest:
+        """One seed run: public inputs only (an executor may send it to another machine),
+        plus the student's weights and, on GPUs, one GPU (``position`` mod the GPU count)."""
+        gpu = self.gpus[position % len(self.gpus)] if self.gpus else None
         return SeedRequest(idea=idea.resolve(), seed=seed, public_dir=self.cache.public_dir,
                            limits=self._limits(), isolation=self.isolation,
-                           cache_key=self.card.cache_key)
+                           cache_key=self.card.cache_key,
+                           resources=SeedResources(gpus=1.0 if gpu is not None else 0.0),
+                           passthrough=run_passthrough(self.device, self.model_paths, gpu))
 
     def score(self, out: RunOutput, seed: int, charge: bool = True) -> SeedResult:
         base = SeedResult(seed=seed, status=out.status, runtime_s=out.runtime_s, error=out.error,
@@ -192,7 +210,7 @@ class Evaluator:
             known = {int(k): v for k, v in json.loads(path.read_text()).items()} if path.exists() else {}
             todo = [s for s in seeds if s not in known]
             if todo:
-                result = self.evaluate(VANILLA, todo, compare_vanilla=False, charge=False)
+                result = self.evaluate(self.vanilla_idea, todo, compare_vanilla=False, charge=False)
                 known.update({r.seed: r.pgr for r in result.seeds if r.pgr is not None})
                 tmp = path.with_suffix(".tmp")
                 tmp.write_text(json.dumps(known))

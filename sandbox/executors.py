@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sandbox.devices import Passthrough
 from sandbox.errors import HarnessError
 from sandbox.runner import Isolation, Limits, RunOutput, run_idea
 
@@ -52,6 +53,7 @@ class SeedRequest:
     isolation: Isolation
     cache_key: str = ""  # content key of ``public_dir``: a remote copy is checked against it
     resources: SeedResources = field(default_factory=SeedResources)
+    passthrough: Passthrough | None = None  # fine-tune runs: student weights (ro), the run's GPU
 
 
 class Executor:
@@ -111,7 +113,8 @@ class LocalExecutor(Executor):
         with self.slots:
             if self._cancelled.is_set():
                 return RunOutput("killed", error=CANCELLED, isolation=req.isolation.name)
-            return run_idea(req.idea.resolve(), req.public_dir, req.seed, req.limits, req.isolation)
+            return run_idea(req.idea.resolve(), req.public_dir, req.seed, req.limits, req.isolation,
+                            passthrough=req.passthrough)
 
     def cancel(self) -> None:
         # Runs in flight end by their own time limit; what has not started never does.

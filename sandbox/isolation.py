@@ -33,6 +33,7 @@ import sys
 from importlib.util import find_spec
 from pathlib import Path
 
+from sandbox.devices import bwrap_args as passthrough_args
 from sandbox.runner import PYTHON_FLAGS, Isolation, RunPlan, child_env, register_isolation
 
 AAR = "/aar"
@@ -237,6 +238,9 @@ class BwrapIsolation(Isolation):
             "--proc", "/proc", "--dev", "/dev",
             "--perms", "1777", "--size", str(TMP_BYTES), "--tmpfs", "/dev/shm",
         ]
+        # Hook for fine-tune runs (sandbox.devices): the student's weights read-only at their
+        # host path, and only the device nodes of the GPUs this run was given.
+        mounts += passthrough_args(plan.passthrough)
         argv = [str(bwrap_path()), *namespace_args(self.root_mode), *private_tmp, *parent_dirs(mounts), *mounts,
                 "--remount-ro", "/", "--chdir", SCRATCH, "--"]
         drop = f"{plan.sandbox_uid}:{plan.sandbox_uid}" if self.root_mode else "-"
@@ -244,7 +248,7 @@ class BwrapIsolation(Isolation):
         return [*argv, sys.executable, *PYTHON_FLAGS, "-S", BOOT, str(limits.processes), drop, paths, JOB]
 
     def environment(self, plan: RunPlan) -> dict[str, str]:
-        return child_env(plan.limits, SCRATCH)
+        return child_env(plan.limits, SCRATCH, plan.passthrough)
 
     def cwd(self, plan: RunPlan) -> Path:
         return plan.dirs.root

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from sandbox.cgroups import CONTROLLERS, STRICT_ENV, RunCgroup, RunLimits, strict_from_env
 from sandbox.cgroups import support as cgroup_support
+from sandbox.devices import Passthrough
 from sandbox.errors import HarnessError
 from sandbox.run_output import MAX_PREDICTION_BYTES, LogCapture, RunOutput, collect, output_overflow
 from sandbox.runtime.context import JobSpec
@@ -78,6 +79,7 @@ class RunPlan:
     limits: Limits
     dirs: RunDirs
     sandbox_uid: int | None = None  # the uid the idea runs as, where the isolation picks one
+    passthrough: Passthrough | None = None  # extra ro paths, GPU nodes, env (sandbox.devices)
 
 
 class Isolation:
@@ -103,7 +105,7 @@ class Isolation:
 
     def environment(self, plan: RunPlan) -> dict[str, str]:
         # This checkout's runtime, not whichever copy the environment has installed.
-        return {**child_env(plan.limits, plan.dirs.scratch), "PYTHONPATH": str(PROJECT_ROOT)}
+        return {**child_env(plan.limits, plan.dirs.scratch, plan.passthrough), "PYTHONPATH": str(PROJECT_ROOT)}
 
     def cwd(self, plan: RunPlan) -> Path:
         return plan.dirs.scratch
@@ -133,8 +135,9 @@ def isolation_names() -> list[str]:
     return sorted(_ISOLATIONS)
 
 
-def child_env(limits: Limits, home: Path | str) -> dict[str, str]:
-    """A rebuilt environment: an allow-list only, so no secret reaches the idea."""
+def child_env(limits: Limits, home: Path | str, passthrough: Passthrough | None = None) -> dict[str, str]:
+    """A rebuilt environment: an allow-list only, so no secret reaches the idea; a GPU run
+    also gets its CUDA_VISIBLE_DEVICES (from the passthrough)."""
     env = {k: os.environ[k] for k in ENV_ALLOW if k in os.environ}
     threads = str(max(1, limits.threads))
     env.update({
@@ -142,6 +145,9 @@ def child_env(limits: Limits, home: Path | str) -> dict[str, str]:
         "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": threads,
         "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads, "TOKENIZERS_PARALLELISM": "false",
     })
+    env["CUDA_VISIBLE_DEVICES"] = ""  # no GPU unless the run was given one
+    if passthrough is not None:
+        env.update(passthrough.env)
     return env
 
 
@@ -228,18 +234,22 @@ def memory_killed(limits: Limits) -> RunOutput:
 
 
 def run_idea(idea: Path, public_dir: Path, seed: int, limits: Limits,
-             isolation: Isolation | None = None, student_seed: int | None = None) -> RunOutput:
+             isolation: Isolation | None = None, student_seed: int | None = None,
+             passthrough: Passthrough | None = None) -> RunOutput:
     """Run ``idea`` with weak teacher ``seed`` (and ``student_seed``, by default the same) under
-    ``isolation`` and collect its output safely."""
+    ``isolation`` and collect its output safely. ``passthrough``: host paths (student weights)
+    and GPUs the run may use (sandbox.devices)."""
     isolation = isolation or Isolation()
     ok, why = isolation.available()
     if not ok:
         raise HarnessError(why)
     with tempfile.TemporaryDirectory(prefix="aar-run-", ignore_cleanup_errors=True) as tmp:
-        plan = RunPlan(idea=idea, public_dir=public_dir, seed=seed, limits=limits, dirs=RunDirs(Path(tmp)))
+        plan = RunPlan(idea=idea, public_dir=public_dir, seed=seed, limits=limits, dirs=RunDirs(Path(tmp)),
+                       passthrough=passthrough)
         copy_weak_teacher(public_dir, seed, plan.dirs.weak)
         job = JobSpec(weak_seed=seed, student_seed=seed if student_seed is None else student_seed,
-                      time_budget_s=limits.time_s, threads=limits.threads, **isolation.job_paths(plan))
+                      time_budget_s=limits.time_s, threads=limits.threads,
+                      device=passthrough.device if passthrough else "cpu", **isolation.job_paths(plan))
         plan.dirs.job.write_text(job.model_dump_json())
         isolation.prepare(plan)
         cgroup, unenforced = run_cgroup(limits, f"run-{os.getpid()}-{secrets.token_hex(6)}")

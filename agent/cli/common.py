@@ -91,6 +91,8 @@ SEEDS_OPTION = typer.Option(3, "--seeds", min=1, max=64, help="Number of seeds (
 TASK_OPTION = typer.Option("wordnet-10", "--task", "-t", help="Task name or a directory of jsonl files.")
 SIZES_OPTION = typer.Option(None, "--split-sizes", help="weak_train,unlabeled,dev,heldout (e.g. 1000,4000,1000,1000).")
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead of a table.")
+DEVICE_OPTION = typer.Option("auto", "--device",
+                             help="Where fine-tune students train: auto (a GPU if visible), cpu or cuda.")
 UNSAFE_ISOLATION = "process"
 
 

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from agent.cli import app
 from agent.cli.common import (
+    DEVICE_OPTION,
     EXIT_IDEA_FAILED,
     ISOLATION_OPTION,
     JSON_OPTION,
@@ -28,14 +29,15 @@ from agent.cli.common import (
 from sandbox.baseline_ideas import baseline_files
 from sandbox.cache import TaskCache, cached_tasks, locate_cache, open_cache
 from sandbox.cgroups import STRICT_ENV
+from sandbox.devices import resolve_device
 from sandbox.evaluator import Evaluator
 from sandbox.results import IdeaResult
 from sandbox.tasks import get_task, list_tasks
 
 
-def _open(task: str, sizes: str | None, seeds: int, quiet: bool) -> TaskCache:
+def _open(task: str, sizes: str | None, seeds: int, quiet: bool, device: str = "cpu") -> TaskCache:
     spec = get_task(task, parse_sizes(sizes))
-    return open_cache(spec, n_weak_seeds=seeds, show_progress=not quiet)
+    return open_cache(spec, n_weak_seeds=seeds, show_progress=not quiet, device=device)
 
 
 @app.command("tasks")
@@ -93,24 +95,37 @@ def _results_table(title: str, results: list[IdeaResult]) -> Table:
     return table
 
 
+def _cost(r: IdeaResult) -> dict:
+    """Seconds per seed (wall, on this machine as loaded), and what the idea reported about its
+    own cost (fine-tune baselines report peak RSS and CPU seconds)."""
+    diag = [s.diagnostics for s in r.seeds]
+    pick = lambda key: [d[key] for d in diag if isinstance(d.get(key), int | float)]  # noqa: E731
+    return {"idea": r.idea, "seconds_per_seed": [round(s.runtime_s, 1) for s in r.seeds],
+            "peak_rss_mb": max(pick("peak_rss_mb"), default=None), "cpu_s_per_seed": pick("cpu_s")}
+
+
 @app.command("baselines")
 def baselines_cmd(task: str = TASK_OPTION, seeds: int = SEEDS_OPTION, json_out: bool = JSON_OPTION,
                   split_sizes: str | None = SIZES_OPTION, isolation: str = ISOLATION_OPTION,
-                  unsafe: bool = UNSAFE_OPTION) -> None:
+                  unsafe: bool = UNSAFE_OPTION, device: str = DEVICE_OPTION,
+                  time_budget: float = typer.Option(300.0, "--time-budget", help="Seconds per seed.")) -> None:
     """Score every built-in baseline idea: PGR mean ± CI, paired difference vs vanilla, time."""
     isolation = resolve_isolation(isolation, unsafe)
-    cache = _open(task, split_sizes, seeds, json_out)
-    evaluator = Evaluator(cache, isolation=isolation)
+    device = resolve_device(device)
+    cache = _open(task, split_sizes, seeds, json_out, device)
+    evaluator = Evaluator(cache, isolation=isolation, device=device, time_budget_s=time_budget)
     fixed = cache.baselines()
     results = []
-    for path in baseline_files():
+    for path in baseline_files(cache.card().kind):
         started = time.monotonic()
         results.append(evaluator.evaluate(path, list(range(seeds))))
         if not json_out:
             console.print(f"  {path.stem}: {results[-1].status} in {time.monotonic() - started:.1f}s")
     if json_out:
         print_json({"task": cache.spec.name, "cache_key": cache.key, "fixed_baselines": fixed.model_dump(),
-                    "gap_dev": fixed.gap_dev, "baselines": [r.model_dump(mode="json") for r in results]})
+                    "gap_dev": fixed.gap_dev, "kind": cache.card().kind, "device": device,
+                    "baselines": [r.model_dump(mode="json") for r in results],
+                    "cost": [_cost(r) for r in results]})
         return
     console.print(
         f"{cache.spec.name}: weak {fixed.weak_dev.mean:.3f} ± {fixed.weak_dev.sd:.3f}, "
@@ -124,7 +139,7 @@ def baselines_cmd(task: str = TASK_OPTION, seeds: int = SEEDS_OPTION, json_out: 
 def eval_cmd(idea: Path = typer.Argument(..., help="The idea file (defines run(ctx))."),
              task: str = TASK_OPTION, seeds: int = SEEDS_OPTION, json_out: bool = JSON_OPTION,
              split_sizes: str | None = SIZES_OPTION, isolation: str = ISOLATION_OPTION,
-             unsafe: bool = UNSAFE_OPTION,
+             unsafe: bool = UNSAFE_OPTION, device: str = DEVICE_OPTION,
              time_budget: float = typer.Option(300.0, "--time-budget", help="Seconds per seed."),
              strict_limits: bool = typer.Option(
                  False, "--strict-limits",
@@ -132,6 +147,7 @@ def eval_cmd(idea: Path = typer.Argument(..., help="The idea file (defines run(c
              )) -> None:
     """Score one idea file on a task."""
     isolation = resolve_isolation(isolation, unsafe)
+    device = resolve_device(device)
     if strict_limits:  # read by every run's limits, here and in the processes it starts
         os.environ[STRICT_ENV] = "1"
     if not idea.is_file():
@@ -140,8 +156,9 @@ def eval_cmd(idea: Path = typer.Argument(..., help="The idea file (defines run(c
         idea.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         fail(f"{idea}: cannot read it ({exc.__class__.__name__}); pass a readable UTF-8 .py file")
-    cache = _open(task, split_sizes, seeds, json_out)
-    result = Evaluator(cache, isolation=isolation, time_budget_s=time_budget).evaluate(idea, list(range(seeds)))
+    cache = _open(task, split_sizes, seeds, json_out, device)
+    result = Evaluator(cache, isolation=isolation, time_budget_s=time_budget,
+                       device=device).evaluate(idea, list(range(seeds)))
     if json_out:
         print_json(result.model_dump(mode="json"))
     else:

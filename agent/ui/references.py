@@ -10,7 +10,7 @@ from pathlib import Path
 from agent.ui.queries import vanilla_from_lab
 from experiments.index import LabIndex
 from experiments.schemas import SessionManifest
-from sandbox.baseline_ideas import VANILLA_NAME
+from sandbox.baseline_ideas import VANILLA_NAMES
 from sandbox.cache import find_baseline_summary
 from sandbox.paths import cache_root
 
@@ -33,9 +33,9 @@ def _from_cache(manifest: SessionManifest, root: Path) -> list[Reference]:
     except (OSError, ValueError, AttributeError):
         return []
     where = f"baseline summary in {path.parent.name}"
-    out = [Reference("vanilla", float(r["pgr"]), where) for r in rows if r.get("name") == VANILLA_NAME]
+    out = [Reference("vanilla", float(r["pgr"]), where) for r in rows if r.get("name") in VANILLA_NAMES.values()]
     best = max(rows, key=lambda r: r["pgr"], default=None)
-    if best is not None and best.get("name") != VANILLA_NAME:
+    if best is not None and best.get("name") not in VANILLA_NAMES.values():
         out.append(Reference(f"best baseline ({best['name']})", float(best["pgr"]), where))
     return out
 

@@ -19,6 +19,9 @@ _WHERE = {
     "confident_mask": "probes", "knn_probe": "probes", "label_propagation": "probes",
     "logistic_probe": "probes",
     "Head": "train", "train_head": "train", "weak_val_split": "train",
+    "cpu_seconds": "finetuning", "finetune": "finetuning", "hidden_states": "finetuning", "peak_rss_mb": "finetuning",
+    "predict_proba": "finetuning", "VANILLA_FT": "finetuning",
+    "LoraSpec": "student_spec", "StudentSpec": "student_spec", "Student": "students",
 }
 
 __all__ = sorted(_WHERE)

@@ -8,10 +8,15 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
+
+from sandbox.runtime.student_spec import LoraSpec, StudentSpec
+
+if TYPE_CHECKING:
+    from sandbox.runtime.students import Student
 
 MAX_DIAGNOSTICS = 64
 
@@ -30,6 +35,11 @@ class TaskCard(BaseModel):
     feature_dim: int = Field(description="Width of the strong features.")
     weak_seeds: list[int] = Field(description="Seeds for which weak-teacher artifacts exist.")
     cache_key: str = Field(description="Content-derived key of this cache.")
+    kind: Literal["features", "finetune"] = Field(
+        "features", description="'features': heads on cached features; 'finetune': the strong "
+        "model itself is trained (ctx.student()).")
+    student: StudentSpec | None = Field(
+        None, description="finetune tasks: how the strong model loads as a trainable student.")
 
 
 class JobSpec(BaseModel):
@@ -44,6 +54,7 @@ class JobSpec(BaseModel):
     scratch_dir: str = Field(description="A private writable directory.")
     out_dir: str = Field(description="Where predictions.npy and diagnostics.json go.")
     threads: int = Field(1, description="Threads torch / BLAS may use.")
+    device: str = Field("cpu", description="Where students train: 'cpu' or 'cuda' (the GPUs passed in).")
 
 
 def _readonly(array: np.ndarray) -> np.ndarray:
@@ -65,6 +76,7 @@ class IdeaContext:
     weak_seed: int | None = None  # None: the student seed
     started_at: float = field(default_factory=time.monotonic)
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    device: str = "cpu"
     _texts: dict[str, list[str]] | None = None
 
     @classmethod
@@ -77,6 +89,7 @@ class IdeaContext:
             card=card, seed=job.student_seed, time_budget_s=job.time_budget_s,
             scratch=Path(job.scratch_dir), public_dir=public, log=logging.getLogger("idea"),
             weak_dir=Path(job.weak_dir), weak_seed=job.weak_seed,
+            device=job.device,
         )
 
     # --- data -------------------------------------------------------------------------
@@ -120,6 +133,20 @@ class IdeaContext:
             raise ValueError(f"layer {layer!r} not cached; choose from {self.card.layers}")
         path = self.public_dir / "features" / f"{split}__{layer}.npy"
         return np.load(path, mmap_mode="r", allow_pickle=False)
+
+    # --- fine-tune tasks ---------------------------------------------------------------
+    def student(self, lora: LoraSpec | dict | None = None, seed: int | None = None) -> Student:
+        """A fresh trainable copy of the strong model (finetune tasks only).
+
+        ``lora=None`` trains all weights; ``lora={"rank": 8, "alpha": 16, "targets": None}``
+        freezes them and adds a peft LoRA adapter (targets None = the model type's default)."""
+        if self.card.kind != "finetune" or self.card.student is None:
+            raise ValueError(f"task {self.card.name!r} is a features task: ctx.student() needs a "
+                             "finetune task (e.g. wordnet-10-ft); use ctx.features() here")
+        from sandbox.runtime.students import load_student  # torch + transformers: load lazily
+
+        return load_student(self.card.student, self.n_classes, lora=lora,
+                            seed=self.seed if seed is None else seed, device=self.device)
 
     # --- budget and reporting --------------------------------------------------------
     def elapsed(self) -> float:

@@ -12,6 +12,10 @@ from pydantic import BaseModel, Field
 
 from sandbox.errors import HarnessError, UnknownTaskError
 
+# 'features': ideas fit heads on cached frozen features; 'finetune': the strong model itself is
+# the student (trained end to end or with LoRA inside the sandbox).
+TASK_KINDS = ("features", "finetune")
+
 
 class SplitSizes(BaseModel):
     """How many examples go to each split (class-balanced where the data allows)."""
@@ -90,6 +94,15 @@ class TaskSpec:
     split_seed: int = 0
     source: str = ""
     sizes_given: bool = False
+    kind: str = "features"  # one of TASK_KINDS
+    label_words: tuple[str, ...] | None = None  # finetune, causal LMs: one word per class
+    cue: str = "\nAnswer:"  # finetune, causal LMs: appended to each input before scoring
+    max_len: int = 128  # finetune: tokens per input
+
+    def __post_init__(self) -> None:
+        if self.kind not in TASK_KINDS:
+            raise HarnessError(f"task {self.name!r}: unknown kind {self.kind!r}; "
+                               f"use one of {', '.join(TASK_KINDS)}")
 
     def with_sizes(self, sizes: SplitSizes | None) -> TaskSpec:
         if sizes is None:

@@ -1,0 +1,78 @@
+"""Cache parts of fine-tune tasks (trusted side): the student spec, its fingerprint, frozen
+features read off the student, and the gold-trained ceiling (the vanilla recipe on gold labels).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from sandbox.encoders import _cached_file_hash, _model_fingerprint, intermediate_layers
+from sandbox.runtime.student_spec import StudentSpec
+from sandbox.tasks.models import resolve_student
+from sandbox.tasks.registry import TaskSpec
+
+CEILING_RECIPE_FT = "finetune with VANILLA_FT (all weights) on gold one-hot unlabeled labels, seed s"
+
+
+def student_spec(spec: TaskSpec, classes: list[str]) -> StudentSpec:
+    return resolve_student(spec.strong_model, classes, label_words=list(spec.label_words or []) or None,
+                           cue=spec.cue, max_len=spec.max_len)
+
+
+def student_fingerprint(student: StudentSpec) -> str:
+    """Content hash of the weights the student starts from (GGUF file or config + weights)."""
+    path = Path(student.model_dir)
+    if student.gguf_file:
+        stat = (path / student.gguf_file).stat()
+        return _cached_file_hash(path / student.gguf_file, stat.st_size, stat.st_mtime_ns)[:16]
+    index = path / "model.safetensors.index.json"  # sharded checkpoints: the index names the shards
+    extra = _cached_file_hash(index, index.stat().st_size, index.stat().st_mtime_ns)[:16] if index.exists() else ""
+    return _model_fingerprint(path) + extra
+
+
+def key_parts(spec: TaskSpec, classes: list[str]) -> dict:
+    from sandbox.runtime.finetuning import VANILLA_FT
+
+    student = student_spec(spec, classes)
+    return {"kind": spec.kind, "student": [student.model_dump(exclude={"model_dir"}),
+                                           student_fingerprint(student)],
+            "ceiling": [CEILING_RECIPE_FT, VANILLA_FT]}
+
+
+def uses_encoder_features(spec: TaskSpec) -> bool:
+    """Whether the strong model is a registered encoder (features come from sandbox.encoders)."""
+    from sandbox.encoders import list_encoders
+
+    return spec.strong_model in list_encoders()
+
+
+def student_features(student: StudentSpec, n_classes: int, texts: list[str],
+                     device: str = "auto") -> dict[str, np.ndarray]:
+    """Frozen features read off the untrained student: a few intermediate layers and the last."""
+    from sandbox.runtime.finetuning import hidden_states
+    from sandbox.runtime.students import load_student
+
+    model = load_student(student, n_classes, device=device)
+    n_layers = int(model.model.config.num_hidden_layers)
+    out = {f"layer_{i}": hidden_states(model, texts, i) for i in intermediate_layers(n_layers)}
+    out["final"] = hidden_states(model, texts, -1)
+    return out
+
+
+def ceiling_probs(student: StudentSpec, n_classes: int, train_texts: list[str],
+                  gold: np.ndarray, test_texts: list[str], seed: int, device: str = "auto") -> np.ndarray:
+    """The strong model fine-tuned on gold labels with the vanilla recipe: test probabilities."""
+    from sandbox.runtime.finetuning import VANILLA_FT, finetune, predict_proba
+    from sandbox.runtime.students import load_student
+
+    model = load_student(student, n_classes, seed=seed, device=device)
+    onehot = np.eye(n_classes, dtype=np.float32)[np.asarray(gold)]
+    finetune(model, train_texts, onehot, seed=seed, **VANILLA_FT)
+    return predict_proba(model, test_texts)
+
+
+def public_texts(public_dir: Path) -> dict[str, list[str]]:
+    return json.loads((public_dir / "texts.json").read_text())
