@@ -20,6 +20,7 @@ from experiments.schemas import Attempt, SessionManifest, TokenUsage
 from experiments.store import LabStore
 from sandbox.baseline_ideas import baseline_files, vanilla_name
 from sandbox.cache import TaskCache, baseline_summary_name, file_lock, open_cache
+from sandbox.devices import resolve_device
 from sandbox.errors import HarnessError
 from sandbox.evaluator import Evaluator, ScoringBudget
 from sandbox.results import IdeaResult
@@ -53,6 +54,7 @@ class ResearchConfig(BaseModel):
     group: str | None = Field(None, description="Group id when several researchers run at once.")
     options: dict[str, Any] = Field(default_factory=dict, description="Proposer-specific options.")
     parent_session: str | None = Field(None, description="Session this one replays.")
+    device: str = Field("auto", description="Where fine-tune students train: auto, cpu or cuda.")
 
 
 @dataclass
@@ -163,12 +165,13 @@ def open_session(config: ResearchConfig, *, show_progress: bool = True,
     session_id = config.session_id or new_session_id(config.task, config.proposer)
     spec = get_task(config.task, _sizes(config.split_sizes))
     seeds = list(range(config.seeds))
-    cache = open_cache(spec, n_weak_seeds=config.seeds, show_progress=show_progress)
+    device = resolve_device(config.device)
+    cache = open_cache(spec, n_weak_seeds=config.seeds, show_progress=show_progress, device=device)
     store = LabStore.open(config.lab)  # after the task opened: a bad task leaves no empty lab
     budgets = config.budgets.model_dump()
     budgets.update(split_sizes=config.split_sizes, isolation=config.isolation,
                    time_budget_s=config.time_budget_s, proposer_seed=config.proposer_seed,
-                   base_url=config.base_url)
+                   base_url=config.base_url, device=device)
     manifest = SessionManifest(
         session_id=session_id, task=config.task, cache_key=cache.key, proposer=config.proposer,
         model=config.model, prompt_versions=prompt_versions(), seeds=seeds,
@@ -189,7 +192,8 @@ def _reopen(config: ResearchConfig, store: LabStore, show_progress: bool,
         raise HarnessError(f"cannot resume {session_id!r}: {exc}; list sessions with `aar sessions`") from exc
     b = manifest.budgets
     spec = get_task(manifest.task, _sizes(b.get("split_sizes")))
-    cache = open_cache(spec, n_weak_seeds=len(manifest.seeds), show_progress=show_progress)
+    cache = open_cache(spec, n_weak_seeds=len(manifest.seeds), show_progress=show_progress,
+                       device=resolve_device(config.device))
     if cache.key != manifest.cache_key:
         raise HarnessError(
             f"task data or models changed since session {session_id} (cache {cache.key} ≠ "
@@ -214,7 +218,8 @@ def _context(config: ResearchConfig, store: LabStore, manifest: SessionManifest,
     else:
         scoring, slots = shared.scoring, shared.slots
     evaluator = Evaluator(cache, isolation=config.isolation, budget=scoring,
-                          time_budget_s=config.time_budget_s, slots=slots)
+                          time_budget_s=config.time_budget_s, slots=slots,
+                          device=resolve_device(config.device))
     tracker = BudgetTracker(config.budgets, attempts=len(attempts),
                             cost_usd=sum(a.usage.cost_usd for a in attempts))
     ctx = SessionContext(session_id=manifest.session_id, manifest=manifest, store=store, cache=cache,

@@ -50,7 +50,10 @@ def stat(values: list[float]) -> Stat:
 
 
 def cache_key(spec: TaskSpec, data: LabeledData) -> str:
-    weak = "tfidf" if spec.weak_model == "tfidf" else get_encoder(spec.weak_model).fingerprint()
+    if ft_cache.weak_is_lm(spec):
+        weak = ft_cache.student_fingerprint(ft_cache.weak_spec(spec, data.classes))
+    else:
+        weak = "tfidf" if spec.weak_model == "tfidf" else get_encoder(spec.weak_model).fingerprint()
     parts = {
         "format": CACHE_FORMAT,
         "data": data.content_hash(),
@@ -189,7 +192,7 @@ def _build(cache: TaskCache, data: LabeledData, show_progress: bool, device: str
     for layer, array in feats.items():
         np.save(public / "features" / f"unlabeled__{layer}.npy", array[:n_unl])
         np.save(public / "features" / f"test__{layer}.npy", array[n_unl:])
-    if spec.weak_model != "tfidf":
+    if spec.weak_model != "tfidf" and not ft_cache.weak_is_lm(spec):
         weak_enc = get_encoder(spec.weak_model)
         all_texts = text_of(splits["weak_train"]) + texts
         with progress_bar(f"{spec.name}: weak features ({weak_enc.name})", len(all_texts), show_progress) as advance:
@@ -218,13 +221,16 @@ def _fresh_tmp(final: Path) -> Path:
     return tmp
 
 
-def _teacher_probs(cache: TaskCache, seed: int) -> dict[str, np.ndarray]:
+def _teacher_probs(cache: TaskCache, seed: int, device: str = "auto") -> dict[str, np.ndarray]:
     private, public = cache.private_dir, cache.public_dir
     gold = np.load(private / "gold_weak_train.npy")
     n_classes = len(cache.card().classes)
-    if cache.spec.weak_model == "tfidf":
+    if cache.spec.weak_model == "tfidf" or ft_cache.weak_is_lm(cache.spec):
         texts = json.loads((public / "texts.json").read_text())
         train_texts = json.loads((private / "weak_train_texts.json").read_text())
+        if cache.spec.weak_model != "tfidf":
+            return ft_cache.weak_lm_probs(cache.spec, cache.card().classes, train_texts, gold, texts,
+                                          seed, device)
         return fit_tfidf_teacher(train_texts, gold, n_classes, texts, seed)
     feats = np.load(private / "weak_features.npy")
     n_wt, n_unl = len(gold), cache.card().n_unlabeled
@@ -255,7 +261,7 @@ def _add_weak_seeds(cache: TaskCache, data: LabeledData, n_seeds: int, device: s
     for seed in range(n_seeds):
         if seed in card.weak_seeds:
             continue
-        probs = _teacher_probs(cache, seed)
+        probs = _teacher_probs(cache, seed, device)
         seed_dir = _fresh_tmp(cache.public_dir / "weak" / f"seed_{seed}")
         np.save(seed_dir / "unlabeled_soft.npy", probs["unlabeled"])
         np.save(seed_dir / "test_probs.npy", probs["test"])

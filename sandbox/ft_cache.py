@@ -52,14 +52,13 @@ def uses_encoder_features(spec: TaskSpec) -> bool:
 def student_features(student: StudentSpec, n_classes: int, texts: list[str],
                      device: str = "auto") -> dict[str, np.ndarray]:
     """Frozen features read off the untrained student: a few intermediate layers and the last."""
-    from sandbox.runtime.finetuning import hidden_states
+    from sandbox.runtime.finetuning import pooled_layers
     from sandbox.runtime.students import load_student
 
     model = load_student(student, n_classes, device=device)
-    n_layers = int(model.model.config.num_hidden_layers)
-    out = {f"layer_{i}": hidden_states(model, texts, i) for i in intermediate_layers(n_layers)}
-    out["final"] = hidden_states(model, texts, -1)
-    return out
+    middle = intermediate_layers(int(model.model.config.num_hidden_layers))
+    pooled = pooled_layers(model, texts, [*middle, -1])
+    return {**{f"layer_{i}": pooled[i] for i in middle}, "final": pooled[-1]}
 
 
 def ceiling_probs(student: StudentSpec, n_classes: int, train_texts: list[str],
@@ -76,3 +75,32 @@ def ceiling_probs(student: StudentSpec, n_classes: int, train_texts: list[str],
 
 def public_texts(public_dir: Path) -> dict[str, list[str]]:
     return json.loads((public_dir / "texts.json").read_text())
+
+
+def weak_is_lm(spec: TaskSpec) -> bool:
+    """A fine-tune task whose weak model is a causal LM (fine-tuned on weak-train as teacher)."""
+    from sandbox.encoders import list_encoders
+    from sandbox.tasks.models import model_dir, model_family
+
+    if spec.kind != "finetune" or spec.weak_model == "tfidf" or spec.weak_model in list_encoders():
+        return False
+    return model_family(*model_dir(spec.weak_model)) == "causal"
+
+
+def weak_spec(spec: TaskSpec, classes: list[str]) -> StudentSpec:
+    return resolve_student(spec.weak_model, classes, label_words=list(spec.label_words or []) or None,
+                           cue=spec.cue, max_len=spec.max_len)
+
+
+def weak_lm_probs(spec: TaskSpec, classes: list[str], train_texts: list[str], gold: np.ndarray,
+                  predict: dict[str, list[str]], seed: int, device: str = "auto") -> dict[str, np.ndarray]:
+    """The weak causal LM fine-tuned (vanilla recipe) on its seed's subsample of weak-train gold."""
+    from sandbox.runtime.finetuning import VANILLA_FT, finetune, predict_proba
+    from sandbox.runtime.students import load_student
+    from sandbox.weak import subsample
+
+    keep = subsample(len(train_texts), seed)
+    model = load_student(weak_spec(spec, classes), len(classes), seed=seed, device=device)
+    onehot = np.eye(len(classes), dtype=np.float32)[np.asarray(gold)[keep]]
+    finetune(model, [train_texts[i] for i in keep], onehot, seed=seed, **VANILLA_FT)
+    return {name: predict_proba(model, texts) for name, texts in predict.items()}

@@ -11,6 +11,7 @@ import typer
 from agent.budget import Budgets, parse_duration
 from agent.cli import app
 from agent.cli.common import (
+    DEVICE_OPTION,
     ISOLATION_OPTION,
     SIZES_OPTION,
     TASK_OPTION,
@@ -44,6 +45,7 @@ def research_cmd(
     isolation: str = ISOLATION_OPTION,
     unsafe_no_sandbox: bool = UNSAFE_OPTION,
     time_budget: float = typer.Option(300.0, "--time-budget", help="Seconds per idea run (per seed)."),
+    device: str = DEVICE_OPTION,
     lab: Path | None = typer.Option(None, "--lab", help="Lab repository (default $AAR_LAB or ./aar-lab)."),
     researchers: int = typer.Option(1, "--researchers", "-n", min=1, max=32,
                                     help="Researchers at once, each with its own direction and branch."),
@@ -63,7 +65,7 @@ def research_cmd(
     config = ResearchConfig(
         task=task, split_sizes=split_sizes, proposer=proposer, model=model, base_url=base_url,
         seeds=seeds, direction=direction, isolation=resolve_isolation(isolation, unsafe_no_sandbox),
-        time_budget_s=time_budget, lab=lab,
+        time_budget_s=time_budget, lab=lab, device=device,
         resume=resume, options=parse_options(option), budgets=Budgets(max_attempts=max_attempts, max_cost_usd=max_cost,
                                        max_time_s=max_time_s, target_pgr=target_pgr,
                                        max_scoring_calls=max_scoring_calls),

@@ -10,6 +10,7 @@ import json
 import random
 from typing import Any
 
+from agent.proposers import ft_space
 from agent.proposers.base import ExperimentSpec, Proposer, ResearchTools, register_proposer
 from agent.proposers.search_space import (
     BASE,
@@ -115,23 +116,32 @@ class OfflineProposer(Proposer):
     def run(self, tools: ResearchTools) -> None:
         state = tools.load_state() or {"results": [], "step": 0}
         layers = tools.task_card["layers"]
+        finetune = tools.task_card.get("kind") == "finetune"  # its own space: agent/proposers/ft_space.py
         while True:
             request = {"kind": "offline-search", "seed": self.config.seed, "step": state["step"],
                        "direction": self.config.direction or tools.direction,
                        # session-independent (no attempt ids), so a replay sends the same requests
                        "results": [{k: r[k] for k in ("key", "genome", "pgr")} for r in state["results"]],
                        "shared": self._shared_genomes(tools)}
-            choice = tools.model_call(request, choose_next)
+            if finetune:
+                request["space"] = "finetune"
+            choice = tools.model_call(request, ft_space.choose_next if finetune else choose_next)
             genome = choice["genome"]
             parent = None if choice["parent"] is None else state["results"][choice["parent"]]
             parent_id = parent and parent["attempt_id"]
-            name = describe(genome)
-            hypothesis = _hypothesis(genome, parent and parent["genome"], choice["move"])
-            code = render_idea(genome, layers, f"Offline search: {name}", hypothesis)
+            if finetune:
+                name = ft_space.describe(genome)
+                hypothesis = ft_space.hypothesis(genome, parent and parent["genome"], choice["move"])
+                code = ft_space.render_idea(genome, f"Offline search: {name}", hypothesis)
+            else:
+                name = describe(genome)
+                hypothesis = _hypothesis(genome, parent and parent["genome"], choice["move"])
+                code = render_idea(genome, layers, f"Offline search: {name}", hypothesis)
             feedback = tools.run_experiment(
                 ExperimentSpec(name=name, hypothesis=hypothesis, code=code, parent_id=parent_id))
             pgr = (feedback.get("pgr") or {}).get("mean") if feedback.get("status") == "ok" else None
-            state["results"].append({"key": genome_key(genome), "genome": genome, "pgr": pgr,
+            key = ft_space.key(genome) if finetune else genome_key(genome)
+            state["results"].append({"key": key, "genome": genome, "pgr": pgr,
                                      "attempt_id": feedback.get("attempt_id")})
             state["step"] += 1
             self._maybe_post(tools, state, name, feedback, genome, pgr)

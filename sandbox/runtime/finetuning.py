@@ -172,20 +172,28 @@ def hidden_states(student: Student, texts: list[str], layer: int = -1, *, batch_
                   max_len: int | None = None) -> np.ndarray:
     """The student's representation of each text at ``layer`` (0 = embeddings, -1 = last),
     (n, d): mean over tokens for encoders, the last token (the label slot) for causal LMs."""
-    rows: dict[int, np.ndarray] = {}
+    return pooled_layers(student, texts, [layer], batch_size=batch_size, max_len=max_len)[layer]
+
+
+def pooled_layers(student: Student, texts: list[str], layers: list[int], *, batch_size: int = 64,
+                  max_len: int | None = None) -> dict[int, np.ndarray]:
+    """:func:`hidden_states` for several layers in one pass over the texts."""
+    out: dict[int, dict[int, np.ndarray]] = {layer: {} for layer in layers}
     student.model.eval()
     with torch.inference_mode():
         for idx in _sorted_batches(texts, batch_size):
             enc = student.encode([texts[i] for i in idx], max_len)
-            hidden = student.model(**enc, output_hidden_states=True).hidden_states[layer].float()
-            if student.spec.family == "causal":
-                pooled = hidden[:, -1]
-            else:
-                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
-            for i, row in zip(idx, pooled.cpu().numpy(), strict=True):
-                rows[i] = row
-    return np.stack([rows[i] for i in range(len(texts))]) if rows else np.zeros((0, 0), np.float32)
+            states = student.model(**enc, output_hidden_states=True).hidden_states
+            mask = enc["attention_mask"].unsqueeze(-1).float()
+            for layer in layers:
+                hidden = states[layer].float()
+                if student.spec.family == "causal":
+                    pooled = hidden[:, -1]
+                else:
+                    pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+                for i, row in zip(idx, pooled.cpu().numpy(), strict=True):
+                    out[layer][i] = row
+    return {layer: np.stack([rows[i] for i in range(len(texts))]) for layer, rows in out.items()}
 
 
 # The vanilla fine-tune recipe: the vanilla baseline idea and the gold-trained ceiling both use

@@ -5,9 +5,11 @@ Three row schemas are understood (one per file):
 - preference ``{"prompt", "first", "second", "label": "A" | "B"}`` (the reference system's)
 - binary ``{"question", "choice", "label": bool}`` (the reference system's)
 
-An optional ``task.json`` names the models: ``{"name", "weak_model", "strong_model",
-"description"}``; models are registered encoder names, ``tfidf`` (weak only), a local model
-directory, or ``hf:<id>`` for users with network access. All rows are pooled and split anew.
+An optional ``task.json`` names the models and the kind: ``{"name", "kind", "weak_model",
+"strong_model", "description"}``; ``kind`` is ``features`` (default: heads on cached features) or
+``finetune`` (the strong model is trained; a causal LM is scored on label tokens, optionally
+``"label_words"``, ``"cue"``, ``"max_len"``). Models are registered names, ``tfidf`` (weak only),
+a local model directory, or ``hf:<id>`` (downloaded beforehand). All rows are pooled and split anew.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import json
 from pathlib import Path
 
 from sandbox.errors import HarnessError
-from sandbox.tasks.registry import TASK_KEY_SEPARATOR, LabeledData, TaskSpec
+from sandbox.tasks.registry import TASK_KEY_SEPARATOR, TASK_KINDS, LabeledData, TaskSpec
 
 
 def _row_to_example(row: dict, where: str) -> tuple[str, str]:
@@ -74,16 +76,41 @@ def directory_key(directory: Path) -> str:
     return h.hexdigest()[:8]
 
 
+def _task_config(directory: Path) -> dict:
+    path = directory / "task.json"
+    if not path.exists():
+        return {}
+    try:
+        config = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise HarnessError(f"{path}: not valid JSON ({exc.msg}); fix it or remove it") from exc
+    if not isinstance(config, dict):
+        raise HarnessError(f"{path}: must be a JSON object like {{\"name\": ..., \"kind\": \"features\"}}")
+    kind = config.get("kind", "features")
+    if kind not in TASK_KINDS:
+        raise HarnessError(f"{path}: unknown kind {kind!r}; use one of {', '.join(TASK_KINDS)}")
+    if "kind" not in config and _names_causal_lm(config.get("strong_model", "")):
+        raise HarnessError(f"{path}: missing kind; a causal LM student needs \"kind\": \"finetune\" "
+                           f"(allowed: {', '.join(TASK_KINDS)})")
+    return config
+
+
+def _names_causal_lm(ref: str) -> bool:
+    if ref == "smollm2-135m":
+        return True
+    path = Path(ref).expanduser()
+    config = path / "config.json"
+    return (path.is_dir() and any(path.glob("*.gguf"))) or (
+        config.is_file() and "ForCausalLM" in config.read_text())
+
+
 def task_from_directory(directory: Path) -> TaskSpec:
     """A task from a directory; its name is the readable name joined to the content key
     (``name@key``), the one identity sessions, results, caches and leaderboards use."""
-    config_path = directory / "task.json"
-    try:
-        config = json.loads(config_path.read_text()) if config_path.exists() else {}
-    except json.JSONDecodeError as exc:
-        raise HarnessError(f"{config_path}: not valid JSON ({exc.msg}); fix it or remove it") from exc
+    config = _task_config(directory)
     directory = directory.resolve()
     readable = str(config.get("name", directory.name)).replace(TASK_KEY_SEPARATOR, "-")
+    words = config.get("label_words")
     return TaskSpec(
         name=f"{readable}{TASK_KEY_SEPARATOR}{directory_key(directory)}",
         description=config.get("description", f"custom task from {directory}"),
@@ -91,4 +118,8 @@ def task_from_directory(directory: Path) -> TaskSpec:
         weak_model=config.get("weak_model", "tfidf"),
         strong_model=config.get("strong_model", "minilm-l6"),
         source=str(directory),
+        kind=config.get("kind", "features"),
+        label_words=tuple(words) if words else None,
+        cue=config.get("cue", "\nAnswer:"),
+        max_len=int(config.get("max_len", 128)),
     )
