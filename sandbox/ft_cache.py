@@ -10,16 +10,18 @@ from pathlib import Path
 import numpy as np
 
 from sandbox.encoders import _cached_file_hash, _model_fingerprint, intermediate_layers
-from sandbox.runtime.student_spec import StudentSpec
+from sandbox.runtime.student_spec import LoraSpec, StudentSpec
 from sandbox.tasks.models import resolve_student
 from sandbox.tasks.registry import TaskSpec
 
-CEILING_RECIPE_FT = "finetune with VANILLA_FT (all weights) on gold one-hot unlabeled labels, seed s"
+CEILING_RECIPE_FT = ("finetune with the vanilla recipe (VANILLA_FT; all weights unless the task names a "
+                     "vanilla LoRA) on gold one-hot unlabeled labels, seed s")
 
 
 def student_spec(spec: TaskSpec, classes: list[str]) -> StudentSpec:
-    return resolve_student(spec.strong_model, classes, label_words=list(spec.label_words or []) or None,
-                           cue=spec.cue, max_len=spec.max_len)
+    student = resolve_student(spec.strong_model, classes, label_words=list(spec.label_words or []) or None,
+                              cue=spec.cue, max_len=spec.max_len)
+    return student.model_copy(update={"vanilla_lora": LoraSpec(**spec.lora) if spec.lora else None})
 
 
 def student_fingerprint(student: StudentSpec) -> str:
@@ -37,7 +39,7 @@ def key_parts(spec: TaskSpec, classes: list[str]) -> dict:
     from sandbox.runtime.finetuning import VANILLA_FT
 
     student = student_spec(spec, classes)
-    return {"kind": spec.kind, "student": [student.model_dump(exclude={"model_dir"}),
+    return {"kind": spec.kind, "student": [student.model_dump(exclude={"model_dir"}, exclude_none=True),
                                            student_fingerprint(student)],
             "ceiling": [CEILING_RECIPE_FT, VANILLA_FT]}
 
@@ -64,12 +66,12 @@ def student_features(student: StudentSpec, n_classes: int, texts: list[str],
 def ceiling_probs(student: StudentSpec, n_classes: int, train_texts: list[str],
                   gold: np.ndarray, test_texts: list[str], seed: int, device: str = "auto") -> np.ndarray:
     """The strong model fine-tuned on gold labels with the vanilla recipe: test probabilities."""
-    from sandbox.runtime.finetuning import VANILLA_FT, finetune, predict_proba
+    from sandbox.runtime.finetuning import finetune, predict_proba, vanilla_recipe
     from sandbox.runtime.students import load_student
 
-    model = load_student(student, n_classes, seed=seed, device=device)
+    model = load_student(student, n_classes, lora=student.vanilla_lora, seed=seed, device=device)
     onehot = np.eye(n_classes, dtype=np.float32)[np.asarray(gold)]
-    finetune(model, train_texts, onehot, seed=seed, **VANILLA_FT)
+    finetune(model, train_texts, onehot, seed=seed, **vanilla_recipe(model))
     return predict_proba(model, test_texts)
 
 

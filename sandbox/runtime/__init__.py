@@ -20,7 +20,8 @@ _WHERE = {
     "logistic_probe": "probes",
     "Head": "train", "train_head": "train", "weak_val_split": "train",
     "cpu_seconds": "finetuning", "finetune": "finetuning", "hidden_states": "finetuning", "peak_rss_mb": "finetuning",
-    "predict_proba": "finetuning", "VANILLA_FT": "finetuning",
+    "predict_proba": "finetuning", "VANILLA_FT": "finetuning", "vanilla_recipe": "finetuning",
+    "peak_gpu_mb": "finetuning",
     "LoraSpec": "student_spec", "StudentSpec": "student_spec", "Student": "students",
 }
 

@@ -27,6 +27,11 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def peak_gpu_mb() -> float | None:
+    """Peak GPU memory torch allocated in this process (MiB), or None without a GPU."""
+    return torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
+
+
 def cpu_seconds() -> float:
     """CPU seconds (user + system) this process has used: a load-independent cost measure on a
     shared machine, where wall-clock time depends on what else runs."""
@@ -199,3 +204,8 @@ def pooled_layers(student: Student, texts: list[str], layers: list[int], *, batc
 # The vanilla fine-tune recipe: the vanilla baseline idea and the gold-trained ceiling both use
 # it, so the ceiling is "the same training on gold labels".
 VANILLA_FT: dict[str, float | int] = {"epochs": 1.0, "batch_size": 16, "lr": 1e-4}
+
+
+def vanilla_recipe(student: Student) -> dict[str, float | int]:
+    """VANILLA_FT for this student: adapters take a 10x larger step than full weights."""
+    return {**VANILLA_FT, "lr": float(VANILLA_FT["lr"]) * (10 if student.lora else 1)}

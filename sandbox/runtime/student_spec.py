@@ -8,6 +8,15 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 
+class LoraSpec(BaseModel):
+    """A LoRA adapter configuration (peft). ``targets=None`` takes peft's default modules."""
+
+    rank: int = Field(8, ge=1, description="Adapter rank r.")
+    alpha: float = Field(16.0, gt=0, description="Scaling numerator (lora_alpha).")
+    targets: list[str] | None = Field(None, description="Module names to adapt; None = peft default.")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the adapter input.")
+
+
 class StudentSpec(BaseModel):
     """How to load the task's strong model as a trainable student. Persisted in ``card.json``."""
 
@@ -21,12 +30,5 @@ class StudentSpec(BaseModel):
         default_factory=list, description="Causal LMs: one word per class, scored as the next token.")
     cue: str = Field("\nAnswer:", description="Causal LMs: text appended to every input before scoring.")
     max_len: int = Field(128, description="Default maximum tokens per input.")
-
-
-class LoraSpec(BaseModel):
-    """A LoRA adapter configuration (peft). ``targets=None`` takes peft's default modules."""
-
-    rank: int = Field(8, ge=1, description="Adapter rank r.")
-    alpha: float = Field(16.0, gt=0, description="Scaling numerator (lora_alpha).")
-    targets: list[str] | None = Field(None, description="Module names to adapt; None = peft default.")
-    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the adapter input.")
+    vanilla_lora: LoraSpec | None = Field(
+        None, description="The adapter the vanilla recipe (and so the ceiling) trains; None: all weights.")

@@ -8,7 +8,8 @@ Three row schemas are understood (one per file):
 An optional ``task.json`` names the models and the kind: ``{"name", "kind", "weak_model",
 "strong_model", "description"}``; ``kind`` is ``features`` (default: heads on cached features) or
 ``finetune`` (the strong model is trained; a causal LM is scored on label tokens, optionally
-``"label_words"``, ``"cue"``, ``"max_len"``). Models are registered names, ``tfidf`` (weak only),
+``"label_words"``, ``"cue"``, ``"max_len"``, ``"lora"`` for the vanilla recipe's adapter;
+``"preset": "qwen-reference"`` fills in the reference benchmark's models). Models are registered names, ``tfidf`` (weak only),
 a local model directory, or ``hf:<id>`` (downloaded beforehand). All rows are pooled and split anew.
 """
 
@@ -19,6 +20,7 @@ import json
 from pathlib import Path
 
 from sandbox.errors import HarnessError
+from sandbox.tasks.models import apply_preset
 from sandbox.tasks.registry import TASK_KEY_SEPARATOR, TASK_KINDS, LabeledData, TaskSpec
 
 
@@ -86,6 +88,7 @@ def _task_config(directory: Path) -> dict:
         raise HarnessError(f"{path}: not valid JSON ({exc.msg}); fix it or remove it") from exc
     if not isinstance(config, dict):
         raise HarnessError(f"{path}: must be a JSON object like {{\"name\": ..., \"kind\": \"features\"}}")
+    config = apply_preset(config, str(path))
     kind = config.get("kind", "features")
     if kind not in TASK_KINDS:
         raise HarnessError(f"{path}: unknown kind {kind!r}; use one of {', '.join(TASK_KINDS)}")
@@ -122,4 +125,5 @@ def task_from_directory(directory: Path) -> TaskSpec:
         label_words=tuple(words) if words else None,
         cue=config.get("cue", "\nAnswer:"),
         max_len=int(config.get("max_len", 128)),
+        lora=config.get("lora"),
     )

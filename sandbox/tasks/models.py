@@ -89,3 +89,24 @@ def resolve_student(ref: str, classes: list[str], *, label_words: list[str] | No
         raise HarnessError(f"{len(words)} label words for {len(classes)} classes; fix label_words in task.json")
     return StudentSpec(family=family, name=ref, model_dir=str(path), gguf_file=gguf,
                        label_words=words if family == "causal" else [], cue=cue, max_len=max_len)
+
+
+# Model settings a task.json can name with "preset" (its own keys override the preset's).
+PRESETS: dict[str, dict] = {
+    # The reference weak-to-strong benchmark's setting: a small chat model teaches a 4B base
+    # model, trained with a rank-32 LoRA adapter. hf: ids must be downloaded beforehand (or
+    # replace them with local directories in task.json); meant for a GPU (--device cuda).
+    "qwen-reference": {
+        "kind": "finetune", "weak_model": "hf:Qwen/Qwen1.5-0.5B-Chat",
+        "strong_model": "hf:Qwen/Qwen3-4B-Base", "lora": {"rank": 32, "alpha": 64}, "max_len": 512,
+    },
+}
+
+
+def apply_preset(config: dict, where: str) -> dict:
+    name = config.get("preset")
+    if name is None:
+        return config
+    if name not in PRESETS:
+        raise HarnessError(f"{where}: unknown preset {name!r}; use one of {', '.join(PRESETS)}")
+    return {**PRESETS[name], **config}

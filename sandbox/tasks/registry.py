@@ -98,6 +98,7 @@ class TaskSpec:
     label_words: tuple[str, ...] | None = None  # finetune, causal LMs: one word per class
     cue: str = "\nAnswer:"  # finetune, causal LMs: appended to each input before scoring
     max_len: int = 128  # finetune: tokens per input
+    lora: dict | None = None  # finetune: the vanilla recipe's adapter ({"rank", "alpha"}); None = all weights
 
     def __post_init__(self) -> None:
         if self.kind not in TASK_KINDS:
