@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import glob
 import os
-import queue
 import re
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,24 +103,6 @@ def _torch_has_cuda() -> bool:
     import torch
 
     return bool(torch.cuda.is_available())
-
-
-class GpuPool:
-    """Hands each concurrent run one GPU of its own (runs wait while all are busy)."""
-
-    def __init__(self, gpus: list[int]) -> None:
-        self._free: queue.Queue[int] = queue.Queue()
-        for gpu in gpus:
-            self._free.put(gpu)
-        self.size = len(gpus)
-
-    @contextmanager
-    def lease(self) -> Iterator[int]:
-        gpu = self._free.get()
-        try:
-            yield gpu
-        finally:
-            self._free.put(gpu)
 
 
 def run_passthrough(device: str, model_paths: list[str], gpu: int | None = None) -> Passthrough:

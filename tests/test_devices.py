@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from sandbox import devices
-from sandbox.devices import GpuPool, Passthrough, bwrap_args, gpu_passthrough, run_passthrough
+from sandbox.devices import Passthrough, bwrap_args, gpu_passthrough, run_passthrough
 from sandbox.errors import HarnessError
 from sandbox.runner import Limits, RunDirs, RunPlan, child_env, get_isolation, run_idea
 
@@ -43,14 +43,6 @@ def test_host_gpus_honour_cuda_visible_devices(monkeypatch):
     assert devices.host_gpus() == [1, 3]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert devices.host_gpus() == []
-
-
-def test_gpu_pool_gives_each_concurrent_run_its_own_gpu():
-    pool = GpuPool([0, 1])
-    with pool.lease() as a, pool.lease() as b:
-        assert {a, b} == {0, 1}
-    with pool.lease() as c:
-        assert c in (0, 1)
 
 
 def test_device_choice_errors_are_one_line(monkeypatch):

@@ -93,7 +93,8 @@ def test_finetune_kind_on_the_card_and_bad_kinds(tmp_path):
 def test_features_task_refuses_ctx_student(small_cache, tmp_path):
     from sandbox.runtime.context import IdeaContext, JobSpec
 
-    job = JobSpec(idea_path="x", public_dir=str(small_cache.public_dir), seed=0, time_budget_s=10,
+    job = JobSpec(idea_path="x", public_dir=str(small_cache.public_dir), weak_seed=0, student_seed=0,
+                  weak_dir=str(small_cache.public_dir / "weak" / "seed_0"), time_budget_s=10,
                   scratch_dir=str(tmp_path), out_dir=str(tmp_path))
     with pytest.raises(ValueError, match="features task.*wordnet-10-ft"):
         IdeaContext.from_job(job).student()
