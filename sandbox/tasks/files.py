@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 from sandbox.errors import HarnessError
+from sandbox.tasks.hf_data import directory_rows, hub_rows
 from sandbox.tasks.models import apply_preset
 from sandbox.tasks.registry import TASK_KEY_SEPARATOR, TASK_KINDS, LabeledData, TaskSpec
 
@@ -41,31 +43,34 @@ def _row_to_example(row: dict, where: str) -> tuple[str, str]:
     )
 
 
-def load_jsonl_directory(directory: Path) -> LabeledData:
-    files = sorted(directory.glob("*.jsonl"))
-    if not files:
-        raise HarnessError(f"{directory}: no .jsonl files; put rows like {{\"text\", \"label\"}} there")
+def labeled_rows(rows: Iterable[tuple[str, dict]], what: str) -> LabeledData:
+    """Rows of any of the three schemas as a task's labeled data (classes sorted by name)."""
     texts: list[str] = []
     names: list[str] = []
-    for path in files:
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            where = f"{path.name}:{n}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise HarnessError(f"{where}: not valid JSON ({exc.msg}); fix or remove the line") from exc
-            if not isinstance(row, dict):
-                raise HarnessError(f"{where}: each line must be a JSON object")
-            text, label = _row_to_example(row, where)
-            texts.append(text)
-            names.append(label)
+    for where, row in rows:
+        text, label = _row_to_example(row, where)
+        texts.append(text)
+        names.append(label)
     classes = sorted(set(names))
     if len(classes) < 2:
-        raise HarnessError(f"{directory}: found a single label {classes}; a task needs two or more")
+        raise HarnessError(f"{what}: found a single label {classes}; a task needs two or more")
     index = {c: i for i, c in enumerate(classes)}
     return LabeledData(texts=texts, labels=[index[c] for c in names], classes=classes)
+
+
+def load_jsonl_directory(directory: Path) -> LabeledData:
+    return labeled_rows(directory_rows(directory), str(directory))
+
+
+def task_from_hub_dataset(ref: str) -> TaskSpec:
+    """``hf:<dataset>``: a hub dataset (from the local cache) with the default models."""
+    dataset_id = ref[3:]
+    return TaskSpec(
+        name=dataset_id.replace("/", "-").replace(TASK_KEY_SEPARATOR, "-"),
+        description=f"Hugging Face dataset {dataset_id}",
+        load=lambda: labeled_rows(hub_rows(dataset_id), ref),
+        weak_model="tfidf", strong_model="minilm-l6", source=ref,
+    )
 
 
 def directory_key(directory: Path) -> str:

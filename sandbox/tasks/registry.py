@@ -149,7 +149,7 @@ def list_tasks() -> list[str]:
 
 
 def get_task(name: str, sizes: SplitSizes | None = None) -> TaskSpec:
-    """A registered task by name, or a custom task from a directory path."""
+    """A registered task by name, a custom task from a directory path, or ``hf:<dataset>``."""
     _load_builtin_tasks()
     if name in _TASKS:
         return _TASKS[name]().with_sizes(sizes)
@@ -157,9 +157,14 @@ def get_task(name: str, sizes: SplitSizes | None = None) -> TaskSpec:
         from sandbox.tasks.files import task_from_directory
 
         return task_from_directory(Path(name)).with_sizes(sizes)
+    if name.startswith("hf:") and len(name) > 3:
+        from sandbox.tasks.files import task_from_hub_dataset
+
+        return task_from_hub_dataset(name).with_sizes(sizes)
     known = ", ".join(sorted(_TASKS))
     raise UnknownTaskError(
-        f"unknown task {name!r}: use one of {known}, or a directory of jsonl files (see `aar tasks`)"
+        f"unknown task {name!r}: use one of {known}, a directory of jsonl files (see `aar tasks`) "
+        "or hf:<dataset> (already in the local Hugging Face cache)"
     )
 
 
