@@ -133,3 +133,57 @@ def test_vanilla_finetune_seed_through_the_sandbox(ft_cache):
     assert seed.status == "ok", (seed.error, seed.log_tail[-2000:])
     assert seed.pgr is not None and 0 <= seed.dev_acc <= 1
     assert 0 < seed.diagnostics["peak_rss_mb"] < 4096
+
+
+GREEDY_FT_IDEA = '''
+import torch
+from sandbox.runtime import finetune
+
+
+def run(ctx):
+    student = ctx.student()
+    hoard = []
+    while True:  # a fine-tune idea that never stops asking for memory
+        hoard.append(torch.ones(64 << 20, dtype=torch.uint8))
+'''
+
+ENDLESS_FT_IDEA = '''
+from sandbox.runtime import finetune
+
+
+def run(ctx):
+    student = ctx.student()
+    while True:  # ignores ctx.time_left()
+        finetune(student, ctx.unlabeled_texts[:8], ctx.weak_soft[:8], epochs=1, batch_size=8)
+'''
+
+
+def _run_ft(ft_cache, tmp_path, source, limits):
+    from sandbox.devices import run_passthrough
+    from sandbox.runner import get_isolation, run_idea
+
+    ok, why = get_isolation("bwrap").available()
+    if not ok:
+        pytest.skip(why)
+    idea = tmp_path / "idea.py"
+    idea.write_text(source)
+    return run_idea(idea, ft_cache.public_dir, 0, limits, get_isolation("bwrap"),
+                    passthrough=run_passthrough("cpu", [ft_cache.card().student.model_dir]))
+
+
+def test_finetune_idea_out_of_memory_ends_killed_with_the_reason(ft_cache, tmp_path):
+    from sandbox.cgroups import support
+    from sandbox.runner import Limits
+
+    out = _run_ft(ft_cache, tmp_path, GREEDY_FT_IDEA, Limits(time_s=300, memory_bytes=2 << 30))
+    if "memory" in support().missing:  # per-process cap only: the allocation fails inside
+        assert out.status == "error" and "MemoryError" in (out.error or ""), out.error
+    else:
+        assert out.status == "killed" and "memory limit" in (out.error or ""), out.error
+
+
+def test_finetune_idea_past_its_time_ends_timeout_with_the_reason(ft_cache, tmp_path):
+    from sandbox.runner import Limits
+
+    out = _run_ft(ft_cache, tmp_path, ENDLESS_FT_IDEA, Limits(time_s=45))
+    assert out.status == "timeout" and "45s time budget" in (out.error or ""), out.error
