@@ -108,7 +108,7 @@ def test_sandboxed_run_sees_the_extra_weights_read_only(small_cache, tmp_path):
     idea = tmp_path / "idea.py"
     idea.write_text(EXTRA_IDEA.replace("{extra}", str(weights)))
     p = Passthrough(ro_paths=(str(weights),), env={"CUDA_VISIBLE_DEVICES": "7"})
-    out = run_idea(idea, small_cache.public_dir, 0, Limits(time_s=120), get_isolation("bwrap"), p)
+    out = run_idea(idea, small_cache.public_dir, 0, Limits(time_s=120), get_isolation("bwrap"), passthrough=p)
     assert out.status == "ok", (out.error, out.log_tail[-3000:])
     assert out.diagnostics["extra_read"] == "w"
     assert out.diagnostics["extra_writable"] is False
