@@ -118,6 +118,7 @@ def _base_model(spec_json: str, n_classes: int, dtype_name: str) -> tuple[nn.Mod
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()  # "newly initialized weights" is expected for the head
+    hf_logging.disable_progress_bar()  # no progress bars in the run's log tail
     spec = StudentSpec.model_validate_json(spec_json)
     kwargs: dict[str, Any] = {"local_files_only": True}
     if spec.gguf_file:
