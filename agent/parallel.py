@@ -18,6 +18,7 @@ from agent.session_setup import ResearchConfig, SharedResources, new_session_id
 from experiments.forum import Forum
 from experiments.store import LabStore
 from sandbox.evaluator import ScoringBudget
+from sandbox.executors import ExecutorOptions, get_executor
 
 
 class GroupOutcome(BaseModel):
@@ -78,8 +79,9 @@ def run_parallel(config: ResearchConfig, n: int) -> GroupOutcome:
 
     LabStore.open(config.lab)  # create the lab once, before the researchers race to it
     group, configs = researcher_configs(config, n)
-    shared = SharedResources(slots=threading.BoundedSemaphore(max(1, os.cpu_count() or 1)),
-                             scoring=ScoringBudget(max_calls=config.budgets.max_scoring_calls))
+    slots = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
+    shared = SharedResources(slots=slots, scoring=ScoringBudget(max_calls=config.budgets.max_scoring_calls),
+                             executor=get_executor(ExecutorOptions(config.executor, slots=slots)))
     trackers: list[BudgetTracker] = []
     outcomes: dict[int, SessionOutcome] = {}
     errors: dict[int, str] = {}
@@ -94,10 +96,18 @@ def run_parallel(config: ResearchConfig, n: int) -> GroupOutcome:
     threads = [threading.Thread(target=work, args=(k, c), name=f"researcher-{k}", daemon=True)
                for k, c in enumerate(configs)]
 
+    presses = {"n": 0}
+
     def stop_all(signum: int, frame: object) -> None:
+        presses["n"] += 1
         for tracker in trackers:
             tracker.request_stop("interrupted (Ctrl-C)")
-        Reporter().line("Ctrl-C: every researcher finishes its attempt in flight, then stops")
+        if presses["n"] > 1 and shared.executor is not None:
+            shared.executor.cancel()  # second press: the seeds in flight (Ray tasks too) stop now
+            Reporter().line("Ctrl-C again: cancelling the seeds in flight")
+            return
+        Reporter().line("Ctrl-C: every researcher finishes its attempt in flight, then stops "
+                        "(press again to cancel the seeds in flight)")
 
     previous = signal.signal(signal.SIGINT, stop_all)
     try:

@@ -23,6 +23,7 @@ from sandbox.cache import TaskCache, baseline_summary_name, file_lock, open_cach
 from sandbox.devices import resolve_device
 from sandbox.errors import HarnessError
 from sandbox.evaluator import Evaluator, ScoringBudget
+from sandbox.executors import Executor, ExecutorConfig, ExecutorOptions, get_executor
 from sandbox.results import IdeaResult
 from sandbox.runner import DEFAULT_ISOLATION
 from sandbox.runtime.context import TaskCard
@@ -46,6 +47,8 @@ class ResearchConfig(BaseModel):
     budgets: Budgets = Field(default_factory=Budgets, description="Session limits.")
     isolation: str = Field(DEFAULT_ISOLATION, description="Isolation of idea processes.")
     time_budget_s: float = Field(300.0, description="Wall-clock seconds per idea run (per seed).")
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig,
+                                     description="Where seeds run (local pool or a Ray cluster).")
     lab: Path | None = Field(None, description="Lab repository path.")
     resume: str | None = Field(None, description="Session id to continue.")
     researcher: str = Field("r0", description="Researcher id within the session.")
@@ -63,6 +66,7 @@ class SharedResources:
 
     slots: threading.Semaphore
     scoring: ScoringBudget
+    executor: Executor | None = None  # one executor (and cluster connection) for all of them
 
 
 @dataclass
@@ -171,7 +175,7 @@ def open_session(config: ResearchConfig, *, show_progress: bool = True,
     budgets = config.budgets.model_dump()
     budgets.update(split_sizes=config.split_sizes, isolation=config.isolation,
                    time_budget_s=config.time_budget_s, proposer_seed=config.proposer_seed,
-                   base_url=config.base_url, device=device)
+                   base_url=config.base_url, device=device, executor=config.executor.name)
     manifest = SessionManifest(
         session_id=session_id, task=config.task, cache_key=cache.key, proposer=config.proposer,
         model=config.model, prompt_versions=prompt_versions(), seeds=seeds,
@@ -217,8 +221,9 @@ def _context(config: ResearchConfig, store: LabStore, manifest: SessionManifest,
         slots = None
     else:
         scoring, slots = shared.scoring, shared.slots
+    executor = (shared and shared.executor) or get_executor(ExecutorOptions(config.executor, slots=slots))
     evaluator = Evaluator(cache, isolation=config.isolation, budget=scoring,
-                          time_budget_s=config.time_budget_s, slots=slots,
+                          time_budget_s=config.time_budget_s, executor=executor,
                           device=resolve_device(config.device))
     tracker = BudgetTracker(config.budgets, attempts=len(attempts),
                             cost_usd=sum(a.usage.cost_usd for a in attempts))

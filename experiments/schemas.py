@@ -11,8 +11,8 @@ from pydantic import BaseModel, Field
 
 from sandbox.results import IdeaResult
 
-AttemptStatus = Literal["ok", "error", "timeout", "killed", "invalid", "denied", "abandoned"]
-ATTEMPT_STATUSES: tuple[str, ...] = ("ok", "error", "timeout", "killed", "invalid", "denied", "abandoned")
+AttemptStatus = Literal["ok", "error", "timeout", "killed", "invalid", "denied", "lost", "abandoned"]
+ATTEMPT_STATUSES: tuple[str, ...] = ("ok", "error", "timeout", "killed", "invalid", "denied", "lost", "abandoned")
 Verdict = Literal["accept", "reject"]
 FORMAT_VERSION = 1
 _SLUG = re.compile(r"[^A-Za-z0-9._-]+")
@@ -98,7 +98,7 @@ class Attempt(BaseModel):
     code: str = Field(description="The idea's Python source.")
     parent_id: str | None = Field(description="Attempt this one built on, if any.")
     result: IdeaResult | None = Field(description="The evaluator's result; None if it never ran.")
-    status: AttemptStatus = Field(description="ok / error / timeout / killed / invalid / denied / abandoned.")
+    status: AttemptStatus = Field(description="ok / error / timeout / killed / invalid / denied / lost / abandoned.")
     log: str = Field(description="Run log: the idea's output and the loop's notes for this step.")
     transcript: list[dict[str, Any]] = Field(description="Full request/response JSON of the step's model calls.")
     usage: TokenUsage = Field(description="Tokens and cost of the step's model calls.")

@@ -20,11 +20,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import BaseModel, Field
+
 from sandbox.devices import Passthrough
 from sandbox.errors import HarnessError
 from sandbox.runner import Isolation, Limits, RunOutput, run_idea
 
-__all__ = ["Executor", "ExecutorOptions", "LocalExecutor", "SeedRequest", "SeedResources",
+__all__ = ["Executor", "ExecutorConfig", "ExecutorOptions", "LocalExecutor", "SeedRequest", "SeedResources",
            "executor_names", "get_executor", "register_executor"]
 DEFAULT_EXECUTOR = "local"
 CANCELLED = "cancelled before it started (the session was interrupted)"
@@ -54,6 +56,8 @@ class SeedRequest:
     cache_key: str = ""  # content key of ``public_dir``: a remote copy is checked against it
     resources: SeedResources = field(default_factory=SeedResources)
     passthrough: Passthrough | None = None  # fine-tune runs: student weights (ro), the run's GPU
+    models: tuple[str, ...] = ()  # paths the run reads outside public_dir (model weights): a
+    # remote node lacking one fails the seed with a one-line error naming it
 
 
 class Executor:
@@ -77,17 +81,26 @@ class Executor:
         return self.name
 
 
+class ExecutorConfig(BaseModel):
+    """Where and how seeds run, as chosen on the command line (kept in the session manifest)."""
+
+    name: str = Field(DEFAULT_EXECUTOR, description="Executor: 'local' (this machine) or 'ray'.")
+    ray_address: str | None = Field(None, description="Ray cluster: 'auto' or HOST:PORT (ray only).")
+    cpus: float | None = Field(None, description="CPUs requested per seed (default: the run's threads).")
+    gpus: float = Field(0.0, description="GPUs requested per seed (ray only).")
+    memory_gb: float | None = Field(None, description="Memory requested per seed, GiB (a scheduling request).")
+    max_retries: int = Field(2, description="Re-runs of a seed whose worker or node died, then 'lost'.")
+    queue_timeout_s: float = Field(
+        1800.0, description="Longest a seed may wait for cluster resources, on top of its run time.")
+
+
 @dataclass
 class ExecutorOptions:
-    """How to build an executor (from the CLI or a session config)."""
+    """An executor's config plus what only exists at run time."""
 
-    parallel: int | None = None  # seeds at once per batch; default: cores
+    config: ExecutorConfig = field(default_factory=ExecutorConfig)
+    parallel: int | None = None  # seeds at once per batch (local); default: cores
     slots: threading.Semaphore | None = None  # shared across evaluators: idea processes at once
-    ray_address: str | None = None  # "auto", "HOST:PORT" or "ray://HOST:PORT"
-    cpus: float | None = None  # per seed; default: the limits' threads
-    gpus: float = 0.0  # per seed
-    memory_bytes: int | None = None  # per seed, a scheduling request
-    max_retries: int = 2  # re-runs of a seed whose worker or node died
     on_notice: Callable[[str], None] | None = None  # one-line notices ("started a local cluster")
 
 
@@ -146,8 +159,11 @@ def executor_names() -> list[str]:
     return sorted(_EXECUTORS)
 
 
-def get_executor(name: str = DEFAULT_EXECUTOR, options: ExecutorOptions | None = None) -> Executor:
-    """A new executor by name; ``HarnessError`` (one line) if unknown or not installed."""
+def get_executor(options: ExecutorOptions | None = None) -> Executor:
+    """A new executor as ``options.config.name`` says; ``HarnessError`` (one line) if unknown
+    or not installed."""
+    options = options or ExecutorOptions()
+    name = options.config.name
     if name not in _EXECUTORS:
         raise HarnessError(f"unknown executor {name!r}: use one of {', '.join(executor_names())}")
-    return _EXECUTORS[name](options or ExecutorOptions())
+    return _EXECUTORS[name](options)

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-Status = Literal["ok", "error", "timeout", "killed", "invalid", "denied"]
+Status = Literal["ok", "error", "timeout", "killed", "invalid", "denied", "lost"]
 
 
 class Stat(BaseModel):
@@ -45,7 +45,7 @@ class SeedResult(BaseModel):
     """One seed of one idea, as the trusted evaluator scored it."""
 
     seed: int = Field(description="Seed; also selects the weak teacher.")
-    status: Status = Field(description="ok / error / timeout / killed / invalid / denied.")
+    status: Status = Field(description="ok / error / timeout / killed / invalid / denied / lost (its worker died).")
     dev_acc: float | None = Field(None, description="Transfer accuracy on the dev split.")
     pgr: float | None = Field(None, description="PGR on dev against the fixed baselines.")
     heldout_acc: float | None = Field(None, description="Held-out accuracy (never shown to proposers).")

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from sandbox.errors import HarnessError
+from sandbox.executors import ExecutorConfig
 from sandbox.runner import DEFAULT_ISOLATION, get_isolation
 from sandbox.tasks import SplitSizes
 
@@ -123,3 +124,37 @@ ISOLATION_OPTION = typer.Option(DEFAULT_ISOLATION, "--isolation", callback=_sand
                                 help="Sandbox for idea processes.")
 UNSAFE_OPTION = typer.Option(False, "--unsafe-no-sandbox",
                              help="Run idea code WITHOUT a sandbox (plain child process). Only for trusted code.")
+
+
+EXECUTOR_OPTION = typer.Option("local", "--executor",
+                               help="Where seeds run: local (this machine) or ray (a Ray cluster).")
+RAY_ADDRESS_OPTION = typer.Option(None, "--ray-address",
+                                  help="Ray cluster: auto (start a local one if none runs) or HOST:PORT.")
+SEED_RESOURCES_OPTION = typer.Option(None, "--seed-resources",
+                                     help="What each seed asks Ray for: cpus=2,gpus=1,memory_gb=16.")
+
+
+def resolve_executor(name: str, ray_address: str | None, resources: str | None) -> ExecutorConfig:
+    """The executor choice, checked now: a cluster that cannot be joined or a Ray that is not
+    installed stops here with one line, before any cache is built or session created."""
+    from sandbox.executors import ExecutorOptions, executor_names, get_executor
+
+    if name not in executor_names():
+        fail(f"--executor {name!r}: use one of {', '.join(executor_names())}")
+    if name != "ray" and (ray_address or resources):
+        fail("--ray-address and --seed-resources need --executor ray")
+    fields: dict[str, str] = {}
+    for pair in (resources or "").split(","):
+        key, sep, value = pair.strip().partition("=")
+        if pair.strip() and (not sep or key not in ("cpus", "gpus", "memory_gb")):
+            fail(f"--seed-resources {resources!r}: write it as cpus=N,gpus=N,memory_gb=N")
+        if sep:
+            fields[key] = value
+    try:
+        config = ExecutorConfig(name=name, ray_address=ray_address or ("auto" if name == "ray" else None),
+                                **fields)
+    except ValueError as exc:
+        raise CliError(f"--seed-resources {resources!r}: numbers expected ({exc.__class__.__name__})") from exc
+    if name == "ray":  # join (or start) the cluster once now; later executors reuse the connection
+        get_executor(ExecutorOptions(config, on_notice=lambda line: err_console.print(line, highlight=False)))
+    return config

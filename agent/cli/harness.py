@@ -12,9 +12,12 @@ from rich.table import Table
 from agent.cli import app
 from agent.cli.common import (
     DEVICE_OPTION,
+    EXECUTOR_OPTION,
     EXIT_IDEA_FAILED,
     ISOLATION_OPTION,
     JSON_OPTION,
+    RAY_ADDRESS_OPTION,
+    SEED_RESOURCES_OPTION,
     SEEDS_OPTION,
     SIZES_OPTION,
     TASK_OPTION,
@@ -24,6 +27,7 @@ from agent.cli.common import (
     fmt,
     parse_sizes,
     print_json,
+    resolve_executor,
     resolve_isolation,
 )
 from sandbox.baseline_ideas import baseline_files
@@ -31,6 +35,7 @@ from sandbox.cache import TaskCache, cached_tasks, locate_cache, open_cache
 from sandbox.cgroups import STRICT_ENV
 from sandbox.devices import resolve_device
 from sandbox.evaluator import Evaluator
+from sandbox.executors import ExecutorOptions, get_executor
 from sandbox.results import IdeaResult
 from sandbox.tasks import get_task, list_tasks
 
@@ -108,12 +113,16 @@ def _cost(r: IdeaResult) -> dict:
 def baselines_cmd(task: str = TASK_OPTION, seeds: int = SEEDS_OPTION, json_out: bool = JSON_OPTION,
                   split_sizes: str | None = SIZES_OPTION, isolation: str = ISOLATION_OPTION,
                   unsafe: bool = UNSAFE_OPTION, device: str = DEVICE_OPTION,
-                  time_budget: float = typer.Option(300.0, "--time-budget", help="Seconds per seed.")) -> None:
+                  time_budget: float = typer.Option(300.0, "--time-budget", help="Seconds per seed."),
+                  executor: str = EXECUTOR_OPTION, ray_address: str | None = RAY_ADDRESS_OPTION,
+                  seed_resources: str | None = SEED_RESOURCES_OPTION) -> None:
     """Score every built-in baseline idea: PGR mean ± CI, paired difference vs vanilla, time."""
     isolation = resolve_isolation(isolation, unsafe)
     device = resolve_device(device)
+    runner = get_executor(ExecutorOptions(resolve_executor(executor, ray_address, seed_resources)))
     cache = _open(task, split_sizes, seeds, json_out, device)
-    evaluator = Evaluator(cache, isolation=isolation, device=device, time_budget_s=time_budget)
+    evaluator = Evaluator(cache, isolation=isolation, device=device, time_budget_s=time_budget,
+                          executor=runner)
     fixed = cache.baselines()
     results = []
     for path in baseline_files(cache.card().kind):
@@ -144,12 +153,15 @@ def eval_cmd(idea: Path = typer.Argument(..., help="The idea file (defines run(c
              strict_limits: bool = typer.Option(
                  False, "--strict-limits",
                  help=f"Refuse to run where whole-run limits (cgroups) cannot be enforced (or set {STRICT_ENV}=1).",
-             )) -> None:
+             ),
+             executor: str = EXECUTOR_OPTION, ray_address: str | None = RAY_ADDRESS_OPTION,
+             seed_resources: str | None = SEED_RESOURCES_OPTION) -> None:
     """Score one idea file on a task."""
     isolation = resolve_isolation(isolation, unsafe)
     device = resolve_device(device)
     if strict_limits:  # read by every run's limits, here and in the processes it starts
         os.environ[STRICT_ENV] = "1"
+    runner = get_executor(ExecutorOptions(resolve_executor(executor, ray_address, seed_resources)))
     if not idea.is_file():
         fail(f"{idea}: no such idea file; pass the path of a .py file that defines run(ctx)")
     try:
@@ -158,7 +170,7 @@ def eval_cmd(idea: Path = typer.Argument(..., help="The idea file (defines run(c
         fail(f"{idea}: cannot read it ({exc.__class__.__name__}); pass a readable UTF-8 .py file")
     cache = _open(task, split_sizes, seeds, json_out, device)
     result = Evaluator(cache, isolation=isolation, time_budget_s=time_budget,
-                       device=device).evaluate(idea, list(range(seeds)))
+                       device=device, executor=runner).evaluate(idea, list(range(seeds)))
     if json_out:
         print_json(result.model_dump(mode="json"))
     else:

@@ -12,13 +12,17 @@ from agent.budget import Budgets, parse_duration
 from agent.cli import app
 from agent.cli.common import (
     DEVICE_OPTION,
+    EXECUTOR_OPTION,
     ISOLATION_OPTION,
+    RAY_ADDRESS_OPTION,
+    SEED_RESOURCES_OPTION,
     SIZES_OPTION,
     TASK_OPTION,
     UNSAFE_OPTION,
     console,
     fail,
     print_json,
+    resolve_executor,
     resolve_isolation,
 )
 from agent.research import run_research
@@ -52,6 +56,9 @@ def research_cmd(
     option: list[str] = typer.Option([], "--option", "-o", help="Proposer option KEY=VALUE (repeatable)."),
     plain: bool = typer.Option(False, "--plain", help="One line per event instead of a live panel."),
     json_out: bool = typer.Option(False, "--json", help="Print the outcome as JSON."),
+    executor: str = EXECUTOR_OPTION,
+    ray_address: str | None = RAY_ADDRESS_OPTION,
+    seed_resources: str | None = SEED_RESOURCES_OPTION,
 ) -> None:
     """Run a research session: a proposer writes ideas, the sandbox scores them, git keeps them."""
     try:
@@ -66,6 +73,7 @@ def research_cmd(
         task=task, split_sizes=split_sizes, proposer=proposer, model=model, base_url=base_url,
         seeds=seeds, direction=direction, isolation=resolve_isolation(isolation, unsafe_no_sandbox),
         time_budget_s=time_budget, lab=lab, device=device,
+        executor=resolve_executor(executor, ray_address, seed_resources),
         resume=resume, options=parse_options(option), budgets=Budgets(max_attempts=max_attempts, max_cost_usd=max_cost,
                                        max_time_s=max_time_s, target_pgr=target_pgr,
                                        max_scoring_calls=max_scoring_calls),
