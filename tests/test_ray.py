@@ -1,0 +1,196 @@
+"""The ray executor on a real local Ray cluster: a head and a second worker node (one CPU each,
+private ports and temp dir), the same bwrap sandbox on the nodes, the trust boundary, failures."""
+
+import os
+import pickle
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from experiments.store import LabStore  # noqa: E402
+from sandbox.baseline_ideas import baseline_files  # noqa: E402
+from sandbox.evaluator import Evaluator  # noqa: E402
+from sandbox.executors import ExecutorConfig, ExecutorOptions, SeedRequest, get_executor  # noqa: E402
+from sandbox.ray_worker import WORKER_STORE, ShippedSeed  # noqa: E402
+from tests.conftest import SMALL  # noqa: E402
+from tests.ray_cluster import ROOT, RayCluster  # noqa: E402
+
+SEEDS = 2
+FAST_IDEA = """
+import numpy as np
+
+def run(ctx):
+    ctx.report("node_ok", True)
+    return np.array(ctx.weak_test_probs)
+"""
+SLEEPY_IDEA = """
+import time
+import numpy as np
+
+def run(ctx):
+    time.sleep(SECONDS)
+    return np.array(ctx.weak_test_probs)
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster(small_cache):
+    c = RayCluster()
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in c.client_env().items():  # this process drives the cluster too
+            mp.setenv(key, value)
+        try:
+            yield c.start()
+        finally:
+            if ray.is_initialized():
+                ray.shutdown()
+            c.stop()
+
+
+def executor(cluster, **config):
+    return get_executor(ExecutorOptions(ExecutorConfig(name="ray", ray_address=cluster.address, **config)))
+
+
+def aar(small_cache, *args, timeout=600):
+    env = {**os.environ, "AAR_CACHE_DIR": str(small_cache.root), "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "agent.cli", *args], capture_output=True, text=True,
+                          env=env, timeout=timeout)
+
+
+def kill_first_seed_worker(cluster, stop: threading.Event, killed: list[int], skip: set[str]) -> None:
+    """Kill the worker-node process running a seed of an idea not in ``skip`` (once)."""
+    while not stop.is_set() and not killed:
+        for proc in cluster.seed_workers():
+            child = " ".join(" ".join(c.cmdline()) for c in proc.children(recursive=True))
+            if "/aar/idea/" in child and not any(f"/aar/idea/{name}.py" in child for name in skip):
+                proc.kill()
+                killed.append(proc.pid)
+                return
+        time.sleep(0.05)
+
+
+def test_two_researchers_share_the_cluster_every_attempt_committed(cluster, small_cache, tmp_path):
+    lab = tmp_path / "lab"
+    out = aar(small_cache, "research", "--researchers", "2", "--executor", "ray", "--ray-address",
+              cluster.address, "--split-sizes", SMALL, "--seeds", str(SEEDS), "--max-attempts", "2",
+              "--time-budget", "120", "--lab", str(lab), "--plain")
+    assert out.returncode == 0, out.stderr[-2000:]
+    store = LabStore.open(lab)
+    sessions = [s for s in store.sessions() if s.session_id.endswith(("-r0", "-r1"))]
+    assert len(sessions) == 2
+    for s in sessions:
+        attempts = store.attempts(s.session_id)
+        assert len(attempts) == 2 and all(a.status == "ok" for a in attempts), [a.status for a in attempts]
+        assert all(len(a.result.seeds) == SEEDS for a in attempts)
+        assert store.manifest(s.session_id).budgets["executor"] == "ray"
+    check = aar(small_cache, "check", "--lab", str(lab))
+    assert check.returncode == 0 and "healthy" in check.stdout
+    # Seeds ran on the second node too: it holds its own verified copy of the public cache.
+    assert list((cluster.node_cache["worker"] / WORKER_STORE).glob(f"*{small_cache.key}*"))
+
+
+def test_a_killed_worker_is_retried_and_the_session_ends_normally(cluster, small_cache, tmp_path):
+    lab, stop, killed = tmp_path / "lab", threading.Event(), []
+    baselines = {p.stem for p in baseline_files()}
+    killer = threading.Thread(target=kill_first_seed_worker, args=(cluster, stop, killed, baselines))
+    killer.start()
+    try:
+        out = aar(small_cache, "research", "--executor", "ray", "--ray-address", cluster.address,
+                  "--split-sizes", SMALL, "--seeds", str(SEEDS), "--max-attempts", "3",
+                  "--time-budget", "120", "--lab", str(lab), "--plain", "--json")
+    finally:
+        stop.set()
+        killer.join()
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert killed, "no seed ran on the worker node"
+    store = LabStore.open(lab)
+    (session,) = store.sessions()
+    attempts = store.attempts(session.session_id)
+    assert len(attempts) == 3 and store.manifest(session.session_id).status == "finished"
+    # Retried (ok) within the bound, or recorded lost: never an unfinished attempt.
+    assert all(a.status in ("ok", "lost") for a in attempts), [a.status for a in attempts]
+
+
+def test_lost_after_the_retries_and_cancel_stops_a_seed(cluster, small_cache, idea_file):
+    idea = idea_file(SLEEPY_IDEA.replace("SECONDS", "60"), "sleepy.py")
+    ev = Evaluator(small_cache, time_budget_s=90, executor=executor(cluster, max_retries=0))
+    stop, killed = threading.Event(), []
+    killer = threading.Thread(target=kill_first_seed_worker, args=(cluster, stop, killed, set()))
+    killer.start()
+    try:
+        # Two seeds so one lands on the worker node (each node has one CPU).
+        result = ev.evaluate(idea, [0, 1], compare_vanilla=False, charge=False)
+    finally:
+        stop.set()
+        killer.join()
+    statuses = {r.status for r in result.seeds}
+    assert killed and "lost" in statuses and result.status in ("lost", "ok")
+    lost = next(r for r in result.seeds if r.status == "lost")
+    assert "was lost" in lost.error and "0 retries" in lost.error
+
+    started = time.monotonic()
+    timer = threading.Timer(8.0, ev.executor.cancel)
+    timer.start()
+    result = ev.evaluate(idea, [0], compare_vanilla=False, charge=False)
+    assert result.seeds[0].status == "killed" and time.monotonic() - started < 45
+    assert not cluster.seed_workers("worker") and not cluster.seed_workers("head")
+
+
+def test_trust_boundary_nodes_hold_only_the_public_cache(cluster, small_cache, idea_file):
+    idea = idea_file(FAST_IDEA, "fast.py")
+    ev = Evaluator(small_cache, time_budget_s=120, executor=executor(cluster))
+    request = ev.request(idea, 0)
+    result = ev.evaluate(idea, [0, 1], compare_vanilla=False, charge=False)
+    assert result.status == "ok" and result.seeds[0].diagnostics == {"node_ok": True}
+    # What travels names nothing of the head's cache: no private path, no cache root.
+    shipped = ShippedSeed(idea_name="fast", idea_code=FAST_IDEA, seed=0, limits=request.limits,
+                          isolation="bwrap", cache_key=small_cache.key, digest="0" * 64)
+    assert str(small_cache.root).encode() not in pickle.dumps(shipped)
+    public = {p.relative_to(small_cache.public_dir): p.read_bytes()
+              for p in small_cache.public_dir.rglob("*") if p.is_file()}
+    private_bytes = [p.read_bytes() for p in small_cache.private_dir.rglob("*") if p.is_file()]
+    seen = 0
+    for node_cache in cluster.node_cache.values():
+        for path in node_cache.rglob("*"):
+            if not path.is_file():
+                continue
+            rel = path.relative_to(node_cache)
+            assert rel.parts[0] == WORKER_STORE, rel
+            inner = path.relative_to(node_cache / WORKER_STORE / rel.parts[1])
+            assert public.get(inner) == path.read_bytes(), f"{rel} is not a public file"
+            assert path.read_bytes() not in private_bytes
+            seen += 1
+    assert seen >= len(public)
+
+
+def test_a_node_lacking_a_model_says_which(cluster, small_cache, idea_file):
+    idea = idea_file(FAST_IDEA, "fast.py")
+    ev = Evaluator(small_cache, time_budget_s=60)
+    missing = "/models/not-on-this-node/student.gguf"
+    request = SeedRequest(**{**ev.request(idea, 0).__dict__, "models": (missing,)})
+    (out,) = executor(cluster).run([request])
+    assert out.status == "error" and missing in out.error and "lacks the model" in out.error
+    assert "\n" not in out.error
+
+
+def test_out_of_memory_is_killed_with_the_reason():
+    from sandbox.executors_ray import _failure
+
+    out = _failure(ray.exceptions.OutOfMemoryError("Task was killed due to the node running low on memory.\nmore"), 2)
+    assert out.status == "killed" and "memory monitor" in out.error and "low on memory" in out.error
+    out = _failure(ray.exceptions.WorkerCrashedError(), 1)
+    assert out.status == "lost" and "1 retry" in out.error
+
+
+def test_missing_ray_is_one_line(small_cache, tmp_path):
+    code = ("import sys; sys.modules['ray'] = None; from agent.cli import main; "
+            f"sys.argv = ['aar', 'eval', {str(baseline_files()[0])!r}, '--executor', 'ray', '--split-sizes', {SMALL!r}]; sys.exit(main())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "AAR_CACHE_DIR": str(small_cache.root)})
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert "pip install -e '.[ray]'" in out.stderr
