@@ -22,7 +22,12 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 RAY = str(Path(sys.executable).with_name("ray"))
-START_TIMEOUT_S = 180
+START_TIMEOUT_S = 90  # per try
+TRIES = 3
+# Ray waits 30-60 s for a node's agents and workers to start; a loaded shared 2-core machine
+# can need longer.
+SLOW_MACHINE = {"RAY_raylet_start_wait_time_s": "180", "RAY_agent_register_timeout_ms": "180000",
+                "RAY_worker_register_timeout_seconds": "180"}
 
 
 def free_ports(n: int) -> list[int]:
@@ -64,7 +69,7 @@ class RayCluster:
 
     def _env(self, node: str) -> dict[str, str]:
         return {**os.environ, **self.client_env(), "PYTHONPATH": str(ROOT),
-                "AAR_CACHE_DIR": str(self.node_cache[node])}
+                "AAR_CACHE_DIR": str(self.node_cache[node]), **SLOW_MACHINE}
 
     def _start(self, node: str, args: list[str]) -> None:
         ports = free_ports(6)
@@ -86,15 +91,16 @@ class RayCluster:
         return self
 
     def _start_retrying(self, node: str, args: list[str], nodes: int) -> None:
-        # Ray gives a node's agents a fixed 30 s to come up; on a loaded shared machine they may
-        # not, and that node's `ray start` exits: start it again (a bounded number of times).
-        for attempt in range(3):
+        # A raylet gives its agents ~15 s to come up; on a loaded shared machine they may not,
+        # and that node never joins: stop it and start it again (a bounded number of times).
+        for attempt in range(TRIES):
             self._start(node, args)
             try:
                 self._wait_nodes(nodes)
                 return
             except RuntimeError:
-                if attempt == 2 or self.procs[node].poll() is None:
+                self._stop_one(self.procs.pop(node))
+                if attempt == TRIES - 1:
                     raise
 
     def nodes(self) -> list[dict]:
@@ -136,16 +142,22 @@ class RayCluster:
                 continue
         return out
 
+    @staticmethod
+    def _stop_one(proc: subprocess.Popen) -> None:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
     def stop(self) -> None:
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         for proc in self.procs.values():
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
+            self._stop_one(proc)
         mark = str(self.tmp)
         for proc in psutil.process_iter(["pid", "cmdline"]):  # anything of ours that outlived them
             if any(mark in arg for arg in proc.info["cmdline"] or []):

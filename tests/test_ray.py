@@ -38,14 +38,41 @@ def run(ctx):
 """
 
 
+@pytest.mark.parametrize(("args", "says"), [
+    (("bogus", None, None), "use one of local, ray"),
+    (("local", "auto", None), "need --executor ray"),
+    (("ray", "127.0.0.1:1", None), "no Ray cluster at 127.0.0.1:1"),
+    (("ray", "auto", "gpus=x"), "numbers expected"),
+    (("ray", "auto", "disk=1"), "cpus=N,gpus=N,memory_gb=N"),
+])
+def test_executor_options_fail_with_one_line(args, says):
+    # First in the module: before this process joins the test cluster.
+    from agent.cli.common import CliError, resolve_executor
+    from sandbox.errors import HarnessError
+
+    with pytest.raises((CliError, HarnessError)) as info:
+        resolve_executor(*args)
+    assert says in str(info.value) and "\n" not in str(info.value)
+
+
+START_FAILED: list[str] = []
+
+
 @pytest.fixture(scope="module")
 def cluster(small_cache):
+    if START_FAILED:  # pytest retries a failed module fixture per test: start once only
+        pytest.fail(START_FAILED[0])
     c = RayCluster()
     with pytest.MonkeyPatch.context() as mp:
         for key, value in c.client_env().items():  # this process drives the cluster too
             mp.setenv(key, value)
         try:
-            yield c.start()
+            try:
+                c.start()
+            except RuntimeError as exc:
+                START_FAILED.append(str(exc)[:2000])
+                raise
+            yield c
         finally:
             if ray.is_initialized():
                 ray.shutdown()
@@ -74,6 +101,7 @@ def kill_first_seed_worker(cluster, stop: threading.Event, killed: list[int], sk
         time.sleep(0.05)
 
 
+@pytest.mark.slow  # minutes on 2 cores: two offline sessions, 8 seeds, each in its own sandbox
 def test_two_researchers_share_the_cluster_every_attempt_committed(cluster, small_cache, tmp_path):
     lab = tmp_path / "lab"
     out = aar(small_cache, "research", "--researchers", "2", "--executor", "ray", "--ray-address",
@@ -94,6 +122,7 @@ def test_two_researchers_share_the_cluster_every_attempt_committed(cluster, smal
     assert list((cluster.node_cache["worker"] / WORKER_STORE).glob(f"*{small_cache.key}*"))
 
 
+@pytest.mark.slow
 def test_a_killed_worker_is_retried_and_the_session_ends_normally(cluster, small_cache, tmp_path):
     lab, stop, killed = tmp_path / "lab", threading.Event(), []
     baselines = {p.stem for p in baseline_files()}
@@ -117,8 +146,8 @@ def test_a_killed_worker_is_retried_and_the_session_ends_normally(cluster, small
 
 
 def test_lost_after_the_retries_and_cancel_stops_a_seed(cluster, small_cache, idea_file):
-    idea = idea_file(SLEEPY_IDEA.replace("SECONDS", "60"), "sleepy.py")
-    ev = Evaluator(small_cache, time_budget_s=90, executor=executor(cluster, max_retries=0))
+    idea = idea_file(SLEEPY_IDEA.replace("SECONDS", "25"), "sleepy.py")
+    ev = Evaluator(small_cache, time_budget_s=60, executor=executor(cluster, max_retries=0))
     stop, killed = threading.Event(), []
     killer = threading.Thread(target=kill_first_seed_worker, args=(cluster, stop, killed, set()))
     killer.start()
@@ -194,3 +223,4 @@ def test_missing_ray_is_one_line(small_cache, tmp_path):
                          env={**os.environ, "AAR_CACHE_DIR": str(small_cache.root)})
     assert out.returncode == 2 and out.stderr.count("\n") == 1
     assert "pip install -e '.[ray]'" in out.stderr
+

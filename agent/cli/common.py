@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from sandbox.errors import HarnessError
 from sandbox.executors import ExecutorConfig
@@ -39,10 +40,11 @@ def run_app(app: typer.Typer) -> int:
     try:
         app(standalone_mode=False)
     except CliError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return exc.code
     except (HarnessError, ValueError, FileNotFoundError, PermissionError) as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        # escape: a message may hold brackets (".[ray]") that rich would read as markup
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return EXIT_USAGE
     except KeyboardInterrupt:
         err_console.print("interrupted")
