@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -165,3 +166,4 @@ class RayCluster:
                     proc.kill()
                 except psutil.NoSuchProcess:
                     pass
+        shutil.rmtree(self.tmp, ignore_errors=True)
