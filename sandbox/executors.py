@@ -56,6 +56,7 @@ class SeedRequest:
     cache_key: str = ""  # content key of ``public_dir``: a remote copy is checked against it
     resources: SeedResources = field(default_factory=SeedResources)
     passthrough: Passthrough | None = None  # fine-tune runs: student weights (ro), the run's GPU
+    student_seed: int | None = None  # the student's own seed; None: the same as ``seed``
     models: tuple[str, ...] = ()  # paths the run reads outside public_dir (model weights): a
     # remote node lacking one fails the seed with a one-line error naming it
 
@@ -127,7 +128,7 @@ class LocalExecutor(Executor):
             if self._cancelled.is_set():
                 return RunOutput("killed", error=CANCELLED, isolation=req.isolation.name)
             return run_idea(req.idea.resolve(), req.public_dir, req.seed, req.limits, req.isolation,
-                            passthrough=req.passthrough)
+                            student_seed=req.student_seed, passthrough=req.passthrough)
 
     def cancel(self) -> None:
         # Runs in flight end by their own time limit; what has not started never does.

@@ -140,7 +140,7 @@ class RayExecutor(Executor):
         limits = replace(req.limits, threads=max(1, int(cpus)))
         job = ShippedSeed(idea_name=req.idea.stem, idea_code=req.idea.read_text(), seed=req.seed,
                           limits=limits, isolation=req.isolation.name, cache_key=req.cache_key,
-                          digest=digest, models=req.models)
+                          digest=digest, models=req.models, student_seed=req.student_seed)
         task = _remote_seed.options(num_cpus=cpus, num_gpus=gpus, memory=memory, name="aar-seed",
                                     max_retries=opts.max_retries, retry_exceptions=False)
         return task.remote(job, archive)

@@ -43,6 +43,7 @@ class ShippedSeed:
     cache_key: str
     digest: str  # SHA-256 of the public cache's contents (``tree_digest``)
     models: tuple[str, ...] = ()  # paths the run reads outside the public cache (model weights)
+    student_seed: int | None = None
 
 
 def _files(root: Path) -> list[Path]:
@@ -129,4 +130,4 @@ def run_shipped(job: ShippedSeed, fetch: Callable[[], bytes]) -> RunOutput:
     with tempfile.TemporaryDirectory(prefix="aar-idea-") as tmp:
         idea = Path(tmp) / f"{job.idea_name}.py"
         idea.write_text(job.idea_code)
-        return run_idea(idea, public, job.seed, job.limits, isolation)
+        return run_idea(idea, public, job.seed, job.limits, isolation, student_seed=job.student_seed)
