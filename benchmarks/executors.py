@@ -7,7 +7,7 @@ the public cache and its worker warm-up happen in an untimed warm-up round, repo
 Prints per-round seconds, the medians and the ratio ray / local (goal: ≤ 1.2×).
 
     .venv/bin/python benchmarks/executors.py [--rounds 3] [--seeds 2] [--split-sizes 200,600,200,200]
-        [--ray-address auto|HOST:PORT]
+        [--ray-address local|auto|HOST:PORT]
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--task", default="wordnet-10")
     parser.add_argument("--split-sizes", default="200,600,200,200")
-    parser.add_argument("--ray-address", default="auto")
+    parser.add_argument("--ray-address", default="local")  # a private cluster, not a neighbour's
     parser.add_argument("--isolation", default="bwrap")
     args = parser.parse_args()
     cache = open_cache(get_task(args.task, SplitSizes.parse(args.split_sizes)), n_weak_seeds=args.seeds)

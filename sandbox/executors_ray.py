@@ -61,30 +61,31 @@ def _reachable(address: str) -> str | None:
 
 
 def connect(address: str | None, notice: Callable[[str], None]) -> None:
-    """Join the cluster at ``address`` once per process; ``auto`` with none running starts a
-    local one (it stops when this process ends) and says so."""
+    """Join the cluster at ``address`` once per process; ``auto`` with none running (or
+    ``local``, always) starts a local one that stops when this process ends, and says so."""
     with _connect_lock:
         if ray.is_initialized():
             return
         address = address or "auto"
         common = {"logging_level": "ERROR", "log_to_driver": False, "configure_logging": True}
-        if address != "auto":
+        if address not in ("auto", "local"):
             problem = _reachable(address)
             if problem:
                 raise HarnessError(problem)
             ray.init(address=address, **common)
             return
-        try:
-            ray.init(address="auto", **common)
-            return
-        except ConnectionError:
-            pass
+        if address == "auto":
+            try:
+                ray.init(address="auto", **common)
+                return
+            except ConnectionError:
+                pass
         # Workers of this local cluster import the project from where this process does.
         ray.init(include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": str(PROJECT_ROOT)}},
                  **common)
         cpus = int(ray.cluster_resources().get("CPU", 0))
-        notice(f"no Ray cluster found (--ray-address auto): started a local one with {cpus} CPUs; "
-               "it stops when this command ends")
+        why = "no Ray cluster found (--ray-address auto)" if address == "auto" else "--ray-address local"
+        notice(f"{why}: started a local Ray cluster with {cpus} CPUs; it stops when this command ends")
 
 
 def _stamp(public_dir: Path) -> str:

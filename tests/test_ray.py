@@ -1,5 +1,9 @@
 """The ray executor on a real local Ray cluster: a head and a second worker node (one CPU each,
-private ports and temp dir), the same bwrap sandbox on the nodes, the trust boundary, failures."""
+private ports and temp dir), the same bwrap sandbox on the nodes, the trust boundary, failures.
+
+Every test that needs the cluster is ``slow``: starting two Ray nodes alone costs about a minute
+of CPU on 2 cores (run them with ``./dev test -m slow tests/test_ray.py``). The checks that need
+no cluster (option errors, a missing Ray, failure mapping) run in the default suite."""
 
 import os
 import pickle
@@ -145,6 +149,7 @@ def test_a_killed_worker_is_retried_and_the_session_ends_normally(cluster, small
     assert all(a.status in ("ok", "lost") for a in attempts), [a.status for a in attempts]
 
 
+@pytest.mark.slow
 def test_lost_after_the_retries_and_cancel_stops_a_seed(cluster, small_cache, idea_file):
     idea = idea_file(SLEEPY_IDEA.replace("SECONDS", "25"), "sleepy.py")
     ev = Evaluator(small_cache, time_budget_s=60, executor=executor(cluster, max_retries=0))
@@ -170,6 +175,7 @@ def test_lost_after_the_retries_and_cancel_stops_a_seed(cluster, small_cache, id
     assert not cluster.seed_workers("worker") and not cluster.seed_workers("head")
 
 
+@pytest.mark.slow
 def test_trust_boundary_nodes_hold_only_the_public_cache(cluster, small_cache, idea_file):
     idea = idea_file(FAST_IDEA, "fast.py")
     ev = Evaluator(small_cache, time_budget_s=120, executor=executor(cluster))
@@ -197,6 +203,7 @@ def test_trust_boundary_nodes_hold_only_the_public_cache(cluster, small_cache, i
     assert seen >= len(public)
 
 
+@pytest.mark.slow
 def test_a_node_lacking_a_model_says_which(cluster, small_cache, idea_file):
     idea = idea_file(FAST_IDEA, "fast.py")
     ev = Evaluator(small_cache, time_budget_s=60)
