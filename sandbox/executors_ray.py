@@ -23,6 +23,7 @@ from typing import Any
 import ray
 from ray import exceptions as rex
 
+from sandbox.devices import driver_lib_dirs
 from sandbox.errors import HarnessError
 from sandbox.executors import CANCELLED, Executor, ExecutorOptions, SeedRequest
 from sandbox.ray_worker import ShippedSeed, pack_public, run_shipped
@@ -41,7 +42,7 @@ _archives: dict[tuple[str, str], tuple[str, list[Any]]] = {}  # (public dir, sta
 def _seed_task(job: ShippedSeed, archive: list[Any]) -> RunOutput:
     # The archive ref travels boxed in a list, so Ray does not fetch it before the task starts:
     # a node that already holds this cache never downloads it again.
-    return run_shipped(job, lambda: ray.get(archive[0]))
+    return run_shipped(job, lambda: ray.get(archive[0]), [int(g) for g in ray.get_gpu_ids()])
 
 
 _remote_seed = ray.remote(_seed_task)
@@ -139,9 +140,17 @@ class RayExecutor(Executor):
         memory = int(opts.memory_gb * (1 << 30)) if opts.memory_gb else req.resources.memory_bytes
         digest, archive = _shipped_archive(req.public_dir)
         limits = replace(req.limits, threads=max(1, int(cpus)))
+        pt = req.passthrough
+        device = pt.device if pt else "cpu"
+        if device == "cuda":
+            gpus = max(gpus, 1.0)  # the student trains on a GPU: its node must give it one
+        # The head's driver-library mounts are the head's; a node finds its own.
+        libs = set(driver_lib_dirs()) if pt and pt.device_nodes else set()
+        models = tuple(dict.fromkeys([*req.models, *(p for p in (pt.ro_paths if pt else ()) if p not in libs)]))
         job = ShippedSeed(idea_name=req.idea.stem, idea_code=req.idea.read_text(), seed=req.seed,
                           limits=limits, isolation=req.isolation.name, cache_key=req.cache_key,
-                          digest=digest, models=req.models, student_seed=req.student_seed)
+                          digest=digest, models=models, student_seed=req.student_seed,
+                          passthrough=pt is not None, device=device)
         task = _remote_seed.options(num_cpus=cpus, num_gpus=gpus, memory=memory, name="aar-seed",
                                     max_retries=opts.max_retries, retry_exceptions=False)
         return task.remote(job, archive)

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from sandbox.devices import Passthrough, run_passthrough
 from sandbox.errors import HarnessError
 from sandbox.paths import cache_root
 from sandbox.runner import Limits, RunOutput, get_isolation, run_idea
@@ -44,6 +45,8 @@ class ShippedSeed:
     digest: str  # SHA-256 of the public cache's contents (``tree_digest``)
     models: tuple[str, ...] = ()  # paths the run reads outside the public cache (model weights)
     student_seed: int | None = None
+    passthrough: bool = False  # the head ran it with a Passthrough: rebuild one for this node
+    device: str = "cpu"  # what the student trains on ("cuda": one of the GPUs Ray gave the task)
 
 
 def _files(root: Path) -> list[Path]:
@@ -112,7 +115,18 @@ def missing_model(models: tuple[str, ...]) -> str | None:
     return None
 
 
-def run_shipped(job: ShippedSeed, fetch: Callable[[], bytes]) -> RunOutput:
+def node_passthrough(job: ShippedSeed, gpu_ids: list[int]) -> Passthrough | None:
+    """This node's passthrough: the model paths, and the GPU Ray gave this task (its own
+    device nodes and driver libraries, not the head's)."""
+    if not job.passthrough:
+        return None
+    if job.device == "cuda" and not gpu_ids:
+        raise HarnessError("this seed trains on cuda but Ray gave its task no GPU: "
+                           "pass --seed-resources gpus=1")
+    return run_passthrough(job.device, list(job.models), int(gpu_ids[0]) if gpu_ids else None)
+
+
+def run_shipped(job: ShippedSeed, fetch: Callable[[], bytes], gpu_ids: list[int] | None = None) -> RunOutput:
     """Run one shipped seed on this node. Problems of the node come back as an ``error``
     output naming the node, never as an exception (which Ray would retry)."""
     problem = missing_model(job.models)
@@ -123,6 +137,7 @@ def run_shipped(job: ShippedSeed, fetch: Callable[[], bytes]) -> RunOutput:
         ok, why = isolation.available()
         if not ok:
             raise HarnessError(why)
+        passthrough = node_passthrough(job, gpu_ids or [])
         public = ensure_public(job.cache_key, job.digest, fetch)
     except (HarnessError, ValueError, OSError, tarfile.TarError) as exc:
         return RunOutput("error", error=f"worker node {socket.gethostname()}: {exc}",
@@ -130,4 +145,5 @@ def run_shipped(job: ShippedSeed, fetch: Callable[[], bytes]) -> RunOutput:
     with tempfile.TemporaryDirectory(prefix="aar-idea-") as tmp:
         idea = Path(tmp) / f"{job.idea_name}.py"
         idea.write_text(job.idea_code)
-        return run_idea(idea, public, job.seed, job.limits, isolation, student_seed=job.student_seed)
+        return run_idea(idea, public, job.seed, job.limits, isolation, student_seed=job.student_seed,
+                        passthrough=passthrough)
