@@ -18,8 +18,10 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from agent.budget import BudgetTracker
+from agent.novelty import Duplicate, NoveltyGate
 from agent.progress import Reporter
 from agent.proposers.base import BudgetStop, ExperimentSpec, Proposer, Transport
+from agent.racing import lower_bound, make_racer
 from agent.session_setup import SessionContext
 from experiments.forum import Forum
 from experiments.schemas import Attempt, TokenUsage
@@ -29,6 +31,7 @@ from sandbox.results import IdeaResult
 STATE_FILE = "proposer_state.json"
 PENDING_FILE = "pending_calls.json"
 MAX_CODE_CHARS = 200_000
+MAX_REFUSALS = 20  # repeats in a row before the session stops (a proposer stuck on one idea)
 
 
 class SessionOutcome(BaseModel):
@@ -65,6 +68,9 @@ class LoopTools:
         self._recorded = recorded
         self.replay_mismatches = 0
         self.finished_summary: str | None = None
+        self.novelty = NoveltyGate.of(ctx.attempts)
+        self.racer = make_racer(ctx)
+        self.refusals = 0
 
     def _left_over_calls(self) -> tuple[list[dict[str, Any]], TokenUsage]:
         """Calls an earlier run made after its last attempt (on resume): spent, and held by the
@@ -107,6 +113,10 @@ class LoopTools:
     # --- experiments -----------------------------------------------------------------
     def run_experiment(self, spec: ExperimentSpec) -> dict[str, Any]:
         self.tracker.check()
+        duplicate = self.novelty.check(spec.code)
+        if duplicate is not None:
+            return self._refuse(spec, duplicate)
+        self.refusals = 0
         index = self.ctx.store.next_attempt_index(self.ctx.session_id)
         self.reporter.step(f"attempt {index}: running {spec.name[:60]}")
         self.ctx.in_flight = spec
@@ -130,7 +140,8 @@ class LoopTools:
             path = Path(tmp) / "idea.py"
             path.write_text(spec.code, encoding="utf-8")
             try:
-                result = self.ctx.evaluator.evaluate(path, self.ctx.manifest.seeds, name=spec.name)
+                result = (self.racer.evaluate(path, spec.name) if self.racer else
+                          self.ctx.evaluator.evaluate(path, self.ctx.manifest.seeds, name=spec.name))
             except BudgetExhaustedError as exc:
                 self.tracker.request_stop(str(exc))
                 raise BudgetStop(str(exc)) from exc
@@ -143,8 +154,19 @@ class LoopTools:
         self.ctx.store.record_attempt(attempt, {PENDING_FILE: "[]"} if self._clear_left_over else None)
         self._clear_left_over = False
         self.ctx.attempts.append(attempt)
+        self.novelty.add(attempt)
         self._pending, self._pending_usage = [], TokenUsage()
         return attempt
+
+    def _refuse(self, spec: ExperimentSpec, duplicate: Duplicate) -> dict[str, Any]:
+        """A repeat of an earlier attempt: not run, not recorded, no attempt spent."""
+        self.refusals += 1
+        if self.refusals > MAX_REFUSALS:
+            raise BudgetStop(f"the proposer repeated earlier attempts {MAX_REFUSALS} times in a row")
+        self.reporter.line(f"refused a repeat of {duplicate.attempt_id}: {spec.name[:60]}")
+        return {"attempt_id": None, "name": spec.name, "status": "duplicate",
+                "duplicate_of": duplicate.attempt_id, "error": duplicate.message(),
+                "budget": self.tracker.status()}
 
     def keep_pending_calls(self) -> None:
         """Model calls made after the last attempt are committed too (no attempt holds them)."""
@@ -166,10 +188,11 @@ class LoopTools:
 
     # --- looking around ----------------------------------------------------------------
     def leaderboard(self, limit: int = 10) -> list[dict[str, Any]]:
-        scored = [a for a in self.ctx.attempts if a.result is not None and a.result.pgr is not None]
-        scored.sort(key=lambda a: -a.result.pgr.mean)  # type: ignore[union-attr]
+        scored = [a for a in self.ctx.attempts if a.result is not None and lower_bound(a.result) is not None]
+        scored.sort(key=lambda a: -lower_bound(a.result))  # type: ignore[arg-type,operator]  # leaders by lower bound
         return [{"attempt_id": a.attempt_id, "name": a.name, "status": a.status,
                  "pgr": a.result.pgr.mean, "pgr_ci95": a.result.pgr_ci95,  # type: ignore[union-attr]
+                 "pgr_lower_bound": lower_bound(a.result), "n_seeds": len(a.result.seeds),  # type: ignore[arg-type]
                  "dev_acc": a.result.dev_acc.mean if a.result.dev_acc else None}  # type: ignore[union-attr]
                 for a in scored[:limit]]
 

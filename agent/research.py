@@ -38,6 +38,10 @@ def run_research(config: ResearchConfig, reporter: Reporter | None = None,
         reason = drive(proposer, tools, reporter, install_signals)
     finally:
         reporter.close()
+    if not reason.startswith(("interrupted", "failed")) and (config.confirm_top or config.transfer_task):
+        from agent.integrity import run_checks
+
+        run_checks(ctx, config.confirm_top, config.confirm_seeds, config.transfer_task, reporter)
     status = ("interrupted" if reason.startswith("interrupted")
               else "failed" if reason.startswith("failed") else "finished")
     ctx.store.set_session_status(ctx.session_id, status)

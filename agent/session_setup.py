@@ -58,6 +58,12 @@ class ResearchConfig(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict, description="Proposer-specific options.")
     parent_session: str | None = Field(None, description="Session this one replays.")
     device: str = Field("auto", description="Where fine-tune students train: auto, cpu or cuda.")
+    confirm_top: int = Field(0, description="At the end, re-run this many top ideas on fresh seeds.")
+    confirm_seeds: int = Field(3, description="Fresh seeds of that confirmation.")
+    transfer_task: str | None = Field(None, description="At the end, score the best idea on this task too.")
+    racing: list[int] | None = Field(
+        None, description="Seed ladder an idea climbs while it could lead (e.g. [1, 3, 8]); None: every "
+                          "idea runs on all session seeds.")
 
 
 @dataclass
@@ -168,14 +174,18 @@ def open_session(config: ResearchConfig, *, show_progress: bool = True,
         return _reopen(config, LabStore.open(config.lab), show_progress, shared)
     session_id = config.session_id or new_session_id(config.task, config.proposer)
     spec = get_task(config.task, _sizes(config.split_sizes))
+    if config.transfer_task:
+        get_task(config.transfer_task)  # a wrong transfer task fails now, not after the session
     seeds = list(range(config.seeds))
     device = resolve_device(config.device)
-    cache = open_cache(spec, n_weak_seeds=config.seeds, show_progress=show_progress, device=device)
+    cache = open_cache(spec, n_weak_seeds=max([config.seeds, *(config.racing or [])]), show_progress=show_progress,
+                       device=device)
     store = LabStore.open(config.lab)  # after the task opened: a bad task leaves no empty lab
     budgets = config.budgets.model_dump()
     budgets.update(split_sizes=config.split_sizes, isolation=config.isolation,
                    time_budget_s=config.time_budget_s, proposer_seed=config.proposer_seed,
-                   base_url=config.base_url, device=device, executor=config.executor.name)
+                   base_url=config.base_url, device=device, executor=config.executor.name,
+                   racing=config.racing, confirm_top=config.confirm_top, transfer_task=config.transfer_task)
     manifest = SessionManifest(
         session_id=session_id, task=config.task, cache_key=cache.key, proposer=config.proposer,
         model=config.model, prompt_versions=prompt_versions(), seeds=seeds,
@@ -196,8 +206,8 @@ def _reopen(config: ResearchConfig, store: LabStore, show_progress: bool,
         raise HarnessError(f"cannot resume {session_id!r}: {exc}; list sessions with `aar sessions`") from exc
     b = manifest.budgets
     spec = get_task(manifest.task, _sizes(b.get("split_sizes")))
-    cache = open_cache(spec, n_weak_seeds=len(manifest.seeds), show_progress=show_progress,
-                       device=resolve_device(config.device))
+    cache = open_cache(spec, n_weak_seeds=max([len(manifest.seeds), *(b.get("racing") or [])]),
+                       show_progress=show_progress, device=resolve_device(config.device))
     if cache.key != manifest.cache_key:
         raise HarnessError(
             f"task data or models changed since session {session_id} (cache {cache.key} ≠ "

@@ -12,6 +12,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
+from experiments.checks import IdeaCheck
 from experiments.schemas import Attempt, AttemptSummary, CheckReport, Review, SessionSummary
 from sandbox.results import IdeaResult
 
@@ -65,14 +66,26 @@ def ideas_table(rows: list[AttemptSummary], title: str) -> Table:
     return table
 
 
-def leaderboard_table(rows: list[AttemptSummary], task: str) -> Table:
+def checks_text(checks: list[IdeaCheck]) -> str:
+    """An attempt's end-of-session checks in a cell: fresh-seed and transfer held-out PGR."""
+    parts = []
+    for c in checks:
+        where = "fresh seeds" if c.kind == "confirm" else f"on {c.task}"
+        parts.append(f"{where}: {num(c.heldout_pgr, True)}" if c.status == "ok" else f"{where}: {c.status}")
+    return "; ".join(parts)
+
+
+def leaderboard_table(rows: list[AttemptSummary], task: str,
+                      checks: dict[str, list[IdeaCheck]] | None = None) -> Table:
+    shown = [r for r in rows if (checks or {}).get(r.attempt_id)]  # the column only when there are checks
     table = Table("rank", "attempt", "idea", "dev PGR ± 95% CI", "Δ vs vanilla", "seeds", "dev acc",
-                  "held-out acc", "held-out PGR", "session", "review", title=f"leaderboard: {task}",
-                  caption="held-out figures are never shown to proposers")
+                  "held-out acc", "held-out PGR", *(["checks (held-out PGR)"] if shown else []), "session",
+                  "review", title=f"leaderboard: {task}", caption="held-out figures are never shown to proposers")
     for rank, r in enumerate(rows, start=1):
+        extra = [checks_text((checks or {}).get(r.attempt_id, []))] if shown else []
         table.add_row(str(rank), short_id(r), r.name[:40], pgr_ci(r.pgr, r.pgr_ci95),
                       vs_text(r.vs_vanilla, r.vs_vanilla_p), str(r.n_seeds), num(r.dev_acc), num(r.heldout_acc),
-                      num(r.heldout_pgr, True), r.session_id[-24:], r.review or "")
+                      num(r.heldout_pgr, True), *extra, r.session_id[-24:], r.review or "")
     return table
 
 

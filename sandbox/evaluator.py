@@ -19,6 +19,7 @@ from sandbox.cache import TaskCache, stat
 from sandbox.devices import host_gpus, resolve_device, run_passthrough
 from sandbox.errors import BudgetExhaustedError
 from sandbox.executors import Executor, LocalExecutor, SeedRequest, SeedResources
+from sandbox.integrity import code_flags, result_flags
 from sandbox.results import IdeaResult, PairedDiff, SeedResult
 from sandbox.runner import DEFAULT_ISOLATION, Isolation, Limits, RunOutput, get_isolation
 
@@ -168,7 +169,17 @@ class Evaluator:
         results = [self.score(out, seed, charge=False) for out, seed in zip(outputs, seeds, strict=True)]
         vanilla = (self.vanilla_pgrs(seeds) if compare_vanilla
                    and idea.resolve() != self.vanilla_idea.resolve() else None)
-        return self._aggregate(name or idea.stem, results, vanilla)
+        result = self._aggregate(name or idea.stem, results, vanilla)
+        result.warnings = sorted({*result.warnings, *code_flags(idea.read_text(encoding="utf-8", errors="replace"))})
+        return result
+
+    def extend(self, result: IdeaResult, idea: Path, seeds: list[int]) -> IdeaResult:
+        """``result`` with ``seeds`` run and scored too (racing: a promising idea earns seeds)."""
+        more = self.evaluate(idea, seeds, name=result.idea, compare_vanilla=False)
+        scored = result.seeds + more.seeds
+        vanilla = (self.vanilla_pgrs([s.seed for s in scored])
+                   if idea.resolve() != self.vanilla_idea.resolve() else None)
+        return self._aggregate(result.idea, scored, vanilla)
 
     def request(self, idea: Path, seed: int, position: int = 0) -> SeedRequest:
         """One seed run: public inputs only (an executor may send it to another machine),
@@ -225,7 +236,8 @@ class Evaluator:
             idea=name, task=self.card.name, cache_key=self.card.cache_key, status=failing or "ok",
             seeds=seeds, weak_acc_dev=b.weak_dev.mean, ceiling_acc_dev=b.ceiling_dev.mean,
             runtime_s=sum(r.runtime_s for r in seeds), isolation=self.isolation.name,
-            warnings=sorted({w for r in seeds for w in r.warnings}), scoring_calls=self.budget.used,
+            warnings=sorted({*(w for r in seeds for w in r.warnings), *result_flags(seeds, b)}),
+            scoring_calls=self.budget.used,
             limits_not_enforced=sorted({x for r in seeds for x in r.limits_not_enforced}),
         )
         if not ok:

@@ -86,9 +86,25 @@ class IdeaResult(BaseModel):
     scoring_calls: int = Field(0, description="Scoring calls this session had used after this.")
 
     def for_proposer(self) -> dict:
-        """The view a proposer may see: no held-out figures."""
+        """The view a proposer may see: no held-out figures, and dev figures at limited
+        resolution (accuracy to ``ACC_STEP``, PGR to ``PGR_STEP``) so that resubmitting ideas that
+        differ on a few rows cannot read single dev labels off the score."""
         data = self.model_dump(mode="json", exclude={"heldout_acc", "heldout_pgr"})
         for seed in data["seeds"]:
             seed.pop("heldout_acc", None)
             seed.pop("heldout_pgr", None)
+            seed["dev_acc"], seed["pgr"] = _coarse(seed["dev_acc"], ACC_STEP), _coarse(seed["pgr"], PGR_STEP)
+        for key, step in (("dev_acc", ACC_STEP), ("pgr", PGR_STEP), ("vs_vanilla", PGR_STEP)):
+            if data.get(key):
+                data[key] = {k: _coarse(v, step) if k in ("mean", "sd", "ci95") else
+                             [_coarse(x, step) for x in v] if k == "values" else v for k, v in data[key].items()}
+        data["pgr_ci95"] = _coarse(data["pgr_ci95"], PGR_STEP)
         return data
+
+
+ACC_STEP = 0.005  # dev accuracy shown in steps of 5 rows per 1,000
+PGR_STEP = 0.01
+
+
+def _coarse(value: float | None, step: float) -> float | None:
+    return None if value is None else round(round(value / step) * step, 6)

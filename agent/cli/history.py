@@ -9,6 +9,7 @@ from rich.table import Table
 
 from agent.cli import app
 from agent.cli.common import EXIT_IDEA_FAILED, JSON_OPTION, console, fail, print_json
+from experiments.checks import load_checks
 from experiments.index import SORTS
 from experiments.replay import ReplayRow, replay_session
 from experiments.schemas import ATTEMPT_STATUSES
@@ -132,7 +133,11 @@ def leaderboard_cmd(task: str | None = typer.Option(None, "--task", "-t", help="
     if not rows and not hidden:
         fail(f"no scored attempts on task {task} in {store.path}; tasks here: "
              + (", ".join(store.index.tasks()) or "none yet"))
-    console.print(leaderboard_table(rows, task))
+    checks: dict[str, list] = {}
+    for sid in {r.session_id for r in rows}:
+        for check in load_checks(store, sid):
+            checks.setdefault(check.attempt_id, []).append(check)
+    console.print(leaderboard_table(rows, task, checks))
     if hidden:
         console.print(f"{hidden} replayed run(s) on {task} not shown: --include-replays lists them")
 

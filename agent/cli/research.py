@@ -25,6 +25,7 @@ from agent.cli.common import (
     resolve_executor,
     resolve_isolation,
 )
+from agent.racing import parse_ladder
 from agent.research import run_research
 from agent.session_setup import ResearchConfig
 
@@ -54,6 +55,10 @@ def research_cmd(
     researchers: int = typer.Option(1, "--researchers", "-n", min=1, max=32,
                                     help="Researchers at once, each with its own direction and branch."),
     option: list[str] = typer.Option([], "--option", "-o", help="Proposer option KEY=VALUE (repeatable)."),
+    racing: str | None = typer.Option(None, "--racing", help="Seed ladder, e.g. 1,3,8: an idea earns more seeds "
+                                      "only while it could lead; leaders ranked by lower 95% bound."),
+    confirm: int = typer.Option(0, "--confirm", min=0, help="At the end, re-run the top N ideas on fresh seeds."),
+    transfer_task: str | None = typer.Option(None, "--transfer-task", help="At the end, score the best idea on this task too."),
     plain: bool = typer.Option(False, "--plain", help="One line per event instead of a live panel."),
     json_out: bool = typer.Option(False, "--json", help="Print the outcome as JSON."),
     executor: str = EXECUTOR_OPTION,
@@ -63,6 +68,7 @@ def research_cmd(
     """Run a research session: a proposer writes ideas, the sandbox scores them, git keeps them."""
     try:
         max_time_s = parse_duration(max_time)
+        ladder = parse_ladder(racing)
     except ValueError as exc:
         fail(str(exc))
     if not resume and max_attempts is max_cost is max_time is target_pgr is None:
@@ -74,6 +80,7 @@ def research_cmd(
         seeds=seeds, direction=direction, isolation=resolve_isolation(isolation, unsafe_no_sandbox),
         time_budget_s=time_budget, lab=lab, device=device,
         executor=resolve_executor(executor, ray_address, seed_resources),
+        racing=ladder, confirm_top=confirm, transfer_task=transfer_task,
         resume=resume, options=parse_options(option), budgets=Budgets(max_attempts=max_attempts, max_cost_usd=max_cost,
                                        max_time_s=max_time_s, target_pgr=target_pgr,
                                        max_scoring_calls=max_scoring_calls),

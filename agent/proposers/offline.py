@@ -16,7 +16,7 @@ from agent.proposers.search_space import (
     BASE,
     FAMILIES,
     GENES,
-    STARTS,
+    adapt_space,
     crossover,
     describe,
     genome_key,
@@ -24,6 +24,7 @@ from agent.proposers.search_space import (
     normalize,
     render_idea,
 )
+from agent.racing import UNTESTED_PENALTY
 
 GENOME_PREFIX = "genome: "
 
@@ -45,6 +46,10 @@ WHY = {
     "early_stop": "stopping at peak weak-label agreement on held-out weak labels",
     "self_train_rounds": "retraining on the student's own predictions amplifies what it got right",
     "self_train_keep": "how much of the teacher to keep in each self-training round",
+    "ensemble": "averaging views or methods cancels errors they do not share",
+    "cotrain": "a second view of the strong model learns from the first one's labels, not only the teacher's",
+    "prior": "the student drifts from the class balance the teacher's labels estimate; correct it",
+    "transduce": "test inputs that are neighbours should get similar labels",
 }
 
 
@@ -56,6 +61,8 @@ DIRECTION_WORDS = {
                                     "own predictions"),
     "noisy-teacher-losses": ("noisy channel", "disagree", "confident", "noisy"),
     "training-dynamics": ("distillation", "simplicity", "soft targets", "early", "simplest"),
+    "ensembles-and-views": ("ensemble", "co-train", "views", "transductive"),
+    "class-priors": ("prior", "class balance", "calibrat"),
 }
 
 
@@ -69,41 +76,50 @@ def _family_genes(direction: str | None) -> tuple[str | None, list[str]]:
     return None, list(GENES)
 
 
+def score_of(result: dict[str, Any]) -> float:
+    """What ranks results: the lower 95% bound of dev PGR (mean minus the CI half-width)."""
+    ci = result.get("ci95")
+    return result["pgr"] - (ci if ci is not None else UNTESTED_PENALTY)
+
+
 def choose_next(request: dict[str, Any]) -> dict[str, Any]:
     """The search policy: the next genome from everything tried so far (deterministic)."""
-    rng = random.Random(f"{request['seed']}:{request['step']}")
+    card = request.get("card")
+    rng = random.Random(f"{request['seed']}:{request['step']}:{(card or {}).get('key', '')}")
+    space, starts_for_task = adapt_space(card)
     family, genes = _family_genes(request.get("direction"))
+    genes = [g for g in genes if len(space[g]) > 1] or genes
     tried = {r["key"] for r in request["results"]}
     shared = [r for r in request.get("shared", []) if set(r.get("genome", {})) == set(BASE)]
-    results = [{**r, "index": i} for i, r in enumerate(request["results"])]
-    ranked = sorted((r for r in results if r["pgr"] is not None), key=lambda r: -r["pgr"])
-    starts = STARTS if family is None else [{}] + [mutate(BASE, rng, genes, 1) for _ in range(3)]
+    results = [{**r, "genome": {**BASE, **r["genome"]}, "index": i} for i, r in enumerate(request["results"])]
+    ranked = sorted((r for r in results if r["pgr"] is not None), key=lambda r: -score_of(r))
+    starts = starts_for_task if family is None else [{}] + [mutate(BASE, rng, genes, 1, space) for _ in range(3)]
     for start in starts:
-        genome = {**BASE, **start}
+        genome = normalize({**BASE, **start})
         if genome_key(genome) not in tried:
             return {"genome": genome, "parent": None, "move": "start"}
     for _ in range(100):
         if not ranked:
-            parent, genome, move = None, mutate(BASE, rng, genes, 2), "explore"  # type: ignore[assignment]
+            parent, genome, move = None, mutate(BASE, rng, genes, 2, space), "explore"  # type: ignore[assignment]
         elif rng.random() < 0.15:
             parent = ranked[0]
-            genome, move = mutate(parent["genome"], rng, genes, 3), "explore"
+            genome, move = mutate(parent["genome"], rng, genes, 3, space), "explore"
         elif rng.random() < 0.25 and (len(ranked) > 1 or shared):
             parent = ranked[0]
             partners = [r["genome"] for r in ranked[1:4]] + [r["genome"] for r in shared]
             other = partners[rng.randrange(len(partners))]
-            genome, move = mutate(crossover(parent["genome"], other, rng), rng, genes, 1), "crossover"
+            genome, move = mutate(crossover(parent["genome"], other, rng), rng, genes, 1, space), "crossover"
         else:
             parent = ranked[rng.randrange(min(3, len(ranked)))]
-            genome, move = mutate(parent["genome"], rng, genes, rng.choice([1, 1, 2])), "mutate"
+            genome, move = mutate(parent["genome"], rng, genes, rng.choice([1, 1, 2]), space), "mutate"
         genome = normalize(genome)
         if genome_key(genome) not in tried:
             return {"genome": genome, "parent": parent and parent["index"], "move": move}
-    return {"genome": mutate(BASE, rng, list(GENES), 4), "parent": None, "move": "random"}
+    return {"genome": mutate(BASE, rng, list(GENES), 4, space), "parent": None, "move": "random"}
 
 
 def _hypothesis(genome: dict[str, Any], parent: dict[str, Any] | None, move: str) -> str:
-    changed = [g for g in genome if (parent or BASE)[g] != genome[g]]
+    changed = [g for g in genome if (parent or BASE).get(g, BASE[g]) != genome[g]]
     reasons = "; ".join(f"{g}={genome[g]}: {WHY[g]}" for g in changed) or "the vanilla recipe as a reference"
     origin = "from the base recipe" if parent is None else f"{move} of an earlier attempt"
     return f"{origin.capitalize()}. {reasons}."
@@ -115,13 +131,18 @@ class OfflineProposer(Proposer):
 
     def run(self, tools: ResearchTools) -> None:
         state = tools.load_state() or {"results": [], "step": 0}
-        layers = tools.task_card["layers"]
-        finetune = tools.task_card.get("kind") == "finetune"  # its own space: agent/proposers/ft_space.py
+        card = tools.task_card
+        layers = card["layers"]
+        finetune = card.get("kind") == "finetune"  # its own space: agent/proposers/ft_space.py
         while True:
             request = {"kind": "offline-search", "seed": self.config.seed, "step": state["step"],
                        "direction": self.config.direction or tools.direction,
                        # session-independent (no attempt ids), so a replay sends the same requests
-                       "results": [{k: r[k] for k in ("key", "genome", "pgr")} for r in state["results"]],
+                       "results": [{k: r.get(k) for k in ("key", "genome", "pgr", "ci95")}
+                                   for r in state["results"]],
+                       "card": {"key": card.get("cache_key"), "classes": card.get("classes"),
+                                "n_unlabeled": card.get("n_unlabeled"), "layers": layers,
+                                "kind": card.get("kind", "features")},
                        "shared": self._shared_genomes(tools)}
             if finetune:
                 request["space"] = "finetune"
@@ -141,7 +162,8 @@ class OfflineProposer(Proposer):
                 ExperimentSpec(name=name, hypothesis=hypothesis, code=code, parent_id=parent_id))
             pgr = (feedback.get("pgr") or {}).get("mean") if feedback.get("status") == "ok" else None
             key = ft_space.key(genome) if finetune else genome_key(genome)
-            state["results"].append({"key": key, "genome": genome, "pgr": pgr,
+            ci95 = feedback.get("pgr_ci95") if pgr is not None else None
+            state["results"].append({"key": key, "genome": genome, "pgr": pgr, "ci95": ci95,
                                      "attempt_id": feedback.get("attempt_id")})
             state["step"] += 1
             self._maybe_post(tools, state, name, feedback, genome, pgr)

@@ -29,6 +29,10 @@ GENES: dict[str, list[Any]] = {
     "early_stop": [False, True],
     "self_train_rounds": [0, 1, 2],
     "self_train_keep": [0.3, 0.5, 0.7],
+    "ensemble": ["none", "layers", "knn"],
+    "cotrain": [False, True],
+    "prior": ["none", "weak"],
+    "transduce": [0.0, 0.3, 0.6],
 }
 
 FAMILIES: dict[str, list[str]] = {
@@ -37,6 +41,8 @@ FAMILIES: dict[str, list[str]] = {
     "structure-in-unlabeled-data": ["cleaning", "k", "blend", "self_train_rounds", "self_train_keep"],
     "noisy-teacher-losses": ["loss", "alpha", "warmup", "temperature"],
     "training-dynamics": ["epochs", "lr", "weight_decay", "early_stop"],
+    "ensembles-and-views": ["ensemble", "cotrain", "layers", "transduce"],
+    "class-priors": ["prior", "temperature", "cleaning", "keep"],
 }
 
 BASE: dict[str, Any] = {
@@ -44,6 +50,7 @@ BASE: dict[str, Any] = {
     "keep": 0.5, "loss": "soft", "alpha": 0.5, "warmup": 0.2, "hidden": 0, "dropout": 0.0,
     "epochs": 20, "lr": 3e-3, "weight_decay": 1e-4, "early_stop": False,
     "self_train_rounds": 0, "self_train_keep": 0.5,
+    "ensemble": "none", "cotrain": False, "prior": "none", "transduce": 0.0,
 }
 
 # Known starting points (the built-in baselines' recipes, expressed as genomes).
@@ -51,6 +58,31 @@ STARTS: list[dict[str, Any]] = [
     {}, {"loss": "aux"}, {"loss": "product"}, {"cleaning": "knn"},
     {"loss": "window"}, {"early_stop": True, "epochs": 40},
 ]
+
+
+def adapt_space(card: dict[str, Any] | None) -> tuple[dict[str, list[Any]], list[dict[str, Any]]]:
+    """The genes and starting points for one task, from its card (classes, sizes, layers):
+    small unlabeled sets get smaller neighbourhoods and heads, tasks with one cached layer lose
+    the view genes, binary tasks start with class-prior correction, many-class tasks with
+    structure-based cleaning. Without a card: the full space and the built-in starts."""
+    if not card:
+        return GENES, STARTS
+    genes = {g: list(v) for g, v in GENES.items()}
+    n_classes, n_unl = len(card.get("classes") or [0, 0]), int(card.get("n_unlabeled") or 0)
+    if n_unl and n_unl < 1500:
+        genes["k"], genes["hidden"] = [5, 10, 20], [0, 0, 128]
+    if len(card.get("layers") or ["final"]) < 2:
+        for gene in ("layers", "cotrain"):
+            genes[gene] = [BASE[gene]]
+        genes["ensemble"] = ["none", "knn"]
+    starts = [{}, {"loss": "aux"}, {"cleaning": "knn"}]
+    if n_classes <= 2:
+        starts += [{"prior": "weak"}, {"transduce": 0.3}, {"loss": "product"}]
+    else:
+        starts += [{"ensemble": "knn"}, {"cleaning": "propagate", "blend": 0.5}, {"prior": "weak", "loss": "aux"}]
+    if len(genes["cotrain"]) > 1:
+        starts += [{"cotrain": True}, {"ensemble": "layers", "loss": "aux"}]
+    return genes, [s for s in starts if all(v in genes[g] for g, v in s.items())]
 
 
 def resolve_layers(layers: list[str], available: list[str]) -> list[str]:
@@ -91,12 +123,14 @@ def normalize(genome: dict[str, Any]) -> dict[str, Any]:
             for g, v in genome.items()}
 
 
-def mutate(genome: dict[str, Any], rng: random.Random, genes: list[str], n_changes: int) -> dict[str, Any]:
+def mutate(genome: dict[str, Any], rng: random.Random, genes: list[str], n_changes: int,
+           space: dict[str, list[Any]] | None = None) -> dict[str, Any]:
+    space = space or GENES
     child = dict(genome)
     for _ in range(n_changes):
-        options_genes = active_genes(child, genes) or genes
+        options_genes = [g for g in (active_genes(child, genes) or genes) if len(space[g]) > 1] or genes
         gene = rng.choice(options_genes)
-        values = [v for v in GENES[gene] if v != child[gene]] or GENES[gene]
+        values = [v for v in space[gene] if v != child[gene]] or space[gene]
         child[gene] = rng.choice(values)
     return child
 

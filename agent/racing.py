@@ -1,0 +1,80 @@
+"""Racing over seeds: an idea earns more seeds only while it looks like it could lead.
+
+Every idea runs on the first rung of the ladder (e.g. 1 seed). It climbs to the next rung
+(3, then 8 seeds) when its mean so far reaches the bar: the current leader's lower 95% bound
+(or, before any leader, always). Leaders are ranked by that lower bound, so a lucky one-seed
+result can never lead; seed-runs, not ideas, are what the scoring budget counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sandbox.results import IdeaResult
+
+if TYPE_CHECKING:
+    from agent.session_setup import SessionContext
+    from sandbox.evaluator import Evaluator
+
+DEFAULT_LADDER = (1, 3, 8)
+UNTESTED_PENALTY = 1.0  # the lower bound of a one-seed result (no interval): it cannot lead
+
+
+def parse_ladder(text: str | None) -> list[int] | None:
+    """``"1,3,8"`` -> [1, 3, 8]; empty or "off" -> None (no racing)."""
+    if not text or text.strip().lower() in ("off", "none", "0"):
+        return None
+    parts = [p.strip() for p in text.split(",")]
+    if not all(p.isdigit() and int(p) > 0 for p in parts) or [int(p) for p in parts] != sorted({int(p) for p in parts}):
+        raise ValueError(f"racing ladder {text!r}: give increasing seed counts, e.g. 1,3,8")
+    return [int(p) for p in parts]
+
+
+def lower_bound(result: IdeaResult) -> float | None:
+    """Dev PGR mean minus its 95% half-width (one seed: minus a penalty that keeps it from leading)."""
+    if result.status != "ok" or result.pgr is None:
+        return None
+    return result.pgr.mean - (result.pgr_ci95 if result.pgr_ci95 is not None else UNTESTED_PENALTY)
+
+
+@dataclass
+class Racer:
+    """Runs ideas up the seed ladder against the best lower bound seen so far."""
+
+    evaluator: Evaluator
+    ladder: list[int]
+    leader: float | None = None
+    climbs: list[int] = field(default_factory=list)
+
+    def observe(self, results: Iterable[IdeaResult | None]) -> None:
+        for result in results:
+            bound = None if result is None else lower_bound(result)
+            if bound is not None and (self.leader is None or bound > self.leader):
+                self.leader = bound
+
+    def promising(self, result: IdeaResult) -> bool:
+        return result.status == "ok" and result.pgr is not None and (
+            self.leader is None or result.pgr.mean >= self.leader)
+
+    def evaluate(self, idea: Path, name: str) -> IdeaResult:
+        result = self.evaluator.evaluate(idea, list(range(self.ladder[0])), name=name)
+        for rung in self.ladder[1:]:
+            if not self.promising(result):
+                break
+            result = self.evaluator.extend(result, idea, list(range(len(result.seeds), rung)))
+        self.climbs.append(len(result.seeds))
+        self.observe([result])
+        return result
+
+
+def make_racer(ctx: SessionContext) -> Racer | None:
+    """The session's racer (its ladder is stored with the budgets), or None without racing."""
+    ladder = ctx.manifest.budgets.get("racing")
+    if not ladder:
+        return None
+    racer = Racer(ctx.evaluator, list(ladder))
+    racer.observe(a.result for a in ctx.attempts)
+    return racer

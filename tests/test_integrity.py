@@ -1,0 +1,74 @@
+"""Integrity: reward-hack flags, coarse dev feedback, end-of-session confirmation and transfer."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from sandbox.integrity import code_flags, result_flags
+from sandbox.results import FixedBaselines, SeedResult, Stat
+from tests.test_history_support import result
+
+BASE = FixedBaselines(
+    weak_dev=Stat(mean=0.6, sd=0.01, n=3, values=[0.59, 0.6, 0.61]),
+    weak_heldout=Stat(mean=0.6, sd=0.01, n=3, values=[0.59, 0.6, 0.61]),
+    ceiling_dev=Stat(mean=0.8, sd=0.004, n=3, values=[0.796, 0.8, 0.804]),
+    ceiling_heldout=Stat(mean=0.8, sd=0.004, n=3, values=[0.796, 0.8, 0.804]), ceiling_recipe="test")
+
+
+def seeds(accs: list[float], status: str = "ok") -> list[SeedResult]:
+    return [SeedResult(seed=i, status=status, dev_acc=a) for i, a in enumerate(accs)]
+
+
+def test_accuracy_above_the_ceiling_is_flagged_only_beyond_both_intervals():
+    assert any("above the gold-trained ceiling" in f for f in result_flags(seeds([0.9, 0.91, 0.9]), BASE))
+    assert result_flags(seeds([0.79, 0.8, 0.81]), BASE) == []
+
+
+def test_seed_dependent_predictions_are_flagged():
+    flags = result_flags(seeds([0.5, 0.75, 0.62]), BASE)
+    assert any("changes with the seed" in f for f in flags)
+
+
+def test_denials_and_reaching_outside_the_api_are_flagged():
+    assert any("denied" in f for f in result_flags(seeds([0.7], status="denied"), BASE))
+    code = "import subprocess\nopen('/etc/passwd').read()\nimport os\nos.environ['X']\n"
+    (flag,) = code_flags(code)
+    assert "subprocess or shell" in flag and "absolute file path" in flag and "environment" in flag
+    assert code_flags("from sandbox.runtime import train_head\ndef run(ctx):\n    return ctx.weak_test_probs\n") == []
+
+
+def test_dev_feedback_has_limited_resolution():
+    view = result("x", [0.31234, 0.40987, 0.2]).for_proposer()
+    for seed in view["seeds"]:
+        assert abs(seed["dev_acc"] / 0.005 - round(seed["dev_acc"] / 0.005)) < 1e-6
+        assert abs(seed["pgr"] * 100 - round(seed["pgr"] * 100)) < 1e-6
+    assert view["pgr"]["mean"] == pytest.approx(0.31) and "heldout_pgr" not in json.dumps(view)
+
+
+@pytest.mark.slow
+def test_session_end_checks_on_fresh_seeds_and_a_second_task(tmp_path, small_cache, capsys, monkeypatch):
+    from agent.cli import app
+    from agent.cli.common import run_app
+    from agent.research import run_research
+    from agent.session_setup import ResearchConfig
+    from agent.budget import Budgets
+    from experiments.checks import load_checks
+    from experiments.store import LabStore
+    from tests.test_custom_tasks import write_task
+
+    other = write_task(tmp_path / "other", 140)
+    config = ResearchConfig(task="wordnet-10", split_sizes="200,600,200,200", seeds=1, lab=tmp_path / "lab",
+                            isolation="process", racing=[1, 2], confirm_top=1, confirm_seeds=2,
+                            transfer_task=str(other), budgets=Budgets(max_attempts=2))
+    outcome = run_research(config, install_signals=False)
+    store = LabStore.open(tmp_path / "lab")
+    checks = load_checks(store, outcome.session_id)
+    assert [c.kind for c in checks] == ["confirm", "transfer"]
+    assert checks[0].seeds == [2, 3] and checks[0].status == "ok" and checks[1].task.startswith("other@")
+    monkeypatch.setattr(sys, "argv", ["aar", "leaderboard", "--task", "wordnet-10", "--lab", str(store.path)])
+    monkeypatch.setenv("COLUMNS", "300")
+    assert run_app(app) == 0
+    assert "fresh seeds:" in capsys.readouterr().out
