@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agent.session_setup import parse_ladder
 from sandbox.results import IdeaResult
+
+__all__ = ["DEFAULT_LADDER", "Racer", "lower_bound", "make_racer", "parse_ladder"]
 
 if TYPE_CHECKING:
     from agent.session_setup import SessionContext
@@ -21,16 +24,6 @@ if TYPE_CHECKING:
 
 DEFAULT_LADDER = (1, 3, 8)
 UNTESTED_PENALTY = 1.0  # the lower bound of a one-seed result (no interval): it cannot lead
-
-
-def parse_ladder(text: str | None) -> list[int] | None:
-    """``"1,3,8"`` -> [1, 3, 8]; empty or "off" -> None (no racing)."""
-    if not text or text.strip().lower() in ("off", "none", "0"):
-        return None
-    parts = [p.strip() for p in text.split(",")]
-    if not all(p.isdigit() and int(p) > 0 for p in parts) or [int(p) for p in parts] != sorted({int(p) for p in parts}):
-        raise ValueError(f"racing ladder {text!r}: give increasing seed counts, e.g. 1,3,8")
-    return [int(p) for p in parts]
 
 
 def lower_bound(result: IdeaResult) -> float | None:
@@ -72,9 +65,9 @@ class Racer:
 
 def make_racer(ctx: SessionContext) -> Racer | None:
     """The session's racer (its ladder is stored with the budgets), or None without racing."""
-    ladder = ctx.manifest.budgets.get("racing")
+    ladder = parse_ladder(ctx.manifest.budgets.get("racing"))  # type: ignore[arg-type]
     if not ladder:
         return None
-    racer = Racer(ctx.evaluator, list(ladder))
+    racer = Racer(ctx.evaluator, ladder)
     racer.observe(a.result for a in ctx.attempts)
     return racer

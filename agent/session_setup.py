@@ -132,6 +132,22 @@ def prompt_versions() -> dict[str, str]:
     return versions()
 
 
+def ladder_text(ladder: list[int] | None) -> str | None:
+    """A racing ladder as the manifest stores it ("1,3,8"; read back with ``parse_ladder``)."""
+    return ",".join(map(str, ladder)) if ladder else None
+
+
+def parse_ladder(text: str | None) -> list[int] | None:
+    """``"1,3,8"`` -> [1, 3, 8]; empty or "off" -> None (no racing)."""
+    if not text or text.strip().lower() in ("off", "none", "0"):
+        return None
+    parts = [p.strip() for p in text.split(",")]
+    values = [int(p) for p in parts if p.isdigit()]
+    if len(values) != len(parts) or 0 in values or values != sorted(set(values)):
+        raise ValueError(f"racing ladder {text!r}: give increasing seed counts, e.g. 1,3,8")
+    return values
+
+
 def _sizes(text: str | None) -> SplitSizes | None:
     return SplitSizes.parse(text) if text else None
 
@@ -185,7 +201,8 @@ def open_session(config: ResearchConfig, *, show_progress: bool = True,
     budgets.update(split_sizes=config.split_sizes, isolation=config.isolation,
                    time_budget_s=config.time_budget_s, proposer_seed=config.proposer_seed,
                    base_url=config.base_url, device=device, executor=config.executor.name,
-                   racing=config.racing, confirm_top=config.confirm_top, transfer_task=config.transfer_task)
+                   racing=ladder_text(config.racing), confirm_top=config.confirm_top,
+                   transfer_task=config.transfer_task)
     manifest = SessionManifest(
         session_id=session_id, task=config.task, cache_key=cache.key, proposer=config.proposer,
         model=config.model, prompt_versions=prompt_versions(), seeds=seeds,
@@ -206,7 +223,7 @@ def _reopen(config: ResearchConfig, store: LabStore, show_progress: bool,
         raise HarnessError(f"cannot resume {session_id!r}: {exc}; list sessions with `aar sessions`") from exc
     b = manifest.budgets
     spec = get_task(manifest.task, _sizes(b.get("split_sizes")))
-    cache = open_cache(spec, n_weak_seeds=max([len(manifest.seeds), *(b.get("racing") or [])]),
+    cache = open_cache(spec, n_weak_seeds=max([len(manifest.seeds), *(parse_ladder(b.get("racing")) or [])]),
                        show_progress=show_progress, device=resolve_device(config.device))
     if cache.key != manifest.cache_key:
         raise HarnessError(

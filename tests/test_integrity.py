@@ -50,11 +50,11 @@ def test_dev_feedback_has_limited_resolution():
 
 @pytest.mark.slow
 def test_session_end_checks_on_fresh_seeds_and_a_second_task(tmp_path, small_cache, capsys, monkeypatch):
+    from agent.budget import Budgets
     from agent.cli import app
     from agent.cli.common import run_app
     from agent.research import run_research
     from agent.session_setup import ResearchConfig
-    from agent.budget import Budgets
     from experiments.checks import load_checks
     from experiments.store import LabStore
     from tests.test_custom_tasks import write_task
