@@ -179,7 +179,9 @@ class Evaluator:
         scored = result.seeds + more.seeds
         vanilla = (self.vanilla_pgrs([s.seed for s in scored])
                    if idea.resolve() != self.vanilla_idea.resolve() else None)
-        return self._aggregate(result.idea, scored, vanilla)
+        merged = self._aggregate(result.idea, scored, vanilla)
+        merged.warnings = sorted({*merged.warnings, *result.warnings, *more.warnings})
+        return merged
 
     def request(self, idea: Path, seed: int, position: int = 0) -> SeedRequest:
         """One seed run: public inputs only (an executor may send it to another machine),
