@@ -14,16 +14,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.session_setup import parse_ladder
+from experiments.index import UNTESTED_PENALTY
 from sandbox.results import IdeaResult
 
-__all__ = ["DEFAULT_LADDER", "Racer", "lower_bound", "make_racer", "parse_ladder"]
+__all__ = ["DEFAULT_LADDER", "UNTESTED_PENALTY", "Racer", "lower_bound", "make_racer", "parse_ladder"]
 
 if TYPE_CHECKING:
     from agent.session_setup import SessionContext
     from sandbox.evaluator import Evaluator
 
 DEFAULT_LADDER = (1, 3, 8)
-UNTESTED_PENALTY = 1.0  # the lower bound of a one-seed result (no interval): it cannot lead
 
 
 def lower_bound(result: IdeaResult) -> float | None:

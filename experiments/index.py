@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 
 INDEX_FILE = "aar-index.sqlite"
 SCHEMA_VERSION = "1"
-SORTS = ("time", "pgr", "index")
+SORTS = ("time", "pgr", "lcb", "index")
+# The lower 95% bound of dev PGR; a one-seed result (no interval) is pushed down by this much.
+UNTESTED_PENALTY = 1.0
 _DDL = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS heads(ref TEXT PRIMARY KEY, sha TEXT NOT NULL);
@@ -226,13 +228,15 @@ class LabIndex:
         where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
         order = {"time": "a.created_at DESC, a.idx DESC",
                  "pgr": "a.pgr IS NULL, a.pgr DESC, a.created_at",
+                 "lcb": f"a.pgr IS NULL, a.pgr - COALESCE(a.pgr_ci95, {UNTESTED_PENALTY}) DESC, a.created_at",
                  "index": "a.session_id, a.idx, a.researcher"}[sort]
         with self._db() as db:
             return self._summaries(db, where, args, order, limit)
 
     def leaderboard(self, task: str, limit: int = 20, include_replays: bool = False) -> list[AttemptSummary]:
-        """The best ok attempts on ``task`` by dev PGR."""
-        return [r for r in self.ideas(task=task, statuses=["ok"], sort="pgr", limit=limit,
+        """The best ok attempts on ``task`` by the lower 95% bound of dev PGR (not the mean: a lucky
+        few-seed result does not lead)."""
+        return [r for r in self.ideas(task=task, statuses=["ok"], sort="lcb", limit=limit,
                                       include_replays=include_replays) if r.pgr is not None]
 
     def replay_count(self, task: str) -> int:

@@ -8,6 +8,7 @@ from html import escape
 
 import numpy as np
 
+from experiments.index import UNTESTED_PENALTY
 from experiments.plot import Point, pgr_svg
 from experiments.schemas import Attempt, AttemptSummary, SessionManifest
 from experiments.store import LabStore, StoreError
@@ -93,7 +94,8 @@ def load(store: LabStore, session_id: str) -> SessionData:
     sid = store.resolve_session(session_id)
     rows = store.index.ideas(session=sid, sort="index")
     scored = [r for r in rows if r.pgr is not None and r.status == "ok"]
-    best = max(scored, key=lambda r: r.pgr or 0.0, default=None)
+    best = max(scored, key=lambda r: (r.pgr or 0.0) - (r.pgr_ci95 if r.pgr_ci95 is not None else UNTESTED_PENALTY),
+               default=None)  # by lower 95% bound, as the leaderboard ranks
     return SessionData(store.manifest(sid), rows, store.get_attempt(best.attempt_id) if best else None)
 
 

@@ -117,7 +117,7 @@ def leaderboard_cmd(task: str | None = typer.Option(None, "--task", "-t", help="
                     limit: int = typer.Option(20, "--limit", "-n", min=1, help="Rows to show."),
                     include_replays: bool = typer.Option(False, "--include-replays", help="Also list replayed runs."),
                     lab: Path | None = LAB_OPTION, json_out: bool = JSON_OPTION) -> None:
-    """Best attempts on a task by dev PGR, with CI and held-out accuracy."""
+    """Best attempts on a task by the lower 95% bound of dev PGR, with CI, held-out figures and checks."""
     store = _lab(lab)
     if task is None:
         tasks = store.index.tasks()
