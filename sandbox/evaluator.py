@@ -17,7 +17,7 @@ import numpy as np
 from sandbox.baseline_ideas import VANILLA_NAME, baseline_path, vanilla_name
 from sandbox.cache import TaskCache, stat
 from sandbox.devices import host_gpus, resolve_device, run_passthrough
-from sandbox.errors import BudgetExhaustedError
+from sandbox.errors import BudgetExhaustedError, HarnessError
 from sandbox.executors import Executor, LocalExecutor, SeedRequest, SeedResources
 from sandbox.integrity import code_flags, result_flags
 from sandbox.results import IdeaResult, PairedDiff, SeedResult
@@ -146,6 +146,12 @@ class Evaluator:
         self.model_paths = [self.card.student.model_dir] if self.card.student else []
         self.vanilla_idea = baseline_path(vanilla_name(self.card.kind))
         self.baselines = cache.baselines()
+        b = self.baselines
+        if min(b.ceiling_dev.mean - b.weak_dev.mean, b.ceiling_heldout.mean - b.weak_heldout.mean) <= 0:
+            raise HarnessError(
+                f"task {self.card.name}: the weak teacher ({b.weak_dev.mean:.3f} dev) already matches or beats the "
+                f"strong ceiling ({b.ceiling_dev.mean:.3f}), so PGR is undefined; use a harder task, a weaker "
+                "weak_model or a stronger strong_model (task.json)")
         self._gold, self._roles = cache.gold_test(), cache.test_roles()
         self._vanilla_lock = threading.Lock()
 

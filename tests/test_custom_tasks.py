@@ -135,3 +135,12 @@ def test_runtime_raises_no_torch_warning_on_read_only_arrays():
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "not writable" not in done.stderr
+
+
+def test_a_task_without_a_weak_to_strong_gap_is_refused_clearly(tmp_path, cache_dir):
+    from sandbox.cache import open_cache
+    from sandbox.evaluator import Evaluator
+
+    cache = open_cache(get_task(str(write_task(tmp_path / "easy", 140))), show_progress=False)
+    with pytest.raises(HarnessError, match="already matches or beats the strong ceiling"):
+        Evaluator(cache, isolation="process")
