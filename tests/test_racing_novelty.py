@@ -86,3 +86,30 @@ def test_racing_climbs_only_while_an_idea_could_lead(evaluator, idea_file):
     stays = racer.evaluate(path, "head")
     assert [s.seed for s in stays.seeds] == [0] and racer.climbs == [2, 1]
     assert lower_bound(stays) == pytest.approx(stays.pgr.mean - 1.0)  # one seed cannot lead
+
+
+@pytest.mark.slow
+def test_loop_refuses_a_repeat_without_spending_an_attempt(tmp_path, small_cache):
+    from agent.budget import Budgets
+    from agent.proposers.base import ExperimentSpec, Proposer, register_proposer
+    from agent.research import run_research
+    from agent.session_setup import ResearchConfig
+    from experiments.store import LabStore
+
+    seen: list[dict] = []
+
+    @register_proposer("repeat-once")
+    class Repeat(Proposer):
+        def run(self, tools):
+            for code in (IDEA, IDEA.replace("A linear head.", "The same head, retold."), IDEA.replace("5", "6")):
+                seen.append(tools.run_experiment(ExperimentSpec(name="head", hypothesis="h", code=code)))
+            tools.finish("done")
+
+    config = ResearchConfig(task="wordnet-10", split_sizes="200,600,200,200", seeds=1, proposer="repeat-once",
+                            lab=tmp_path / "lab", isolation="process", racing=[1, 2],
+                            budgets=Budgets(max_attempts=5))
+    outcome = run_research(config, install_signals=False)
+    attempts = LabStore.open(tmp_path / "lab").attempts(outcome.session_id)
+    assert [s["status"] for s in seen] == ["ok", "duplicate", "ok"]
+    assert seen[1]["duplicate_of"] == attempts[0].attempt_id and len(attempts) == 2
+    assert len(attempts[0].result.seeds) == 2  # the first idea raced up the ladder (no leader yet)
