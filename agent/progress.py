@@ -12,6 +12,8 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
+from sandbox.untrusted import plain, rich_text
+
 
 def _fmt_pgr(result: dict[str, Any] | None) -> str:
     if not result or not result.get("pgr"):
@@ -33,7 +35,7 @@ class Reporter:
         self.line(f"session {session_id} started")
 
     def line(self, text: str) -> None:
-        self.console.print(f"[aar] {text}", soft_wrap=True, markup=False)
+        self.console.print(f"[aar] {plain(text)}", soft_wrap=True, markup=False)
 
     def step(self, text: str) -> None:
         self.state["step"] = text
@@ -73,9 +75,9 @@ class LiveReporter(Reporter):
         best = s.get("best")
         rows = [
             ("attempt", f"{s['n']} of {total if total else '∞'}"),
-            ("step", str(s["step"])[:90]),
-            ("best PGR", f"{best[1]:+.3f} ({best[0]})" if best else "—"),
-            ("last", s.get("last") or "—"),
+            ("step", rich_text(s["step"], 90)),
+            ("best PGR", rich_text(f"{best[1]:+.3f} ({best[0]})" if best else "—")),
+            ("last", rich_text(s.get("last") or "—")),
             ("tokens / cost", f"{s['tokens']:,} / ${s['cost']:.2f}"),
             ("elapsed", f"{budget.get('elapsed_s', 0):.0f}s"
              + (f", {budget['time_left_s']:.0f}s left" if budget.get("time_left_s") is not None else "")),
@@ -92,7 +94,7 @@ class LiveReporter(Reporter):
 
     def attempt_done(self, *args: Any, **kwargs: Any) -> None:
         super().attempt_done(*args, **kwargs)
-        self._live.console.print(f"  {self.state['n']}: {self.state['last']}", highlight=False)
+        self._live.console.print(f"  {self.state['n']}: {plain(self.state['last'])}", highlight=False, markup=False)
 
     def close(self) -> None:
         self._live.update(self._render())

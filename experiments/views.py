@@ -15,6 +15,7 @@ from rich.text import Text
 from experiments.checks import IdeaCheck
 from experiments.schemas import Attempt, AttemptSummary, CheckReport, Review, SessionSummary
 from sandbox.results import IdeaResult
+from sandbox.untrusted import rich_text
 
 LOG_TAIL_LINES = 40
 SHORT_ID = 14
@@ -60,7 +61,7 @@ def ideas_table(rows: list[AttemptSummary], title: str) -> Table:
                   "cost", "review", title=title)
     for r in rows:
         review = Text(r.review or "", style="green" if r.review == "accept" else "red")
-        table.add_row(short_id(r), r.session_id[-24:], str(r.index), r.name[:40], status_text(r.status),
+        table.add_row(short_id(r), r.session_id[-24:], str(r.index), rich_text(r.name, 40), status_text(r.status),
                       pgr_ci(r.pgr, r.pgr_ci95), vs_text(r.vs_vanilla, r.vs_vanilla_p), num(r.dev_acc),
                       f"${r.cost_usd:.3f}", review)
     return table
@@ -83,7 +84,7 @@ def leaderboard_table(rows: list[AttemptSummary], task: str,
                   "review", title=f"leaderboard: {task}", caption="held-out figures are never shown to proposers")
     for rank, r in enumerate(rows, start=1):
         extra = [checks_text((checks or {}).get(r.attempt_id, []))] if shown else []
-        table.add_row(str(rank), short_id(r), r.name[:40], pgr_ci(r.pgr, r.pgr_ci95),
+        table.add_row(str(rank), short_id(r), rich_text(r.name, 40), pgr_ci(r.pgr, r.pgr_ci95),
                       vs_text(r.vs_vanilla, r.vs_vanilla_p), str(r.n_seeds), num(r.dev_acc), num(r.heldout_acc),
                       num(r.heldout_pgr, True), *extra, r.session_id[-24:], r.review or "")
     return table
@@ -97,7 +98,7 @@ def seeds_table(attempt: Attempt) -> Table | None:
     for s in attempt.result.seeds:
         note = "; ".join([*s.warnings, *([s.error] if s.error else [])])
         table.add_row(str(s.seed), status_text(s.status), num(s.dev_acc), num(s.pgr, True), num(s.heldout_acc),
-                      f"{s.runtime_s:.1f}s", note[:90])
+                      f"{s.runtime_s:.1f}s", rich_text(note, 90))
     return table
 
 

@@ -23,10 +23,12 @@ from typing import IO
 import numpy as np
 
 from sandbox.results import Status
+from sandbox.untrusted import plain
 
 MAX_PREDICTION_BYTES = 64 << 20
 MAX_SMALL_FILE = 64_000
 MAX_OUT_ENTRIES = 64
+MAX_DIAGNOSTIC_CHARS = 200
 LOG_HEAD = 4_000
 LOG_TAIL = 8_000
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -196,8 +198,19 @@ def _success(dir_fd: int, max_prediction_bytes: int) -> RunOutput:
     if predictions is None:
         return RunOutput("invalid", error=problem)
     raw = _json_dict(read_regular(dir_fd, "diagnostics.json", MAX_SMALL_FILE)[0]) or {}
-    diagnostics = {str(k)[:64]: v for k, v in list(raw.items())[:64] if isinstance(v, int | float | str | bool)}
+    diagnostics = {plain(k, 64): _diagnostic(v) for k, v in list(raw.items())[:64]
+                   if isinstance(v, int | float | str | bool)}
     return RunOutput("ok", predictions=predictions, diagnostics=diagnostics)
+
+
+def _diagnostic(value: float | str | bool) -> float | str | bool:
+    """A value as the parent keeps it: strings short and plain, never NaN or infinity (the idea
+    could write either straight into its diagnostics; they would break strict JSON)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, str):
+        return plain(value, MAX_DIAGNOSTIC_CHARS)
+    return value
 
 
 def _json_dict(data: bytes | None) -> dict | None:

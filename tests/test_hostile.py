@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import math
 import os
 import re
 import socket
@@ -21,6 +22,7 @@ import pytest
 from sandbox.evaluator import Evaluator
 from sandbox.run_output import LOG_HEAD, LOG_TAIL
 from sandbox.runner import Limits, get_isolation
+from sandbox.untrusted import dumps_strict
 
 HOSTILE = Path(__file__).parent / "hostile"
 CATALOG = sorted(HOSTILE.glob("*.py"))
@@ -51,7 +53,17 @@ def cpu_within_quota(seed, cache) -> None:
     assert seed.diagnostics["hog_cores"] <= 1.25, seed.diagnostics
 
 
-SCORE_CHECKS = {"heldout_guess_is_chance": heldout_guess_is_chance, "cpu_within_quota": cpu_within_quota}
+def diagnostics_are_strict(seed, cache) -> None:
+    """Forged NaN/Infinity diagnostics reach no JSON as such; escape codes and floods are gone."""
+    assert seed.status == "ok", seed.error
+    dumps_strict(seed.model_dump(mode="json"))  # raises on NaN/Infinity
+    assert all(not isinstance(v, float) or math.isfinite(v) for v in seed.diagnostics.values())
+    assert not any("\x1b" in k for k in seed.diagnostics)
+    assert all(len(str(v)) <= 200 for v in seed.diagnostics.values())
+
+
+SCORE_CHECKS = {"heldout_guess_is_chance": heldout_guess_is_chance, "cpu_within_quota": cpu_within_quota,
+                "diagnostics_are_strict": diagnostics_are_strict}
 
 
 def declared(path: Path) -> dict:
@@ -227,7 +239,7 @@ def test_control_attacks_succeed_without_the_sandbox(name, small_cache, canaries
 
 @pytest.mark.parametrize("name, status, budget", [
     ("gold_evaluator_import", "denied", 60), ("nan_inf", "invalid", 60),
-    ("sleep_forever", "timeout", 4), ("disk_fill_out", "killed", 60),
+    ("sleep_forever", "timeout", 4), ("disk_fill_out", "killed", 60), ("rich_markup_error", "error", 60),
 ])
 def test_cli_eval_prints_one_status_line_and_fails(name, status, budget, small_cache, cache_dir):
     env = {**os.environ, "AAR_CACHE_DIR": str(cache_dir)}
@@ -238,6 +250,9 @@ def test_cli_eval_prints_one_status_line_and_fails(name, status, budget, small_c
     assert done.returncode == 1, done.stderr
     lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith(f"error: {name}.py: {status} on seed 0"), done.stderr
+    assert "\x1b" not in done.stderr + done.stdout and "\x07" not in done.stderr
+    if name == "rich_markup_error":  # shown literally: markup is data
+        assert "[/red][bold red]PWNED[/]" in lines[0]
 
 
 def test_next_normal_run_succeeds(small_cache, tmp_path):

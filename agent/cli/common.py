@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import importlib
-import json
 import sys
 from typing import Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from sandbox.errors import HarnessError
 from sandbox.executors import ExecutorConfig
 from sandbox.runner import DEFAULT_ISOLATION, get_isolation
 from sandbox.tasks import SplitSizes
+from sandbox.untrusted import dumps_strict, for_markup
 
 # Wide output when piped (logs, CI), the terminal width otherwise.
 console = Console(width=None if sys.stdout.isatty() else 140)
@@ -40,11 +39,11 @@ def run_app(app: typer.Typer) -> int:
     try:
         app(standalone_mode=False)
     except CliError as exc:
-        err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]error:[/red] {for_markup(exc)}", highlight=False, soft_wrap=True)
         return exc.code
     except (HarnessError, ValueError, FileNotFoundError, PermissionError) as exc:
         # escape: a message may hold brackets (".[ray]") that rich would read as markup
-        err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]error:[/red] {for_markup(exc)}", highlight=False, soft_wrap=True)
         return EXIT_USAGE
     except KeyboardInterrupt:
         err_console.print("interrupted")
@@ -74,7 +73,7 @@ def _click_exception_modules() -> list[Any]:
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    sys.stdout.write(dumps_strict(data, indent=2, default=str) + "\n")
 
 
 def parse_sizes(text: str | None) -> SplitSizes | None:

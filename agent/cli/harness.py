@@ -38,6 +38,7 @@ from sandbox.evaluator import Evaluator
 from sandbox.executors import ExecutorOptions, get_executor
 from sandbox.results import IdeaResult
 from sandbox.tasks import get_task, list_tasks
+from sandbox.untrusted import rich_text
 
 
 def _open(task: str, sizes: str | None, seeds: int, quiet: bool, device: str = "cpu") -> TaskCache:
@@ -84,12 +85,12 @@ def tasks_cmd(json_out: bool = JSON_OPTION) -> None:
                   "cached ones are listed above as name@content-key.")
 
 
-def _result_row(r: IdeaResult) -> list[str]:
+def _result_row(r: IdeaResult) -> list:
     pgr = f"{r.pgr.mean:+.3f} ± {fmt(r.pgr_ci95)}" if r.pgr else "—"
     vs = r.vs_vanilla
     diff = f"{vs.mean:+.3f} (p={fmt(vs.p_value, 2)})" if vs else "—"
-    return [r.idea, r.status, pgr, fmt(r.dev_acc and r.dev_acc.mean), fmt(r.heldout_acc and r.heldout_acc.mean),
-            diff, f"{r.runtime_s:.1f}s", "; ".join(r.warnings)[:60]]
+    return [rich_text(r.idea), r.status, pgr, fmt(r.dev_acc and r.dev_acc.mean),
+            fmt(r.heldout_acc and r.heldout_acc.mean), diff, f"{r.runtime_s:.1f}s", rich_text("; ".join(r.warnings), 60)]
 
 
 def _results_table(title: str, results: list[IdeaResult]) -> Table:
