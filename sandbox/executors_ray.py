@@ -61,9 +61,7 @@ def _reachable(address: str) -> str | None:
     return None
 
 
-def connect(address: str | None, notice: Callable[[str], None]) -> None:
-    """Join the cluster at ``address`` once per process; ``auto`` with none running (or
-    ``local``, always) starts a local one that stops when this process ends, and says so."""
+def _connect(address: str | None, notice: Callable[[str], None]) -> None:
     with _connect_lock:
         if ray.is_initialized():
             return
@@ -87,6 +85,20 @@ def connect(address: str | None, notice: Callable[[str], None]) -> None:
         cpus = int(ray.cluster_resources().get("CPU", 0))
         why = "no Ray cluster found (--ray-address auto)" if address == "auto" else "--ray-address local"
         notice(f"{why}: started a local Ray cluster with {cpus} CPUs; it stops when this command ends")
+
+
+def connect(address: str | None, notice: Callable[[str], None]) -> None:
+    """Join the cluster at ``address`` once per process; ``auto`` with none running (or
+    ``local``, always) starts a local one that stops when this process ends, and says so.
+    A cluster that cannot be joined or started is a one-line ``HarnessError``."""
+    try:
+        _connect(address, notice)
+    except HarnessError:
+        raise
+    except Exception as exc:  # Ray raises bare Exception/RuntimeError when a node fails to start
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise HarnessError(f"could not join or start a Ray cluster at {address or 'auto'}: {first}; "
+                           "check `ray status` there, or use --executor local") from exc
 
 
 def _stamp(public_dir: Path) -> str:
