@@ -5,19 +5,8 @@ from __future__ import annotations
 import re
 import time
 
-from pydantic import BaseModel, Field
-
-from agent.proposers.base import BudgetStop
-
-
-class Budgets(BaseModel):
-    """Limits of one research session (None means unlimited)."""
-
-    max_attempts: int | None = Field(None, description="Stop after this many attempts.")
-    max_cost_usd: float | None = Field(None, description="Stop once model calls cost this much.")
-    max_time_s: float | None = Field(None, description="Stop after this much wall-clock time.")
-    target_pgr: float | None = Field(None, description="Stop once an attempt's dev PGR mean reaches it.")
-    max_scoring_calls: int | None = Field(None, description="Scoring calls the session may make.")
+from agent.proposers.base import BudgetStop, Ending
+from experiments.schemas import Budgets
 
 
 def parse_duration(text: str | None) -> float | None:
@@ -45,18 +34,21 @@ class BudgetTracker:
         self._started = time.monotonic()
         self.best_pgr: float | None = None
         self.stop_reason: str | None = None
+        self.stop_ending: Ending = "budget"
 
     def elapsed(self) -> float:
         return self._elapsed_before + time.monotonic() - self._started
 
-    def request_stop(self, reason: str) -> None:
-        self.stop_reason = self.stop_reason or reason
+    def request_stop(self, reason: str, ending: Ending = "budget") -> None:
+        """Stop before the next step (the first request wins)."""
+        if self.stop_reason is None:
+            self.stop_reason, self.stop_ending = reason, ending
 
     def check(self) -> None:
         """Raise BudgetStop if anything is spent (or a stop was requested)."""
         b = self.budgets
         if self.stop_reason:
-            raise BudgetStop(self.stop_reason)
+            raise BudgetStop(self.stop_reason, self.stop_ending)
         if b.max_attempts is not None and self.attempts >= b.max_attempts:
             raise BudgetStop(f"attempt budget reached ({self.attempts}/{b.max_attempts})")
         if b.max_cost_usd is not None and self.cost_usd >= b.max_cost_usd:

@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+from experiments.schemas import TokenUsage
 from sandbox.errors import HarnessError
 
 DEFAULT_PRICES = Path(__file__).with_name("prices.toml")
@@ -32,22 +33,6 @@ class ModelPrice(BaseModel):
     output: float = Field(ge=0, description="Output tokens.")
     cache_write: float = Field(ge=0, description="Input tokens written to the prompt cache.")
     cache_read: float = Field(ge=0, description="Input tokens read from the prompt cache.")
-
-
-class TokenUsage(BaseModel):
-    """Tokens of one model call, in the Messages API's terms (disjoint input counts)."""
-
-    input_tokens: int = Field(0, description="Input tokens neither written to nor read from cache.")
-    output_tokens: int = Field(0, description="Output tokens.")
-    cache_creation_input_tokens: int = Field(0, description="Input tokens written to the cache.")
-    cache_read_input_tokens: int = Field(0, description="Input tokens read from the cache.")
-
-    @property
-    def total_input(self) -> int:
-        return self.input_tokens + self.cache_creation_input_tokens + self.cache_read_input_tokens
-
-    def __add__(self, other: TokenUsage) -> TokenUsage:
-        return TokenUsage(**{k: getattr(self, k) + getattr(other, k) for k in TokenUsage.model_fields})
 
 
 def prices_path() -> Path:
@@ -88,15 +73,17 @@ def price_for(model: str, prices: dict[str, ModelPrice] | None = None) -> ModelP
 
 
 def normalize_usage(usage: dict[str, Any] | None) -> TokenUsage:
-    """A Messages ``usage`` block or an OpenAI ``usage`` block as TokenUsage."""
+    """A Messages ``usage`` block or an OpenAI ``usage`` block as TokenUsage (no cost yet)."""
     usage = usage or {}
+    count = lambda key: int(usage.get(key) or 0)  # noqa: E731 - servers send null for "none"
     if "prompt_tokens" in usage or "completion_tokens" in usage:
         details = usage.get("prompt_tokens_details") or {}
         cached = int(details.get("cached_tokens") or 0)
-        prompt = int(usage.get("prompt_tokens") or 0)
-        return TokenUsage(input_tokens=max(0, prompt - cached), cache_read_input_tokens=cached,
-                          output_tokens=int(usage.get("completion_tokens") or 0))
-    return TokenUsage(**{k: int(usage.get(k) or 0) for k in TokenUsage.model_fields})
+        return TokenUsage(input_tokens=max(0, count("prompt_tokens") - cached), cache_read_tokens=cached,
+                          output_tokens=count("completion_tokens"))
+    return TokenUsage(input_tokens=count("input_tokens"), output_tokens=count("output_tokens"),
+                      cache_read_tokens=count("cache_read_input_tokens"),
+                      cache_write_tokens=count("cache_creation_input_tokens"))
 
 
 def usage_cost(model: str, usage: dict[str, Any] | TokenUsage,
@@ -107,12 +94,12 @@ def usage_cost(model: str, usage: dict[str, Any] | TokenUsage,
     if price is None:
         return 0.0
     return (tokens.input_tokens * price.input + tokens.output_tokens * price.output
-            + tokens.cache_creation_input_tokens * price.cache_write
-            + tokens.cache_read_input_tokens * price.cache_read) / 1e6
+            + tokens.cache_write_tokens * price.cache_write
+            + tokens.cache_read_tokens * price.cache_read) / 1e6
 
 
-def cost_of(model: str, response: dict[str, Any]) -> tuple[dict[str, int], float]:
-    """Usage (a TokenUsage dict) and USD cost of one recorded response.
+def cost_of(model: str, response: dict[str, Any]) -> TokenUsage:
+    """Usage and USD cost of one recorded response.
 
     ``model`` is the requested model; the response's own ``model`` field is used when the
     request's name has no price (e.g. an alias the server resolved)."""
@@ -121,4 +108,4 @@ def cost_of(model: str, response: dict[str, Any]) -> tuple[dict[str, int], float
     answered = response.get("model")
     if cost == 0.0 and isinstance(answered, str) and answered != model:
         cost = usage_cost(answered, tokens)
-    return tokens.model_dump(), cost
+    return tokens.model_copy(update={"cost_usd": cost})

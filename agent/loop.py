@@ -7,30 +7,38 @@ every attempt to the lab repository as it happens.
 from __future__ import annotations
 
 import json
-import signal
 import tempfile
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from agent.budget import BudgetTracker
+from agent.costs import cost_of
+from agent.interrupts import graceful_interrupts
 from agent.novelty import Duplicate, NoveltyGate
 from agent.progress import Reporter
-from agent.proposers.base import BudgetStop, ExperimentSpec, Proposer, Transport
+from agent.proposers.base import (
+    BudgetStop,
+    Ending,
+    ExperimentSpec,
+    LeaderboardRow,
+    ModelCallError,
+    Proposer,
+    Transport,
+)
 from agent.racing import lower_bound, make_racer
 from agent.session_setup import SessionContext
 from experiments.forum import Forum
 from experiments.schemas import Attempt, TokenUsage
+from experiments.store import PENDING_CALLS_FILE, UNATTACHED_USAGE_FILE
 from sandbox.errors import BudgetExhaustedError, HarnessError
 from sandbox.results import IdeaResult
 
 STATE_FILE = "proposer_state.json"
-PENDING_FILE = "pending_calls.json"
-MAX_CODE_CHARS = 200_000
+SUMMARY_FILE = "summary.md"
+MAX_CODE_CHARS = 200_000  # stated in prompts/idea_contract.md
+EXIT_CODES: dict[Ending, int] = {"finished": 0, "budget": 0, "failed": 1, "interrupted": 130}
 MAX_REFUSALS = 20  # repeats in a row before the session stops (a proposer stuck on one idea)
 
 
@@ -39,12 +47,17 @@ class SessionOutcome(BaseModel):
 
     session_id: str = Field(description="The session's id (its branch in the lab).")
     attempts: int = Field(description="Attempts recorded in this session, all runs included.")
-    stop_reason: str = Field(description="Why the loop stopped.")
+    stop_reason: str = Field(description="Why the loop stopped, in words.")
+    ending: Ending = Field("finished", description="finished, budget, failed or interrupted.")
     best_attempt: str | None = Field(None, description="Attempt id with the best dev PGR mean.")
     best_pgr: float | None = Field(None, description="That attempt's dev PGR mean.")
-    cost_usd: float = Field(0.0, description="Model cost of the session.")
-    resume_command: str | None = Field(None, description="How to continue, when interrupted.")
+    cost_usd: float = Field(0.0, description="Model cost of the session, all runs and calls included.")
+    resume_command: str | None = Field(None, description="How to continue, when interrupted or failed.")
     replay_mismatches: int = Field(0, description="In a replay: requests that differed from the recording.")
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.ending]
 
 
 class ReplayExhausted(BudgetStop):
@@ -62,57 +75,80 @@ class LoopTools:
         self.baselines = ctx.baseline_summary
         self.direction = ctx.manifest.direction
         self.tracker: BudgetTracker = ctx.tracker
-        self._pending, self._pending_usage = self._left_over_calls()
-        self._clear_left_over = bool(self._pending)
-        self.tracker.cost_usd += self._pending_usage.cost_usd
+        self._pending = self._left_over_calls()
+        self._pending_file = bool(self._pending)  # state/pending_calls.json holds calls to clear
+        self.tracker.cost_usd += self._pending_usage().cost_usd
         self._recorded = recorded
         self.replay_mismatches = 0
-        self.finished_summary: str | None = None
+        self.call_in_flight = False
         self.novelty = NoveltyGate.of(ctx.attempts)
         self.racer = make_racer(ctx)
         self.refusals = 0
 
-    def _left_over_calls(self) -> tuple[list[dict[str, Any]], TokenUsage]:
+    def _left_over_calls(self) -> list[dict[str, Any]]:
         """Calls an earlier run made after its last attempt (on resume): spent, and held by the
         next attempt."""
-        text = self.ctx.store.read_session_file(self.ctx.session_id, PENDING_FILE)
-        calls: list[dict[str, Any]] = json.loads(text) if text else []
-        usage = sum((TokenUsage(**{**c["usage"], "cost_usd": c["cost_usd"]}) for c in calls), TokenUsage())
-        return calls, usage
+        text = self.ctx.store.read_session_file(self.ctx.session_id, PENDING_CALLS_FILE)
+        return json.loads(text) if text else []
+
+    @property
+    def has_pending(self) -> bool:
+        return bool(self._pending)
+
+    def _pending_usage(self) -> TokenUsage:
+        # Older labs kept a call's cost beside its usage; it lives in the TokenUsage now.
+        return sum((TokenUsage.model_validate({"cost_usd": c.get("cost_usd", 0.0), **c["usage"]})
+                    for c in self._pending), TokenUsage())
+
+    def pending_files(self) -> dict[str, str]:
+        """The state files that hold the calls no attempt holds yet (written in one commit)."""
+        self._pending_file = bool(self._pending)
+        return {PENDING_CALLS_FILE: json.dumps(self._pending),
+                UNATTACHED_USAGE_FILE: self._pending_usage().model_dump_json()}
 
     # --- model calls -------------------------------------------------------------------
     def model_call(self, request: dict[str, Any], transport: Transport) -> dict[str, Any]:
         self.tracker.check()
         if self._recorded is not None:
-            if not self._recorded:
-                raise ReplayExhausted("replay complete: every recorded response was used")
-            entry = self._recorded.pop(0)
-            if entry.get("request") != request:
-                self.replay_mismatches += 1
-            response = entry["response"]
+            response = self._replayed(request)
         else:
-            response = transport(request)
-        usage, cost = self._usage_of(response, request.get("model") or self.ctx.manifest.model or "")
-        self.tracker.cost_usd += cost
-        self._pending_usage = self._pending_usage + usage
-        self._pending.append({"request": request, "response": response,
-                              "usage": usage.model_dump(), "cost_usd": cost})
-        self.reporter.model_call(usage.input_tokens + usage.output_tokens, cost)
+            self.call_in_flight = True  # a Ctrl-C now cancels the call (see agent/interrupts.py)
+            try:
+                response = transport(request)
+            except ModelCallError as exc:
+                if exc.partial is not None:  # a cut-off answer was billed for what it carried
+                    self._charge(request, exc.partial, error=str(exc))
+                raise
+            finally:
+                self.call_in_flight = False
+        self._charge(request, response)
         return response
 
-    @staticmethod
-    def _usage_of(response: dict[str, Any], model: str) -> tuple[TokenUsage, float]:
-        if "usage" not in response:  # the offline proposer: no model, no cost
-            return TokenUsage(), 0.0
-        from agent.costs import cost_of
+    def _charge(self, request: dict[str, Any], response: dict[str, Any], error: str | None = None) -> None:
+        """Record one call for the next attempt and count its cost. Replayed responses cost
+        nothing now; the offline proposer's carry no usage at all."""
+        usage = TokenUsage() if self._recorded is not None or "usage" not in response else cost_of(
+            request.get("model") or self.ctx.manifest.model or "", response)
+        self.tracker.cost_usd += usage.cost_usd
+        call = {"request": request, "response": response, "usage": usage.model_dump()}
+        self._pending.append({**call, "error": error} if error else call)
+        self.reporter.model_call(usage.total_tokens, usage.cost_usd)
 
-        usage, cost = cost_of(model, response)
-        fields = {k: v for k, v in usage.items() if k in TokenUsage.model_fields}
-        return TokenUsage(**{**fields, "cost_usd": cost}), cost
+    def _replayed(self, request: dict[str, Any]) -> dict[str, Any]:
+        if not self._recorded:
+            raise ReplayExhausted("replay complete: every recorded response was used", "finished")
+        entry = self._recorded.pop(0)
+        if entry.get("request") != request:
+            self.replay_mismatches += 1
+        return entry["response"]
+
+    def notice(self, text: str) -> None:
+        self.reporter.step(text)
 
     # --- experiments -----------------------------------------------------------------
     def run_experiment(self, spec: ExperimentSpec) -> dict[str, Any]:
         self.tracker.check()
+        self._refuse_before_running(spec)
         duplicate = self.novelty.check(spec.code)
         if duplicate is not None:
             return self._refuse(spec, duplicate)
@@ -120,22 +156,28 @@ class LoopTools:
         index = self.ctx.store.next_attempt_index(self.ctx.session_id)
         self.reporter.step(f"attempt {index}: running {spec.name[:60]}")
         self.ctx.in_flight = spec
-        result, status, log = self._score(spec)
-        attempt = self._record(index, spec, result, status, log)
+        result, log = self._score(spec)
+        attempt = self._record(index, spec, result, result.status, log)
         self.ctx.in_flight = None
         self.tracker.attempts += 1
-        if result is not None and result.pgr is not None:
+        if result.pgr is not None:
             if self.tracker.best_pgr is None or result.pgr.mean > self.tracker.best_pgr:
                 self.tracker.best_pgr = result.pgr.mean
                 self.ctx.best = (attempt.attempt_id, result.pgr.mean)
-        self.reporter.attempt_done(self.tracker.attempts, attempt.attempt_id, spec.name,
-                                   result.for_proposer() if result else None, status, self.ctx.best,
-                                   self.tracker.status())
-        return self._feedback(attempt, result, log)
+        self.reporter.attempt_done(self.tracker.attempts, attempt.attempt_id, spec.name, result.for_proposer(),
+                                   result.status, self.ctx.best, self.tracker.status())
+        return self._feedback(attempt, result)
 
-    def _score(self, spec: ExperimentSpec) -> tuple[IdeaResult | None, str, str]:
+    def _refuse_before_running(self, spec: ExperimentSpec) -> None:
+        """Mistakes the model can fix cost no attempt: it hears why and tries again."""
         if len(spec.code) > MAX_CODE_CHARS:
-            return None, "invalid", f"idea code is {len(spec.code)} characters; the limit is {MAX_CODE_CHARS}"
+            raise HarnessError(f"the idea's code is {len(spec.code):,} characters; the limit is "
+                               f"{MAX_CODE_CHARS:,}: write a shorter idea file (no attempt was spent)")
+        if spec.parent_id is not None and not any(a.attempt_id == spec.parent_id for a in self.ctx.attempts):
+            raise HarnessError(f"parent_id {spec.parent_id!r} is no attempt of this session: give an "
+                               "attempt_id from show_leaderboard, or none (no attempt was spent)")
+
+    def _score(self, spec: ExperimentSpec) -> tuple[IdeaResult, str]:
         with tempfile.TemporaryDirectory(prefix="aar-idea-") as tmp:
             path = Path(tmp) / "idea.py"
             path.write_text(spec.code, encoding="utf-8")
@@ -145,17 +187,15 @@ class LoopTools:
             except BudgetExhaustedError as exc:
                 self.tracker.request_stop(str(exc))
                 raise BudgetStop(str(exc)) from exc
-        return result, result.status, "\n\n".join(
-            f"--- seed {s.seed} ({s.status}) ---\n{s.log_tail}" for s in result.seeds)
+        return result, "\n\n".join(f"--- seed {s.seed} ({s.status}) ---\n{s.log_tail}" for s in result.seeds)
 
     def _record(self, index: int, spec: ExperimentSpec, result: IdeaResult | None, status: str,
                 log: str) -> Attempt:
-        attempt = self.ctx.new_attempt(index, spec, result, status, log, self._pending, self._pending_usage)
-        self.ctx.store.record_attempt(attempt, {PENDING_FILE: "[]"} if self._clear_left_over else None)
-        self._clear_left_over = False
+        attempt = self.ctx.new_attempt(index, spec, result, status, log, self._pending, self._pending_usage())
+        self._pending = []
+        self.ctx.store.record_attempt(attempt, self.pending_files() if self._pending_file else None)
         self.ctx.attempts.append(attempt)
         self.novelty.add(attempt)
-        self._pending, self._pending_usage = [], TokenUsage()
         return attempt
 
     def _refuse(self, spec: ExperimentSpec, duplicate: Duplicate) -> dict[str, Any]:
@@ -170,31 +210,29 @@ class LoopTools:
 
     def keep_pending_calls(self) -> None:
         """Model calls made after the last attempt are committed too (no attempt holds them)."""
-        if self._pending:
-            self.ctx.store.write_session_file(self.ctx.session_id, PENDING_FILE, json.dumps(self._pending))
+        if self.has_pending:
+            self.ctx.store.write_session_files(self.ctx.session_id, self.pending_files())
 
     def record_abandoned(self, spec: ExperimentSpec, reason: str) -> Attempt:
         index = self.ctx.store.next_attempt_index(self.ctx.session_id)
+        self.ctx.in_flight = None
         return self._record(index, spec, None, "abandoned", reason)
 
-    def _feedback(self, attempt: Attempt, result: IdeaResult | None, log: str) -> dict[str, Any]:
+    def _feedback(self, attempt: Attempt, result: IdeaResult) -> dict[str, Any]:
         view: dict[str, Any] = {"attempt_id": attempt.attempt_id, "name": attempt.name,
                                 "status": attempt.status, "budget": self.tracker.status()}
-        if result is None:
-            view["error"] = log
-            return view
         view.update(result.for_proposer())
         return view
 
     # --- looking around ----------------------------------------------------------------
-    def leaderboard(self, limit: int = 10) -> list[dict[str, Any]]:
-        scored = [a for a in self.ctx.attempts if a.result is not None and lower_bound(a.result) is not None]
-        scored.sort(key=lambda a: -lower_bound(a.result))  # type: ignore[arg-type,operator]  # leaders by lower bound
-        return [{"attempt_id": a.attempt_id, "name": a.name, "status": a.status,
-                 "pgr": a.result.pgr.mean, "pgr_ci95": a.result.pgr_ci95,  # type: ignore[union-attr]
-                 "pgr_lower_bound": lower_bound(a.result), "n_seeds": len(a.result.seeds),  # type: ignore[arg-type]
-                 "dev_acc": a.result.dev_acc.mean if a.result.dev_acc else None}  # type: ignore[union-attr]
-                for a in scored[:limit]]
+    def leaderboard(self, limit: int = 10) -> list[LeaderboardRow]:
+        scored = [(a, a.result) for a in self.ctx.attempts if a.result is not None and lower_bound(a.result) is not None]
+        scored.sort(key=lambda pair: -lower_bound(pair[1]))  # type: ignore[operator]  # leaders by lower bound
+        return [LeaderboardRow(
+            attempt_id=a.attempt_id, name=a.name, status=a.status, pgr=r.pgr.mean,  # type: ignore[union-attr]
+            pgr_ci95=r.pgr_ci95, dev_acc=r.dev_acc.mean if r.dev_acc else None,
+            vs_vanilla=r.vs_vanilla.mean if r.vs_vanilla else None,
+            vs_vanilla_p=r.vs_vanilla.p_value if r.vs_vanilla else None) for a, r in scored[:limit]]
 
     def show_attempt(self, attempt_id: str) -> dict[str, Any]:
         match = [a for a in self.ctx.attempts if a.attempt_id.startswith(attempt_id)]
@@ -206,13 +244,18 @@ class LoopTools:
                 "parent_id": a.parent_id, "status": a.status,
                 "result": a.result.for_proposer() if a.result else None}
 
+    def save_summary(self, summary: str) -> None:
+        """Keep the model's summary (a later one replaces it)."""
+        self.ctx.store.write_session_file(self.ctx.session_id, SUMMARY_FILE, summary)
+
     def finish(self, summary: str) -> None:
-        self.finished_summary = summary
-        self.ctx.store.write_session_file(self.ctx.session_id, "summary.md", summary)
-        self.tracker.request_stop("the proposer finished")
+        self.save_summary(summary)
+        self.tracker.request_stop("the proposer finished", "finished")
 
     def save_state(self, state: dict[str, Any]) -> None:
-        self.ctx.store.write_session_file(self.ctx.session_id, STATE_FILE, json.dumps(state))
+        # The calls made so far travel with the state: a crash loses at most the call in flight.
+        self.ctx.store.write_session_files(self.ctx.session_id, {STATE_FILE: json.dumps(state),
+                                                                 **(self.pending_files() if self.has_pending else {})})
 
     def load_state(self) -> dict[str, Any] | None:
         text = self.ctx.store.read_session_file(self.ctx.session_id, STATE_FILE)
@@ -229,61 +272,57 @@ class LoopTools:
         return finding.model_dump()
 
     def read_findings(self, limit: int = 20) -> list[dict[str, Any]]:
-        group = self.ctx.manifest.extra.get("group")
+        group = self.ctx.manifest.run.group
         return [f.model_dump() for f in Forum(self.ctx.store).findings(limit, session_prefix=group)]
 
 
-@contextmanager
-def graceful_interrupts(tracker: BudgetTracker, reporter: Reporter, enabled: bool = True) -> Iterator[None]:
-    """First Ctrl-C: finish the attempt in flight, then stop. Second: abandon it now."""
-    if not enabled or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    presses = {"n": 0}
-
-    def handler(signum: int, frame: object) -> None:
-        presses["n"] += 1
-        if presses["n"] == 1:
-            tracker.request_stop("interrupted (Ctrl-C)")
-            reporter.line("Ctrl-C: finishing the attempt in flight, then stopping "
-                          "(press again to abandon it)")
-            return
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def drive(proposer: Proposer, tools: LoopTools, reporter: Reporter, install_signals: bool = True) -> str:
-    """Run the proposer until it stops; returns the stop reason. Commits as it goes."""
-    with graceful_interrupts(tools.tracker, reporter, install_signals):
+def drive(proposer: Proposer, tools: LoopTools, reporter: Reporter,
+          install_signals: bool = True) -> tuple[str, Ending]:
+    """Run the proposer until it stops; returns why and how it ended. Commits as it goes; an
+    unexpected error still commits the calls made and marks the session failed, then propagates."""
+    with graceful_interrupts(tools, reporter, install_signals):
         try:
             proposer.run(tools)
-            reason = tools.tracker.stop_reason or "the proposer stopped"
+            reason, ending = tools.tracker.stop_reason or "the proposer stopped", tools.tracker.stop_ending
+            if tools.tracker.stop_reason is None:
+                ending = "finished"
         except BudgetStop as stop:
-            reason = str(stop)
+            reason, ending = str(stop), stop.ending
         except KeyboardInterrupt:
-            reason = "interrupted (Ctrl-C twice): the attempt in flight was abandoned"
-            if tools.ctx.in_flight is not None:
-                tools.record_abandoned(tools.ctx.in_flight, reason)
+            reason, ending = _interrupted(tools), "interrupted"
         except HarnessError as exc:  # e.g. the model API failed for good: stop, keep what we have
-            reason = f"failed: {exc}"
-    tools.keep_pending_calls()
+            reason, ending = f"failed: {exc}", "failed"
+        except BaseException as exc:  # a bug: keep what was spent, mark the session, keep the traceback
+            _close(tools, f"failed: {type(exc).__name__}: {exc}", "failed")
+            raise
+    _close(tools, reason, ending)
     reporter.stop(reason)
-    return reason
+    return reason, ending
 
 
-def outcome(ctx: SessionContext, reason: str) -> SessionOutcome:
-    interrupted = reason.startswith(("interrupted", "failed"))
+def _interrupted(tools: LoopTools) -> str:
+    if tools.ctx.in_flight is not None:
+        reason = "interrupted (Ctrl-C twice): the attempt in flight was abandoned"
+        tools.record_abandoned(tools.ctx.in_flight, reason)
+        return reason
+    return tools.tracker.stop_reason or "interrupted (Ctrl-C)"
+
+
+def _close(tools: LoopTools, reason: str, ending: Ending) -> None:
+    """Commit the calls no attempt holds, the session's status and its running time."""
+    status = {"finished": "finished", "budget": "finished", "failed": "failed", "interrupted": "interrupted"}[ending]
+    ctx = tools.ctx
+    ctx.store.update_session(ctx.session_id, {"status": status, "elapsed_s": round(ctx.tracker.elapsed(), 3)},
+                             tools.pending_files() if tools.has_pending else None)
+
+
+def outcome(ctx: SessionContext, reason: str, ending: Ending) -> SessionOutcome:
     return SessionOutcome(
-        session_id=ctx.session_id, attempts=len(ctx.attempts), stop_reason=reason,
+        session_id=ctx.session_id, attempts=len(ctx.attempts), stop_reason=reason, ending=ending,
         best_attempt=ctx.best[0] if ctx.best else None, best_pgr=ctx.best[1] if ctx.best else None,
         cost_usd=ctx.tracker.cost_usd,
-        resume_command=f"aar research --resume {ctx.session_id}" if interrupted else None,
+        resume_command=f"aar research --resume {ctx.session_id}" if ending in ("interrupted", "failed") else None,
     )
 
 
-__all__ = ["LoopTools", "SessionOutcome", "drive", "outcome"]
+__all__ = ["EXIT_CODES", "LoopTools", "SessionOutcome", "drive", "outcome"]

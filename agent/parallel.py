@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -14,8 +15,9 @@ from pydantic import BaseModel, Field
 from agent.budget import BudgetTracker
 from agent.loop import SessionOutcome
 from agent.progress import Reporter
-from agent.session_setup import ResearchConfig, SharedResources, new_session_id
+from agent.session_setup import ResearchConfig, SharedResources
 from experiments.forum import Forum
+from experiments.schemas import new_session_id
 from experiments.store import LabStore
 from sandbox.evaluator import ScoringBudget
 from sandbox.executors import ExecutorOptions, get_executor
@@ -67,11 +69,23 @@ def researcher_configs(config: ResearchConfig, n: int) -> tuple[str, list[Resear
 
             raise HarnessError(f"no researchers of group {config.resume!r} in the lab; see `aar sessions`")
         return config.resume, [config.model_copy(update={"resume": s}) for s in sessions]
-    group = new_session_id(config.task, config.proposer)
+    group = new_session_id(Path(config.task).name, config.proposer)
     dirs = pick_directions(n, config.direction)
     return group, [config.model_copy(update={
         "session_id": f"{group}-r{k}", "group": group, "researcher": f"r{k}", "direction": dirs[k],
         "proposer_seed": config.proposer_seed + k}) for k in range(n)]
+
+
+def shared_scoring(config: ResearchConfig, configs: list[ResearchConfig]) -> ScoringBudget:
+    """The group's scoring budget; on resume, as stored (unless given again) and as spent."""
+    if not config.resume:
+        return ScoringBudget(max_calls=config.budgets.max_scoring_calls)
+    store = LabStore.open(config.lab)
+    stored = store.manifest(configs[0].resume or "").run.budgets.max_scoring_calls
+    used = max((a.result.scoring_calls for c in configs for a in store.attempts(c.resume or "") if a.result),
+               default=0)
+    given = config.budgets.max_scoring_calls
+    return ScoringBudget(max_calls=given if given is not None else stored, used=used)
 
 
 def run_parallel(config: ResearchConfig, n: int) -> GroupOutcome:
@@ -80,7 +94,7 @@ def run_parallel(config: ResearchConfig, n: int) -> GroupOutcome:
     LabStore.open(config.lab)  # create the lab once, before the researchers race to it
     group, configs = researcher_configs(config, n)
     slots = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
-    shared = SharedResources(slots=slots, scoring=ScoringBudget(max_calls=config.budgets.max_scoring_calls),
+    shared = SharedResources(slots=slots, scoring=shared_scoring(config, configs),
                              executor=get_executor(ExecutorOptions(config.executor, slots=slots)))
     trackers: list[BudgetTracker] = []
     outcomes: dict[int, SessionOutcome] = {}
@@ -101,7 +115,7 @@ def run_parallel(config: ResearchConfig, n: int) -> GroupOutcome:
     def stop_all(signum: int, frame: object) -> None:
         presses["n"] += 1
         for tracker in trackers:
-            tracker.request_stop("interrupted (Ctrl-C)")
+            tracker.request_stop("interrupted (Ctrl-C)", "interrupted")
         if presses["n"] > 1 and shared.executor is not None:
             shared.executor.cancel()  # second press: the seeds in flight (Ray tasks too) stop now
             Reporter().line("Ctrl-C again: cancelling the seeds in flight")

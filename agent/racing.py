@@ -65,7 +65,7 @@ class Racer:
 
 def make_racer(ctx: SessionContext) -> Racer | None:
     """The session's racer (its ladder is stored with the budgets), or None without racing."""
-    ladder = parse_ladder(ctx.manifest.budgets.get("racing"))  # type: ignore[arg-type]
+    ladder = ctx.manifest.run.racing
     if not ladder:
         return None
     racer = Racer(ctx.evaluator, ladder)

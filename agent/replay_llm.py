@@ -12,11 +12,11 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from agent.budget import Budgets
 from agent.progress import Reporter
 from agent.research import run_research
-from agent.session_setup import ResearchConfig
-from experiments.store import LabStore
+from agent.session_setup import config_from_manifest
+from experiments.schemas import Budgets
+from experiments.store import PENDING_CALLS_FILE, LabStore
 from sandbox.runner import DEFAULT_ISOLATION
 
 
@@ -43,26 +43,19 @@ class LLMReplayReport(BaseModel):
 
 def recorded_calls(store: LabStore, session_id: str) -> list[dict]:
     calls = [entry for a in store.attempts(session_id) for entry in a.transcript]
-    pending = store.read_session_file(session_id, "pending_calls.json")
+    pending = store.read_session_file(session_id, PENDING_CALLS_FILE)
     return calls + (json.loads(pending) if pending else [])
 
 
 def replay_llm(session: str, lab: Path | None = None, tolerance: float = 1e-9,
                reporter: Reporter | None = None, isolation: str = DEFAULT_ISOLATION) -> LLMReplayReport:
+    """Replay ``session``'s model responses into a new session (no model call, no cost)."""
     store = LabStore.open(lab)
     session_id = store.resolve_session(session)
     manifest = store.manifest(session_id)
     originals = store.attempts(session_id)
-    b = manifest.budgets
-    config = ResearchConfig(
-        task=manifest.task, split_sizes=manifest.split_sizes or b.get("split_sizes"),
-        proposer=manifest.proposer, model=manifest.model, seeds=len(manifest.seeds),
-        direction=manifest.direction, isolation=isolation,
-        time_budget_s=float(b.get("time_budget_s") or 300), lab=lab,
-        proposer_seed=int(b.get("proposer_seed") or 0), base_url=b.get("base_url"),  # type: ignore[arg-type]
-        options=manifest.extra.get("options", {}), parent_session=session_id,
-        budgets=Budgets(max_attempts=len(originals)),
-    )
+    config = config_from_manifest(manifest, isolation=isolation, lab=lab, parent_session=session_id,
+                                  budgets=Budgets(max_attempts=len(originals)))
     calls = recorded_calls(store, session_id)
     outcome = run_research(config, reporter, recorded=calls)
     replayed = store.attempts(outcome.session_id)

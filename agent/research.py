@@ -20,13 +20,14 @@ def run_research(config: ResearchConfig, reporter: Reporter | None = None,
                  recorded: list[dict] | None = None, shared: SharedResources | None = None,
                  on_tracker: Callable[[BudgetTracker], None] | None = None,
                  install_signals: bool = True) -> SessionOutcome:
-    """Run one researcher's session to its end (budgets, finish, or Ctrl-C)."""
+    """Run one researcher's session to its end (budgets, finish, failure or Ctrl-C)."""
     reporter = reporter or make_reporter()
     if not config.resume and recorded is None:
         # Fail fast (e.g. no API key) before building caches or creating a session.
         get_proposer(config.proposer, make_proposer_config(config, config.direction)).check_ready()
     reporter.step("preparing the task cache and baselines")
     ctx = open_session(config, shared=shared)
+    config = ctx.config  # on resume: what the session was started with, plus what was asked now
     if on_tracker:
         on_tracker(ctx.tracker)
     proposer = get_proposer(config.proposer, make_proposer_config(config, ctx.manifest.direction))
@@ -35,16 +36,13 @@ def run_research(config: ResearchConfig, reporter: Reporter | None = None,
     tools = LoopTools(ctx, reporter, recorded=recorded)
     reporter.start(ctx.session_id, config.budgets.max_attempts, ctx.tracker.status())
     try:
-        reason = drive(proposer, tools, reporter, install_signals)
+        reason, ending = drive(proposer, tools, reporter, install_signals)
     finally:
         reporter.close()
-    if not reason.startswith(("interrupted", "failed")) and (config.confirm_top or config.transfer_task):
+    if ending not in ("interrupted", "failed") and (config.confirm_top or config.transfer_task):
         from agent.integrity import run_checks
 
         run_checks(ctx, config.confirm_top, config.confirm_seeds, config.transfer_task, reporter)
-    status = ("interrupted" if reason.startswith("interrupted")
-              else "failed" if reason.startswith("failed") else "finished")
-    ctx.store.set_session_status(ctx.session_id, status)
-    result = outcome(ctx, reason)
+    result = outcome(ctx, reason, ending)
     result.replay_mismatches = tools.replay_mismatches
     return result

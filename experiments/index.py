@@ -15,8 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from experiments.gitobjects import READ_ERRORS
 from experiments.reviews import NOTES_REF, read_all_notes
-from experiments.schemas import AttemptSummary, Review, SessionSummary
-from experiments.store import ATTEMPTS_DIR, SESSION_FILE, SESSION_REFS, StoreError
+from experiments.schemas import AttemptSummary, Review, SessionSummary, TokenUsage
+from experiments.store import (
+    ATTEMPTS_DIR,
+    SESSION_FILE,
+    SESSION_REFS,
+    UNATTACHED_USAGE_PATH,
+    StoreError,
+)
 from sandbox.errors import HarnessError
 from sandbox.tasks import get_task
 from sandbox.tasks.registry import readable_name
@@ -25,7 +31,7 @@ if TYPE_CHECKING:
     from experiments.store import LabStore
 
 INDEX_FILE = "aar-index.sqlite"
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 SORTS = ("time", "pgr", "lcb", "index")
 # The lower 95% bound of dev PGR; a one-seed result (no interval) is pushed down by this much.
 UNTESTED_PENALTY = 1.0
@@ -33,7 +39,7 @@ _DDL = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS heads(ref TEXT PRIMARY KEY, sha TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sessions(session_id TEXT PRIMARY KEY, head TEXT, task TEXT, proposer TEXT,
-  model TEXT, status TEXT, created_at TEXT, parent_session TEXT);
+  model TEXT, status TEXT, created_at TEXT, parent_session TEXT, extra_cost REAL, extra_tokens INTEGER);
 CREATE TABLE IF NOT EXISTS attempts(attempt_id TEXT PRIMARY KEY, session_id TEXT NOT NULL,
   folder TEXT NOT NULL, tree TEXT NOT NULL, commit_sha TEXT NOT NULL, researcher TEXT, idx INTEGER,
   name TEXT, status TEXT, task TEXT, pgr REAL, pgr_ci95 REAL, n_seeds INTEGER, dev_acc REAL,
@@ -54,13 +60,17 @@ def _mean(stat: dict | None) -> float | None:
     return None if not stat else stat.get("mean")
 
 
+def usage_tokens(usage: dict[str, Any]) -> int:
+    """Every token of a stored TokenUsage (a dict: rows are read from raw JSON for speed)."""
+    return sum(int(usage.get(k, 0)) for k in TokenUsage.model_fields if k.endswith("_tokens"))
+
+
 def attempt_row(meta: dict, result: dict | None, session_id: str, folder: str, tree: str, commit: str) -> tuple:
     """The index row of one attempt, from its attempt.json and result.json."""
     usage = meta.get("usage") or {}
     res = result or {}
     vs = res.get("vs_vanilla") or {}
-    tokens = sum(int(usage.get(k, 0)) for k in ("input_tokens", "output_tokens", "cache_read_tokens",
-                                               "cache_write_tokens"))
+    tokens = usage_tokens(usage)
     pgr = res.get("pgr") or {}
     return (meta["attempt_id"], session_id, folder, tree, commit, meta.get("researcher", "r0"), meta["index"],
             meta["name"], meta["status"], res.get("task"), _mean(pgr), res.get("pgr_ci95"), pgr.get("n", 0),
@@ -152,9 +162,11 @@ class LabIndex:
             manifest = json.loads(objects.read_text(root, SESSION_FILE) or "{}")
         except READ_ERRORS:
             return  # a damaged branch is left out of the index; `aar check` reports it
-        db.execute("INSERT OR REPLACE INTO sessions VALUES(?,?,?,?,?,?,?,?)", (
+        unattached = json.loads(objects.read_text(root, UNATTACHED_USAGE_PATH) or "{}")  # calls after the last attempt
+        db.execute("INSERT OR REPLACE INTO sessions VALUES(?,?,?,?,?,?,?,?,?,?)", (
             sid, head, manifest.get("task", "?"), manifest.get("proposer", "?"), manifest.get("model"),
-            manifest.get("status", "?"), manifest.get("created_at", ""), manifest.get("parent_session")))
+            manifest.get("status", "?"), manifest.get("created_at", ""), manifest.get("parent_session"),
+            float(unattached.get("cost_usd", 0.0)), usage_tokens(unattached)))
         folders = {name: tree.hex() for name, tree in self.store.attempt_folders(sid, head).items()}
         indexed = {r["folder"]: r["tree"] for r in db.execute(
             "SELECT folder, tree FROM attempts WHERE session_id=?", (sid,))}
@@ -311,7 +323,8 @@ class LabIndex:
                     proposer=s["proposer"], model=s["model"], status=s["status"], created_at=s["created_at"],
                     parent_session=s["parent_session"], attempts=st["n"] if st else 0, ok=st["ok"] if st else 0,
                     best_pgr=b["pgr"] if b else None, best_attempt=b["attempt_id"] if b else None,
-                    cost_usd=(st["cost"] or 0.0) if st else 0.0, tokens=(st["tokens"] or 0) if st else 0,
+                    cost_usd=((st["cost"] or 0.0) if st else 0.0) + (s["extra_cost"] or 0.0),
+                    tokens=((st["tokens"] or 0) if st else 0) + (s["extra_tokens"] or 0),
                     researchers=sorted(st["who"].split(",")) if st and st["who"] else [], head=s["head"]))
             return out
 

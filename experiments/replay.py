@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,10 +17,12 @@ from pydantic import BaseModel, Field
 
 from experiments.schemas import (
     Attempt,
+    RunConfig,
     SessionManifest,
     TokenUsage,
     new_attempt_id,
     new_session_id,
+    package_versions,
     slug,
     utc_now,
 )
@@ -32,20 +33,6 @@ if TYPE_CHECKING:
     from sandbox.evaluator import Evaluator
 
 DEFAULT_TOLERANCE = 0.01
-TRACKED_PACKAGES = ("aar", "torch", "numpy", "scipy", "scikit-learn", "transformers", "sentence-transformers",
-                    "pydantic", "GitPython")
-SIZE_KEYS = ("weak_train", "unlabeled", "dev", "heldout")
-
-
-def package_versions(names: tuple[str, ...] = TRACKED_PACKAGES) -> dict[str, str]:
-    """Installed versions of the packages a result depends on (for manifests)."""
-    out = {}
-    for name in names:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
 
 
 class ReplayRow(BaseModel):
@@ -85,15 +72,8 @@ class ReplayReport(BaseModel):
 
 
 def session_sizes(manifest: SessionManifest) -> str | None:
-    """The split sizes a session recorded: split_sizes, extra['split_sizes'], or the four budget keys."""
-    if manifest.split_sizes:
-        return manifest.split_sizes
-    for where in (manifest.extra, manifest.budgets):
-        if isinstance(where.get("split_sizes"), str):
-            return where["split_sizes"]
-    if all(isinstance(manifest.budgets.get(k), int) for k in SIZE_KEYS):
-        return ",".join(str(manifest.budgets[k]) for k in SIZE_KEYS)
-    return None
+    """The split sizes a session recorded (older manifest forms are read by SessionManifest)."""
+    return manifest.run.split_sizes
 
 
 def replay_seeds(attempt: Attempt, manifest: SessionManifest, count: int | None) -> list[int]:
@@ -130,8 +110,8 @@ def _replay_manifest(source: SessionManifest, task: str, cache_key: str, sizes: 
     return SessionManifest(
         session_id=new_session_id(f"replay-{Path(task).name}"), task=task, cache_key=cache_key, proposer="replay",
         model=None, prompt_versions={}, seeds=list(source.seeds), package_versions=package_versions(),
-        direction=f"replay of session {source.session_id}", budgets={}, created_at=utc_now(),
-        parent_session=source.session_id, split_sizes=sizes,
+        direction=f"replay of session {source.session_id}", run=RunConfig(split_sizes=sizes),
+        created_at=utc_now(), parent_session=source.session_id,
         extra={"replay_of": source.session_id, "tolerance": tolerance})
 
 
@@ -164,9 +144,8 @@ def replay_session(store: LabStore, session_id: str, task: str | None = None, se
     if same_task and not comparable and not split_sizes:
         raise StoreError(f"the {target} cache rebuilt here has key {cache.key}, the session ran on "
                          f"{source.cache_key}; pass the session's --split-sizes (weak_train,unlabeled,dev,heldout)")
-    budgets = source.budgets
     evaluator = Evaluator(cache, isolation=isolation or DEFAULT_ISOLATION,
-                          time_budget_s=float(time_budget_s or budgets.get("time_budget_s") or 300.0))
+                          time_budget_s=float(time_budget_s or source.run.time_budget_s))
     manifest = _replay_manifest(source, target, cache.key, sizes, tolerance)
     store.create_session(manifest)
     rows = []

@@ -10,7 +10,7 @@ import numpy as np
 
 from experiments.index import UNTESTED_PENALTY
 from experiments.plot import Point, pgr_svg
-from experiments.schemas import Attempt, AttemptSummary, SessionManifest
+from experiments.schemas import Attempt, AttemptSummary, SessionManifest, SessionSummary
 from experiments.store import LabStore, StoreError
 from sandbox.cache import find_baseline_summary
 from sandbox.evaluator import paired_difference, t_half_width
@@ -28,10 +28,11 @@ class SessionData:
     manifest: SessionManifest
     rows: list[AttemptSummary]
     best: Attempt | None
+    totals: SessionSummary  # cost and tokens of every call, those after the last attempt too
 
     @property
     def cost(self) -> float:
-        return sum(r.cost_usd for r in self.rows)
+        return self.totals.cost_usd
 
     def chart(self) -> str:
         points = [Point(r.index, r.pgr, r.pgr_ci95, r.status, r.name) for r in self.rows]
@@ -96,7 +97,8 @@ def load(store: LabStore, session_id: str) -> SessionData:
     scored = [r for r in rows if r.pgr is not None and r.status == "ok"]
     best = max(scored, key=lambda r: (r.pgr or 0.0) - (r.pgr_ci95 if r.pgr_ci95 is not None else UNTESTED_PENALTY),
                default=None)  # by lower 95% bound, as the leaderboard ranks
-    return SessionData(store.manifest(sid), rows, store.get_attempt(best.attempt_id) if best else None)
+    totals = next(s for s in store.sessions() if s.session_id == sid)
+    return SessionData(store.manifest(sid), rows, store.get_attempt(best.attempt_id) if best else None, totals)
 
 
 def _num(value: float | None, signed: bool = False) -> str:
@@ -109,13 +111,13 @@ def _facts(data: SessionData) -> list[tuple[str, str]]:
     m = data.manifest
     ok = sum(r.status == "ok" for r in data.rows)
     return [
-        ("task", f"{m.task} (cache {m.cache_key}{', sizes ' + m.split_sizes if m.split_sizes else ''})"),
+        ("task", f"{m.task} (cache {m.cache_key}{', sizes ' + m.run.split_sizes if m.run.split_sizes else ''})"),
         ("proposer", m.proposer + (f" / {m.model}" if m.model else "")), ("status", m.status),
         ("started", m.created_at), ("seeds", ", ".join(map(str, m.seeds))),
         ("direction", m.direction or "—"), ("parent session", m.parent_session or "—"),
         ("attempts", f"{len(data.rows)} ({ok} ok)"),
-        ("model cost", f"${data.cost:.4f}, {sum(r.tokens for r in data.rows):,} tokens"),
-        ("budgets", ", ".join(f"{k}={v}" for k, v in m.budgets.items()) or "—"),
+        ("model cost", f"${data.cost:.4f}, {data.totals.tokens:,} tokens"),
+        ("budgets", ", ".join(f"{k}={v}" for k, v in m.run.budgets.model_dump(exclude_none=True).items()) or "—"),
         ("prompt versions", ", ".join(f"{k}@{v[:8]}" for k, v in m.prompt_versions.items()) or "—"),
         ("packages", ", ".join(f"{k} {v}" for k, v in m.package_versions.items()) or "—"),
     ]

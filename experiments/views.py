@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from rich.console import Group, RenderableType
 from rich.markdown import Markdown
@@ -180,18 +181,38 @@ def _seed_pgr(result: IdeaResult | None, seed: int) -> str:
     return "—"
 
 
+@dataclass(frozen=True)
+class SideRow:
+    """One row of a side-by-side diff."""
+
+    tag: str
+    left_no: int | None
+    left: str
+    right_no: int | None
+    right: str
+
+
+def side_by_side_rows(old: str, new: str) -> list[SideRow]:
+    """The two files aligned line by line; ``tag`` is equal, replace, delete or insert."""
+    a, b = old.splitlines(), new.splitlines()
+    rows: list[SideRow] = []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        for k in range(max(i2 - i1, j2 - j1)):
+            left = i1 + k < i2
+            right = j1 + k < j2
+            rows.append(SideRow(tag, i1 + k + 1 if left else None, a[i1 + k] if left else "",
+                                j1 + k + 1 if right else None, b[j1 + k] if right else ""))
+    return rows
+
+
 def side_by_side(old: str, new: str) -> Table:
     """The two files in two columns, changed lines highlighted."""
     table = Table(show_header=False, box=None, padding=(0, 1), expand=True)
     table.add_column(ratio=1, overflow="fold")
     table.add_column(ratio=1, overflow="fold")
-    a, b = old.splitlines(), new.splitlines()
-    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
-        for k in range(max(i2 - i1, j2 - j1)):
-            left = a[i1 + k] if i1 + k < i2 else ""
-            right = b[j1 + k] if j1 + k < j2 else ""
-            style_l, style_r = ("", "") if tag == "equal" else ("red", "green")
-            table.add_row(Text(left, style=style_l), Text(right, style=style_r))
+    for row in side_by_side_rows(old, new):
+        style_l, style_r = ("", "") if row.tag == "equal" else ("red", "green")
+        table.add_row(Text(row.left, style=style_l), Text(row.right, style=style_r))
     return table
 
 

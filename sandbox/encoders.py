@@ -125,13 +125,11 @@ class TransformerEncoder(Encoder):
     def _load(self) -> None:
         if self._model is not None:
             return
-        if not self.allow_hub:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         from transformers import AutoModel, AutoTokenizer
 
-        self._tokenizer = AutoTokenizer.from_pretrained(self.model_ref)
-        self._model = AutoModel.from_pretrained(self.model_ref).eval()
+        local = not self.allow_hub  # per call, not through the process environment
+        self._tokenizer = AutoTokenizer.from_pretrained(self.model_ref, local_files_only=local)
+        self._model = AutoModel.from_pretrained(self.model_ref, local_files_only=local).eval()
 
     @property
     def _normalize_final(self) -> bool:

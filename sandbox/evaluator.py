@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -169,13 +170,15 @@ class Evaluator:
             raise ValueError(f"seeds {missing} have no weak teacher; build the cache with more seeds")
         if charge:  # reserve up front, so researchers sharing a budget never overdraw it
             self.budget.charge(len(seeds))
+        started = time.monotonic()
         outputs = self.executor.run([self.request(idea, s, i) for i, s in enumerate(seeds)])
+        wall_s = time.monotonic() - started  # seeds run in parallel: not the sum of their times
         if charge:
             self.budget.refund(sum(1 for out in outputs if out.status != "ok" or out.predictions is None))
         results = [self.score(out, seed, charge=False) for out, seed in zip(outputs, seeds, strict=True)]
         vanilla = (self.vanilla_pgrs(seeds) if compare_vanilla
                    and idea.resolve() != self.vanilla_idea.resolve() else None)
-        result = self._aggregate(name or idea.stem, results, vanilla)
+        result = self._aggregate(name or idea.stem, results, vanilla).model_copy(update={"runtime_s": wall_s})
         result.warnings = sorted({*result.warnings, *code_flags(idea.read_text(encoding="utf-8", errors="replace"))})
         return result
 

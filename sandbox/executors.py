@@ -128,10 +128,10 @@ class LocalExecutor(Executor):
             if self._cancelled.is_set():
                 return RunOutput("killed", error=CANCELLED, isolation=req.isolation.name)
             return run_idea(req.idea.resolve(), req.public_dir, req.seed, req.limits, req.isolation,
-                            student_seed=req.student_seed, passthrough=req.passthrough)
+                            student_seed=req.student_seed, passthrough=req.passthrough, cancel=self._cancelled)
 
     def cancel(self) -> None:
-        # Runs in flight end by their own time limit; what has not started never does.
+        # Runs in flight are killed (their supervisor watches the event); what has not started never does.
         self._cancelled.set()
 
 

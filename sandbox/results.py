@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -78,7 +78,7 @@ class IdeaResult(BaseModel):
     vs_vanilla: PairedDiff | None = Field(None, description="Paired PGR difference vs vanilla.")
     weak_acc_dev: float = Field(description="Fixed baseline: weak accuracy on dev.")
     ceiling_acc_dev: float = Field(description="Fixed baseline: strong ceiling on dev.")
-    runtime_s: float = Field(description="Total wall-clock seconds over seeds.")
+    runtime_s: float = Field(description="Wall-clock seconds the seeds took together (they run in parallel).")
     warnings: list[str] = Field(default_factory=list, description="Union of seed warnings.")
     isolation: str = Field(description="How the idea process was isolated (e.g. 'process').")
     limits_not_enforced: list[str] = Field(
@@ -89,10 +89,8 @@ class IdeaResult(BaseModel):
         """The view a proposer may see: no held-out figures, and dev figures at limited
         resolution (accuracy to ``ACC_STEP``, PGR to ``PGR_STEP``) so that resubmitting ideas that
         differ on a few rows cannot read single dev labels off the score."""
-        data = self.model_dump(mode="json", exclude={"heldout_acc", "heldout_pgr"})
+        data = hide_heldout(self.model_dump(mode="json"))
         for seed in data["seeds"]:
-            seed.pop("heldout_acc", None)
-            seed.pop("heldout_pgr", None)
             seed["dev_acc"], seed["pgr"] = _coarse(seed["dev_acc"], ACC_STEP), _coarse(seed["pgr"], PGR_STEP)
         for key, step in (("dev_acc", ACC_STEP), ("pgr", PGR_STEP), ("vs_vanilla", PGR_STEP)):
             if data.get(key):
@@ -108,3 +106,17 @@ PGR_STEP = 0.01
 
 def _coarse(value: float | None, step: float) -> float | None:
     return None if value is None else round(round(value / step) * step, 6)
+
+
+HELDOUT_MARKERS = ("heldout", "held_out")
+
+
+def hide_heldout(value: Any) -> Any:
+    """A copy of ``value`` without any key that names a held-out figure, at any depth: the one
+    place that decides what of a result (or a baseline row) a proposer may see."""
+    if isinstance(value, dict):
+        return {k: hide_heldout(v) for k, v in value.items()
+                if not any(m in str(k).lower() for m in HELDOUT_MARKERS)}
+    if isinstance(value, list):
+        return [hide_heldout(v) for v in value]
+    return value

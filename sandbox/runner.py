@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -178,14 +179,18 @@ def _kill_group(proc: subprocess.Popen) -> None:
         pass
 
 
-def _supervise(proc: subprocess.Popen, plan: RunPlan, started: float) -> tuple[int | None, RunOutput | None]:
-    """Wait for the process; stop it early on timeout or an output directory over its cap."""
+def _supervise(proc: subprocess.Popen, plan: RunPlan, started: float,
+               cancel: threading.Event | None = None) -> tuple[int | None, RunOutput | None]:
+    """Wait for the process; stop it early on timeout, an output directory over its cap, or
+    ``cancel`` (the researcher abandoned the attempt: a second Ctrl-C)."""
     deadline = started + plan.limits.time_s
     while True:
         try:
             return proc.wait(timeout=WATCH_TICK_S), None
         except subprocess.TimeoutExpired:
             pass
+        if cancel is not None and cancel.is_set():
+            return None, RunOutput("killed", error="abandoned: the run was cancelled (Ctrl-C)")
         if time.monotonic() >= deadline:
             return None, RunOutput("timeout", error=f"exceeded the {plan.limits.time_s:g}s time budget")
         problem = output_overflow(plan.dirs.out, plan.limits.output_bytes)
@@ -235,7 +240,7 @@ def memory_killed(limits: Limits) -> RunOutput:
 
 def run_idea(idea: Path, public_dir: Path, seed: int, limits: Limits,
              isolation: Isolation | None = None, student_seed: int | None = None,
-             passthrough: Passthrough | None = None) -> RunOutput:
+             passthrough: Passthrough | None = None, cancel: threading.Event | None = None) -> RunOutput:
     """Run ``idea`` with weak teacher ``seed`` (and ``student_seed``, by default the same) under
     ``isolation`` and collect its output safely. ``passthrough``: host paths (student weights)
     and GPUs the run may use (sandbox.devices)."""
@@ -262,7 +267,7 @@ def run_idea(idea: Path, public_dir: Path, seed: int, limits: Limits,
             )
             log = LogCapture(proc.stdout)
             log.start()
-            code, stopped = _supervise(proc, plan, started)
+            code, stopped = _supervise(proc, plan, started, cancel)
             _kill_group(proc)  # bwrap's PID namespace dies with it; a plain process loses its group
             if cgroup is not None:
                 cgroup.kill_all()  # whatever left the process group (setsid) goes too

@@ -62,7 +62,9 @@ def test_session_dispatches_tools_and_feeds_back_dev_figures_only():
     assert tools.finished == ["Tried the scripted ideas; see the leaderboard."]
     first = bodies[0]
     assert first["model"] == DEFAULT_MODEL
-    assert [t["name"] for t in first["tools"]] == ["run_experiment", "show_leaderboard", "show_attempt", "finish"]
+    assert [t["name"] for t in first["tools"]] == ["run_experiment", "show_leaderboard", "show_attempt", "finish",
+                                                   "post_finding", "read_findings"]
+    assert first["stream"] is True  # streamed: max_tokens may pass the non-streaming limit
     assert first["system"][0]["cache_control"] == {"type": "ephemeral"}
     assert first["tools"][-1]["cache_control"] == {"type": "ephemeral"}
     assert first["messages"][-1]["content"][-1]["cache_control"] == {"type": "ephemeral"}
@@ -164,8 +166,8 @@ def test_retryable_errors_are_retried_honouring_retry_after(status):
         claude(server, max_retries=2).run(tools)
     assert len(server.requests) == 3 and len(tools.experiments) == 1
     assert server.answered_at[1] - server.answered_at[0] >= 0.95  # waited as told
-    assert server.requests[1]["headers"]["x-stainless-retry-count"] == "1"
     assert len(tools.calls) == 2  # a retried call is one recorded call
+    assert len(tools.notices) == 1 and "retry 1 of 2 in 1.0s" in tools.notices[0]  # shown in the live view
 
 
 def test_overloaded_without_retry_after_uses_backoff_then_succeeds():
@@ -174,6 +176,23 @@ def test_overloaded_without_retry_after_uses_backoff_then_succeeds():
     with MessagesServer(script) as server:
         claude(server, max_retries=1).run(tools)
     assert len(tools.experiments) == 1 and server.answered_at[1] - server.answered_at[0] >= 0.3
+
+
+def test_overload_backs_off_exponentially_with_jitter_as_configured():
+    """Fault 7: 529s are retried with doubling waits (jitter in [0.5, 1]) up to a configurable
+    cap, each wait announced; the defaults reach minutes."""
+    script = [error_step(529, message="Overloaded") for _ in range(4)]
+    tools = RecordingTools()
+    with MessagesServer([*script, tool_use("finish", {"summary": "s"})]) as server:
+        claude(server, max_retries=5, retry_base_s=0.2, retry_max_wait_s=0.8).run(tools)
+    gaps = [b - a for a, b in zip(server.answered_at, server.answered_at[1:], strict=False)]
+    assert len(gaps) == 4 and tools.finished == ["s"]
+    for k, gap in enumerate(gaps):  # 0.2, 0.4, 0.8, 0.8 (capped), each times a jitter in [0.5, 1]
+        assert min(0.2 * 2 ** k, 0.8) * 0.5 - 0.02 <= gap <= min(0.2 * 2 ** k, 0.8) + 0.3, gaps
+    assert [n.split("; ")[1][:12] for n in tools.notices] == [f"retry {k} of 5" for k in range(1, 5)]
+    assert "529 overloaded_error: Overloaded" in tools.notices[0]
+    defaults = ClaudeOptions()
+    assert defaults.max_retries * defaults.retry_max_wait_s >= 600  # overloads that last minutes
 
 
 def test_a_timeout_is_retried():
@@ -224,7 +243,7 @@ def test_bedrock_and_vertex_clients_are_the_sdks_own(monkeypatch):
     monkeypatch.setenv("CLAUDE_CODE_USE_BEDROCK", "1")
     assert resolve_provider(ClaudeOptions()) == "bedrock"
     bedrock = make_client("bedrock", ClaudeOptions(region="us-east-1", max_retries=3), None)
-    assert isinstance(bedrock, AnthropicBedrock) and bedrock.max_retries == 3
+    assert isinstance(bedrock, AnthropicBedrock) and bedrock.max_retries == 0  # retries are agent/proposers/retries
     assert "bedrock-runtime.us-east-1" in str(bedrock.base_url)
     monkeypatch.delenv("CLAUDE_CODE_USE_BEDROCK")
     monkeypatch.setenv("ANTHROPIC_VERTEX_PROJECT_ID", "my-project")
@@ -244,7 +263,8 @@ def test_cost_is_charged_per_call_from_the_price_table():
         claude(server).run(tools)
     expected = (1000 * 5.0 + 2000 * 25.0 + 4000 * 6.25 + 8000 * 0.50) / 1e6  # claude-opus-4-6 prices
     assert tools.calls[0]["cost"] == pytest.approx(expected)
-    assert tools.calls[0]["usage"] == usage
+    assert tools.calls[0]["usage"] == {"input_tokens": 1000, "output_tokens": 2000, "cache_write_tokens": 4000,
+                                       "cache_read_tokens": 8000, "cost_usd": pytest.approx(expected)}
 
 
 def test_budget_stop_propagates_and_resume_continues_the_conversation():
@@ -279,6 +299,8 @@ def test_compaction_replaces_old_turns_with_a_table_of_attempts():
     assert_valid_transcript(last)
     head = last[0]["content"][0]["text"]
     assert "# Task: wordnet-10" in head and "compacted" in head
+    assert "Attempts used 0" not in head
+    assert "Attempts used 5" in head  # fault 7: the budget as it is now, not as the intro said
     for i in range(4):
         assert f"idea {i}" in head
     assert len(last) == 3  # table, the last tool call, its result
@@ -312,12 +334,12 @@ def test_price_lookup_covers_provider_model_ids_and_overrides(tmp_path, monkeypa
     assert price_for("claude-sonnet-4-5@20250929").output == 15.0  # Vertex id
     assert price_for("claude-haiku-4-5-20251001").cache_read == 0.10  # dated snapshot
     assert price_for("claude-opus-4-1-20250805").input == 15.0  # longest family wins over claude-opus-4
-    assert cost_of("llama3", {"usage": {"prompt_tokens": 10, "completion_tokens": 5}})[1] == 0.0
+    assert cost_of("llama3", {"usage": {"prompt_tokens": 10, "completion_tokens": 5}}).cost_usd == 0.0
     table = tmp_path / "prices.toml"
     table.write_text('[models."claude-opus-4-6"]\ninput = 1\noutput = 2\ncache_write = 3\ncache_read = 4\n')
     monkeypatch.setenv("AAR_PRICES", str(table))
-    usage, cost = cost_of("claude-opus-4-6", {"usage": {"input_tokens": 1_000_000, "output_tokens": 1_000_000}})
-    assert cost == pytest.approx(3.0) and usage["output_tokens"] == 1_000_000
+    usage = cost_of("claude-opus-4-6", {"usage": {"input_tokens": 1_000_000, "output_tokens": 1_000_000}})
+    assert usage.cost_usd == pytest.approx(3.0) and usage.output_tokens == 1_000_000
     table.write_text("[models.broken\n")
     with pytest.raises(HarnessError, match="unreadable"):
         price_for("claude-opus-4-6")
@@ -408,3 +430,30 @@ def test_thinking_is_requested_and_its_blocks_are_sent_back():
     budgeted = get_proposer("claude", ProposerConfig(model="claude-sonnet-4-5", options={"thinking_budget": 2048}))
     assert budgeted.backend().request("s", [], available_tools(RecordingTools()))["thinking"] == {
         "type": "enabled", "budget_tokens": 2048}
+
+
+def test_calls_stream_so_max_tokens_may_pass_the_non_streaming_limit_and_replay_the_same():
+    thinking = {"type": "thinking", "thinking": "Plan: try the floor first.", "signature": "sig-123"}
+    step = tool_use("finish", {"summary": "s"})
+    step["message"]["content"].insert(0, thinking)
+    tools = RecordingTools()
+    with MessagesServer([step]) as server:
+        claude(server, max_tokens=64_000, thinking="adaptive").run(tools)
+    sent = server.bodies()[0]
+    assert sent["stream"] is True and sent["max_tokens"] == 64_000 and sent["thinking"] == {"type": "adaptive"}
+    recorded = tools.calls[0]
+    assert recorded["request"]["max_tokens"] == 64_000 and "stream" not in recorded["request"]
+    assert recorded["response"]["content"][0] == {**thinking, "type": "thinking"}  # rebuilt from the deltas
+    assert recorded["response"]["content"][1]["input"] == {"summary": "s"}
+    assert recorded["usage"]["cache_read_tokens"] == 3000  # usage from message_start and message_delta
+    replayed = RecordingTools(replay=[c["response"] for c in tools.calls])
+    claude(MessagesServer([]), max_tokens=64_000, thinking="adaptive").run(replayed)
+    assert [c["request"] for c in replayed.calls] == [c["request"] for c in tools.calls]
+
+
+def test_a_summary_written_as_prose_is_kept_without_finish():
+    tools = RecordingTools()
+    with MessagesServer([text_turn("Summary: the floor holds."), error_step(400, message="bad")]) as server:
+        with pytest.raises(HarnessError):
+            claude(server).run(tools)
+    assert tools.summaries == ["Summary: the floor holds."] and tools.finished == []

@@ -148,7 +148,7 @@ def first_attempt_id(body: dict[str, Any]) -> str:
 
 
 def per_call_cost() -> float:
-    return cost_of(DEFAULT_MODEL, {"usage": DEFAULT_USAGE})[1]
+    return cost_of(DEFAULT_MODEL, {"usage": DEFAULT_USAGE}).cost_usd
 
 
 # --- one session: three ideas, the leaderboard, a past attempt, finish -----------------------
@@ -226,7 +226,7 @@ def test_what_was_committed(main_session):
     for k, a in enumerate(attempts):
         assert len(a.transcript) == 1  # the model call that proposed it, request and response in full
         call = a.transcript[0]
-        assert call["request"] == sent[k]  # exactly what went over the wire
+        assert {**call["request"], "stream": True} == sent[k]  # exactly what went over the wire (streamed)
         tool_call = [b for b in call["response"]["content"] if b["type"] == "tool_use"][0]
         assert tool_call["input"]["code"] == a.code and call["response"]["usage"]["input_tokens"] == 1200
         assert a.usage.input_tokens == 1200 and a.usage.output_tokens == 400
@@ -264,7 +264,7 @@ def test_cost_budget_stops_on_cost_and_holds_across_resume(small_cache, tmp_path
         assert len(server.requests) == 2 and out.cost_usd == pytest.approx(2 * c)
         store = LabStore.open(tmp_path)
         unrun = json.loads(store.read_session_file(out.session_id, "pending_calls.json"))
-        assert len(unrun) == 1 and unrun[0]["cost_usd"] == pytest.approx(c)  # the call that spent it
+        assert len(unrun) == 1 and unrun[0]["usage"]["cost_usd"] == pytest.approx(c)  # the call that spent it
         again = run_research(config(tmp_path, None, max_cost_usd=1.5 * c, resume=out.session_id), Reporter())
         assert again.stop_reason.startswith("cost budget reached") and len(server.requests) == 2
         more = run_research(config(tmp_path, None, max_cost_usd=10 * c, resume=out.session_id), Reporter())
@@ -303,7 +303,7 @@ def test_overloaded_and_rate_limited_calls_are_retried(small_cache, tmp_path, mo
     assert out.stop_reason == "the proposer finished" and out.attempts == 1 and server.remaining == 0
     assert len(server.requests) == 4
     assert server.answered_at[2] - server.answered_at[1] >= 0.95  # Retry-After: 1 was honoured
-    assert [r["headers"].get("x-stainless-retry-count") for r in server.requests[:3]] == ["0", "1", "2"]
+    assert server.answered_at[1] - server.answered_at[0] >= 0.95  # backoff (2 s × jitter in [0.5, 1])
     attempt = LabStore.open(tmp_path).attempts(out.session_id)[0]
     assert len(attempt.transcript) == 1 and attempt.status == "ok"  # three tries, one recorded call
 

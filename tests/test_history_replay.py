@@ -83,8 +83,11 @@ def test_replay_refuses_a_cache_it_cannot_rebuild(tmp_path, small_cache):
 def test_seed_selection_sizes_and_comparison():
     m = manifest("m")
     assert session_sizes(m) == "200,600,200,200"
-    assert session_sizes(m.model_copy(update={"budgets": {}, "split_sizes": "1,2,3,4"})) == "1,2,3,4"
-    assert session_sizes(m.model_copy(update={"budgets": {}})) is None
+    legacy = {k: v for k, v in m.model_dump().items() if k != "run"}  # format-1 manifests
+    assert session_sizes(SessionManifest.model_validate({**legacy, "split_sizes": "1,2,3,4"})) == "1,2,3,4"
+    sizes = {"weak_train": 1, "unlabeled": 2, "dev": 3, "heldout": 5}
+    assert session_sizes(SessionManifest.model_validate({**legacy, "budgets": sizes})) == "1,2,3,5"
+    assert session_sizes(SessionManifest.model_validate(legacy)) is None
     from tests.test_history_support import attempt
 
     a = attempt("m", 1, pgr=0.3)

@@ -85,7 +85,7 @@ def test_session_status_manifest_and_errors(store):
         store.create_session(manifest("bad id"))
     store.set_session_status("s1", "finished")
     assert store.manifest("s1").status == "finished"
-    assert store.manifest("s1").budgets["split_sizes"] == "200,600,200,200"
+    assert store.manifest("s1").run.split_sizes == "200,600,200,200"  # a format-1 manifest, read into run
     with pytest.raises(StoreError, match="no session"):
         store.record_attempt(attempt("nope", 1))
     with pytest.raises(StoreError, match="relative path"):

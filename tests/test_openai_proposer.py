@@ -7,7 +7,7 @@ import json
 import pytest
 
 from agent.proposers.base import BudgetStop, ProposerConfig, get_proposer
-from agent.proposers.openai_compat import retry_after
+from agent.proposers.retries import retry_after
 from sandbox.errors import HarnessError
 from tests.fakes.messages_server import CHAT_PATH, MessagesServer
 from tests.fakes.scripts import chat_text, chat_tool_call, error_step, scripted_openai_session
@@ -54,7 +54,7 @@ def test_session_through_function_calling():
     assert result["tool_call_id"] == "call_run_0" and "0.450 ± 0.057" in result["content"]
     assert str(HELDOUT_MARK) not in json.dumps(bodies)
     assert tools.finished == ["Done."]
-    assert "Authorization" not in server.requests[0]["headers"]  # no key configured, none sent
+    assert "authorization" not in {k.lower() for k in server.requests[0]["headers"]}  # no key configured, none sent
     assert tools.cost == 0.0  # a local model is not in the price table
 
 
@@ -65,7 +65,7 @@ def test_key_is_sent_and_priced_models_are_charged(monkeypatch):
     tools = RecordingTools()
     with MessagesServer(script) as server:
         openai(server, model="gpt-4o").run(tools)
-    assert server.requests[0]["headers"]["Authorization"] == "Bearer sk-local"
+    assert {k.lower(): v for k, v in server.requests[0]["headers"].items()}["authorization"] == "Bearer sk-local"
     assert tools.calls[0]["cost"] == pytest.approx((6_000 * 2.5 + 4_000 * 1.25 + 1_000 * 10.0) / 1e6)
 
 
@@ -150,9 +150,21 @@ def test_budget_stop_propagates():
 
 
 def test_retry_after_header_forms():
-    import httpx2
+    assert retry_after({"retry-after": "2"}) == 2.0
+    assert retry_after({"retry-after-ms": "250"}) == 0.25
+    assert 0 <= retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) < 1
+    assert retry_after({}) is None
 
-    assert retry_after(httpx2.Headers({"retry-after": "2"})) == 2.0
-    assert retry_after(httpx2.Headers({"retry-after-ms": "250"})) == 0.25
-    assert 0 <= retry_after(httpx2.Headers({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"})) < 1
-    assert retry_after(httpx2.Headers({})) is None
+
+def test_the_official_sdk_is_used_and_a_body_that_is_not_json_is_one_line():
+    import openai as sdk
+
+    from agent.proposers.openai_compat import OpenAIBackend, OpenAIOptions
+
+    assert OpenAIBackend.send.__module__ == "agent.proposers.openai_compat" and sdk.__version__.startswith("3.")
+    for raw in ("<html>502</html>", '{"id": "chatcmpl-1", "cho'):
+        with MessagesServer([{"raw": raw, "content_type": "application/json"}]) as server:
+            with pytest.raises(HarnessError, match="is a proxy in the way") as info:
+                openai(server, max_retries=0).run(RecordingTools())
+        assert "\n" not in str(info.value)
+    assert OpenAIOptions().max_retries >= 10

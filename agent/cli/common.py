@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
 from typing import Any
 
 import typer
 from rich.console import Console
+from typer.exceptions import TyperException
 
 from sandbox.errors import HarnessError
 from sandbox.executors import ExecutorConfig
@@ -21,6 +21,7 @@ err_console = Console(stderr=True)
 
 EXIT_IDEA_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 
 class CliError(Exception):
@@ -36,8 +37,9 @@ def fail(message: str, code: int = EXIT_USAGE) -> None:
 
 
 def run_app(app: typer.Typer) -> int:
+    """Run the CLI; returns the exit status. A bug's exception propagates (one traceback)."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # a command's typer.Exit(n) comes back as n
     except CliError as exc:
         err_console.print(f"[red]error:[/red] {for_markup(exc)}", highlight=False, soft_wrap=True)
         return exc.code
@@ -45,31 +47,17 @@ def run_app(app: typer.Typer) -> int:
         # escape: a message may hold brackets (".[ray]") that rich would read as markup
         err_console.print(f"[red]error:[/red] {for_markup(exc)}", highlight=False, soft_wrap=True)
         return EXIT_USAGE
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, typer.Abort):
         err_console.print("interrupted")
-        return 130
-    except Exception as exc:  # usage errors and aborts of the click that typer runs on
-        for ex in _click_exception_modules():
-            if isinstance(exc, ex.ClickException):
-                exc.show()
-                return exc.exit_code
-            if isinstance(exc, ex.Exit):
-                return exc.exit_code
-            if isinstance(exc, ex.Abort):
-                return 130
-        raise
-    return 0
-
-
-def _click_exception_modules() -> list[Any]:
-    """Recent typer bundles its own click (typer._click); older ones use click itself."""
-    modules = []
-    for name in ("typer._click.exceptions", "click.exceptions"):
-        try:
-            modules.append(importlib.import_module(name))
-        except ImportError:
-            pass
-    return modules
+        return EXIT_INTERRUPTED
+    except TyperException as exc:  # usage errors (typer's bundled click raises these)
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            err_console.print(f"[red]error:[/red] {exc.format_message()}", highlight=False, soft_wrap=True)
+        return exc.exit_code
+    return code if isinstance(code, int) else 0
 
 
 def print_json(data: Any) -> None:

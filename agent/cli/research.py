@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -28,6 +28,9 @@ from agent.cli.common import (
 from agent.racing import parse_ladder
 from agent.research import run_research
 from agent.session_setup import ResearchConfig
+
+if TYPE_CHECKING:
+    from agent.parallel import GroupOutcome
 
 DEFAULT_ATTEMPTS = 20
 
@@ -93,11 +96,14 @@ def research_cmd(
     result = run_research(config, make_reporter(True if plain else None))
     if json_out:
         print_json(result.model_dump())
-        return
-    best = f"best PGR {result.best_pgr:+.3f} ({result.best_attempt})" if result.best_pgr is not None else "no scored attempt"
-    console.print(f"session {result.session_id}: {result.attempts} attempts, {best}; stopped: {result.stop_reason}")
-    if result.resume_command:
-        console.print(f"resume with: {result.resume_command}")
+    else:
+        best = (f"best PGR {result.best_pgr:+.3f} ({result.best_attempt})" if result.best_pgr is not None
+                else "no scored attempt")
+        console.print(f"session {result.session_id}: {result.attempts} attempts, {best}; "
+                      f"stopped: {result.stop_reason}")
+        if result.resume_command:
+            console.print(f"resume with: {result.resume_command}")
+    raise typer.Exit(result.exit_code)  # 0 finished or stopped by a budget, 1 failed, 130 interrupted
 
 
 def parse_options(pairs: list[str]) -> dict[str, Any]:
@@ -128,7 +134,13 @@ def _run_group(config: ResearchConfig, researchers: int, json_out: bool) -> None
     group = run_parallel(config, researchers)
     if json_out:
         print_json(group.model_dump())
-        return
+    else:
+        _print_group(group)
+    codes = {r.exit_code for r in group.researchers} | ({1} if group.summary["errors"] else set())
+    raise typer.Exit(130 if 130 in codes else max(codes, default=0))
+
+
+def _print_group(group: GroupOutcome) -> None:
     for r in group.researchers:
         best = f"{r.best_pgr:+.3f}" if r.best_pgr is not None else "—"
         console.print(f"{r.session_id}: {r.attempts} attempts, best PGR {best}; "

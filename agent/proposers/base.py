@@ -11,13 +11,33 @@ from __future__ import annotations
 import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
+from sandbox.errors import HarnessError
+
+# How a session ended: the proposer finished, a budget stopped it, it failed, or Ctrl-C.
+Ending = Literal["finished", "budget", "failed", "interrupted"]
+
 
 class BudgetStop(Exception):
-    """Raised by the tools when a budget (attempts, cost, time, scoring) is spent, or on Ctrl-C."""
+    """Raised by the tools when a budget (attempts, cost, time, scoring) is spent, when the
+    proposer finished, or on Ctrl-C; ``ending`` says which."""
+
+    def __init__(self, reason: str, ending: Ending = "budget") -> None:
+        super().__init__(reason)
+        self.ending: Ending = ending
+
+
+class ModelCallError(HarnessError):
+    """A model call failed for good (bad key, unknown model, retries spent, a body that is no
+    message): one line. ``partial`` is what arrived before the failure (a cut-off stream's
+    message so far, with the usage billed), so its cost is recorded."""
+
+    def __init__(self, message: str, partial: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.partial = partial
 
 
 class ExperimentSpec(BaseModel):
@@ -27,6 +47,19 @@ class ExperimentSpec(BaseModel):
     hypothesis: str = Field(description="Why this should recover more of the gap (the rationale).")
     code: str = Field(description="The idea file: Python source defining run(ctx).")
     parent_id: str | None = Field(None, description="The attempt this one builds on, if any.")
+
+
+class LeaderboardRow(BaseModel):
+    """One row of the session's leaderboard as a proposer sees it (dev figures only)."""
+
+    attempt_id: str = Field(description="The attempt.")
+    name: str = Field(description="Its idea name.")
+    status: str = Field(description="Attempt status.")
+    pgr: float = Field(description="Dev PGR mean over seeds.")
+    pgr_ci95: float | None = Field(None, description="Half-width of the 95% CI of dev PGR.")
+    vs_vanilla: float | None = Field(None, description="Paired dev PGR difference against vanilla.")
+    vs_vanilla_p: float | None = Field(None, description="p-value of that paired difference.")
+    dev_acc: float | None = Field(None, description="Dev transfer accuracy.")
 
 
 class ProposerConfig(BaseModel):
@@ -58,7 +91,7 @@ class ResearchTools(Protocol):
         """Score the idea in the sandbox, commit the attempt, return the proposer's view of the
         result (never held-out figures). Raises BudgetStop when no budget is left."""
 
-    def leaderboard(self, limit: int = 10) -> list[dict[str, Any]]:
+    def leaderboard(self, limit: int = 10) -> list[LeaderboardRow]:
         """Best attempts of this session so far (dev figures only)."""
 
     def show_attempt(self, attempt_id: str) -> dict[str, Any]:
@@ -66,6 +99,18 @@ class ResearchTools(Protocol):
 
     def finish(self, summary: str) -> None:
         """End the session with a summary."""
+
+    def save_summary(self, summary: str) -> None:
+        """Keep a summary the model wrote without calling finish (a later one replaces it)."""
+
+    def notice(self, text: str) -> None:
+        """Show a passing state in the progress view (e.g. a retry wait)."""
+
+    def post_finding(self, title: str, body: str = "", attempt_id: str | None = None) -> dict[str, Any]:
+        """Post a finding to the lab's forum, shared by every researcher; returns it."""
+
+    def read_findings(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The latest findings of this session's group."""
 
     def save_state(self, state: dict[str, Any]) -> None:
         """Persist proposer state (e.g. the conversation) so --resume can continue."""
@@ -120,7 +165,5 @@ def get_proposer(name: str, config: ProposerConfig) -> Proposer:
     if name not in _PROPOSERS and name in _BUILTIN_MODULES:
         importlib.import_module(_BUILTIN_MODULES[name])
     if name not in _PROPOSERS:
-        from sandbox.errors import HarnessError
-
         raise HarnessError(f"unknown proposer {name!r}: use one of {', '.join(list_proposers())}")
     return _PROPOSERS[name](config)

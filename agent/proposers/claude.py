@@ -1,10 +1,12 @@
 """Claude as the researcher: the Anthropic Messages API with tool use, through the official SDK.
 
 The direct API, Amazon Bedrock and Google Vertex are reached with the SDK's own clients
-(``Anthropic``, ``AnthropicBedrock``, ``AnthropicVertex``). Every call goes through
-``tools.model_call`` with the full ``messages.create`` kwargs as the recorded request. The SDK
-retries 408/409/429/5xx/529 and timeouts (honouring Retry-After); a call that still fails
-becomes a one-line ``ModelCallError``.
+(``Anthropic``, ``AnthropicBedrock``, ``AnthropicVertex``). Every call streams (so ``max_tokens``
+may pass the non-streaming limit) and goes through ``tools.model_call`` with the full
+``messages.stream`` kwargs as the recorded request and the final Message as the response.
+408/409/429/5xx/529 and timeouts are retried by agent/proposers/retries.py (exponential
+backoff with jitter, Retry-After honoured); a call that still fails, or an answer that is no
+message stream (a proxy's HTML page, a cut-off stream), becomes a one-line ``ModelCallError``.
 """
 
 from __future__ import annotations
@@ -17,17 +19,17 @@ from typing import Any, Literal
 import anthropic
 from pydantic import Field
 
-from agent.costs import price_for, prices_path
-from agent.proposers.base import Proposer, ProposerConfig, ResearchTools, register_proposer
-from agent.proposers.conversation import (
-    ChatBackend,
-    ContextPolicy,
-    Conversation,
+from agent.costs import normalize_usage, price_for, prices_path
+from agent.proposers.base import (
     ModelCallError,
-    ToolCall,
-    Turn,
+    Proposer,
+    ProposerConfig,
+    ResearchTools,
+    register_proposer,
 )
+from agent.proposers.conversation import ChatBackend, ContextPolicy, Conversation, ToolCall, Turn
 from agent.proposers.options import ChatOptions, parse_options
+from agent.proposers.retries import Notice, call_with_retries, status_wait_hint
 from agent.proposers.tooling import ToolDef, ToolOutcome, anthropic_tools
 from sandbox.errors import HarnessError
 
@@ -82,7 +84,7 @@ def _credentials_problem(provider: Provider, options: ClaudeOptions) -> str | No
 
 def make_client(provider: Provider, options: ClaudeOptions, base_url: str | None) -> anthropic.Anthropic:
     """The SDK client for the provider, with our retry and timeout settings."""
-    common: dict[str, Any] = {"max_retries": options.max_retries, "timeout": options.timeout_s}
+    common: dict[str, Any] = {"max_retries": 0, "timeout": options.timeout_s}  # retries: ours
     if base_url:
         common["base_url"] = base_url
     try:
@@ -101,6 +103,19 @@ def make_client(provider: Provider, options: ClaudeOptions, base_url: str | None
         return anthropic.Anthropic(**common)
     except (ValueError, TypeError, anthropic.AnthropicError) as exc:
         raise HarnessError(f"cannot set up the {provider} client: {' '.join(str(exc).split())}") from exc
+
+
+RETRYABLE = (anthropic.APIStatusError, anthropic.APIConnectionError)
+
+
+def _wait_hint(exc: Exception) -> float | None:
+    if isinstance(exc, anthropic.APIStatusError):
+        return status_wait_hint(exc.status_code, exc.response.headers)
+    return status_wait_hint(None, {})
+
+
+def _short(exc: Exception) -> str:
+    return _error_detail(exc) if isinstance(exc, anthropic.APIStatusError) else type(exc).__name__
 
 
 def _error_detail(exc: anthropic.APIStatusError) -> str:
@@ -163,13 +178,37 @@ class AnthropicBackend(ChatBackend):
             request["thinking"] = {"type": "adaptive"}
         return request
 
-    def send(self, request: dict[str, Any]) -> dict[str, Any]:
+    def send(self, request: dict[str, Any], notice: Notice) -> dict[str, Any]:
         if self._client is None:
             self._client = self._client_factory()
+        o = self.options
         try:
-            return self._client.messages.create(**request).model_dump(mode="json")
+            return call_with_retries(lambda: self._stream(request), RETRYABLE, _wait_hint,
+                                     max_retries=o.max_retries, base_s=o.retry_base_s,
+                                     max_wait_s=o.retry_max_wait_s, notice=notice, what=_short)
         except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
-            raise ModelCallError(describe_failure(exc, self.model, self.options.max_retries)) from exc
+            raise ModelCallError(describe_failure(exc, self.model, o.max_retries)) from exc
+
+    def _stream(self, request: dict[str, Any]) -> dict[str, Any]:
+        """One streamed call; the final Message as a dict. An answer that ends before
+        ``message_stop`` (or is no event stream at all) is an error carrying what arrived."""
+        assert self._client is not None
+        with self._client.messages.stream(**request) as stream:
+            complete = False
+            for event in stream:
+                complete = complete or event.type == "message_stop"
+            if complete:
+                return stream.get_final_message().model_dump(mode="json")
+            kind = stream.response.headers.get("content-type", "no content type")
+            try:
+                partial: dict[str, Any] | None = stream.current_message_snapshot.model_dump(mode="json")
+            except AssertionError:  # the SDK's way of saying no message_start arrived
+                partial = None
+        if partial is None:
+            raise ModelCallError(f"the API answered {stream.response.status_code} with {kind}, not a message "
+                                 f"stream: is a proxy in the way? Check ANTHROPIC_BASE_URL ({self._client.base_url})")
+        raise ModelCallError("the API's message stream ended before the message did (connection cut): "
+                             "resume the session to try again", partial=partial)
 
     def parse(self, response: dict[str, Any]) -> Turn:
         blocks = [b for b in (_clean_block(b) for b in response.get("content") or []) if b is not None]
@@ -177,9 +216,7 @@ class AnthropicBackend(ChatBackend):
         stop = STOPS.get(response.get("stop_reason") or "", "other")
         if stop == "max_tokens" and calls:  # the last tool input was cut off mid-way
             calls[-1].error = "your output hit max_tokens, so this call's input is incomplete: write shorter code"
-        usage = response.get("usage") or {}
-        seen = sum(int(usage.get(k) or 0) for k in
-                   ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"))
+        seen = normalize_usage(response.get("usage")).input_seen
         text = "\n".join(b["text"] for b in blocks if b["type"] == "text")
         message = {"role": "assistant", "content": blocks} if blocks else None
         return Turn(text=text, calls=calls, stop=stop, input_tokens=seen, message=message)

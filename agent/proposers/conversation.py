@@ -8,6 +8,7 @@ A ``ChatBackend`` (Anthropic Messages, OpenAI chat completions) builds requests,
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -20,10 +21,6 @@ from agent.proposers.views import budget_view, task_intro
 from sandbox.errors import HarnessError
 
 STATE_VERSION = 1
-
-
-class ModelCallError(HarnessError):
-    """A model call failed for good (bad key, unknown model, retries spent): one line."""
 
 
 @dataclass
@@ -51,8 +48,9 @@ class ChatBackend(Protocol):
     def request(self, system: str, messages: list[dict[str, Any]], tools: list[ToolDef]) -> dict[str, Any]:
         """The full, JSON-able request for one model call."""
 
-    def send(self, request: dict[str, Any]) -> dict[str, Any]:
-        """The transport: send the request, return the response as a dict."""
+    def send(self, request: dict[str, Any], notice: Callable[[str], None]) -> dict[str, Any]:
+        """The transport: send the request (retrying as the options say, each wait announced
+        through ``notice``), return the response as a dict; ModelCallError when it fails."""
 
     def parse(self, response: dict[str, Any]) -> Turn:
         """Translate a response."""
@@ -107,7 +105,8 @@ class Conversation:
         while not state.finished:
             self._maybe_compact(state)
             request = self.backend.request(system, state.messages, defs)
-            turn = self.backend.parse(self.tools.model_call(request, self.backend.send))
+            turn = self.backend.parse(self.tools.model_call(
+                request, lambda r: self.backend.send(r, self.tools.notice)))
             state.last_input_tokens = turn.input_tokens
             if turn.message is not None:
                 state.messages.append(turn.message)
@@ -168,6 +167,8 @@ class Conversation:
     def _no_call(self, state: ConversationState, turn: Turn) -> None:
         if turn.stop == "context" and self._compact(state):
             return
+        if turn.text.strip():  # a summary written as prose is kept even if finish never comes
+            self.tools.save_summary(turn.text.strip())
         if state.nudges >= self.max_nudges:
             reason = "refused" if turn.stop == "refusal" else "stopped calling tools"
             summary = turn.text.strip() or f"The model {reason}; the session ended without a summary."
@@ -196,8 +197,11 @@ class Conversation:
         notes = _last_text(dropped)
         kept = state.messages[cut:]
         state.messages = []
+        # The intro again, but with today's budget (the saved one says "0 attempts used").
+        intro = task_intro(self.tools.task_card, self.tools.baselines, self.direction or self.tools.direction,
+                           self.tools.budget_status())
         self.backend.add_user_text(state.messages, render(
-            "compaction", intro=state.intro.strip(), attempts=state.attempts, dropped=len(dropped), notes=notes))
+            "compaction", intro=intro.strip(), attempts=state.attempts, dropped=len(dropped), notes=notes))
         state.messages.extend(kept)
         if kept and kept[-1].get("role") == "assistant" and not kept[-1].get("tool_calls") \
                 and not _has_tool_use(kept[-1]):

@@ -1,80 +1,63 @@
 """An OpenAI-compatible chat-completions back end (vLLM, Ollama, llama.cpp, gateways).
 
 Same tools as Claude, through function calling, chosen by base URL (``--base-url`` or
-``OPENAI_BASE_URL``) and model name. It speaks plain HTTP with httpx2 (already installed with
-the Anthropic SDK): one endpoint is all it needs, local servers differ in which optional fields
-they accept, and a second SDK stack would add weight for nothing. Retries follow the same
-policy as the Anthropic SDK: 408/409/429/5xx and connection errors, honouring Retry-After.
+``OPENAI_BASE_URL``) and model name, through the official ``openai`` SDK (typed errors,
+timeouts). Retries are agent/proposers/retries.py's, as for Claude (the SDK's are off). Calls
+do not stream: local servers differ in whether they report usage on a stream
+(``stream_options``), and the cost budget needs it.
 """
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import json
 import os
-import random
-import time
 from typing import Any
 
-import httpx2
+import openai
 from pydantic import Field
 
-from agent.proposers.base import Proposer, ProposerConfig, ResearchTools, register_proposer
-from agent.proposers.conversation import (
-    ChatBackend,
-    ContextPolicy,
-    Conversation,
+from agent.proposers.base import (
     ModelCallError,
-    ToolCall,
-    Turn,
+    Proposer,
+    ProposerConfig,
+    ResearchTools,
+    register_proposer,
 )
+from agent.proposers.conversation import ChatBackend, ContextPolicy, Conversation, ToolCall, Turn
 from agent.proposers.options import ChatOptions, parse_options
+from agent.proposers.retries import Notice, call_with_retries, status_wait_hint
 from agent.proposers.tooling import ToolDef, ToolOutcome, openai_tools
 from sandbox.errors import HarnessError
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 STOPS = {"tool_calls": "tool_use", "function_call": "tool_use", "stop": "end_turn", "length": "max_tokens",
          "content_filter": "refusal"}
-RETRY_STATUSES = {408, 409, 429}
+RETRYABLE = (openai.APIStatusError, openai.APIConnectionError)
 
 
 class OpenAIOptions(ChatOptions):
     """OpenAI-compatible options (``ProposerConfig.options``)."""
 
     api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the API key.")
-    max_retry_wait_s: float = Field(120.0, gt=0, description="Longest single wait a Retry-After may impose.")
     send_max_tokens: bool = Field(False, description="Send max_tokens (some local servers cap output without it).")
 
 
-def retry_after(headers: httpx2.Headers) -> float | None:
-    """Seconds the server asks us to wait: retry-after-ms, retry-after seconds or HTTP date."""
-    for key, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        value = headers.get(key)
-        if value is None:
-            continue
-        try:
-            return max(0.0, float(value) / scale)
-        except ValueError:
-            parsed = email.utils.parsedate_tz(value)
-            if parsed is not None:
-                return max(0.0, email.utils.mktime_tz(parsed) - time.time())
-    return None
+def _wait_hint(exc: Exception) -> float | None:
+    if isinstance(exc, openai.APIStatusError):
+        return status_wait_hint(exc.status_code, exc.response.headers)
+    return status_wait_hint(None, {})
 
 
-def backoff(attempt: int) -> float:
-    """Exponential backoff with jitter (0.5 s doubling, at most 8 s), as the Anthropic SDK does."""
-    return min(0.5 * 2 ** attempt, 8.0) * (1 - 0.25 * random.random())
+def _error_text(exc: openai.APIStatusError) -> str:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    err = body.get("error", body) if isinstance(body.get("error", body), dict) else {}
+    message = err.get("message") or exc.message
+    return " ".join(f"{exc.status_code}: {message}".split())
 
 
-def _error_text(response: httpx2.Response) -> str:
-    try:
-        body = response.json()
-        err = body.get("error", body) if isinstance(body, dict) else body
-        message = err.get("message", err) if isinstance(err, dict) else err
-    except ValueError:
-        message = response.text[:200]
-    return " ".join(f"{response.status_code}: {message}".split())
+def _short(exc: Exception) -> str:
+    return _error_text(exc) if isinstance(exc, openai.APIStatusError) else type(exc).__name__
 
 
 class OpenAIBackend(ChatBackend):
@@ -82,10 +65,11 @@ class OpenAIBackend(ChatBackend):
 
     def __init__(self, model: str, base_url: str, api_key: str | None, options: OpenAIOptions) -> None:
         self.model = model
-        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.base_url = base_url.rstrip("/")
+        self.url = self.base_url + "/chat/completions"
         self.api_key = api_key
         self.options = options
-        self._http: httpx2.Client | None = None
+        self._client: openai.OpenAI | None = None
 
     def request(self, system: str, messages: list[dict[str, Any]], tools: list[ToolDef]) -> dict[str, Any]:
         request: dict[str, Any] = {"model": self.model,
@@ -95,39 +79,42 @@ class OpenAIBackend(ChatBackend):
             request["max_tokens"] = self.options.max_tokens
         return request
 
-    def send(self, request: dict[str, Any]) -> dict[str, Any]:
-        if self._http is None:
-            headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-            self._http = httpx2.Client(timeout=self.options.timeout_s, headers=headers)
-        for attempt in range(self.options.max_retries + 1):
-            last = attempt == self.options.max_retries
-            try:
-                response = self._http.post(self.url, json=request)
-            except httpx2.TransportError as exc:
-                if last:
-                    raise ModelCallError(f"could not reach {self.url} after {attempt} retries "
-                                         f"({type(exc).__name__}: {exc}): is the server running?") from exc
-                time.sleep(backoff(attempt))
-                continue
-            if response.is_success:
-                return response.json()
-            if response.status_code in RETRY_STATUSES or response.status_code >= 500:
-                if not last:
-                    wait = retry_after(response.headers)
-                    time.sleep(min(wait, self.options.max_retry_wait_s) if wait is not None else backoff(attempt))
-                    continue
-                raise ModelCallError(f"{self.url} still failed after {attempt} retries ({_error_text(response)}): "
-                                     "try again later or raise max_retries")
-            raise ModelCallError(self._rejected(response))
-        raise AssertionError("unreachable")
+    def send(self, request: dict[str, Any], notice: Notice) -> dict[str, Any]:
+        o = self.options
+        try:
+            return call_with_retries(lambda: self._create(request), RETRYABLE, _wait_hint, max_retries=o.max_retries,
+                                     base_s=o.retry_base_s, max_wait_s=o.retry_max_wait_s, notice=notice,
+                                     what=_short)
+        except openai.APIConnectionError as exc:
+            raise ModelCallError(f"could not reach {self.url} after {o.max_retries} retries "
+                                 f"({type(exc).__name__}: {exc}): is the server running?") from exc
+        except openai.APIStatusError as exc:
+            raise ModelCallError(self._failed(exc)) from exc
 
-    def _rejected(self, response: httpx2.Response) -> str:
-        if response.status_code in (401, 403):
-            return (f"{self.url} rejected the credentials ({_error_text(response)}): "
-                    f"set a valid {self.options.api_key_env}")
-        if response.status_code == 404:
-            return f"{self.url} or model {self.model!r} not found ({_error_text(response)}): check --base-url and --model"
-        return f"{self.url} rejected the request ({_error_text(response)})"
+    def _create(self, request: dict[str, Any]) -> dict[str, Any]:
+        if self._client is None:  # a local server needs no key: send no Authorization header at all
+            self._client = openai.OpenAI(api_key=self.api_key or "unused", base_url=self.base_url,
+                                         max_retries=0, timeout=self.options.timeout_s)
+        headers = {} if self.api_key else {"Authorization": openai.Omit()}
+        try:
+            answer = self._client.chat.completions.create(**request, extra_headers=headers)
+        except json.JSONDecodeError as exc:
+            raise ModelCallError(f"{self.url} answered with a body that is not JSON ({exc.msg}): "
+                                 "is a proxy in the way? Check --base-url") from exc
+        if isinstance(answer, str):  # the SDK hands back a body that is not JSON as text
+            raise ModelCallError(f"{self.url} answered with {answer[:60]!r}…, not a chat completion: "
+                                 "is a proxy in the way? Check --base-url")
+        return answer.model_dump(mode="json")
+
+    def _failed(self, exc: openai.APIStatusError) -> str:
+        if exc.status_code in (401, 403):
+            return f"{self.url} rejected the credentials ({_error_text(exc)}): set a valid {self.options.api_key_env}"
+        if exc.status_code == 404:
+            return f"{self.url} or model {self.model!r} not found ({_error_text(exc)}): check --base-url and --model"
+        if exc.status_code in (408, 409, 429) or exc.status_code >= 500:
+            return (f"{self.url} still failed after {self.options.max_retries} retries ({_error_text(exc)}): "
+                    "try again later or raise max_retries")
+        return f"{self.url} rejected the request ({_error_text(exc)})"
 
     def parse(self, response: dict[str, Any]) -> Turn:
         choices = response.get("choices") or [{}]

@@ -14,9 +14,11 @@ class ChatOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_tokens: int = Field(16_000, ge=256, le=21_000,
-                            description="Output tokens per call (non-streaming calls must stay under ~21k).")
-    max_retries: int = Field(4, ge=0, le=20, description="Retries of 408/409/429/5xx/529 and timeouts per call.")
+    max_tokens: int = Field(16_000, ge=256, le=128_000,
+                            description="Output tokens per call (Claude calls stream, so this may pass 21k).")
+    max_retries: int = Field(10, ge=0, le=50, description="Retries of 408/409/429/5xx/529 and timeouts per call.")
+    retry_base_s: float = Field(2.0, gt=0, description="First retry wait in seconds; it doubles each retry.")
+    retry_max_wait_s: float = Field(120.0, gt=0, description="Longest wait between two retries (Retry-After too).")
     timeout_s: float = Field(600.0, gt=0, description="Seconds one HTTP attempt may take.")
     compact_chars: int = Field(200_000, ge=1_000, description="Compact the transcript above this many JSON characters.")
     compact_tokens: int = Field(120_000, ge=1_000, description="Compact when a call read more input tokens than this.")

@@ -90,7 +90,7 @@ def _run_experiment(tools: ResearchTools, args: RunExperimentInput) -> ToolOutco
 
 
 def _show_leaderboard(tools: ResearchTools, args: ShowLeaderboardInput) -> ToolOutcome:
-    return ToolOutcome(leaderboard_text(tools.leaderboard(limit=args.limit)))
+    return ToolOutcome(leaderboard_text([row.model_dump() for row in tools.leaderboard(limit=args.limit)]))
 
 
 def _show_attempt(tools: ResearchTools, args: ShowAttemptInput) -> ToolOutcome:
@@ -103,13 +103,12 @@ def _finish(tools: ResearchTools, args: FinishInput) -> ToolOutcome:
 
 
 def _post_finding(tools: ResearchTools, args: PostFindingInput) -> ToolOutcome:
-    posted = tools.post_finding(args.title, args.body, args.attempt_id)  # type: ignore[attr-defined]
-    finding_id = posted.get("id") if isinstance(posted, dict) else posted
-    return ToolOutcome(render("finding_posted", finding_id=finding_id))
+    posted = tools.post_finding(args.title, args.body, args.attempt_id)
+    return ToolOutcome(render("finding_posted", finding_id=posted["id"]))
 
 
 def _read_findings(tools: ResearchTools, args: ReadFindingsInput) -> ToolOutcome:
-    findings = tools.read_findings(limit=args.limit)  # type: ignore[attr-defined]
+    findings = tools.read_findings(limit=args.limit)
     return ToolOutcome(render("findings", findings=[scrub(f) for f in findings]))
 
 
@@ -126,8 +125,8 @@ for _tool in (
     ToolDef("show_leaderboard", ShowLeaderboardInput, _show_leaderboard),
     ToolDef("show_attempt", ShowAttemptInput, _show_attempt),
     ToolDef("finish", FinishInput, _finish),
-    ToolDef("post_finding", PostFindingInput, _post_finding, lambda t: hasattr(t, "post_finding")),
-    ToolDef("read_findings", ReadFindingsInput, _read_findings, lambda t: hasattr(t, "read_findings")),
+    ToolDef("post_finding", PostFindingInput, _post_finding),
+    ToolDef("read_findings", ReadFindingsInput, _read_findings),
 ):
     register_tool(_tool)
 

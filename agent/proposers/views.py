@@ -10,21 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from agent.prompting import render
+from sandbox.results import hide_heldout
 
-HIDDEN_MARKERS = ("heldout", "held_out")
+scrub = hide_heldout  # held-out figures are hidden in one place: sandbox/results.py
 TRACEBACK_CHARS = 4000
 LOG_TAIL_CHARS = 2000
 MAX_DIAGNOSTICS = 16
-
-
-def scrub(value: Any) -> Any:
-    """A copy of ``value`` without any key that names held-out figures."""
-    if isinstance(value, dict):
-        return {k: scrub(v) for k, v in value.items()
-                if not any(m in str(k).lower() for m in HIDDEN_MARKERS)}
-    if isinstance(value, list):
-        return [scrub(v) for v in value]
-    return value
 
 
 def _mean(value: Any) -> float | None:
@@ -127,7 +118,8 @@ def leaderboard_row(row: dict[str, Any]) -> dict[str, Any]:
     vs = r.get("vs_vanilla")
     return {"attempt_id": _attempt_id(r) or "-", "name": _cell(r.get("name") or r.get("idea") or "?"),
             "status": r.get("status", "ok"), "pgr": _mean(r.get("pgr", r.get("pgr_mean"))),
-            "ci95": r.get("pgr_ci95", r.get("ci95")), "vs_vanilla": _mean(vs)}
+            "ci95": r.get("pgr_ci95", r.get("ci95")), "vs_vanilla": _mean(vs),
+            "p_value": vs.get("p_value") if isinstance(vs, dict) else r.get("vs_vanilla_p")}
 
 
 def baseline_row(row: dict[str, Any]) -> dict[str, Any]:

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import git
-from gitdb.exc import ODBError
-from pydantic import ValidationError
-
+from experiments.gitobjects import LAB_READ_ERRORS
 from experiments.store import LabStore, StoreError, lab_path
 
 
@@ -40,7 +36,7 @@ class BadRequest(PageError):
     title = "bad request"
 
 
-READ_ERRORS = (git.GitError, ODBError, ValueError, ValidationError, OSError, sqlite3.Error, KeyError, UnicodeDecodeError)
+READ_ERRORS = LAB_READ_ERRORS
 
 
 class Lab:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -51,30 +50,6 @@ def json_html(data: Any, limit: int = MAX_JSON_CHARS) -> tuple[Markup, bool]:
 def markdown_html(text: str) -> Markup:
     """Markdown to HTML with raw HTML disabled (so a proposer's text cannot inject markup)."""
     return Markup(_MARKDOWN.render(text or ""))
-
-
-@dataclass(frozen=True)
-class SideRow:
-    """One row of a side-by-side diff."""
-
-    tag: str
-    left_no: int | None
-    left: str
-    right_no: int | None
-    right: str
-
-
-def side_by_side(old: str, new: str) -> list[SideRow]:
-    """The two files aligned line by line; ``tag`` is equal, replace, delete or insert."""
-    a, b = old.splitlines(), new.splitlines()
-    rows: list[SideRow] = []
-    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
-        for k in range(max(i2 - i1, j2 - j1)):
-            left = i1 + k < i2
-            right = j1 + k < j2
-            rows.append(SideRow(tag, i1 + k + 1 if left else None, a[i1 + k] if left else "",
-                                j1 + k + 1 if right else None, b[j1 + k] if right else ""))
-    return rows
 
 
 @dataclass(frozen=True)
@@ -127,7 +102,9 @@ def transcript_views(calls: list[dict[str, Any]]) -> list[CallView]:
         resp_html, cut_resp = json_html(response)
         tokens = sum(int(v) for k, v in usage.items() if k.endswith("_tokens") and isinstance(v, int))
         views.append(CallView(number, str(request.get("model") or response.get("model") or "—"), tokens,
-                              float(call.get("cost_usd") or 0.0), _blocks(response), req_html, resp_html,
+                              # the cost sits in the call's TokenUsage (older labs kept it beside it)
+                              float(usage.get("cost_usd") or call.get("cost_usd") or 0.0), _blocks(response),
+                              req_html, resp_html,
                               cut_req or cut_resp))
     return views
 

@@ -15,11 +15,11 @@ from agent.ui.lab import BadRequest, Lab, NotFound
 from agent.ui.live import live_state
 from agent.ui.queries import Page, attempt_rows, chart_points, group_of, groups, neighbours
 from agent.ui.references import references
-from agent.ui.render import diff_html, markdown_html, python_html, side_by_side, transcript_views
+from agent.ui.render import diff_html, markdown_html, python_html, transcript_views
 from experiments.reviews import add_review
 from experiments.schemas import ATTEMPT_STATUSES, AttemptSummary
 from experiments.store import ATTEMPT_FILES, LabStore, StoreError, attempt_files
-from experiments.views import LOG_TAIL_LINES, _metric_rows
+from experiments.views import LOG_TAIL_LINES, _metric_rows, side_by_side_rows
 
 MAX_NOTE_CHARS = 4000
 VERDICTS = ("accept", "reject")
@@ -198,7 +198,7 @@ def compare_page(request: Request) -> Response:
         raise BadRequest(f"pick exactly two attempts to compare (got {len(ids)}); tick two rows of a session's table")
     with _lab(request).open() as store:
         a, b = (store.get_attempt(_find(store, text).attempt_id) for text in ids)
-    return _render(request, "compare.html", a=a, b=b, metrics=_metric_rows(a, b), rows=side_by_side(a.code, b.code),
+    return _render(request, "compare.html", a=a, b=b, metrics=_metric_rows(a, b), rows=side_by_side_rows(a.code, b.code),
                    diff=diff_html(a.code, b.code, f"{a.attempt_id}/idea.py", f"{b.attempt_id}/idea.py"))
 
 

@@ -7,7 +7,12 @@ Each request takes the next step of the script. A step is a dict:
   {"completion": {...}}   answer POST /v1/chat/completions with this (partial) chat completion;
   {"status": 429, "headers": {"retry-after": "1"}, "error": {"type": ..., "message": ...}}
                           answer with an error status (429 / 500 / 529 / 401 ...);
+  {"raw": "<html>...", "content_type": "text/html"}
+                          answer 200 with this body as it is (a proxy's page, truncated JSON);
   optional "delay_s": seconds to wait before answering (to provoke client timeouts);
+  optional "cut_after_events": with a streamed answer, close the connection after this many
+                          server-sent events (a stream cut off mid-way).
+A request with ``"stream": true`` gets the Message as server-sent events, as the API sends them.
 or, in process, a callable ``step(request_body) -> dict`` returning such a dict.
 Every request is recorded (method, path, headers, JSON body). When the script is used up the
 server answers 400 with ``x-should-retry: false`` so a test fails fast instead of hanging.
@@ -22,6 +27,8 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import select
+import socket
 import threading
 import time
 import uuid
@@ -56,6 +63,43 @@ def complete_message(partial: dict[str, Any], request: dict[str, Any]) -> dict[s
     return message
 
 
+def _block_events(index: int, block: dict[str, Any]) -> list[dict[str, Any]]:
+    """A content block as start, delta(s), stop events (the deltas rebuild it)."""
+    kind = block.get("type")
+    start: dict[str, Any] = dict(block)
+    deltas: list[dict[str, Any]] = []
+    if kind == "text":
+        start["text"] = ""
+        deltas = [{"type": "text_delta", "text": block.get("text", "")}]
+    elif kind == "tool_use":
+        start["input"] = {}
+        raw = json.dumps(block.get("input", {}))
+        half = len(raw) // 2  # two pieces, as a real stream splits partial JSON anywhere
+        deltas = [{"type": "input_json_delta", "partial_json": raw[:half]},
+                  {"type": "input_json_delta", "partial_json": raw[half:]}]
+    elif kind == "thinking":
+        start.update(thinking="", signature="")
+        deltas = [{"type": "thinking_delta", "thinking": block.get("thinking", "")},
+                  {"type": "signature_delta", "signature": block.get("signature", "")}]
+    return [{"type": "content_block_start", "index": index, "content_block": start},
+            *({"type": "content_block_delta", "index": index, "delta": d} for d in deltas),
+            {"type": "content_block_stop", "index": index}]
+
+
+def message_events(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """A full Message as the server-sent events of a streamed response."""
+    usage = message["usage"]
+    start = {**message, "content": [], "stop_reason": None, "stop_sequence": None,
+             "usage": {**usage, "output_tokens": 1}}
+    events: list[dict[str, Any]] = [{"type": "message_start", "message": start}]
+    for i, block in enumerate(message["content"]):
+        events.extend(_block_events(i, block))
+    events.append({"type": "message_delta", "usage": {"output_tokens": usage["output_tokens"]},
+                   "delta": {"stop_reason": message["stop_reason"], "stop_sequence": message["stop_sequence"]}})
+    events.append({"type": "message_stop"})
+    return events
+
+
 def complete_chat(partial: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
     """A full chat.completion response from a partial one."""
     body = copy.deepcopy(partial)
@@ -88,8 +132,10 @@ class MessagesServer:
         self.script = list(script)
         self.requests: list[dict[str, Any]] = []
         self.answered_at: list[float] = []
+        self.billed: list[dict[str, Any]] = []  # (model, usage) of every message sent: what an API bills
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer((host, port), self._handler_class())
+        self._httpd.daemon_threads = True  # stop() never waits for a client that went away
         self._thread: threading.Thread | None = None
 
     @property
@@ -161,22 +207,51 @@ class MessagesServer:
                                {"x-should-retry": "false"})
                     return
                 time.sleep(float(step.get("delay_s", 0)))
-                if "status" in step:
+                if self._client_gone():  # cancelled (Ctrl-C) or killed meanwhile: nothing sent, nothing billed
+                    return
+                if "raw" in step:
+                    self._send_bytes(200, str(step["raw"]).encode(), step.get("content_type", "text/html"), {})
+                elif "status" in step:
                     self._send(int(step["status"]), error_body(path, int(step["status"]), step.get("error")),
                                step.get("headers", {}))
                 elif path == MESSAGES_PATH and "message" in step:
-                    self._send(200, complete_message(step["message"], body), step.get("headers", {}))
+                    message = complete_message(step["message"], body)
+                    if body.get("stream"):
+                        events = message_events(message)
+                        cut = step.get("cut_after_events")
+                        self._send_events(events if cut is None else events[:cut], step.get("headers", {}))
+                        usage = message["usage"] if cut is None else events[0]["message"]["usage"]
+                    else:
+                        self._send(200, message, step.get("headers", {}))
+                        usage = message["usage"]
+                    server.billed.append({"model": message["model"], "usage": dict(usage)})
                 elif path == CHAT_PATH and "completion" in step:
                     self._send(200, complete_chat(step["completion"], body), step.get("headers", {}))
                 else:
                     wrong = f"fake server: step {sorted(step)} does not answer {path}"
                     self._send(400, error_body(path, 400, {"message": wrong}), {"x-should-retry": "false"})
 
+            def _client_gone(self) -> bool:
+                readable, _, _ = select.select([self.connection], [], [], 0)
+                if not readable:
+                    return False
+                try:
+                    return self.connection.recv(1, socket.MSG_PEEK) == b""
+                except OSError:
+                    return True
+
+            def _send_events(self, events: list[dict[str, Any]], headers: dict[str, str]) -> None:
+                data = "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events).encode()
+                self._send_bytes(200, data, "text/event-stream", headers)
+                self.close_connection = True  # a cut stream ends with the connection
+
             def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str]) -> None:
-                data = json.dumps(payload).encode()
+                self._send_bytes(status, json.dumps(payload).encode(), "application/json", headers)
+
+            def _send_bytes(self, status: int, data: bytes, content_type: str, headers: dict[str, str]) -> None:
                 try:
                     self.send_response(status)
-                    self.send_header("content-type", "application/json")
+                    self.send_header("content-type", content_type)
                     self.send_header("content-length", str(len(data)))
                     self.send_header("request-id", f"req_{uuid.uuid4().hex[:12]}")
                     for key, value in headers.items():

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agent.costs import cost_of
-from agent.proposers.base import BudgetStop, ExperimentSpec, Transport
+from agent.proposers.base import BudgetStop, ExperimentSpec, LeaderboardRow, Transport
 from sandbox.errors import HarnessError
 from sandbox.results import IdeaResult, PairedDiff, SeedResult, Stat
 
@@ -75,6 +75,9 @@ class RecordingTools:
         self.experiments: list[ExperimentSpec] = []
         self.attempts: dict[str, dict[str, Any]] = {}
         self.finished: list[str] = []
+        self.summaries: list[str] = []
+        self.notices: list[str] = []
+        self.findings: list[dict[str, Any]] = []
         self.saved: list[dict[str, Any]] = []
         self.cost = 0.0
 
@@ -84,9 +87,10 @@ class RecordingTools:
             raise BudgetStop(f"cost budget reached (${self.cost:.4f})")
         json.dumps(request)  # the request must be JSON-able to be recorded
         response = self.replay.pop(0) if self.replay is not None else transport(request)
-        usage, cost = cost_of(request["model"], response)
-        self.cost += cost
-        self.calls.append({"request": request, "response": response, "usage": usage, "cost": cost})
+        usage = cost_of(request["model"], response)
+        self.cost += usage.cost_usd
+        self.calls.append({"request": request, "response": response, "usage": usage.model_dump(),
+                           "cost": usage.cost_usd})
         return response
 
     # --- research tools -----------------------------------------------------------------
@@ -102,9 +106,12 @@ class RecordingTools:
                                      "code": spec.code, "parent_id": spec.parent_id, "result": view}
         return view
 
-    def leaderboard(self, limit: int = 10) -> list[dict[str, Any]]:
+    def leaderboard(self, limit: int = 10) -> list[LeaderboardRow]:
         rows = [a["result"] for a in self.attempts.values() if a["result"]["status"] == "ok"]
-        return sorted(rows, key=lambda r: -r["pgr"]["mean"])[:limit]
+        rows.sort(key=lambda r: -r["pgr"]["mean"])
+        return [LeaderboardRow(attempt_id=r["attempt_id"], name=r["name"], status=r["status"], pgr=r["pgr"]["mean"],
+                               pgr_ci95=r.get("pgr_ci95"), vs_vanilla=(r.get("vs_vanilla") or {}).get("mean"),
+                               vs_vanilla_p=(r.get("vs_vanilla") or {}).get("p_value")) for r in rows[:limit]]
 
     def show_attempt(self, attempt_id: str) -> dict[str, Any]:
         if attempt_id not in self.attempts:
@@ -113,6 +120,20 @@ class RecordingTools:
 
     def finish(self, summary: str) -> None:
         self.finished.append(summary)
+
+    def save_summary(self, summary: str) -> None:
+        self.summaries.append(summary)
+
+    def notice(self, text: str) -> None:
+        self.notices.append(text)
+
+    def post_finding(self, title: str, body: str = "", attempt_id: str | None = None) -> dict[str, Any]:
+        finding = {"id": f"f{len(self.findings) + 1}", "title": title, "body": body, "attempt_id": attempt_id}
+        self.findings.append(finding)
+        return finding
+
+    def read_findings(self, limit: int = 20) -> list[dict[str, Any]]:
+        return self.findings[-limit:]
 
     def save_state(self, state: dict[str, Any]) -> None:
         self.saved.append(json.loads(json.dumps(state)))  # must survive a JSON round trip
