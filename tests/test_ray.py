@@ -119,7 +119,7 @@ def test_two_researchers_share_the_cluster_every_attempt_committed(cluster, smal
         attempts = store.attempts(s.session_id)
         assert len(attempts) == 2 and all(a.status == "ok" for a in attempts), [a.status for a in attempts]
         assert all(len(a.result.seeds) == SEEDS for a in attempts)
-        assert store.manifest(s.session_id).budgets["executor"] == "ray"
+        assert store.manifest(s.session_id).run.executor == "ray"
     check = aar(small_cache, "check", "--lab", str(lab))
     assert check.returncode == 0 and "healthy" in check.stdout
     # Seeds ran on the second node too: it holds its own verified copy of the public cache.

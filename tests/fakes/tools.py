@@ -22,7 +22,7 @@ CARD = {"name": "wordnet-10", "description": "WordNet noun supersense of a word 
                     "group", "location", "food"],
         "n_unlabeled": 600, "n_test": 400, "weak_model": "tfidf-logreg", "strong_model": "all-MiniLM-L6-v2",
         "layers": ["layer_2", "layer_4", "final"], "feature_dim": 384, "weak_seeds": [0, 1, 2],
-        "cache_key": "abc123"}
+        "cache_key": "abc123", "kind": "features"}
 HELDOUT_MARK = 0.777  # a held-out figure no prompt may contain
 
 
