@@ -243,7 +243,8 @@ def test_what_was_committed(main_session):
 
 # --- budgets ------------------------------------------------------------------------------
 def plain_session(n: int) -> list[dict[str, Any]]:
-    steps = [run_step(f"weak copy {k}", "The teacher itself, as a floor.", PLAIN + f"# {k}\n", k)
+    # Each copy differs in code (not only a comment), or the novelty gate refuses it unrun.
+    steps = [run_step(f"weak copy {k}", "The teacher itself, as a floor.", PLAIN + f"VARIANT = {k}\n", k)
              for k in range(n)]
     return [*steps, tool_use("finish", {"summary": "done"}, call_id="toolu_finish")]
 
@@ -354,8 +355,8 @@ def researcher_script(server: RoutedMessagesServer, other: str, k: int) -> list[
         return tool_use("post_finding", {"title": f"finding of r{k}: the weak floor",
                                          "body": f"Copying the teacher scores as its floor (r{k}).",
                                          "attempt_id": first_attempt_id(body)}, call_id=f"toolu_post_{k}")
-    second = run_step(f"r{k} second", "Again.", PLAIN + f"# r{k} second\n", 2)
-    return [run_step(f"r{k} first", "The floor.", PLAIN + f"# r{k} first\n", 1), post,
+    second = run_step(f"r{k} second", "Again.", PLAIN + f"VARIANT = 'r{k} second'\n", 2)
+    return [run_step(f"r{k} first", "The floor.", PLAIN + f"VARIANT = 'r{k} first'\n", 1), post,
             server.after(other, 3, tool_use("read_findings", {}, call_id=f"toolu_read_{k}")),
             second if k == 0 else server.after(other, 5, second),
             tool_use("finish", {"summary": f"r{k} done"}, call_id=f"toolu_finish_{k}")]

@@ -127,11 +127,12 @@ def test_vanilla_finetune_seed_through_the_sandbox(ft_cache):
     names = [p.stem for p in baseline_files("finetune")]
     assert names[0] == "ft_vanilla" and {"ft_lora", "ft_aux_confidence", "ft_product", "ft_bootstrap",
                                          "ft_weak_val_early_stop"} <= set(names)
-    ev = Evaluator(ft_cache, isolation="bwrap", time_budget_s=600, device="cpu")
+    # The tiny split checks the mechanics; its ceiling may not beat the weak teacher.
+    ev = Evaluator(ft_cache, isolation="bwrap", time_budget_s=600, device="cpu", require_gap=False)
     result = ev.evaluate(baseline_path("ft_vanilla"), [0], compare_vanilla=False)
     seed = result.seeds[0]
     assert seed.status == "ok", (seed.error, seed.log_tail[-2000:])
-    assert seed.pgr is not None and 0 <= seed.dev_acc <= 1
+    assert seed.dev_acc is not None and 0 <= seed.dev_acc <= 1
     assert 0 < seed.diagnostics["peak_rss_mb"] < 4096
 
 
