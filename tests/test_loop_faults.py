@@ -103,7 +103,7 @@ def test_resume_keeps_every_budget_after_ctrl_c_and_after_a_kill(small_cache, tm
     lab = tmp_path / "lab"
     servers = [MessagesServer([run_step("weak copy 0", "floor", PLAIN, 0),
                                {**tool_use("show_leaderboard", {}), "delay_s": 20}]),
-               MessagesServer([run_step("weak copy 1", "floor", PLAIN + "# 1\n", 1),
+               MessagesServer([run_step("weak copy 1", "floor", PLAIN + "VARIANT = 1\n", 1),
                                {**tool_use("show_leaderboard", {}), "delay_s": 20}])]
 
     def env(server: MessagesServer) -> dict[str, str]:
@@ -143,8 +143,8 @@ def test_resume_keeps_every_budget_after_ctrl_c_and_after_a_kill(small_cache, tm
     assert tools.tracker.cost_usd == pytest.approx(billed(servers)[0])
     assert tools.tracker.elapsed() >= max(first_elapsed, tools.ctx.attempts[-1].session_elapsed_s or 0)
 
-    with MessagesServer([run_step("weak copy 2", "floor", PLAIN + "# 2\n", 2),
-                         run_step("weak copy 3", "floor", PLAIN + "# 3\n", 3)]) as server:
+    with MessagesServer([run_step("weak copy 2", "floor", PLAIN + "VARIANT = 2\n", 2),
+                         run_step("weak copy 3", "floor", PLAIN + "VARIANT = 3\n", 3)]) as server:
         last = run_research(config(lab, server, resume=sid), Reporter())  # no budget given again
     assert last.ending == "budget" and last.exit_code == 0
     assert last.stop_reason == "attempt budget reached (3/3)" and last.attempts == 3 and server.remaining == 1
