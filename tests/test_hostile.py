@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SECRET = "sk-ant-canary-0123456789"
 PICKLE_MARKER = Path("/tmp/aar-hostile-pickle-bomb-detonated")
 # After these, a normal run must still work straight away (they spawn, starve or outlive).
-DISRUPTIVE = {"fork_children_memory", "memfd_tmpfs_pin", "setsid_cpu_hog", "fork_bomb", "memory_bomb", "daemon_escape", "import_side_effects", "disk_fill_out",
+DISRUPTIVE = {"fork_children_memory", "memfd_tmpfs_pin", "setsid_cpu_hog", "fork_bomb", "memory_bomb", "daemon_escape", "import_side_effects", "fallocate_keep_size",
               "signal_parent", "time_budget_tamper", "log_flood"}
 NORMAL_IDEA = "import numpy as np\n\ndef run(ctx):\n    return np.asarray(ctx.weak_test_probs)\n"
 
@@ -239,7 +239,7 @@ def test_control_attacks_succeed_without_the_sandbox(name, small_cache, canaries
 
 @pytest.mark.parametrize("name, status, budget", [
     ("gold_evaluator_import", "denied", 60), ("nan_inf", "invalid", 60),
-    ("sleep_forever", "timeout", 4), ("disk_fill_out", "killed", 60), ("rich_markup_error", "error", 60),
+    ("sleep_forever", "timeout", 4), ("disk_fill_out", "invalid", 60), ("rich_markup_error", "error", 60),
 ])
 def test_cli_eval_prints_one_status_line_and_fails(name, status, budget, small_cache, cache_dir):
     env = {**os.environ, "AAR_CACHE_DIR": str(cache_dir)}

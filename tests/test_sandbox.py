@@ -15,6 +15,7 @@ import agent.cli.harness  # noqa: F401 - registers the harness commands on the a
 from agent.cli import app
 from agent.cli.common import run_app
 from sandbox import isolation as bwrap_module
+from sandbox.attempt import run_attempt
 from sandbox.baseline_ideas import VANILLA_NAME, baseline_path
 from sandbox.errors import HarnessError
 from sandbox.evaluator import Evaluator
@@ -23,11 +24,10 @@ from sandbox.run_output import (
     LOG_HEAD,
     LOG_TAIL,
     LogCapture,
+    ResultCapture,
     load_npy,
-    output_overflow,
-    read_regular,
 )
-from sandbox.runner import DEFAULT_ISOLATION, Limits, child_env, get_isolation, run_idea
+from sandbox.runner import DEFAULT_ISOLATION, Limits, SeedJob, child_env, get_isolation, run_idea
 
 BWRAP_OK, BWRAP_WHY = get_isolation("bwrap").available()
 needs_bwrap = pytest.mark.skipif(not BWRAP_OK, reason=f"bwrap unavailable: {BWRAP_WHY}")
@@ -65,7 +65,9 @@ def run(ctx):
     r("env", ",".join(sorted(os.environ)))
     r("root", listing("/")); r("aar", listing("/aar")); r("aar_lib", listing("/aar/lib/sandbox"))
     r("etc", listing("/etc")); r("usr", listing("/usr")); r("tmp_at_start", tmp_listing())
-    r("scratch_at_start", listing(ctx.scratch)); r("home", os.path.expanduser("~"))
+    r("scratch_at_start", listing(ctx.scratch)); r("home", os.path.expanduser("~")); r("scratch", str(ctx.scratch))
+    r("weak_dirs", listing("/aar/weak")); r("others_weak", ",".join(
+        n for n in os.listdir("/aar/weak") if os.access(os.path.join("/aar/weak", n), os.R_OK)))
     r("scratch_bytes", fs.f_blocks * fs.f_frsize)
     r("nproc", resource.getrlimit(resource.RLIMIT_NPROC)[0]); r("as", resource.getrlimit(resource.RLIMIT_AS)[0])
     r("nofile", resource.getrlimit(resource.RLIMIT_NOFILE)[0]); r("fsize", resource.getrlimit(resource.RLIMIT_FSIZE)[0])
@@ -73,7 +75,11 @@ def run(ctx):
     r("modules", ",".join(sorted(m for m in sys.modules if m.split(".")[0] in ("sandbox", "agent", "experiments"))))
     site = [p for p in sys.path if p.endswith("site-packages")][0]
     r("scattertext", listing(os.path.join(site, "scattertext")))
-    open("/tmp/left-behind", "w").write("x")
+    try:
+        open("/tmp/left-behind", "w").write("x")
+        r("tmp_writable", True)
+    except PermissionError:  # seeds sharing one sandbox (root hosts) have no shared writable dir
+        r("tmp_writable", False)
     open(ctx.scratch / "left-behind", "w").write("x")
     return np.asarray(ctx.weak_test_probs)
 '''
@@ -86,7 +92,7 @@ def view(small_cache, tmp_path_factory):
     path.write_text(VIEW_IDEA)
     limits = Limits(time_s=120, threads=1, memory_bytes=3 << 30, scratch_bytes=128 << 20, processes=48)
     iso = get_isolation("bwrap")
-    outs = [run_idea(path, small_cache.public_dir, seed, limits, iso) for seed in (0, 1)]
+    outs = run_attempt(path, small_cache.public_dir, [SeedJob(0, 0), SeedJob(1, 1)], limits, iso)
     for out in outs:
         assert out.status == "ok", (out.error, out.log_tail[-500:])
     return limits, outs[0].diagnostics, outs[1].diagnostics
@@ -107,12 +113,15 @@ def test_idea_sees_only_what_it_needs(view):
     assert d["hostname"] == "aar-sandbox" and d["ifaces"] == "lo"
     assert int(d["cap_eff"], 16) == 0 and d["no_new_privs"] == "1"
     assert set(d["env"].split(",")) <= set(child_env(Limits(), "/x")) | {"PATH", "LANG", "LC_ALL", "TZ", "PWD"}
-    assert d["aar"] == "boot.py,idea,job.json,lib,out,public,scratch,weak"
+    assert {"boot.py", "idea", "lib", "public", "scratch", "weak", "worker.json"} <= set(d["aar"].split(",")) \
+        <= {"boot.py", "cg", "idea", "lib", "public", "scratch", "weak", "worker.json"}
     assert d["aar_lib"] == "__init__.py,runtime", "only the idea runtime of the project"
     assert set(d["etc"].split(",")) <= {"group", "hosts", "ld.so.cache", "passwd"}
     assert "share" not in d["usr"].split(","), "/usr/share holds task data (WordNet)"
     assert "home" not in d["root"].split(",") and "sys" not in d["root"].split(",")
-    assert d["home"] == "/aar/scratch" and d["scratch_at_start"] == "" and d["tmp_at_start"] == ""
+    assert d["home"] == d["scratch"] and d["scratch"].startswith("/aar/scratch/")
+    assert d["scratch_at_start"] == "" and d["tmp_at_start"] == ""
+    assert d["others_weak"] == d["scratch"].rsplit("/", 1)[1], "a seed reads its own weak teacher only"
     assert d["modules"].split(",")[0].startswith("sandbox") and "sandbox.cache" not in d["modules"]
     assert d["scattertext"] in ("", "FileNotFoundError"), "the rt-mpnet corpus is masked"
 
@@ -196,17 +205,36 @@ def test_plain_process_needs_the_unsafe_flag(idea_file, capsys, monkeypatch):
 
 def test_log_capture_keeps_head_and_tail():
     read, write = os.pipe()
-    with os.fdopen(read, "rb") as stream:
-        capture = LogCapture(stream)
-        capture.start()
-        writer = threading.Thread(target=lambda: (os.write(write, b"H" * LOG_HEAD + b"m" * 100_000 + b"T" * LOG_TAIL),
-                                                  os.close(write)))
-        writer.start()
-        writer.join()
-        capture.finish()
-        text = capture.text()
+    capture = LogCapture(read)
+    capture.start()
+    writer = threading.Thread(target=lambda: (os.write(write, b"H" * LOG_HEAD + b"m" * 100_000 + b"T" * LOG_TAIL),
+                                              os.close(write)))
+    writer.start()
+    writer.join()
+    capture.join(5)
+    capture.stop()
+    text = capture.text()
     assert text.startswith("H" * LOG_HEAD) and text.endswith("T" * LOG_TAIL)
     assert "[100000 bytes cut]" in text
+
+
+def test_results_are_framed_capped_and_not_read_after_stop():
+    read, write = os.pipe()
+    capture = ResultCapture(read, cap=1000)
+    capture.start()
+    os.write(write, b"diagnostics.json 2\n{}" + b"predictions.npy 3\nabc")
+    capture.stop()  # the main process ended: the pipe is closed, a late writer gets EPIPE
+    with pytest.raises(BrokenPipeError):
+        os.write(write, b"error.json 2\n{}")
+    files, problem = capture.frames()
+    assert problem is None and files == {"diagnostics.json": b"{}", "predictions.npy": b"abc"}
+    os.close(write)
+    read, write = os.pipe()
+    capture = ResultCapture(read, cap=10)
+    capture.start()
+    os.write(write, b"predictions.npy 100\n" + b"x" * 100)
+    capture.stop()
+    assert capture.overflow and capture.frames()[0] is None
 
 
 def test_npy_loading_refuses_pickles_and_lying_headers(tmp_path):
@@ -219,31 +247,6 @@ def test_npy_loading_refuses_pickles_and_lying_headers(tmp_path):
     truncated = ok.read_bytes()[:-8]
     assert "does not match" in load_npy(truncated)[1]
     assert "malformed" in load_npy(b"\x93NUMPY\x01\x00garbage")[1]
-
-
-def test_output_files_are_read_only_when_regular_and_small(tmp_path):
-    (tmp_path / "real").write_bytes(b"12345")
-    os.symlink("/etc/passwd", tmp_path / "link")
-    os.mkfifo(tmp_path / "fifo")
-    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        assert read_regular(fd, "real", 10) == (b"12345", None)
-        assert read_regular(fd, "real", 4)[1] == "is larger than 4 bytes"
-        assert read_regular(fd, "link", 10_000)[0] is None
-        assert read_regular(fd, "fifo", 10)[1] == "is not a regular file"
-        assert read_regular(fd, "missing", 10)[1] == "missing"
-    finally:
-        os.close(fd)
-
-
-def test_output_overflow_counts_bytes_and_files(tmp_path):
-    assert output_overflow(tmp_path, 100) is None
-    (tmp_path / "sub").mkdir()
-    (tmp_path / "sub" / "big").write_bytes(b"x" * 200)
-    assert "MiB" in output_overflow(tmp_path, 100)
-    for i in range(70):
-        (tmp_path / f"f{i}").touch()
-    assert "files" in output_overflow(tmp_path, 1 << 20)
 
 
 @pytest.mark.parametrize("message, denied", [

@@ -52,7 +52,6 @@ class JobSpec(BaseModel):
     weak_dir: str = Field(description="This run's own weak teacher files (read-only); no other seed's.")
     time_budget_s: float = Field(description="Wall-clock seconds this run may take.")
     scratch_dir: str = Field(description="A private writable directory.")
-    out_dir: str = Field(description="Where predictions.npy and diagnostics.json go.")
     threads: int = Field(1, description="Threads torch / BLAS may use.")
     device: str = Field("cpu", description="Where students train: 'cpu' or 'cuda' (the GPUs passed in).")
 

@@ -1,18 +1,21 @@
-"""The idea process: ``python -m sandbox.runtime.entry JOB.json``.
+"""One seed of an idea, run by the warm worker (sandbox.runtime.worker) in a forked child.
 
-Imports the idea file, calls ``run(ctx)`` and writes ``predictions.npy`` (no pickle) and
-``diagnostics.json`` to the job's output directory. The parent re-validates everything.
-Exit codes: 0 ok, 2 the idea raised, 3 the idea broke the contract.
+Imports the idea file, calls ``run(ctx)`` and sends ``predictions.npy`` (no pickle) and
+``diagnostics.json`` (or ``error.json``) to the parent over the run's result pipe: no output
+directory exists, so nothing can reserve disk, and nothing written after this process ends is
+read. The parent re-validates everything. Exit codes: 0 ok, 2 the idea raised, 3 the idea
+broke the contract.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import logging
+import os
 import sys
 import traceback
-from pathlib import Path
 
 import numpy as np
 
@@ -32,9 +35,16 @@ def _load_idea(path: str) -> object:
     return module
 
 
-def _write_error(out_dir: Path, kind: str, message: str, tb: str) -> None:
+def send(fd: int, name: str, data: bytes) -> None:
+    """One frame on the result pipe: ``NAME LENGTH\n`` then the bytes."""
+    view = memoryview(f"{name} {len(data)}\n".encode() + data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _write_error(out: int, kind: str, message: str, tb: str) -> None:
     payload = {"kind": kind, "message": message[:2000], "traceback": tb[-8000:]}
-    (out_dir / "error.json").write_text(json.dumps(payload))
+    send(out, "error.json", json.dumps(payload).encode())
 
 
 def _set_threads(n: int) -> None:
@@ -43,9 +53,8 @@ def _set_threads(n: int) -> None:
     torch.set_num_threads(max(1, n))
 
 
-def main(argv: list[str]) -> int:
-    job = JobSpec.model_validate_json(Path(argv[1]).read_text())
-    out_dir = Path(job.out_dir)
+def run_job(job: JobSpec, result_fd: int) -> int:
+    """Run the idea for ``job``; send what it returned to the file descriptor ``result_fd``."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
     _set_threads(job.threads)
     ctx = IdeaContext.from_job(job)
@@ -53,24 +62,22 @@ def main(argv: list[str]) -> int:
         idea = _load_idea(job.idea_path)
         run = getattr(idea, "run", None)
         if not callable(run):
-            _write_error(out_dir, "contract", "the idea file defines no run(ctx) function", "")
+            _write_error(result_fd, "contract", "the idea file defines no run(ctx) function", "")
             return EXIT_CONTRACT
         predictions = run(ctx)
     except Exception as exc:  # the idea's own failure: report it, do not crash the harness
-        _write_error(out_dir, "error", f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        _write_error(result_fd, "error", f"{type(exc).__name__}: {exc}", traceback.format_exc())
         return EXIT_IDEA_ERROR
     try:
         array = np.asarray(predictions)
         if array.dtype == object:
             raise TypeError("predictions are not numeric")
     except Exception as exc:
-        _write_error(out_dir, "contract", f"run(ctx) returned an unusable value: {exc}", "")
+        _write_error(result_fd, "contract", f"run(ctx) returned an unusable value: {exc}", "")
         return EXIT_CONTRACT
-    np.save(out_dir / "predictions.npy", array, allow_pickle=False)
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    send(result_fd, "predictions.npy", buf.getvalue())
     diagnostics = {k: v for k, v in ctx.diagnostics.items()}
-    (out_dir / "diagnostics.json").write_text(json.dumps(diagnostics, default=str))
+    send(result_fd, "diagnostics.json", json.dumps(diagnostics, default=str).encode())
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))

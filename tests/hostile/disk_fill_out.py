@@ -1,18 +1,20 @@
-"""Fills the output directory, the one place it can write on the host's disk, with many big
-files. Contained: the parent watches the output directory and kills the run over its cap."""
+"""Looks for the output directory (the one place a run used to write on the host's disk) and,
+finding none, floods the result pipe instead with frames that never end (a parent keeping all
+of it would run out of memory). Contained: results come back over a pipe read up to a cap; the
+parent stops the seed once the cap is passed."""
 
-import json
 import os
 
-EXPECT = "killed"
-MATCH = "output directory"
+EXPECT = "invalid"
+MATCH = "larger than"
+RESULT_FD = 3
 
 
 def run(ctx):
-    with open("/aar/job.json") as fh:
-        out = json.load(fh)["out_dir"]
-    block = os.urandom(1 << 20) * 16
-    for i in range(1_000_000):
-        with open(os.path.join(out, f"junk-{i}.bin"), "wb") as fh:
-            for _ in range(4):
-                fh.write(block)
+    for path in ("/aar/out", "/aar/job.json"):
+        if os.path.exists(path):  # the old layout: fill it
+            raise SystemExit(f"found {path}: the output directory still exists")
+    block = b"\0" * (1 << 20)
+    os.write(RESULT_FD, b"predictions.npy 999999999999\n")
+    while True:
+        os.write(RESULT_FD, block)

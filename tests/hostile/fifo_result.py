@@ -1,15 +1,19 @@
-"""Makes predictions.npy a FIFO, so a parent that opens it blocks forever. Contained: outputs
-are opened non-blocking and only regular files are read."""
+"""Makes predictions.npy a FIFO in its scratch and keeps its result pipe open in a detached
+child that never writes or exits, so a parent that opens outputs blocks forever, or one that
+waits for the pipe's end never finishes. Contained: no output file is ever opened, and the
+parent stops reading once the seed's main process ended (what it left is killed)."""
 
-import json
 import os
+import time
 
 EXPECT = "invalid"
-MATCH = "not a regular file"
+MATCH = "wrote no predictions"
 
 
 def run(ctx):
-    with open("/aar/job.json") as fh:
-        out = json.load(fh)["out_dir"]
-    os.mkfifo(os.path.join(out, "predictions.npy"))
+    os.mkfifo(os.path.join(str(ctx.scratch), "predictions.npy"))
+    if os.fork() == 0:  # holds fd 3 open, silent
+        os.setsid()
+        time.sleep(3600)
+        os._exit(0)
     os._exit(0)

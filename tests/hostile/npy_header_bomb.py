@@ -1,7 +1,7 @@
 """A valid .npy header that claims 10^12 float64 elements over 16 bytes of data: a naive loader
 would try to allocate 8 TB in the parent. Contained: the header is checked against the size."""
 
-import json
+import io
 import os
 
 import numpy as np
@@ -10,11 +10,13 @@ EXPECT = "invalid"
 MATCH = "header does not match the data size"
 
 
+def _send(name, data):
+    """A frame on the result pipe (fd 3), as the runtime would send it."""
+    os.write(3, f"{name} {len(data)}\n".encode() + data)
+
+
 def run(ctx):
-    with open("/aar/job.json") as fh:
-        out = json.load(fh)["out_dir"]
-    with open(os.path.join(out, "predictions.npy"), "wb") as fh:
-        np.lib.format.write_array_header_1_0(
-            fh, {"descr": "<f8", "fortran_order": False, "shape": (10**12,)})
-        fh.write(b"\0" * 16)
+    fh = io.BytesIO()
+    np.lib.format.write_array_header_1_0(fh, {"descr": "<f8", "fortran_order": False, "shape": (10**12,)})
+    _send("predictions.npy", fh.getvalue() + b"\0" * 16)
     os._exit(0)

@@ -1,7 +1,7 @@
 """Returns its result as a pickle whose loading runs a shell command that touches a marker file
 on the host. Contained: the parent loads .npy without pickle and refuses object arrays."""
 
-import json
+import io
 import os
 
 import numpy as np
@@ -16,10 +16,15 @@ class Detonate:
         return (os.system, (f"touch {MARKER}",))
 
 
+def _send(name, data):
+    """A frame on the result pipe (fd 3), as the runtime would send it."""
+    os.write(3, f"{name} {len(data)}\n".encode() + data)
+
+
 def run(ctx):
-    with open("/aar/job.json") as fh:
-        out = json.load(fh)["out_dir"]
     payload = np.empty(ctx.card.n_test, dtype=object)
     payload[:] = [Detonate()] * ctx.card.n_test
-    np.save(os.path.join(out, "predictions.npy"), payload, allow_pickle=True)
+    fh = io.BytesIO()
+    np.save(fh, payload, allow_pickle=True)
+    _send("predictions.npy", fh.getvalue())
     os._exit(0)

@@ -6,7 +6,7 @@ import socket
 import numpy as np
 
 EXPECT = "denied"
-MATCH = r"\[Errno 101\] Network is unreachable"
+MATCH = r"\[Errno 101\] Network is unreachable|Permission denied"
 
 
 def run(ctx):

@@ -1,0 +1,112 @@
+"""Sandbox v2 figures, for whichever checkout is first on PYTHONPATH (run it for a "before" tree
+and an "after" tree in the same session, interleaved, to compare in the same conditions).
+
+    PYTHONPATH=<tree> python benchmarks/sandbox_v2.py --cache-dir DIR [--repeats 3] [--what ratio,pin,disk,slow]
+
+ratio: a 3-seed evaluation of vanilla_soft under bwrap (2 seeds at once, 1 thread each) against
+the bare compute of the same heads in this process, median of ``--repeats``. pin: memory an
+attack holds in memfd files under a 1 GiB limit (from its own log). disk: space it reserves with
+fallocate(KEEP_SIZE). slow: wall time of a vanilla seed alone and next to a CPU-hog attempt.
+Prints one JSON line per figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import threading
+import time
+from pathlib import Path
+
+import sandbox
+from sandbox.baseline_ideas import baseline_path
+from sandbox.cache import open_cache
+from sandbox.evaluator import Evaluator
+from sandbox.runner import Limits
+from sandbox.tasks import SplitSizes, get_task
+
+HERE = Path(__file__).resolve().parent / "sandbox_attacks"
+SEEDS = [0, 1, 2]
+
+
+class LimitedEvaluator(Evaluator):
+    memory = 1 << 30
+
+    def _limits(self) -> Limits:
+        return Limits(time_s=self.time_budget_s, threads=1, memory_bytes=self.memory, scratch_bytes=256 << 20)
+
+
+def _eval(cache, idea: Path, seeds: list[int], parallel: int = 2, cls=Evaluator):  # noqa: ANN001
+    return cls(cache, isolation="bwrap", time_budget_s=300, parallel=parallel).evaluate(
+        idea, seeds, compare_vanilla=False, charge=False)
+
+
+def bare(cache) -> float:  # noqa: ANN001
+    import numpy as np
+
+    from sandbox.runtime.train import train_head
+
+    started = time.perf_counter()
+    x = np.load(cache.public_dir / "features" / "unlabeled__final.npy")
+    x_test = np.load(cache.public_dir / "features" / "test__final.npy")
+    for seed in SEEDS:
+        soft = np.load(cache.public_dir / "weak" / f"seed_{seed}" / "unlabeled_soft.npy")
+        train_head(x, soft, seed=seed).predict_proba(x_test)
+    return time.perf_counter() - started
+
+
+def last_number(text: str, word: str) -> int:
+    found = re.findall(rf"{word} (\d+)", text)
+    return int(found[-1]) if found else 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cache-dir", type=Path, required=True)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--what", default="ratio,pin,disk,slow")
+    args = parser.parse_args()
+    tree = str(Path(sandbox.__file__).resolve().parents[1])
+    cache = open_cache(get_task("wordnet-10", SplitSizes.parse("200,600,200,200")), show_progress=False,
+                       root=args.cache_dir)
+    what = args.what.split(",")
+    out = {"tree": tree}
+    if "ratio" in what:
+        vanilla = baseline_path("vanilla_soft")
+        evals, bares = [], []
+        for _ in range(args.repeats):
+            t = time.perf_counter()
+            result = _eval(cache, vanilla, SEEDS)
+            evals.append(time.perf_counter() - t)
+            assert result.status == "ok", result.seeds[0].error
+            bares.append(bare(cache))
+        out["ratio"] = {"eval_s": statistics.median(evals), "bare_s": statistics.median(bares),
+                        "ratio": statistics.median(evals) / statistics.median(bares)}
+    if "pin" in what:
+        seed = _eval(cache, HERE / "pin_memory.py", [0], 1, LimitedEvaluator).seeds[0]
+        pinned = last_number(seed.log_tail, "pinned")
+        out["pin"] = {"status": seed.status, "limit_mib": LimitedEvaluator.memory >> 20, "pinned_mib": pinned,
+                      "beyond_limit": max(0, pinned - (LimitedEvaluator.memory >> 20)) / (LimitedEvaluator.memory >> 20)}
+    if "disk" in what:
+        seed = _eval(cache, HERE / "reserve_disk.py", [0], 1, LimitedEvaluator).seeds[0]
+        out["disk"] = {"status": seed.status, "reserved_mib": last_number(seed.log_tail, "reserved"),
+                       "error": seed.error}
+    if "slow" in what:
+        vanilla = baseline_path("vanilla_soft")
+        alone = [_eval(cache, vanilla, [1], 1).seeds[0].runtime_s for _ in range(args.repeats)]
+        beside = []
+        for _ in range(args.repeats):
+            hog = threading.Thread(target=_eval, args=(cache, HERE / "cpu_hogs.py", [0], 1, LimitedEvaluator))
+            hog.start()
+            time.sleep(8)  # the hogs are running (worker started, children forked)
+            beside.append(_eval(cache, vanilla, [1], 1).seeds[0].runtime_s)
+            hog.join()
+        out["slow"] = {"alone_s": statistics.median(alone), "beside_hog_s": statistics.median(beside),
+                       "slowdown": statistics.median(beside) / statistics.median(alone)}
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
