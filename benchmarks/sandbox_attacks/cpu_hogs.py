@@ -6,7 +6,7 @@ import time
 import numpy as np
 
 
-def run(ctx):
+def run(ctx):  # noqa: ANN001, ANN201 - an idea file, as ideas are written
     for _ in range(8):
         if os.fork() == 0:
             os.setsid()
