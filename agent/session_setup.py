@@ -31,6 +31,7 @@ from sandbox.devices import resolve_device
 from sandbox.errors import HarnessError
 from sandbox.evaluator import Evaluator, ScoringBudget
 from sandbox.executors import Executor, ExecutorConfig, ExecutorOptions, get_executor
+from sandbox.progress import progress_bar
 from sandbox.results import IdeaResult, hide_heldout
 from sandbox.runner import DEFAULT_ISOLATION
 from sandbox.runtime.context import TaskCard
@@ -141,16 +142,17 @@ def _sizes(text: str | None) -> SplitSizes | None:
     return SplitSizes.parse(text) if text else None
 
 
-def baseline_summary(evaluator: Evaluator, seeds: list[int]) -> list[dict[str, Any]]:
+def baseline_summary(evaluator: Evaluator, seeds: list[int], show_progress: bool = False) -> list[dict[str, Any]]:
     """Dev PGR of every built-in baseline on the session's seeds (what proposers must beat).
-    Uncharged, computed once per cache and seed set and kept in the private store."""
+    Uncharged, computed once per cache and seed set and kept in the private store; a progress
+    line per baseline when ``show_progress`` (a cold start spends most of its time here)."""
     import json
 
     path = evaluator.cache.private_dir / baseline_summary_name(seeds)
     with file_lock(path.with_suffix(".lock")):  # parallel researchers compute it once
         if path.exists():
             return json.loads(path.read_text())
-        rows = _baseline_rows(evaluator, seeds)
+        rows = _baseline_rows(evaluator, seeds, show_progress)
         if all(r["status"] == "ok" for r in rows):  # a failed run (e.g. no sandbox) is not kept
             tmp = path.with_suffix(".tmp")
             tmp.write_text(json.dumps(rows, indent=1))
@@ -158,18 +160,26 @@ def baseline_summary(evaluator: Evaluator, seeds: list[int]) -> list[dict[str, A
     return rows
 
 
-def _baseline_rows(evaluator: Evaluator, seeds: list[int]) -> list[dict[str, Any]]:
+def _baseline_rows(evaluator: Evaluator, seeds: list[int], show_progress: bool = False) -> list[dict[str, Any]]:
     rows = []
     kind = evaluator.card.kind
-    for idea in baseline_files(kind):
-        r = evaluator.evaluate(idea, seeds, compare_vanilla=idea.stem != vanilla_name(kind), charge=False)
-        rows.append({"name": idea.stem, "status": r.status, "pgr": r.pgr.mean if r.pgr else None,
-                     "pgr_ci95": r.pgr_ci95, HELDOUT_KEY: r.heldout_pgr.mean if r.heldout_pgr else None,
-                     # per-seed values: reports test gains over baselines paired by seed
-                     "pgr_values": r.pgr.values if r.pgr else None,
-                     HELDOUT_KEY + "_values": r.heldout_pgr.values if r.heldout_pgr else None,
-                     "description": ast.get_docstring(ast.parse(idea.read_text())) or ""})
+    ideas = baseline_files(kind)
+    label = f"{evaluator.card.name}: built-in baselines ({len(seeds)} seeds each)"
+    with progress_bar(label, len(ideas), show_progress) as advance:
+        for idea in ideas:
+            rows.append(_baseline_row(evaluator, idea, seeds, kind))
+            advance(1)
     return rows
+
+
+def _baseline_row(evaluator: Evaluator, idea: Path, seeds: list[int], kind: str) -> dict[str, Any]:
+    r = evaluator.evaluate(idea, seeds, compare_vanilla=idea.stem != vanilla_name(kind), charge=False)
+    return {"name": idea.stem, "status": r.status, "pgr": r.pgr.mean if r.pgr else None,
+            "pgr_ci95": r.pgr_ci95, HELDOUT_KEY: r.heldout_pgr.mean if r.heldout_pgr else None,
+            # per-seed values: reports test gains over baselines paired by seed
+            "pgr_values": r.pgr.values if r.pgr else None,
+            HELDOUT_KEY + "_values": r.heldout_pgr.values if r.heldout_pgr else None,
+            "description": ast.get_docstring(ast.parse(idea.read_text())) or ""}
 
 
 def open_session(config: ResearchConfig, *, show_progress: bool = True,
@@ -193,7 +203,7 @@ def open_session(config: ResearchConfig, *, show_progress: bool = True,
         created_at=utc_now(), parent_session=config.parent_session,
     )
     store.create_session(manifest)
-    return _context(config, store, manifest, cache, [], shared)
+    return _context(config, store, manifest, cache, [], shared, show_progress)
 
 
 def run_config(config: ResearchConfig, device: str | None) -> RunConfig:
@@ -244,11 +254,11 @@ def _reopen(asked: ResearchConfig, store: LabStore, show_progress: bool,
     if manifest.run != run:
         store.update_session(session_id, {"run": run.model_dump(mode="json")})
         manifest = store.manifest(session_id)
-    return _context(config, store, manifest, cache, store.attempts(session_id), shared)
+    return _context(config, store, manifest, cache, store.attempts(session_id), shared, show_progress)
 
 
 def _context(config: ResearchConfig, store: LabStore, manifest: SessionManifest, cache: TaskCache,
-             attempts: list[Attempt], shared: SharedResources | None) -> SessionContext:
+             attempts: list[Attempt], shared: SharedResources | None, show_progress: bool = False) -> SessionContext:
     if shared is None:
         # Each result records the scoring calls used so far: the last one is what was spent.
         scoring = ScoringBudget(max_calls=config.budgets.max_scoring_calls,
@@ -271,5 +281,5 @@ def _context(config: ResearchConfig, store: LabStore, manifest: SessionManifest,
             ctx.best = (a.attempt_id, a.result.pgr.mean)
     tracker.best_pgr = ctx.best[1] if ctx.best else None
     # What proposers see: dev figures only (the file keeps held-out PGR for reports).
-    ctx.baseline_summary = hide_heldout(baseline_summary(evaluator, manifest.seeds))
+    ctx.baseline_summary = hide_heldout(baseline_summary(evaluator, manifest.seeds, show_progress))
     return ctx

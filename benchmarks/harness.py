@@ -4,7 +4,11 @@ For each task: cold cache build time (in a fresh cache directory), then one idea
 (3 seeds, warm cache, through the evaluator and its idea processes) against the bare compute of
 the same heads in-process, their ratio, and peak memory of this process (cache build included).
 
-    .venv/bin/python benchmarks/harness.py [--tasks wordnet-10,rt-mpnet] [--repeats 3]
+    .venv/bin/python benchmarks/harness.py [--tasks wordnet-10,rt-mpnet] [--repeats 3] [--cache-dir DIR]
+
+``--cache-dir`` reuses (or builds once) the caches there instead of a fresh directory, so
+several runs (e.g. an older checkout and this one, alternating: ``AAR_BENCH_TREE=/path/to/tree``
+imports that tree's harness) compare evaluation alone; the cold-build time is then not a cold one.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(os.environ.get("AAR_BENCH_TREE") or Path(__file__).resolve().parents[1])
 sys.path.insert(0, str(ROOT))
 
 from sandbox.baseline_ideas import baseline_path  # noqa: E402
@@ -52,14 +56,15 @@ def main() -> None:
     parser.add_argument("--tasks", default="wordnet-10,rt-mpnet")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--isolation", default=os.environ.get("AAR_BENCH_ISOLATION", "process"))
+    parser.add_argument("--cache-dir", type=Path, help="reuse caches here (no cold build timed)")
     args = parser.parse_args()
     idea = baseline_path("vanilla_soft")
-    print(f"cpus={os.cpu_count()} isolation={args.isolation} repeats={args.repeats} seeds={SEEDS}")
+    print(f"tree={ROOT} cpus={os.cpu_count()} isolation={args.isolation} repeats={args.repeats} seeds={SEEDS}")
     for name in args.tasks.split(","):
         with tempfile.TemporaryDirectory(prefix="aar-bench-cache-") as tmp:
             spec = get_task(name)
             started = time.perf_counter()
-            cache = open_cache(spec, show_progress=False, root=Path(tmp))
+            cache = open_cache(spec, show_progress=False, root=args.cache_dir or Path(tmp))
             cold = time.perf_counter() - started
             evaluator = Evaluator(cache, isolation=args.isolation)
             evaluator.vanilla_pgrs(SEEDS)  # warm the vanilla reference so it is not timed
@@ -70,7 +75,8 @@ def main() -> None:
                 runs.append(time.perf_counter() - t)
                 bare.append(bare_heads(cache))
             eval_s, bare_s = statistics.median(runs), statistics.median(bare)
-            print(f"{name}: cold cache build {cold:.1f}s | eval vanilla_soft 3 seeds (warm) median "
+            build = "cache reused" if args.cache_dir else "cold cache build"
+            print(f"{name}: {build} {cold:.1f}s | eval vanilla_soft 3 seeds (warm) median "
                   f"{eval_s:.2f}s vs bare in-process heads {bare_s:.2f}s -> ratio {eval_s / bare_s:.1f}x "
                   f"| PGR {result.pgr.mean:+.3f} | peak RSS of this process {peak_mb(resource.RUSAGE_SELF):.0f} MB "
                   "(children's ru_maxrss is not reported: forked children count the parent's pages)")

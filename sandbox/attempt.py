@@ -23,6 +23,7 @@ from pathlib import Path
 
 from sandbox.cgroups import CONTROLLERS, STRICT_ENV, RunCgroup, RunLimits
 from sandbox.cgroups import support as cgroup_support
+from sandbox.devices import Passthrough
 from sandbox.errors import HarnessError
 from sandbox.run_output import LogCapture, ResultCapture, RunOutput, collect
 from sandbox.runner import (
@@ -44,6 +45,7 @@ WORKER_MEMORY = 2 << 30  # the worker's own share (interpreter, torch) on top of
 WORKER_PIDS = 64
 READY_TIMEOUT_S = 120.0
 CANCELLED = "cancelled before it started (the session was interrupted)"
+ABANDONED = "abandoned: the run was cancelled (Ctrl-C)"
 
 
 @dataclass
@@ -107,9 +109,12 @@ class Worker:
 
 def run_attempt(idea: Path, public_dir: Path, jobs: list[SeedJob], limits: Limits,
                 isolation: Isolation | None = None, slots: threading.Semaphore | None = None,
-                parallel: int | None = None, cancelled: threading.Event | None = None) -> list[RunOutput]:
+                parallel: int | None = None, cancelled: threading.Event | None = None,
+                passthrough: Passthrough | None = None) -> list[RunOutput]:
     """Run ``idea`` for every job, at most ``parallel`` at once, each holding one of ``slots``;
-    seeds not started when ``cancelled`` is set come back ``killed``. Outputs in job order."""
+    when ``cancelled`` is set (a second Ctrl-C) running seeds are killed and the rest never
+    start, all ``killed``. ``passthrough``: student weights, a GPU (sandbox.devices). Outputs
+    in job order."""
     isolation = isolation or Isolation()
     ok, why = isolation.available()
     if not ok:
@@ -119,10 +124,10 @@ def run_attempt(idea: Path, public_dir: Path, jobs: list[SeedJob], limits: Limit
     groups = [jobs[i:i + per] for i in range(0, len(jobs), per)]
     gate = Gate(slots or threading.BoundedSemaphore(len(jobs)), parallel or len(jobs), cancelled or threading.Event())
     if len(groups) == 1:
-        outputs = _run_worker(idea, public_dir, groups[0], limits, isolation, gate)
+        outputs = _run_worker(idea, public_dir, groups[0], limits, isolation, gate, passthrough)
     else:
         with ThreadPoolExecutor(len(groups)) as pool:
-            parts = pool.map(lambda g: _run_worker(idea, public_dir, g, limits, isolation, gate), groups)
+            parts = pool.map(lambda g: _run_worker(idea, public_dir, g, limits, isolation, gate, passthrough), groups)
             outputs = [o for part in parts for o in part]
     for out in outputs:
         out.unenforced = sorted(set(unenforced) | set(out.unenforced))
@@ -166,10 +171,11 @@ def memory_killed(limits: Limits) -> RunOutput:
 
 
 def _run_worker(idea: Path, public_dir: Path, jobs: list[SeedJob], limits: Limits, isolation: Isolation,
-                gate: Gate) -> list[RunOutput]:
+                gate: Gate, passthrough: Passthrough | None) -> list[RunOutput]:
     with tempfile.TemporaryDirectory(prefix="aar-run-", ignore_cleanup_errors=True) as tmp:
         os.chmod(tmp, 0o755)  # seeds' uids traverse it to their own (private) dirs
-        plan = RunPlan(idea=idea, public_dir=public_dir, seeds=jobs, limits=limits, dirs=RunDirs(Path(tmp)))
+        plan = RunPlan(idea=idea, public_dir=public_dir, seeds=jobs, limits=limits, dirs=RunDirs(Path(tmp)),
+                       passthrough=passthrough)
         worker_cg, seed_cgs = _cgroups(limits, jobs, isolation.self_join)
         states: dict[str, SeedState] = {}
         try:
@@ -203,7 +209,8 @@ def _write_plan(plan: RunPlan, isolation: Isolation, states: dict[str, SeedState
     seeds = {}
     for key, state in states.items():
         job = JobSpec(weak_seed=state.job.weak_seed, student_seed=state.job.student_seed,
-                      time_budget_s=limits.time_s, threads=limits.threads, **isolation.seed_paths(plan, key))
+                      time_budget_s=limits.time_s, threads=limits.threads,
+                      device=plan.passthrough.device if plan.passthrough else "cpu", **isolation.seed_paths(plan, key))
         seeds[key] = SeedPlan(job=job, result_fd=state.write_fds[0], log_fd=state.write_fds[1],
                               uid=plan.uids.get(key), cgroup_procs=isolation.cgroup_paths(plan, key),
                               nproc=limits.processes if key in plan.uids else None,
@@ -309,7 +316,9 @@ def _drive(plan: RunPlan, worker: Worker, states: dict[str, SeedState], gate: Ga
         now = time.monotonic()
         for key in held:
             state = states[key]
-            if state.stopped is None and state.started is not None and now - state.started > limits.time_s:
+            if state.stopped is None and gate.cancelled.is_set():
+                state.stopped = RunOutput("killed", error=ABANDONED)
+            elif state.stopped is None and state.started is not None and now - state.started > limits.time_s:
                 state.stopped = RunOutput("timeout", error=f"exceeded the {limits.time_s:g}s time budget")
             elif state.stopped is None and state.result.overflow:
                 state.stopped = RunOutput("invalid", error=f"the result is larger than {state.result.cap} bytes "

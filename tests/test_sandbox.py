@@ -17,8 +17,10 @@ from agent.cli.common import run_app
 from sandbox import isolation as bwrap_module
 from sandbox.attempt import run_attempt
 from sandbox.baseline_ideas import VANILLA_NAME, baseline_path
+from sandbox.devices import gpu_passthrough, run_passthrough
 from sandbox.errors import HarnessError
 from sandbox.evaluator import Evaluator
+from sandbox.executors import SeedRequest, worker_groups
 from sandbox.run_output import (
     DENIAL,
     LOG_HEAD,
@@ -270,3 +272,54 @@ def test_binds_under_host_tmp_land_on_the_private_tmp():
 
     dirs = parent_dirs(["--ro-bind", "/tmp/x/.venv", "/tmp/x/.venv"])
     assert "/tmp" not in dirs and "/tmp/x" in dirs
+
+
+WARM_IDEA = '''
+import os
+import sys
+import time
+
+import numpy as np
+
+TORCH_BEFORE_IDEA = "torch" in sys.modules  # the worker imported it before forking this seed
+IMPORTED_AT = time.monotonic()
+
+
+def run(ctx):
+    ctx.report("ppid", os.getppid())
+    ctx.report("torch_before_idea", TORCH_BEFORE_IDEA)
+    ctx.report("seed", ctx.seed)
+    return np.asarray(ctx.weak_test_probs)
+'''
+
+
+@needs_bwrap
+def test_one_warm_worker_forks_every_seed_of_an_attempt(small_cache, idea_file):
+    """An attempt's seeds are children of one worker that imported torch before any idea ran
+    (root hosts: seeds told apart by uid share a sandbox; a user namespace holds one seed)."""
+    iso = get_isolation("bwrap")
+    jobs = [SeedJob(0, 0), SeedJob(1, 1), SeedJob(2, 2)]
+    outs = run_attempt(idea_file(WARM_IDEA), small_cache.public_dir, jobs, Limits(time_s=120), iso, parallel=2)
+    assert [o.status for o in outs] == ["ok"] * 3, [(o.error, o.log_tail[-300:]) for o in outs]
+    assert [o.diagnostics["seed"] for o in outs] == [0, 1, 2]
+    assert all(o.diagnostics["torch_before_idea"] is True for o in outs)
+    if iso.seeds_per_worker() is None:
+        assert len({o.diagnostics["ppid"] for o in outs}) == 1, "one worker for the attempt"
+
+
+ISO_FOR_GROUPS = get_isolation("process")
+
+
+def _request(tmp_path, seed, passthrough=None, student_seed=None):
+    return SeedRequest(idea=tmp_path / "idea.py", seed=seed, public_dir=tmp_path, limits=Limits(),
+                       isolation=ISO_FOR_GROUPS, passthrough=passthrough, student_seed=student_seed)
+
+
+def test_worker_groups_share_a_worker_per_attempt_and_keep_gpus_apart(tmp_path):
+    models = run_passthrough("cpu", [str(tmp_path)])
+    cpu = [_request(tmp_path, s, models) for s in range(3)]
+    assert worker_groups(cpu) == [[0, 1, 2]], "all seeds of a CPU attempt share one worker"
+    gpu = [_request(tmp_path, s, gpu_passthrough([s % 2], lib_dirs=[])) for s in range(3)]
+    assert worker_groups(gpu) == [[0], [1], [2]], "a GPU seed keeps a sandbox (and GPU) of its own"
+    again = [_request(tmp_path, 0), _request(tmp_path, 0), _request(tmp_path, 0, student_seed=5)]
+    assert worker_groups(again) == [[0, 2], [1]], "a repeated seed goes to another worker"
