@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from agent.proposers.base import BudgetStop, Ending
 from experiments.schemas import Budgets
@@ -23,21 +25,54 @@ def parse_duration(text: str | None) -> float | None:
 
 
 class BudgetTracker:
-    """Counts what a session has spent, including what it spent before a resume."""
+    """Counts what a session has spent, including what it spent before a resume.
+
+    The clock runs only while the research runs: it starts with the proposer's first step
+    (``start_clock``), not with the session's setup (task cache, teachers, ceilings, baselines:
+    minutes on a new task, which would otherwise eat a short time budget before the first
+    attempt), and it stops for integrity checks (``off_the_clock``). Both are counted apart.
+    """
 
     def __init__(self, budgets: Budgets, attempts: int = 0, cost_usd: float = 0.0,
-                 elapsed_s: float = 0.0) -> None:
+                 elapsed_s: float = 0.0, seed_runs: int = 0) -> None:
         self.budgets = budgets
         self.attempts = attempts
+        self.seed_runs = seed_runs
         self.cost_usd = cost_usd
         self._elapsed_before = elapsed_s
-        self._started = time.monotonic()
+        self._since: float | None = None  # when the clock last started; None while stopped
+        self.off_clock_s = 0.0  # integrity checks of this run (not charged)
         self.best_pgr: float | None = None
         self.stop_reason: str | None = None
         self.stop_ending: Ending = "budget"
 
+    def start_clock(self) -> None:
+        if self._since is None:
+            self._since = time.monotonic()
+
+    def _stop_clock(self) -> None:
+        if self._since is not None:
+            self._elapsed_before += time.monotonic() - self._since
+            self._since = None
+
+    @contextmanager
+    def off_the_clock(self) -> Iterator[None]:
+        """Work the time budget does not count (it is added to ``off_clock_s`` instead)."""
+        running, started = self._since is not None, time.monotonic()
+        self._stop_clock()
+        try:
+            yield
+        finally:
+            self.off_clock_s += time.monotonic() - started
+            if running:
+                self.start_clock()
+
     def elapsed(self) -> float:
-        return self._elapsed_before + time.monotonic() - self._started
+        return self._elapsed_before + (time.monotonic() - self._since if self._since is not None else 0.0)
+
+    def seed_runs_left(self) -> int | None:
+        cap = self.budgets.max_seed_runs
+        return None if cap is None else max(0, cap - self.seed_runs)
 
     def request_stop(self, reason: str, ending: Ending = "budget") -> None:
         """Stop before the next step (the first request wins)."""
@@ -51,6 +86,8 @@ class BudgetTracker:
             raise BudgetStop(self.stop_reason, self.stop_ending)
         if b.max_attempts is not None and self.attempts >= b.max_attempts:
             raise BudgetStop(f"attempt budget reached ({self.attempts}/{b.max_attempts})")
+        if b.max_seed_runs is not None and self.seed_runs >= b.max_seed_runs:
+            raise BudgetStop(f"seed-run budget reached ({self.seed_runs}/{b.max_seed_runs})")
         if b.max_cost_usd is not None and self.cost_usd >= b.max_cost_usd:
             raise BudgetStop(f"cost budget reached (${self.cost_usd:.2f}/${b.max_cost_usd:.2f})")
         if b.max_time_s is not None and self.elapsed() >= b.max_time_s:
@@ -63,6 +100,7 @@ class BudgetTracker:
         left = lambda cap, used: None if cap is None else max(0, cap - used)  # noqa: E731
         return {
             "attempts_used": self.attempts, "attempts_left": left(b.max_attempts, self.attempts),
+            "seed_runs_used": self.seed_runs, "seed_runs_left": self.seed_runs_left(),
             "cost_usd": round(self.cost_usd, 4), "cost_left_usd": left(b.max_cost_usd, self.cost_usd),
             "elapsed_s": round(self.elapsed(), 1), "time_left_s": left(b.max_time_s, self.elapsed()),
         }

@@ -1,5 +1,6 @@
-"""End-of-session integrity checks (run after the proposer stops, never charged to its budget):
-the top ideas by lower bound are re-run on fresh seeds, and the best one on a second task."""
+"""Integrity checks, never charged to the session's budgets: each new best idea (by lower
+bound) is scored on a second task as soon as it leads (``TransferWatch``); at the end the top
+ideas are re-run on fresh seeds, and the final best on the second task if not done yet."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from pathlib import Path
 from agent.progress import Reporter
 from agent.racing import lower_bound
 from agent.session_setup import SessionContext
-from experiments.checks import IdeaCheck, save_checks
+from experiments.checks import IdeaCheck, add_checks, load_checks
 from experiments.schemas import Attempt
 from sandbox.cache import open_cache
+from sandbox.errors import HarnessError
 from sandbox.evaluator import Evaluator
 from sandbox.tasks import get_task
 
@@ -46,10 +48,51 @@ def run_checks(ctx: SessionContext, confirm_top: int, confirm_seeds: int, transf
             reporter.step(f"confirming {attempt.name[:50]} on fresh seeds {fresh}")
             checks.append(_check(evaluator, attempt, "confirm", fresh))
     if transfer_task and top:
-        cache = open_cache(get_task(transfer_task), n_weak_seeds=len(ctx.manifest.seeds), show_progress=False)
-        reporter.step(f"transfer check of {top[0].name[:50]} on {cache.spec.name}")
-        checks.append(_check(Evaluator(cache, isolation=ctx.evaluator.isolation), top[0], "transfer",
-                             list(ctx.manifest.seeds)))
+        check = TransferWatch(ctx, transfer_task).check_best(reporter)  # unless it was checked as it led
+        checks += [check] if check else []
     if checks:
-        save_checks(ctx.store, ctx.session_id, checks)
+        add_checks(ctx.store, ctx.session_id, checks)
     return checks
+
+
+class TransferWatch:
+    """Scores the session's best idea on the transfer task each time a new one leads, so the
+    leaderboard shows whether a lead carries over to a task the search never saw while the
+    search still runs (not only at its end). Each leader is checked once, on the session's seeds."""
+
+    def __init__(self, ctx: SessionContext, task: str) -> None:
+        self.ctx, self.task = ctx, task
+        self._evaluator: Evaluator | None = None
+        self.checked = {c.attempt_id for c in load_checks(ctx.store, ctx.session_id) if c.kind == "transfer"}
+        self.failed: str | None = None
+
+    def _transfer_evaluator(self) -> Evaluator:
+        if self._evaluator is None:
+            cache = open_cache(get_task(self.task), n_weak_seeds=len(self.ctx.manifest.seeds), show_progress=False)
+            self._evaluator = Evaluator(cache, isolation=self.ctx.evaluator.isolation)
+        return self._evaluator
+
+    def check_best(self, reporter: Reporter) -> IdeaCheck | None:
+        """The transfer check of the current leader, or None if it has one (or checks cannot run)."""
+        top = top_attempts(self.ctx.attempts, 1)
+        if not top or top[0].attempt_id in self.checked or self.failed:
+            return None
+        try:
+            evaluator = self._transfer_evaluator()
+        except HarnessError as exc:  # e.g. the transfer task has no weak-to-strong gap: say so once
+            self.failed = str(exc)
+            reporter.line(f"transfer checks on {self.task} cannot run: {exc}")
+            return None
+        reporter.step(f"transfer check of the new best {top[0].name[:50]} on {evaluator.card.name}")
+        check = _check(evaluator, top[0], "transfer", list(self.ctx.manifest.seeds))
+        self.checked.add(top[0].attempt_id)
+        return check
+
+    def after_attempt(self, reporter: Reporter) -> IdeaCheck | None:
+        """Check a new leader and keep the check on the session branch at once."""
+        check = self.check_best(reporter)
+        if check is not None:
+            add_checks(self.ctx.store, self.ctx.session_id, [check])
+            shown = f"held-out PGR {check.heldout_pgr:+.3f}" if check.heldout_pgr is not None else check.status
+            reporter.line(f"transfer of {check.attempt_id} to {check.task}: {shown}")
+        return check

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from agent.budget import BudgetTracker
 from agent.costs import cost_of
+from agent.integrity import TransferWatch
 from agent.interrupts import graceful_interrupts
 from agent.novelty import Duplicate, NoveltyGate
 from agent.progress import Reporter
@@ -28,7 +29,7 @@ from agent.proposers.base import (
     Transport,
 )
 from agent.racing import lower_bound, make_racer
-from agent.session_setup import SessionContext
+from agent.session_setup import SessionContext, seed_runs
 from experiments.forum import Forum
 from experiments.schemas import Attempt, TokenUsage
 from experiments.store import PENDING_CALLS_FILE, UNATTACHED_USAGE_FILE
@@ -83,6 +84,7 @@ class LoopTools:
         self.call_in_flight = False
         self.novelty = NoveltyGate.of(ctx.attempts)
         self.racer = make_racer(ctx)
+        self.transfer = TransferWatch(ctx, ctx.config.transfer_task) if ctx.config.transfer_task else None
         self.refusals = 0
 
     def _left_over_calls(self) -> list[dict[str, Any]]:
@@ -160,12 +162,16 @@ class LoopTools:
         attempt = self._record(index, spec, result, result.status, log)
         self.ctx.in_flight = None
         self.tracker.attempts += 1
+        self.tracker.seed_runs += seed_runs(result)
         if result.pgr is not None:
             if self.tracker.best_pgr is None or result.pgr.mean > self.tracker.best_pgr:
                 self.tracker.best_pgr = result.pgr.mean
                 self.ctx.best = (attempt.attempt_id, result.pgr.mean)
         self.reporter.attempt_done(self.tracker.attempts, attempt.attempt_id, spec.name, result.for_proposer(),
                                    result.status, self.ctx.best, self.tracker.status())
+        if self.transfer is not None:  # a new leader is scored on the transfer task at once
+            with self.tracker.off_the_clock():
+                self.transfer.after_attempt(self.reporter)
         return self._feedback(attempt, result)
 
     def _refuse_before_running(self, spec: ExperimentSpec) -> None:
@@ -182,8 +188,9 @@ class LoopTools:
             path = Path(tmp) / "idea.py"
             path.write_text(spec.code, encoding="utf-8")
             try:
-                result = (self.racer.evaluate(path, spec.name) if self.racer else
-                          self.ctx.evaluator.evaluate(path, self.ctx.manifest.seeds, name=spec.name))
+                left = self.tracker.seed_runs_left()  # the last attempt may run on fewer seeds
+                result = (self.racer.evaluate(path, spec.name, max_seeds=left) if self.racer else
+                          self.ctx.evaluator.evaluate(path, self.ctx.manifest.seeds[:left], name=spec.name))
             except BudgetExhaustedError as exc:
                 self.tracker.request_stop(str(exc))
                 raise BudgetStop(str(exc)) from exc
@@ -280,6 +287,7 @@ def drive(proposer: Proposer, tools: LoopTools, reporter: Reporter,
           install_signals: bool = True) -> tuple[str, Ending]:
     """Run the proposer until it stops; returns why and how it ended. Commits as it goes; an
     unexpected error still commits the calls made and marks the session failed, then propagates."""
+    tools.tracker.start_clock()  # the time budget counts the research, not the setup before it
     with graceful_interrupts(tools, reporter, install_signals):
         try:
             proposer.run(tools)
@@ -312,7 +320,9 @@ def _close(tools: LoopTools, reason: str, ending: Ending) -> None:
     """Commit the calls no attempt holds, the session's status and its running time."""
     status = {"finished": "finished", "budget": "finished", "failed": "failed", "interrupted": "interrupted"}[ending]
     ctx = tools.ctx
-    ctx.store.update_session(ctx.session_id, {"status": status, "elapsed_s": round(ctx.tracker.elapsed(), 3)},
+    checks_s = ctx.manifest.checks_s + ctx.tracker.off_clock_s
+    ctx.store.update_session(ctx.session_id, {"status": status, "elapsed_s": round(ctx.tracker.elapsed(), 3),
+                                              "checks_s": round(checks_s, 3)},
                              tools.pending_files() if tools.has_pending else None)
 
 

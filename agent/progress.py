@@ -22,6 +22,12 @@ def _fmt_pgr(result: dict[str, Any] | None) -> str:
     return f"{result['pgr']['mean']:+.3f}" + (f" ± {ci:.3f}" if ci is not None else "")
 
 
+def seed_runs_text(budget: dict[str, Any]) -> str:
+    """Seed-runs spent (one idea on one seed: what racing spends), and what the budget has left."""
+    used, left = budget.get("seed_runs_used") or 0, budget.get("seed_runs_left")
+    return f"{used}" + (f" ({left} left)" if left is not None else "")
+
+
 class Reporter:
     """Plain mode: one line per event, good for logs and CI."""
 
@@ -50,7 +56,8 @@ class Reporter:
         self.state.update(n=n, best=best, budget=budget,
                           last=f"{name[:50]}: {status} {_fmt_pgr(result)}")
         best_text = f"best {best[1]:+.3f} ({best[0]})" if best else "best —"
-        self.line(f"attempt {n} {attempt_id} {status} PGR {_fmt_pgr(result)} | {best_text} | {name[:60]}")
+        self.line(f"attempt {n} {attempt_id} {status} PGR {_fmt_pgr(result)} | {best_text} | "
+                  f"seed-runs {seed_runs_text(budget)} | {name[:60]}")
 
     def stop(self, reason: str) -> None:
         self.line(f"stopped: {reason}")
@@ -78,6 +85,7 @@ class LiveReporter(Reporter):
             ("step", rich_text(s["step"], 90)),
             ("best PGR", rich_text(f"{best[1]:+.3f} ({best[0]})" if best else "—")),
             ("last", rich_text(s.get("last") or "—")),
+            ("seed-runs", seed_runs_text(budget)),
             ("tokens / cost", f"{s['tokens']:,} / ${s['cost']:.2f}"),
             ("elapsed", f"{budget.get('elapsed_s', 0):.0f}s"
              + (f", {budget['time_left_s']:.0f}s left" if budget.get("time_left_s") is not None else "")),

@@ -52,12 +52,14 @@ class Racer:
         return result.status == "ok" and result.pgr is not None and (
             self.leader is None or result.pgr.mean >= self.leader)
 
-    def evaluate(self, idea: Path, name: str) -> IdeaResult:
-        result = self.evaluator.evaluate(idea, list(range(self.ladder[0])), name=name)
+    def evaluate(self, idea: Path, name: str, max_seeds: int | None = None) -> IdeaResult:
+        """Score ``idea`` up the ladder; ``max_seeds`` (what the seed-run budget has left) caps the climb."""
+        cap = self.ladder[-1] if max_seeds is None else max(1, max_seeds)
+        result = self.evaluator.evaluate(idea, list(range(min(self.ladder[0], cap))), name=name)
         for rung in self.ladder[1:]:
-            if not self.promising(result):
+            if not self.promising(result) or len(result.seeds) >= cap:
                 break
-            result = self.evaluator.extend(result, idea, list(range(len(result.seeds), rung)))
+            result = self.evaluator.extend(result, idea, list(range(len(result.seeds), min(rung, cap))))
         self.climbs.append(len(result.seeds))
         self.observe([result])
         return result

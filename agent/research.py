@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from agent.budget import BudgetTracker
@@ -26,8 +27,14 @@ def run_research(config: ResearchConfig, reporter: Reporter | None = None,
         # Fail fast (e.g. no API key) before building caches or creating a session.
         get_proposer(config.proposer, make_proposer_config(config, config.direction)).check_ready()
     reporter.step("preparing the task cache and baselines")
+    started = time.monotonic()
     ctx = open_session(config, shared=shared)
     config = ctx.config  # on resume: what the session was started with, plus what was asked now
+    setup_s = time.monotonic() - started
+    ctx.store.update_session(ctx.session_id, {"setup_s": round(ctx.manifest.setup_s + setup_s, 3)})
+    ctx.manifest = ctx.store.manifest(ctx.session_id)
+    reporter.line(f"setup took {setup_s:.0f}s (task cache, teachers, ceilings, baselines); "
+                  "the time budget starts with the research")
     if on_tracker:
         on_tracker(ctx.tracker)
     proposer = get_proposer(config.proposer, make_proposer_config(config, ctx.manifest.direction))

@@ -114,6 +114,11 @@ class SessionContext:
         )
 
 
+def seed_runs(result: IdeaResult | None) -> int:
+    """Seed-runs an attempt spent: the seeds it was scored on (what the seed-run budget counts)."""
+    return 0 if result is None else len(result.seeds)
+
+
 def prompt_versions() -> dict[str, str]:
     try:
         from agent.prompting import prompt_versions as versions
@@ -272,7 +277,8 @@ def _context(config: ResearchConfig, store: LabStore, manifest: SessionManifest,
                           device=resolve_device(config.device))
     elapsed = max([manifest.elapsed_s, *(a.session_elapsed_s or 0.0 for a in attempts)])
     tracker = BudgetTracker(config.budgets, attempts=len(attempts), elapsed_s=elapsed,
-                            cost_usd=sum(a.usage.cost_usd for a in attempts))
+                            cost_usd=sum(a.usage.cost_usd for a in attempts),
+                            seed_runs=sum(seed_runs(a.result) for a in attempts))
     ctx = SessionContext(session_id=manifest.session_id, config=config, manifest=manifest, store=store, cache=cache,
                          evaluator=evaluator, tracker=tracker, researcher=config.researcher,
                          attempts=list(attempts))

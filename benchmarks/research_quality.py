@@ -98,6 +98,8 @@ def run_task(args: argparse.Namespace, task: str) -> dict[str, Any]:
         "fresh_seeds": fresh, "fresh_dev": _compare(idea_fresh, base_fresh, "pgr"),
         "fresh_heldout": _compare(idea_fresh, base_fresh, "heldout_pgr"),
         "minutes": round((time.monotonic() - started) / 60, 1),
+        # what the session's time budget counted, and what it did not (cache, baselines)
+        "research_minutes": round(manifest.elapsed_s / 60, 1), "setup_minutes": round(manifest.setup_s / 60, 1),
     }
 
 
@@ -116,14 +118,22 @@ def _f(value: float | None, signed: bool = True) -> str:
     return "—" if value is None else (f"{value:+.3f}" if signed else f"{value:.3f}")
 
 
+def _minutes(row: dict[str, Any]) -> str:
+    setup, research = row.get("setup_minutes"), row.get("research_minutes")
+    if setup is None or research is None:
+        return f"{row['minutes']} in all"
+    return f"{setup} + {research} + {round(row['minutes'] - setup - research, 1)}"
+
+
 def table(data: dict[str, Any]) -> str:
-    lines = ["| task | gap (pts) | attempts (seed-runs) | best idea (seeds) | dev PGR: idea LCB / baseline | "
+    lines = ["| task | gap (pts) | attempts (seed-runs) | minutes: setup + research + confirm | best idea (seeds) | dev PGR: idea LCB / baseline | "
              "fresh-seed dev Δ (p) | fresh-seed held-out: idea vs baseline | held-out Δ ± 95% CI | paired p |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for row in data["tasks"].values():
         b, h, d = row["best"], row["fresh_heldout"], row["fresh_dev"]
         lines.append(
             f"| {row['task_id']} | {row['gap_points']} | {row['attempts']} ({row['seed_runs']}) | "
+            f"{_minutes(row)} | "
             f"{b['name'][:40]} ({b['n_seeds']}) | {_f(b['dev_pgr'])} (LCB {_f(b['lower_bound'])}) / "
             f"{row['baseline']['name']} {_f(row['baseline']['dev_pgr'])} | {_f(d['diff'])} ({_f(d['p'], False)}) | "
             f"{_f(h['idea'])} vs {_f(h['baseline'])} | {_f(h['diff'])} ± {_f(h['ci95'], False)} | "

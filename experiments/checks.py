@@ -37,3 +37,12 @@ def load_checks(store: LabStore, session_id: str) -> list[IdeaCheck]:
     except READ_ERRORS:  # an unreadable branch has no checks to show (`aar check` reports it)
         return []
     return [IdeaCheck.model_validate(c) for c in json.loads(text)] if text else []
+
+
+def add_checks(store: LabStore, session_id: str, new: list[IdeaCheck]) -> list[IdeaCheck]:
+    """Keep ``new`` beside the session's earlier checks; a check of the same attempt, kind and
+    task (e.g. repeated by a resumed run) replaces the earlier one. Returns them all."""
+    fresh = {(c.attempt_id, c.kind, c.task) for c in new}
+    kept = [c for c in load_checks(store, session_id) if (c.attempt_id, c.kind, c.task) not in fresh]
+    save_checks(store, session_id, [*kept, *new])
+    return [*kept, *new]

@@ -29,6 +29,7 @@ class SessionData:
     rows: list[AttemptSummary]
     best: Attempt | None
     totals: SessionSummary  # cost and tokens of every call, those after the last attempt too
+    seed_runs: int = 0  # seeds scored over all attempts (racing spends more on promising ideas)
 
     @property
     def cost(self) -> float:
@@ -98,7 +99,9 @@ def load(store: LabStore, session_id: str) -> SessionData:
     best = max(scored, key=lambda r: (r.pgr or 0.0) - (r.pgr_ci95 if r.pgr_ci95 is not None else UNTESTED_PENALTY),
                default=None)  # by lower 95% bound, as the leaderboard ranks
     totals = next(s for s in store.sessions() if s.session_id == sid)
-    return SessionData(store.manifest(sid), rows, store.get_attempt(best.attempt_id) if best else None, totals)
+    seed_runs = sum(len(a.result.seeds) for a in store.attempts(sid) if a.result is not None)
+    return SessionData(store.manifest(sid), rows, store.get_attempt(best.attempt_id) if best else None, totals,
+                       seed_runs)
 
 
 def _num(value: float | None, signed: bool = False) -> str:
@@ -115,7 +118,9 @@ def _facts(data: SessionData) -> list[tuple[str, str]]:
         ("proposer", m.proposer + (f" / {m.model}" if m.model else "")), ("status", m.status),
         ("started", m.created_at), ("seeds", ", ".join(map(str, m.seeds))),
         ("direction", m.direction or "—"), ("parent session", m.parent_session or "—"),
-        ("attempts", f"{len(data.rows)} ({ok} ok)"),
+        ("attempts", f"{len(data.rows)} ({ok} ok), {data.seed_runs} seed-runs"),
+        ("time", f"{m.elapsed_s:.0f}s of research (what the time budget counts); setup {m.setup_s:.0f}s and "
+                 f"integrity checks {m.checks_s:.0f}s not charged"),
         ("model cost", f"${data.cost:.4f}, {data.totals.tokens:,} tokens"),
         ("budgets", ", ".join(f"{k}={v}" for k, v in m.run.budgets.model_dump(exclude_none=True).items()) or "—"),
         ("prompt versions", ", ".join(f"{k}@{v[:8]}" for k, v in m.prompt_versions.items()) or "—"),

@@ -89,6 +89,9 @@ class Budgets(BaseModel):
     max_time_s: float | None = Field(None, description="Stop after this much wall-clock time.")
     target_pgr: float | None = Field(None, description="Stop once an attempt's dev PGR mean reaches it.")
     max_scoring_calls: int | None = Field(None, description="Scoring calls the session may make.")
+    max_seed_runs: int | None = Field(
+        None, description="Stop once this many seed-runs (one idea scored on one seed) were spent; racing "
+                          "gives promising ideas more seeds, so this, not attempts, measures the compute spent.")
 
 
 class RunConfig(BaseModel):
@@ -113,7 +116,7 @@ class RunConfig(BaseModel):
 
 
 _LEGACY_RUN_KEYS = {"split_sizes", "isolation", "time_budget_s", "base_url", "proposer_seed", "device", "executor",
-                    "confirm_top", "transfer_task"}
+                    "confirm_top", "confirm_seeds", "transfer_task"}
 _LEGACY_SIZE_KEYS = ("weak_train", "unlabeled", "dev", "heldout")
 
 
@@ -140,7 +143,12 @@ class SessionManifest(BaseModel):
     created_at: str = Field(description="When the session started (ISO-8601 UTC).")
     parent_session: str | None = Field(None, description="Session this one resumes or replays.")
     status: str = Field("running", description="running / finished / stopped / failed / interrupted.")
-    elapsed_s: float = Field(0.0, description="Wall-clock seconds the session ran, over all its runs.")
+    elapsed_s: float = Field(0.0, description="Wall-clock seconds the session ran, over all its runs "
+                                              "(research only: what the time budget counts).")
+    setup_s: float = Field(0.0, description="Seconds spent preparing (task cache, teachers, ceilings, baselines) "
+                                            "over all its runs; not charged to the time budget.")
+    checks_s: float = Field(0.0, description="Seconds of integrity checks during the session (transfer checks of "
+                                             "new best ideas); not charged to the time budget.")
     extra: dict[str, Any] = Field(default_factory=dict, description="Anything else worth keeping.")
 
     @model_validator(mode="before")

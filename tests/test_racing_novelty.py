@@ -6,7 +6,7 @@ import pytest
 
 from agent.novelty import NoveltyGate, code_key
 from agent.proposers.offline import choose_next, score_of
-from agent.proposers.search_space import BASE, GENES, adapt_space, render_idea
+from agent.proposers.search_space import BASE, GENES, adapt_space, baseline_genome, render_idea
 from agent.racing import Racer, lower_bound, parse_ladder
 from tests.test_history_support import attempt
 
@@ -73,6 +73,35 @@ def test_search_space_adapts_to_the_task_card():
     assert choose_next(request)["genome"] == BASE  # the reference first, then the task's own starts
     second = choose_next({**request, "step": 1, "results": [{"key": "x", "genome": BASE, "pgr": 0.1, "ci95": 0.1}]})
     assert second["move"] == "start"
+
+
+def test_the_search_starts_from_the_tasks_best_baseline_then_changes_it_a_step_at_a_time():
+    card = {"classes": list("abcdefgh"), "n_unlabeled": 4000, "layers": ["layer_3", "final"], "key": "k"}
+    baselines = [{"name": "vanilla_soft", "pgr": 0.5}, {"name": "aux_confidence", "pgr": 0.8},
+                 {"name": "label_propagation", "pgr": 0.7}, {"name": "product_posterior", "pgr": 0.75}]
+    best = baseline_genome("aux_confidence")
+    request = {"seed": 0, "step": 0, "results": [], "card": card, "baselines": baselines}
+    assert choose_next(request)["genome"] == best and best["norm"] is False and best["loss"] == "aux"
+    _, starts = adapt_space(card, baselines)
+    assert {**best, "transduce": 0.3} in starts and {**best, "ensemble": "seeds"} in starts
+    # combined with the runner-up that changes other genes (its cleaning), not with another loss
+    assert {**best, "cleaning": "propagate", "k": 10, "blend": 1.0} in starts
+    assert not any(s["loss"] == "product" for s in starts[:12])
+
+
+def test_a_baseline_genome_writes_the_baselines_program(evaluator, idea_file):
+    from sandbox.baseline_ideas import baseline_files
+
+    base = next(p for p in baseline_files() if p.stem == "aux_confidence")
+    genome = render_idea(baseline_genome("aux_confidence"), evaluator.card.layers, "aux", "as the baseline")
+    ours = evaluator.evaluate(idea_file(genome), [0], charge=False, compare_vanilla=False)
+    theirs = evaluator.evaluate(base, [0], charge=False, compare_vanilla=False)
+    assert ours.seeds[0].dev_acc == pytest.approx(theirs.seeds[0].dev_acc, abs=0.005)
+    changed = {**baseline_genome("aux_confidence"), "ensemble": "seeds", "transduce": 0.3, "prior": "weak",
+               "cleaning": "knn", "self_train_rounds": 1}  # a few steps away from it: still a working program
+    stepped = evaluator.evaluate(idea_file(render_idea(changed, evaluator.card.layers, "t", "h"), "b.py"), [0],
+                                 charge=False, compare_vanilla=False)
+    assert stepped.status == "ok" and stepped.seeds[0].dev_acc != ours.seeds[0].dev_acc
 
 
 def test_racing_climbs_only_while_an_idea_could_lead(evaluator, idea_file):

@@ -49,6 +49,9 @@ def research_cmd(
     direction: str | None = typer.Option(None, "--direction", help="Starting research direction."),
     resume: str | None = typer.Option(None, "--resume", help="Continue this session."),
     max_scoring_calls: int | None = typer.Option(None, "--max-scoring-calls", min=1, help="Scoring budget."),
+    max_seed_runs: int | None = typer.Option(None, "--max-seed-runs", min=1,
+                                             help="Seed-run budget (one idea on one seed; racing spends more on "
+                                                  "promising ideas)."),
     split_sizes: str | None = SIZES_OPTION,
     isolation: str = ISOLATION_OPTION,
     unsafe_no_sandbox: bool = UNSAFE_OPTION,
@@ -74,7 +77,7 @@ def research_cmd(
         ladder = parse_ladder(racing)
     except ValueError as exc:
         fail(str(exc))
-    if not resume and max_attempts is max_cost is max_time is target_pgr is None:
+    if not resume and max_attempts is max_cost is max_time is target_pgr is max_seed_runs is None:
         max_attempts = DEFAULT_ATTEMPTS
         console.print(f"no budget given: stopping after {max_attempts} attempts (set --max-attempts, "
                       "--max-time or --target-pgr)", highlight=False)
@@ -86,7 +89,7 @@ def research_cmd(
         racing=ladder, confirm_top=confirm, transfer_task=transfer_task,
         resume=resume, options=parse_options(option), budgets=Budgets(max_attempts=max_attempts, max_cost_usd=max_cost,
                                        max_time_s=max_time_s, target_pgr=target_pgr,
-                                       max_scoring_calls=max_scoring_calls),
+                                       max_scoring_calls=max_scoring_calls, max_seed_runs=max_seed_runs),
     )
     if researchers > 1 or (resume and _is_group(config)):
         _run_group(config, researchers, json_out)

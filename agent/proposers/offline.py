@@ -30,6 +30,7 @@ GENOME_PREFIX = "genome: "
 
 WHY = {
     "layers": "intermediate layers may hold task structure the final pooled layer blurs",
+    "norm": "unit-length features weigh every input alike; raw ones keep the encoder's own scale",
     "temperature": "re-tempering the teacher changes how much its uncertainty is trusted",
     "cleaning": "strong-feature structure can correct the teacher's isolated mistakes",
     "k": "the neighbourhood size trades noise removal against over-smoothing",
@@ -46,7 +47,7 @@ WHY = {
     "early_stop": "stopping at peak weak-label agreement on held-out weak labels",
     "self_train_rounds": "retraining on the student's own predictions amplifies what it got right",
     "self_train_keep": "how much of the teacher to keep in each self-training round",
-    "ensemble": "averaging views or methods cancels errors they do not share",
+    "ensemble": "averaging views, methods or differently seeded heads cancels errors they do not share",
     "cotrain": "a second view of the strong model learns from the first one's labels, not only the teacher's",
     "prior": "the student drifts from the class balance the teacher's labels estimate; correct it",
     "transduce": "test inputs that are neighbours should get similar labels",
@@ -86,7 +87,7 @@ def choose_next(request: dict[str, Any]) -> dict[str, Any]:
     """The search policy: the next genome from everything tried so far (deterministic)."""
     card = request.get("card")
     rng = random.Random(f"{request['seed']}:{request['step']}:{(card or {}).get('key', '')}")
-    space, starts_for_task = adapt_space(card)
+    space, starts_for_task = adapt_space(card, request.get("baselines"))
     family, genes = _family_genes(request.get("direction"))
     genes = [g for g in genes if len(space[g]) > 1] or genes
     tried = {r["key"] for r in request["results"]}
@@ -143,7 +144,10 @@ class OfflineProposer(Proposer):
                        "card": {"key": card.get("cache_key"), "classes": card.get("classes"),
                                 "n_unlabeled": card.get("n_unlabeled"), "layers": layers,
                                 "kind": card.get("kind", "features")},
-                       "shared": self._shared_genomes(tools)}
+                       "shared": self._shared_genomes(tools),
+                       # the built-in baselines' dev PGR: the search starts from the best of them
+                       "baselines": [{"name": b.get("name"), "pgr": b.get("pgr")}
+                                     for b in getattr(tools, "baselines", None) or []]}
             if finetune:
                 request["space"] = "finetune"
             choice = tools.model_call(request, ft_space.choose_next if finetune else choose_next)

@@ -13,30 +13,31 @@ TEMPLATE = Path(__file__).with_name("offline_idea.py.tmpl")
 # Every gene and the values it may take. Families group genes into research directions.
 GENES: dict[str, list[Any]] = {
     "layers": [["final"], ["layer_mid"], ["final", "layer_mid"], ["final", "layer_low"]],
+    "norm": [True, False],
     "temperature": [0.5, 0.75, 1.0, 1.5],
     "cleaning": ["none", "knn", "propagate", "confident"],
     "k": [5, 10, 20, 40],
     "blend": [0.25, 0.5, 0.75, 1.0],
     "keep": [0.3, 0.5, 0.7],
     "loss": ["soft", "hard", "aux", "product", "bootstrap", "window"],
-    "alpha": [0.25, 0.5, 0.75],
-    "warmup": [0.1, 0.2, 0.4],
+    "alpha": [0.25, 0.4, 0.5, 0.75, 1.0],
+    "warmup": [0.1, 0.2, 0.3, 0.4],
     "hidden": [0, 0, 256, 512],
     "dropout": [0.0, 0.1, 0.3],
     "epochs": [10, 20, 40],
     "lr": [1e-3, 3e-3, 1e-2],
     "weight_decay": [1e-4, 1e-3, 1e-2],
     "early_stop": [False, True],
-    "self_train_rounds": [0, 1, 2],
+    "self_train_rounds": [0, 1, 2, 3],
     "self_train_keep": [0.3, 0.5, 0.7],
-    "ensemble": ["none", "layers", "knn"],
+    "ensemble": ["none", "layers", "knn", "seeds"],
     "cotrain": [False, True],
     "prior": ["none", "weak"],
     "transduce": [0.0, 0.3, 0.6],
 }
 
 FAMILIES: dict[str, list[str]] = {
-    "inside-the-strong-model": ["layers", "hidden", "dropout"],
+    "inside-the-strong-model": ["layers", "hidden", "dropout", "norm"],
     "clean-the-weak-labels": ["cleaning", "k", "blend", "keep", "temperature"],
     "structure-in-unlabeled-data": ["cleaning", "k", "blend", "self_train_rounds", "self_train_keep"],
     "noisy-teacher-losses": ["loss", "alpha", "warmup", "temperature"],
@@ -46,7 +47,7 @@ FAMILIES: dict[str, list[str]] = {
 }
 
 BASE: dict[str, Any] = {
-    "layers": ["final"], "temperature": 1.0, "cleaning": "none", "k": 20, "blend": 0.5,
+    "layers": ["final"], "norm": True, "temperature": 1.0, "cleaning": "none", "k": 20, "blend": 0.5,
     "keep": 0.5, "loss": "soft", "alpha": 0.5, "warmup": 0.2, "hidden": 0, "dropout": 0.0,
     "epochs": 20, "lr": 3e-3, "weight_decay": 1e-4, "early_stop": False,
     "self_train_rounds": 0, "self_train_keep": 0.5,
@@ -60,11 +61,61 @@ STARTS: list[dict[str, Any]] = [
 ]
 
 
-def adapt_space(card: dict[str, Any] | None) -> tuple[dict[str, list[Any]], list[dict[str, Any]]]:
+# The built-in baselines as genomes (raw features, their own loss settings), so the search can
+# start from the task's best baseline and change it a step at a time. Approximate where the
+# template differs (bootstrap: its refit seeds; early stop: the split; confident: a share, not a threshold).
+BASELINE_GENOMES: dict[str, dict[str, Any]] = {
+    "vanilla_soft": {}, "vanilla_hard": {"loss": "hard"},
+    "aux_confidence": {"loss": "aux", "alpha": 0.5, "warmup": 0.2},
+    "product_posterior": {"loss": "product", "alpha": 1.0, "warmup": 0.3},
+    "confidence_window": {"loss": "window", "alpha": 0.4, "warmup": 0.3},
+    "label_propagation": {"cleaning": "propagate", "k": 10, "blend": 1.0},
+    "probe_relabel": {"cleaning": "knn", "k": 20, "blend": 1.0},
+    "bootstrap_self_training": {"self_train_rounds": 2, "self_train_keep": 0.5},
+    "weak_val_early_stop": {"early_stop": True, "epochs": 40},
+    "confident_only": {"cleaning": "confident", "keep": 0.5},
+}
+
+# One change each, tried on top of the best baseline before the open search: what the idea
+# space adds to the baselines (views, transduction, priors, ensembles, regularisation).
+ADDONS: list[dict[str, Any]] = [
+    {"transduce": 0.3}, {"prior": "weak"}, {"ensemble": "seeds"}, {"ensemble": "knn"}, {"ensemble": "layers"},
+    {"cotrain": True}, {"transduce": 0.6}, {"norm": True}, {"weight_decay": 1e-3}, {"temperature": 0.75},
+]
+
+
+def baseline_genome(name: str) -> dict[str, Any] | None:
+    """The genome that writes (nearly) the same program as built-in baseline ``name``."""
+    genes = BASELINE_GENOMES.get(name)
+    return None if genes is None else normalize({**BASE, "norm": False, **genes})
+
+
+def baseline_starts(baselines: list[dict[str, Any]], space: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """Starting points from the task's own baselines (best dev PGR first): the best one as it is,
+    the best one plus each add-on, then the best combined with the runner-up (its loss or cleaning)."""
+    ranked = sorted((b for b in baselines if b.get("pgr") is not None and b.get("name") in BASELINE_GENOMES),
+                    key=lambda b: -b["pgr"])
+    if not ranked:
+        return []
+    own = BASELINE_GENOMES[ranked[0]["name"]]
+    best = baseline_genome(ranked[0]["name"]) or dict(BASE)
+    starts = [best] + [{**best, **addon} for addon in ADDONS]
+    for other in ranked[1:4]:  # a runner-up that changes other genes (e.g. a loss and a cleaning)
+        genes = BASELINE_GENOMES[other["name"]]
+        if genes and not set(genes) & set(own):
+            starts.append({**best, **genes})
+    fits = [normalize(s) for s in starts if all(v in space[g] for g, v in s.items() if g != "layers")]
+    return [s for i, s in enumerate(fits) if s not in fits[:i]]
+
+
+def adapt_space(card: dict[str, Any] | None, baselines: list[dict[str, Any]] | None = None,
+                ) -> tuple[dict[str, list[Any]], list[dict[str, Any]]]:
     """The genes and starting points for one task, from its card (classes, sizes, layers):
     small unlabeled sets get smaller neighbourhoods and heads, tasks with one cached layer lose
     the view genes, binary tasks start with class-prior correction, many-class tasks with
-    structure-based cleaning. Without a card: the full space and the built-in starts."""
+    structure-based cleaning. Given the task's baselines (name, dev PGR), the search starts from
+    the best of them and its one-step changes (``baseline_starts``) before the generic starts.
+    Without a card: the full space and the built-in starts."""
     if not card:
         return GENES, STARTS
     genes = {g: list(v) for g, v in GENES.items()}
@@ -74,7 +125,7 @@ def adapt_space(card: dict[str, Any] | None) -> tuple[dict[str, list[Any]], list
     if len(card.get("layers") or ["final"]) < 2:
         for gene in ("layers", "cotrain"):
             genes[gene] = [BASE[gene]]
-        genes["ensemble"] = ["none", "knn"]
+        genes["ensemble"] = ["none", "knn", "seeds"]
     starts = [{}, {"loss": "aux"}, {"cleaning": "knn"}]
     if n_classes <= 2:
         starts += [{"prior": "weak"}, {"transduce": 0.3}, {"loss": "product"}]
@@ -82,7 +133,8 @@ def adapt_space(card: dict[str, Any] | None) -> tuple[dict[str, list[Any]], list
         starts += [{"ensemble": "knn"}, {"cleaning": "propagate", "blend": 0.5}, {"prior": "weak", "loss": "aux"}]
     if len(genes["cotrain"]) > 1:
         starts += [{"cotrain": True}, {"ensemble": "layers", "loss": "aux"}]
-    return genes, [s for s in starts if all(v in genes[g] for g, v in s.items())]
+    generic = [s for s in starts if all(v in genes[g] for g, v in s.items())]
+    return genes, baseline_starts(baselines or [], genes) + generic
 
 
 def resolve_layers(layers: list[str], available: list[str]) -> list[str]:

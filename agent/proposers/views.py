@@ -102,6 +102,7 @@ def result_view(result: dict[str, Any]) -> dict[str, Any]:
 def budget_view(status: dict[str, Any] | None) -> dict[str, Any]:
     s = status or {}
     return {"attempts_used": s.get("attempts_used", 0), "attempts_left": s.get("attempts_left"),
+            "seed_runs_used": s.get("seed_runs_used", 0), "seed_runs_left": s.get("seed_runs_left"),
             "cost_usd": float(s.get("cost_usd") or 0.0), "cost_left_usd": s.get("cost_left_usd"),
             "elapsed_s": float(s.get("elapsed_s") or 0.0), "time_left_s": s.get("time_left_s")}
 
