@@ -279,8 +279,10 @@ class LoopTools:
         return finding.model_dump()
 
     def read_findings(self, limit: int = 20) -> list[dict[str, Any]]:
-        group = self.ctx.manifest.run.group
-        return [f.model_dump() for f in Forum(self.ctx.store).findings(limit, session_prefix=group)]
+        group, replayed = self.ctx.manifest.run.group, self.ctx.manifest.parent_session
+        # A replay re-lives its original's past: what the original posted later is not shown to it.
+        return [f.model_dump() for f in Forum(self.ctx.store).findings(None, session_prefix=group)
+                if f.session_id != replayed][:limit]
 
 
 def drive(proposer: Proposer, tools: LoopTools, reporter: Reporter,
