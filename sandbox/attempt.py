@@ -148,7 +148,10 @@ def _cgroups(limits: Limits, jobs: list[SeedJob], self_join: bool
     """The worker's cgroup and one nested per seed; where seeds cannot join their own (one seed
     per worker), the worker's cgroup carries that seed's limits."""
     n = len(jobs)
-    top = RunLimits(memory_bytes=n * limits.memory_bytes + WORKER_MEMORY, pids=n * limits.processes + WORKER_PIDS)
+    # The worker's group weighs as much CPU as its seeds may use together, so an attempt of one
+    # busy seed never gets the same share as an attempt of several (seeds' quotas still cap each).
+    top = RunLimits(memory_bytes=n * limits.memory_bytes + WORKER_MEMORY, pids=n * limits.processes + WORKER_PIDS,
+                    weight_cores=float(n * max(1, limits.threads)))
     seed_limits = RunLimits(memory_bytes=limits.memory_bytes, pids=limits.processes, cpus=float(max(1, limits.threads)))
     name = f"attempt-{os.getpid()}-{secrets.token_hex(6)}"
     try:

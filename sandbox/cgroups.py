@@ -48,6 +48,7 @@ class RunLimits:
     memory_bytes: int | None = None
     pids: int | None = None
     cpus: float | None = None  # CFS quota in cores; None: no quota
+    weight_cores: float | None = None  # CPU weight in cores (v1 shares); None: ``cpus``, else all cores
 
 
 @dataclass(frozen=True)
@@ -163,13 +164,13 @@ class RunCgroup:
                     continue
                 path.mkdir(parents=True)
                 made.dirs[controller] = path
-            made._apply(limits)
+            made._apply(limits, nested=parent is not None)
         except OSError:
             made.remove()
             raise
         return made
 
-    def _apply(self, limits: RunLimits) -> None:
+    def _apply(self, limits: RunLimits, nested: bool = False) -> None:
         d, v2 = self.dirs, self.mode == "v2"
         if limits.memory_bytes and "memory" in d:
             mem = str(limits.memory_bytes)
@@ -184,10 +185,11 @@ class RunCgroup:
         if limits.pids and "pids" in d:
             _write(d["pids"] / "pids.max", str(limits.pids))
         if "cpu" in d and not v2:
-            cores = limits.cpus or float(os.cpu_count() or 1)
+            cores = limits.weight_cores or limits.cpus or float(os.cpu_count() or 1)
             _write(d["cpu"] / "cpu.shares", str(max(2, int(cores * SHARES_PER_CORE))))
-            with suppress(OSError):
-                _write(d["cpu"].parent / "cpu.shares", str(BASE_SHARES))
+            if not nested:  # the common "aar" group; a nested group's parent keeps its own weight
+                with suppress(OSError):
+                    _write(d["cpu"].parent / "cpu.shares", str(BASE_SHARES))
         if limits.cpus and "cpu" in d:
             quota = max(1000, int(limits.cpus * CFS_PERIOD_US))
             if v2:

@@ -323,3 +323,20 @@ def test_worker_groups_share_a_worker_per_attempt_and_keep_gpus_apart(tmp_path):
     assert worker_groups(gpu) == [[0], [1], [2]], "a GPU seed keeps a sandbox (and GPU) of its own"
     again = [_request(tmp_path, 0), _request(tmp_path, 0), _request(tmp_path, 0, student_seed=5)]
     assert worker_groups(again) == [[0, 2], [1]], "a repeated seed goes to another worker"
+
+
+def test_an_attempts_cpu_weight_is_what_its_seeds_may_use():
+    """v1 shares: a worker's group weighs its seeds' cores together, and making a seed's group
+    inside it leaves that weight alone (a nested group once reset its parent to the common one's)."""
+    from sandbox.cgroups import SHARES_PER_CORE, RunCgroup, RunLimits, support
+
+    if support().mode != "v1" or "cpu" not in support().bases:
+        pytest.skip("cgroup v1 cpu controller not writable here")
+    top = RunCgroup.create(f"test-weight-{os.getpid()}", RunLimits(weight_cores=3.0))
+    try:
+        seed = RunCgroup.create("seed", RunLimits(cpus=1.0), parent=top)
+        shares = lambda cg: int((cg.dirs["cpu"] / "cpu.shares").read_text())  # noqa: E731
+        assert shares(top) == 3 * SHARES_PER_CORE and shares(seed) == SHARES_PER_CORE
+        seed.remove()
+    finally:
+        top.remove()
