@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from sandbox.runtime.arrays import to_tensor
 from sandbox.runtime.losses import LossFn, soft_ce
 from sandbox.runtime.students import Student
 
@@ -93,7 +94,7 @@ def finetune(
         raise ValueError(f"{len(texts)} texts but {len(targets)} target rows")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    y = torch.as_tensor(np.asarray(targets, dtype=np.float32))
+    y = to_tensor(targets)
     if y.ndim != 2 or y.shape[1] != student.n_classes:
         raise ValueError(f"targets must be (n, {student.n_classes}) probabilities, got {tuple(y.shape)}")
     lr = lr or DEFAULT_LR["lora" if student.lora else "all"]
@@ -108,7 +109,7 @@ def finetune(
     total = max(1, math.ceil(epochs * steps_per_epoch))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: _lr_at(s, total, max(1, int(warmup_frac * total))))
-    weights = None if sample_weight is None else torch.as_tensor(np.asarray(sample_weight, np.float64))
+    weights = None if sample_weight is None else to_tensor(sample_weight, np.float64)
     eval_every = eval_every or steps_per_epoch
     best, best_score, stale = None, -1.0, 0
     start, step, running = time.monotonic(), 0, 0.0
