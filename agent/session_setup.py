@@ -149,8 +149,9 @@ def _sizes(text: str | None) -> SplitSizes | None:
 
 def baseline_summary(evaluator: Evaluator, seeds: list[int], show_progress: bool = False) -> list[dict[str, Any]]:
     """Dev PGR of every built-in baseline on the session's seeds (what proposers must beat).
-    Uncharged, computed once per cache and seed set and kept in the private store; a progress
-    line per baseline when ``show_progress`` (a cold start spends most of its time here)."""
+    Uncharged, computed once per cache and seed set and kept in the private store (``aar
+    baselines`` on the same seeds saves it too, so a session after it starts at once); a
+    progress line per baseline when ``show_progress`` (a cold start spends most of its time here)."""
     import json
 
     path = evaluator.cache.private_dir / baseline_summary_name(seeds)
@@ -158,11 +159,24 @@ def baseline_summary(evaluator: Evaluator, seeds: list[int], show_progress: bool
         if path.exists():
             return json.loads(path.read_text())
         rows = _baseline_rows(evaluator, seeds, show_progress)
-        if all(r["status"] == "ok" for r in rows):  # a failed run (e.g. no sandbox) is not kept
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(rows, indent=1))
-            os.replace(tmp, path)
+        _save_summary(path, rows)
     return rows
+
+
+def save_baseline_summary(evaluator: Evaluator, seeds: list[int], results: list[tuple[Path, IdeaResult]]) -> None:
+    """Keep results of the built-in baselines (``aar baselines``) as the summary sessions read."""
+    path = evaluator.cache.private_dir / baseline_summary_name(seeds)
+    with file_lock(path.with_suffix(".lock")):
+        _save_summary(path, [summary_row(idea, r) for idea, r in results])
+
+
+def _save_summary(path: Path, rows: list[dict[str, Any]]) -> None:
+    import json
+
+    if rows and all(r["status"] == "ok" for r in rows):  # a failed run (e.g. no sandbox) is not kept
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(rows, indent=1))
+        os.replace(tmp, path)
 
 
 def _baseline_rows(evaluator: Evaluator, seeds: list[int], show_progress: bool = False) -> list[dict[str, Any]]:
@@ -172,13 +186,14 @@ def _baseline_rows(evaluator: Evaluator, seeds: list[int], show_progress: bool =
     label = f"{evaluator.card.name}: built-in baselines ({len(seeds)} seeds each)"
     with progress_bar(label, len(ideas), show_progress) as advance:
         for idea in ideas:
-            rows.append(_baseline_row(evaluator, idea, seeds, kind))
+            r = evaluator.evaluate(idea, seeds, compare_vanilla=idea.stem != vanilla_name(kind), charge=False)
+            rows.append(summary_row(idea, r))
             advance(1)
     return rows
 
 
-def _baseline_row(evaluator: Evaluator, idea: Path, seeds: list[int], kind: str) -> dict[str, Any]:
-    r = evaluator.evaluate(idea, seeds, compare_vanilla=idea.stem != vanilla_name(kind), charge=False)
+def summary_row(idea: Path, r: IdeaResult) -> dict[str, Any]:
+    """One built-in baseline's line of the summary."""
     return {"name": idea.stem, "status": r.status, "pgr": r.pgr.mean if r.pgr else None,
             "pgr_ci95": r.pgr_ci95, HELDOUT_KEY: r.heldout_pgr.mean if r.heldout_pgr else None,
             # per-seed values: reports test gains over baselines paired by seed

@@ -69,3 +69,20 @@ def test_usage_errors_are_messages_not_tracebacks():
         proc = aar(*args)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr
         assert "Error:" in proc.stderr
+
+
+def test_a_session_reuses_what_aar_baselines_measured(small_cache, monkeypatch):
+    """`aar baselines` keeps its results as the summary a session reads, so a session started
+    after it does not rerun every built-in baseline (minutes per baseline on fine-tune tasks)."""
+    from agent.session_setup import baseline_summary
+    from sandbox.cache import baseline_summary_name
+    from sandbox.evaluator import Evaluator
+
+    (small_cache.private_dir / baseline_summary_name([0])).unlink(missing_ok=True)
+    proc = aar("baselines", "--split-sizes", SMALL, "--seeds", "1", "--json")
+    assert proc.returncode == 0, proc.stderr
+    measured = {b["idea"]: b["pgr"]["mean"] for b in json.loads(proc.stdout)["baselines"]}
+    evaluator = Evaluator(small_cache)
+    monkeypatch.setattr(evaluator, "evaluate", lambda *a, **k: (_ for _ in ()).throw(AssertionError("re-ran")))
+    rows = baseline_summary(evaluator, [0])
+    assert {r["name"]: r["pgr"] for r in rows} == measured

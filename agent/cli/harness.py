@@ -30,6 +30,7 @@ from agent.cli.common import (
     resolve_executor,
     resolve_isolation,
 )
+from agent.session_setup import save_baseline_summary
 from sandbox.baseline_ideas import baseline_files
 from sandbox.cache import TaskCache, cached_tasks, locate_cache, open_cache
 from sandbox.cgroups import STRICT_ENV
@@ -126,11 +127,13 @@ def baselines_cmd(task: str = TASK_OPTION, seeds: int = SEEDS_OPTION, json_out: 
                           executor=runner)
     fixed = cache.baselines()
     results = []
-    for path in baseline_files(cache.card().kind):
+    paths = baseline_files(cache.card().kind)
+    for path in paths:
         started = time.monotonic()
         results.append(evaluator.evaluate(path, list(range(seeds))))
         if not json_out:
             console.print(f"  {path.stem}: {results[-1].status} in {time.monotonic() - started:.1f}s")
+    save_baseline_summary(evaluator, list(range(seeds)), list(zip(paths, results, strict=True)))
     if json_out:
         print_json({"task": cache.spec.name, "cache_key": cache.key, "fixed_baselines": fixed.model_dump(),
                     "gap_dev": fixed.gap_dev, "kind": cache.card().kind, "device": device,
