@@ -224,8 +224,8 @@ class Evaluator:
         weak_test = np.load(self.cache.public_dir / "weak" / f"seed_{seed}" / "test_probs.npy")
         return base.model_copy(update={
             "dev_acc": dev_acc, "heldout_acc": ho_acc,
-            "pgr": (dev_acc - b.weak_dev.mean) / (b.ceiling_dev.mean - b.weak_dev.mean),
-            "heldout_pgr": (ho_acc - b.weak_heldout.mean) / (b.ceiling_heldout.mean - b.weak_heldout.mean),
+            "pgr": _gap_fraction(dev_acc, b.weak_dev.mean, b.ceiling_dev.mean),
+            "heldout_pgr": _gap_fraction(ho_acc, b.weak_heldout.mean, b.ceiling_heldout.mean),
             "warnings": degeneracy_warnings(probs, weak_test),
         })
 
@@ -258,10 +258,12 @@ class Evaluator:
         if not ok:
             return result
         pgrs = [r.pgr for r in ok if r.pgr is not None]
-        result.pgr, result.pgr_ci95 = stat(pgrs), t_half_width(pgrs)
+        if pgrs:  # none where the task has no gap (require_gap=False runs)
+            result.pgr, result.pgr_ci95 = stat(pgrs), t_half_width(pgrs)
         result.dev_acc = stat([r.dev_acc for r in ok if r.dev_acc is not None])
         result.heldout_acc = stat([r.heldout_acc for r in ok if r.heldout_acc is not None])
-        result.heldout_pgr = stat([r.heldout_pgr for r in ok if r.heldout_pgr is not None])
+        heldout = [r.heldout_pgr for r in ok if r.heldout_pgr is not None]
+        result.heldout_pgr = stat(heldout) if heldout else None
         if vanilla:
             result.vs_vanilla = paired_difference({r.seed: r.pgr for r in ok if r.pgr is not None}, vanilla)
         return result
@@ -281,3 +283,8 @@ def paired_difference(idea: dict[int, float], vanilla: dict[int, float]) -> Pair
 
             p_value = float(sps.ttest_1samp(diffs, 0.0).pvalue)
     return PairedDiff(mean=float(np.mean(diffs)), ci95=t_half_width(diffs), p_value=p_value, n=len(diffs))
+
+
+def _gap_fraction(acc: float, weak: float, ceiling: float) -> float | None:
+    """PGR; undefined (None) where there is no gap, which only ``require_gap=False`` runs meet."""
+    return None if ceiling == weak else (acc - weak) / (ceiling - weak)
