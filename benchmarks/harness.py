@@ -34,17 +34,24 @@ from sandbox.tasks import get_task  # noqa: E402
 SEEDS = [0, 1, 2]
 
 
-def bare_heads(cache) -> float:  # noqa: ANN001
-    """The same vanilla heads, trained in this process on the cached arrays."""
+def bare_heads(cache, threads: int) -> float:  # noqa: ANN001
+    """The same vanilla heads, trained in this process on the cached arrays, with the threads
+    each seed gets in the evaluator (on a busy machine more threads than free cores make torch's
+    thread pool spin: one bare run took 406 s at 2 threads against 13 s for the sandboxed seeds)."""
     import numpy as np
+    import torch
 
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
     started = time.perf_counter()
     x = np.load(cache.public_dir / "features" / "unlabeled__final.npy")
     x_test = np.load(cache.public_dir / "features" / "test__final.npy")
     for seed in SEEDS:
         soft = np.load(cache.public_dir / "weak" / f"seed_{seed}" / "unlabeled_soft.npy")
         train_head(x, soft, seed=seed).predict_proba(x_test)
-    return time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    torch.set_num_threads(before)
+    return elapsed
 
 
 def peak_mb(who: int) -> float:
@@ -73,11 +80,11 @@ def main() -> None:
                 t = time.perf_counter()
                 result = evaluator.evaluate(idea, SEEDS, charge=False)
                 runs.append(time.perf_counter() - t)
-                bare.append(bare_heads(cache))
+                bare.append(bare_heads(cache, evaluator._limits().threads))
             eval_s, bare_s = statistics.median(runs), statistics.median(bare)
             build = "cache reused" if args.cache_dir else "cold cache build"
             print(f"{name}: {build} {cold:.1f}s | eval vanilla_soft 3 seeds (warm) median "
-                  f"{eval_s:.2f}s vs bare in-process heads {bare_s:.2f}s -> ratio {eval_s / bare_s:.1f}x "
+                  f"{eval_s:.2f}s vs bare in-process heads ({evaluator._limits().threads} thread) {bare_s:.2f}s -> ratio {eval_s / bare_s:.1f}x "
                   f"| PGR {result.pgr.mean:+.3f} | peak RSS of this process {peak_mb(resource.RUSAGE_SELF):.0f} MB "
                   "(children's ru_maxrss is not reported: forked children count the parent's pages)")
 
