@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import threading
@@ -67,6 +68,7 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path, required=True)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--what", default="ratio,pin,disk,slow")
+    parser.add_argument("--threads", type=int, default=1, help="threads of the concurrent run (slow)")
     args = parser.parse_args()
     tree = str(Path(sandbox.__file__).resolve().parents[1])
     cache = open_cache(get_task("wordnet-10", SplitSizes.parse("200,600,200,200")), show_progress=False,
@@ -94,15 +96,16 @@ def main() -> None:
         out["disk"] = {"status": seed.status, "reserved_mib": last_number(seed.log_tail, "reserved"),
                        "error": seed.error}
     if "slow" in what:
-        # The concurrent run is an ordinary seed: 1 thread (2 seeds at once on 2 cores).
+        # The concurrent run is an ordinary seed: 1 thread (2 seeds at once on 2 cores) by default.
         vanilla = baseline_path("vanilla_soft")
+        par = max(1, (os.cpu_count() or 1) // args.threads)
         alone, beside = [], []
         for _ in range(args.repeats):  # alternating, so both see the same background load
-            alone.append(_eval(cache, vanilla, [1], 2).seeds[0].runtime_s)
+            alone.append(_eval(cache, vanilla, [1], par).seeds[0].runtime_s)
             hog = threading.Thread(target=_eval, args=(cache, HERE / "cpu_hogs.py", [0], 1, LimitedEvaluator))
             hog.start()
             time.sleep(8)  # the hogs are running (worker started, children forked)
-            beside.append(_eval(cache, vanilla, [1], 2).seeds[0].runtime_s)
+            beside.append(_eval(cache, vanilla, [1], par).seeds[0].runtime_s)
             hog.join()
         out["slow"] = {"alone_s": alone, "beside_hog_s": beside,
                        "slowdown": statistics.median(beside) / statistics.median(alone)}
