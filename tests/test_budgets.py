@@ -3,7 +3,9 @@ budget of their own, and resume restores every run setting (racing, confirm, tra
 
 from __future__ import annotations
 
+import json
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -63,11 +65,15 @@ def test_run_settings_round_trip_exactly_through_the_manifest():
     assert (back.racing, back.confirm_top, back.confirm_seeds, back.transfer_task) == ([1, 3, 8], 2, 5, "rt-mpnet")
 
 
-def sampled_task(folder: Path, every: int, offset: int = 0) -> str:
-    """A small real task (with a weak-to-strong gap): every n-th Debian package description."""
+def sampled_task(folder: Path, every: int, offset: int = 0, salt: str = "") -> str:
+    """A small real task (with a weak-to-strong gap): every n-th Debian package description
+    (``salt`` in one row makes new content, so its cache is built anew)."""
     rows = (Path(__file__).parents[1] / "benchmarks/tasks/debian-sections/rows.jsonl").read_text().splitlines()
+    rows = rows[offset::every]
+    if salt:
+        rows[0] = json.dumps({**json.loads(rows[0]), "text": f"{json.loads(rows[0])['text']} {salt}"})
     folder.mkdir(parents=True)
-    (folder / "rows.jsonl").write_text("\n".join(rows[offset::every]) + "\n")
+    (folder / "rows.jsonl").write_text("\n".join(rows) + "\n")
     (folder / "task.json").write_text('{"weak_model": "tfidf", "strong_model": "minilm-l6"}')
     return str(folder)
 
@@ -81,7 +87,7 @@ def test_setup_is_not_charged_and_seed_runs_are_budgeted_across_a_resume(tmp_pat
     from agent.session_setup import ResearchConfig
     from experiments.report import load, to_markdown
     from experiments.store import LabStore
-    task = sampled_task(tmp_path / "fresh", 16)
+    task = sampled_task(tmp_path / "fresh", 24, salt=uuid.uuid4().hex)  # a cold cache: real setup
     timed = run_research(ResearchConfig(task=task, seeds=1, lab=tmp_path / "lab", isolation="process",
                                         budgets=Budgets(max_time_s=1.0)), install_signals=False)
     store = LabStore.open(tmp_path / "lab")
@@ -89,7 +95,7 @@ def test_setup_is_not_charged_and_seed_runs_are_budgeted_across_a_resume(tmp_pat
     assert manifest.setup_s > 1.0 and timed.attempts >= 1 and "time budget" in timed.stop_reason
     assert store.attempts(timed.session_id)[0].session_elapsed_s < manifest.setup_s
 
-    other = sampled_task(tmp_path / "other", 16, offset=7)
+    other = sampled_task(tmp_path / "other", 24, offset=7)
     raced = run_research(ResearchConfig(task=task, seeds=1, lab=tmp_path / "lab", isolation="process",
                                         racing=[1, 2], confirm_top=1, confirm_seeds=1, transfer_task=other,
                                         budgets=Budgets(max_seed_runs=3)), install_signals=False)

@@ -50,9 +50,10 @@ def test_dev_feedback_has_limited_resolution():
 
 @pytest.mark.slow
 def test_session_end_checks_on_fresh_seeds_and_a_second_task(tmp_path, small_cache, capsys, monkeypatch):
+    import agent.cli.history  # noqa: F401 - registers the leaderboard command on the app
     from agent.budget import Budgets
     from agent.cli import app
-    from agent.cli.common import run_app
+    from agent.cli.common import console, run_app
     from agent.integrity import top_attempts
     from agent.research import run_research
     from agent.session_setup import ResearchConfig
@@ -76,7 +77,7 @@ def test_session_end_checks_on_fresh_seeds_and_a_second_task(tmp_path, small_cac
     assert transfers[0].attempt_id == store.attempts(outcome.session_id)[0].attempt_id
     assert all(c.task.startswith("other@") and c.seeds == [0] for c in transfers)
     monkeypatch.setattr(sys, "argv", ["aar", "leaderboard", "--task", "wordnet-10", "--lab", str(store.path)])
-    monkeypatch.setenv("COLUMNS", "300")
+    monkeypatch.setattr(console, "width", 400)  # made at import: wide enough that no cell wraps
     assert run_app(app) == 0
     out = capsys.readouterr().out
     assert "fresh seeds:" in out and "on other@" in out
