@@ -260,16 +260,16 @@ def _add_weak_seeds(cache: TaskCache, data: LabeledData, n_seeds: int, device: s
     gold_unl = np.load(cache.private_dir / "gold_unlabeled.npy")
     per_seed = _load_per_seed(cache)
     todo = [seed for seed in range(n_seeds) if seed not in card.weak_seeds]
+    recipe = ft_cache.CEILING_RECIPE_FT if card.kind == "finetune" else CEILING_RECIPE
     with progress_bar(f"{cache.spec.name}: weak teachers and ceilings", len(todo), show_progress) as advance:
         for seed in todo:
             _add_weak_seed(cache, seed, per_seed, gold_test, roles, gold_unl, device)
-            card.weak_seeds.append(seed)
+            card.weak_seeds = sorted({*card.weak_seeds, seed})
+            # saved per seed: a build killed later keeps the seeds it finished
+            _atomic_write(cache.private_dir / "per_seed_baselines.json", json.dumps(per_seed, indent=1))
+            _atomic_write(cache.private_dir / "baselines.json", _summarise(per_seed, recipe).model_dump_json(indent=2))
+            _atomic_write(cache.public_dir / "card.json", card.model_dump_json(indent=2))
             advance(1)
-    _atomic_write(cache.private_dir / "per_seed_baselines.json", json.dumps(per_seed, indent=1))
-    recipe = ft_cache.CEILING_RECIPE_FT if card.kind == "finetune" else CEILING_RECIPE
-    _atomic_write(cache.private_dir / "baselines.json", _summarise(per_seed, recipe).model_dump_json(indent=2))
-    card.weak_seeds.sort()
-    _atomic_write(cache.public_dir / "card.json", card.model_dump_json(indent=2))
 
 
 def _add_weak_seed(cache: TaskCache, seed: int, per_seed: dict, gold_test: np.ndarray, roles: np.ndarray,
@@ -279,7 +279,10 @@ def _add_weak_seed(cache: TaskCache, seed: int, per_seed: dict, gold_test: np.nd
     seed_dir = _fresh_tmp(cache.public_dir / "weak" / f"seed_{seed}")
     np.save(seed_dir / "unlabeled_soft.npy", probs["unlabeled"])
     np.save(seed_dir / "test_probs.npy", probs["test"])
-    seed_dir.rename(cache.public_dir / "weak" / f"seed_{seed}")
+    final = cache.public_dir / "weak" / f"seed_{seed}"
+    if final.exists():  # left by a build killed before this seed was on the card: nothing reads it
+        shutil.rmtree(final)
+    seed_dir.rename(final)
     ceiling = _ceiling(cache, seed, gold_unl, device)
     per_seed[str(seed)] = {
         part: {

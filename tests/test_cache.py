@@ -56,3 +56,20 @@ def test_key_changes_when_the_data_changes(tmp_path):
     rows[0]["label"] = 1
     (d / "a.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
     assert cache_key(spec, spec.load()) != k1
+
+
+def test_a_build_killed_after_a_teacher_was_written_resumes(small_cache, tmp_path):
+    """A seed's teacher folder written before the build was killed (the card does not list the
+    seed yet) is rebuilt, not a 'Directory not empty' error on every later run."""
+    import shutil
+
+    for store in ("public", "private"):
+        shutil.copytree(small_cache.root / store / small_cache.public_dir.name, tmp_path / store / small_cache.public_dir.name)
+    public = tmp_path / "public" / small_cache.public_dir.name
+    card = json.loads((public / "card.json").read_text())
+    card["weak_seeds"] = [0, 1, 2, 3]  # seed 4's teacher is on disk, its card entry never written
+    (public / "card.json").write_text(json.dumps(card))
+    spec = get_task("wordnet-10", SplitSizes.parse(SMALL))
+    again = open_cache(spec, n_weak_seeds=5, show_progress=False, root=tmp_path)
+    assert again.card().weak_seeds == [0, 1, 2, 3, 4]
+    assert np.load(public / "weak" / "seed_4" / "test_probs.npy").shape[0] == again.card().n_test

@@ -193,7 +193,9 @@ def test_what_was_fed_back(main_session):
     assert ": error" in bug and "Traceback" in bug and "in sharpen" in bug
     assert "operands could not be broadcast" in bug
     if ISOLATION == "bwrap":  # contained: no gold labels, no route to the host's model server
-        assert ": error" in hostile and "FileNotFoundError" in hostile and "ConnectionRefusedError" in hostile
+        # no gold file in view; the socket is refused by seccomp (PermissionError) or finds no route
+        assert ": error" in hostile and "FileNotFoundError" in hostile
+        assert "PermissionError" in hostile or "ConnectionRefusedError" in hostile, hostile
     else:  # the honest outcome without a sandbox: the shortcut works (dev accuracy 1.0)
         assert ": ok" in hostile and "1.000" in hostile
     assert "stronger aux confidence" in board and "sharpened weak labels" not in board
