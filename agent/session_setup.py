@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import os
 import threading
 from dataclasses import dataclass, field
@@ -152,8 +153,6 @@ def baseline_summary(evaluator: Evaluator, seeds: list[int], show_progress: bool
     Uncharged, computed once per cache and seed set and kept in the private store (``aar
     baselines`` on the same seeds saves it too, so a session after it starts at once); a
     progress line per baseline when ``show_progress`` (a cold start spends most of its time here)."""
-    import json
-
     path = evaluator.cache.private_dir / baseline_summary_name(seeds)
     with file_lock(path.with_suffix(".lock")):  # parallel researchers compute it once
         if path.exists():
@@ -171,8 +170,6 @@ def save_baseline_summary(evaluator: Evaluator, seeds: list[int], results: list[
 
 
 def _save_summary(path: Path, rows: list[dict[str, Any]]) -> None:
-    import json
-
     if rows and all(r["status"] == "ok" for r in rows):  # a failed run (e.g. no sandbox) is not kept
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(rows, indent=1))

@@ -44,20 +44,6 @@ def _eval(cache, idea: Path, seeds: list[int], parallel: int = 2, cls=Evaluator)
         idea, seeds, compare_vanilla=False, charge=False)
 
 
-def bare(cache) -> float:  # noqa: ANN001
-    import numpy as np
-
-    from sandbox.runtime.train import train_head
-
-    started = time.perf_counter()
-    x = np.load(cache.public_dir / "features" / "unlabeled__final.npy")
-    x_test = np.load(cache.public_dir / "features" / "test__final.npy")
-    for seed in SEEDS:
-        soft = np.load(cache.public_dir / "weak" / f"seed_{seed}" / "unlabeled_soft.npy")
-        train_head(x, soft, seed=seed).predict_proba(x_test)
-    return time.perf_counter() - started
-
-
 def last_number(text: str, word: str) -> int:
     found = re.findall(rf"{word} (\d+)", text)
     return int(found[-1]) if found else 0
@@ -76,6 +62,10 @@ def main() -> None:
     what = args.what.split(",")
     out = {"tree": tree}
     if "ratio" in what:
+        # harness.py (this folder) puts its own tree first on sys.path: import it only after
+        # sandbox came from the tree on PYTHONPATH, so a "before" tree stays the one measured
+        from harness import bare_heads
+
         vanilla = baseline_path("vanilla_soft")
         evals, bares = [], []
         for _ in range(args.repeats):
@@ -83,7 +73,7 @@ def main() -> None:
             result = _eval(cache, vanilla, SEEDS)
             evals.append(time.perf_counter() - t)
             assert result.status == "ok", result.seeds[0].error
-            bares.append(bare(cache))
+            bares.append(bare_heads(cache, threads=1))  # what each sandboxed seed gets
         out["ratio"] = {"eval_s": statistics.median(evals), "bare_s": statistics.median(bares),
                         "ratio": statistics.median(evals) / statistics.median(bares)}
     if "pin" in what:
