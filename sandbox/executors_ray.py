@@ -116,6 +116,19 @@ def _shipped_archive(public_dir: Path) -> tuple[str, list[Any]]:
         return _archives[key]
 
 
+def shipped_seed(req: SeedRequest, threads: int, digest: str) -> ShippedSeed:
+    """What travels to the node for ``req``: the idea's source, the limits (with the threads Ray
+    gives the task) and the driver's --strict-limits as a field of its own (sandbox.ray_worker)."""
+    pt = req.passthrough
+    # The head's driver-library mounts are the head's; a node finds its own.
+    libs = set(driver_lib_dirs()) if pt and pt.device_nodes else set()
+    models = tuple(dict.fromkeys([*req.models, *(p for p in (pt.ro_paths if pt else ()) if p not in libs)]))
+    return ShippedSeed(idea_name=req.idea.stem, idea_code=req.idea.read_text(), seed=req.seed,
+                       limits=replace(req.limits, threads=threads), isolation=req.isolation.name,
+                       cache_key=req.cache_key, digest=digest, models=models, student_seed=req.student_seed,
+                       passthrough=pt is not None, device=pt.device if pt else "cpu", strict=req.limits.strict)
+
+
 def _failure(exc: BaseException, retries: int) -> RunOutput:
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
     if isinstance(exc, rex.OutOfMemoryError):
@@ -151,18 +164,9 @@ class RayExecutor(Executor):
         gpus = opts.gpus or req.resources.gpus
         memory = int(opts.memory_gb * (1 << 30)) if opts.memory_gb else req.resources.memory_bytes
         digest, archive = _shipped_archive(req.public_dir)
-        limits = replace(req.limits, threads=max(1, int(cpus)))
-        pt = req.passthrough
-        device = pt.device if pt else "cpu"
-        if device == "cuda":
+        job = shipped_seed(req, max(1, int(cpus)), digest)
+        if job.device == "cuda":
             gpus = max(gpus, 1.0)  # the student trains on a GPU: its node must give it one
-        # The head's driver-library mounts are the head's; a node finds its own.
-        libs = set(driver_lib_dirs()) if pt and pt.device_nodes else set()
-        models = tuple(dict.fromkeys([*req.models, *(p for p in (pt.ro_paths if pt else ()) if p not in libs)]))
-        job = ShippedSeed(idea_name=req.idea.stem, idea_code=req.idea.read_text(), seed=req.seed,
-                          limits=limits, isolation=req.isolation.name, cache_key=req.cache_key,
-                          digest=digest, models=models, student_seed=req.student_seed,
-                          passthrough=pt is not None, device=device)
         task = _remote_seed.options(num_cpus=cpus, num_gpus=gpus, memory=memory, name="aar-seed",
                                     max_retries=opts.max_retries, retry_exceptions=False)
         return task.remote(job, archive)

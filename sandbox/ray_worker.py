@@ -7,6 +7,11 @@ its own store (``<cache root>/ray-worker/<key>-<digest>``), checks the digest, a
 every later seed. Then it runs the idea under the same ``run_idea`` and isolation as a local run
 and returns the ``RunOutput`` (predictions, diagnostics, log tail): scoring stays on the head.
 
+Whole-run limits are the node's own (its cgroups); whether a node lacking them may run a seed
+anyway is the driver's choice (``--strict-limits``), which travels in the job as a field: a
+node never reads it from its own environment. Strict: the node refuses before fetching anything;
+otherwise the seed runs and its output lists what the node could not enforce.
+
 Nothing here imports Ray at module level, so the packing and the run are testable without it.
 """
 
@@ -20,9 +25,10 @@ import socket
 import tarfile
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from sandbox.cgroups import support as cgroup_support
 from sandbox.devices import Passthrough, run_passthrough
 from sandbox.errors import HarnessError
 from sandbox.paths import cache_root
@@ -47,6 +53,14 @@ class ShippedSeed:
     student_seed: int | None = None
     passthrough: bool = False  # the head ran it with a Passthrough: rebuild one for this node
     device: str = "cpu"  # what the student trains on ("cuda": one of the GPUs Ray gave the task)
+    # The driver's --strict-limits. ``Limits.strict`` defaults to the environment of whichever
+    # process builds a Limits, and a node's environment is not the driver's: the decision is
+    # sent as this field and applied over ``limits`` on the node (``node_limits``).
+    strict: bool = False
+
+    def node_limits(self) -> Limits:
+        """The limits to run under on the node: the driver's, with the driver's strictness."""
+        return replace(self.limits, strict=self.strict)
 
 
 def _files(root: Path) -> list[Path]:
@@ -126,10 +140,21 @@ def node_passthrough(job: ShippedSeed, gpu_ids: list[int]) -> Passthrough | None
     return run_passthrough(job.device, list(job.models), int(gpu_ids[0]) if gpu_ids else None)
 
 
+def strict_refusal(limits: Limits) -> str | None:
+    """Why this node refuses a strict run (whole-run limits it cannot enforce), or None."""
+    sup = cgroup_support()
+    if not limits.strict or not sup.missing:
+        return None
+    return (f"worker node {socket.gethostname()} cannot enforce whole-run limits ({', '.join(sup.missing)}: "
+            f"{sup.why or sup.mode}) and the run asked for --strict-limits; give that node cgroups (root, or a "
+            "delegated cgroup v2 scope), or drop --strict-limits to run with per-process limits there")
+
+
 def run_shipped(job: ShippedSeed, fetch: Callable[[], bytes], gpu_ids: list[int] | None = None) -> RunOutput:
     """Run one shipped seed on this node. Problems of the node come back as an ``error``
     output naming the node, never as an exception (which Ray would retry)."""
-    problem = missing_model(job.models)
+    limits = job.node_limits()
+    problem = strict_refusal(limits) or missing_model(job.models)
     if problem:
         return RunOutput("error", error=problem, isolation=job.isolation)
     try:
@@ -145,5 +170,8 @@ def run_shipped(job: ShippedSeed, fetch: Callable[[], bytes], gpu_ids: list[int]
     with tempfile.TemporaryDirectory(prefix="aar-idea-") as tmp:
         idea = Path(tmp) / f"{job.idea_name}.py"
         idea.write_text(job.idea_code)
-        return run_idea(idea, public, job.seed, job.limits, isolation, student_seed=job.student_seed,
-                        passthrough=passthrough)
+        try:
+            return run_idea(idea, public, job.seed, limits, isolation, student_seed=job.student_seed,
+                            passthrough=passthrough)
+        except HarnessError as exc:  # e.g. strict and the node's cgroups could not be made
+            return RunOutput("error", error=f"worker node {socket.gethostname()}: {exc}", isolation=job.isolation)

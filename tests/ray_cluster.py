@@ -1,6 +1,10 @@
 """A real two-node Ray cluster on this machine, for tests: a head and a second worker node, each
 ``ray start --block`` with one CPU, its own ports, a private temp dir and its own node cache.
 
+A node may be started without cgroups (its AAR_CGROUP_ROOT points nowhere): a host that cannot
+enforce whole-run limits. No node gets the starting process's AAR_STRICT_LIMITS: whether a run
+is strict reaches a node only in the jobs sent to it.
+
 Torn down by signalling only the two ``ray start`` processes this helper started (each stops
 what it spawned), then killing any leftover process that names our temp dir: never a global
 ``ray stop``, which would hit other people's clusters on a shared machine.
@@ -20,6 +24,8 @@ import time
 from pathlib import Path
 
 import psutil
+
+from sandbox.cgroups import ROOT_ENV, STRICT_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 RAY = str(Path(sys.executable).with_name("ray"))
@@ -55,8 +61,9 @@ class RayCluster:
     """Head + worker node; ``address`` is HOST:PORT; ``node_cache[name]`` is each node's
     AAR_CACHE_DIR (what the node keeps of shipped caches)."""
 
-    def __init__(self) -> None:
+    def __init__(self, without_cgroups: tuple[str, ...] = ()) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="aar-ray-", dir="/tmp"))  # short: unix socket paths
+        self.without_cgroups = without_cgroups
         self.node_cache = {"head": self.tmp / "head-cache", "worker": self.tmp / "worker-cache"}
         self.procs: dict[str, subprocess.Popen] = {}
         self.port = free_ports(1)[0]
@@ -69,8 +76,12 @@ class RayCluster:
         return {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
 
     def _env(self, node: str) -> dict[str, str]:
-        return {**os.environ, **self.client_env(), "PYTHONPATH": str(ROOT),
-                "AAR_CACHE_DIR": str(self.node_cache[node]), **SLOW_MACHINE}
+        env = {**os.environ, **self.client_env(), "PYTHONPATH": str(ROOT),
+               "AAR_CACHE_DIR": str(self.node_cache[node]), **SLOW_MACHINE}
+        env.pop(STRICT_ENV, None)
+        if node in self.without_cgroups:
+            env[ROOT_ENV] = str(self.tmp / "no-cgroups")  # never made: no cgroup v1 or v2 there
+        return env
 
     def _start(self, node: str, args: list[str]) -> None:
         ports = free_ports(6)
@@ -142,6 +153,32 @@ class RayCluster:
             except psutil.NoSuchProcess:
                 continue
         return out
+
+    @staticmethod
+    def descendant_commands(proc: psutil.Process) -> str:
+        """The command lines of ``proc``'s descendants, space-joined. A process that exits while
+        they are read is skipped: gone, or a zombie its parent has not reaped yet (psutil raises
+        for both; a seed's process tree under a warm worker has many short-lived processes)."""
+        lines = []
+        try:
+            children = proc.children(recursive=True)
+        except psutil.NoSuchProcess:  # ZombieProcess is one too
+            return ""
+        for child in children:
+            try:
+                lines.append(" ".join(child.cmdline()))
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        return " ".join(lines)
+
+    @staticmethod
+    def kill(proc: psutil.Process) -> bool:
+        """SIGKILL ``proc``; False if it had already exited."""
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            return False
+        return True
 
     @staticmethod
     def _stop_one(proc: subprocess.Popen) -> None:

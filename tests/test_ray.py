@@ -1,5 +1,7 @@
 """The ray executor on a real local Ray cluster: a head and a second worker node (one CPU each,
 private ports and temp dir), the same bwrap sandbox on the nodes, the trust boundary, failures.
+The worker node has no cgroups (a host that cannot enforce whole-run limits), the head has them
+where this machine does: --strict-limits is decided by the driver and travels with each seed.
 
 Every test that needs the cluster is ``slow``: starting two Ray nodes alone costs about a minute
 of CPU on 2 cores (run them with ``./dev test -m slow tests/test_ray.py``). The checks that need
@@ -18,9 +20,11 @@ ray = pytest.importorskip("ray")
 
 from experiments.store import LabStore  # noqa: E402
 from sandbox.baseline_ideas import baseline_files  # noqa: E402
+from sandbox.cgroups import ROOT_ENV, STRICT_ENV  # noqa: E402
+from sandbox.cgroups import support as cgroup_support  # noqa: E402
 from sandbox.evaluator import Evaluator  # noqa: E402
 from sandbox.executors import ExecutorConfig, ExecutorOptions, SeedRequest, get_executor  # noqa: E402
-from sandbox.ray_worker import WORKER_STORE, ShippedSeed  # noqa: E402
+from sandbox.ray_worker import WORKER_STORE, ShippedSeed, pack_public, run_shipped  # noqa: E402
 from tests.conftest import SMALL  # noqa: E402
 from tests.ray_cluster import ROOT, RayCluster  # noqa: E402
 
@@ -66,7 +70,7 @@ START_FAILED: list[str] = []
 def cluster(small_cache):
     if START_FAILED:  # pytest retries a failed module fixture per test: start once only
         pytest.fail(START_FAILED[0])
-    c = RayCluster()
+    c = RayCluster(without_cgroups=("worker",))
     with pytest.MonkeyPatch.context() as mp:
         for key, value in c.client_env().items():  # this process drives the cluster too
             mp.setenv(key, value)
@@ -93,16 +97,39 @@ def aar(small_cache, *args, timeout=600):
                           env=env, timeout=timeout)
 
 
-def kill_first_seed_worker(cluster, stop: threading.Event, killed: list[int], skip: set[str]) -> None:
-    """Kill the worker-node process running a seed of an idea not in ``skip`` (once)."""
-    while not stop.is_set() and not killed:
-        for proc in cluster.seed_workers():
-            child = " ".join(" ".join(c.cmdline()) for c in proc.children(recursive=True))
-            if "/aar/idea/" in child and not any(f"/aar/idea/{name}.py" in child for name in skip):
-                proc.kill()
-                killed.append(proc.pid)
-                return
-        time.sleep(0.05)
+class Killer(threading.Thread):
+    """Kills the worker-node process running a seed of an idea not in ``skip`` (once), and keeps
+    any exception for the test to raise: a thread's exception is otherwise only a warning, and
+    the test would then fail as if no seed had reached the worker node."""
+
+    def __init__(self, cluster, skip: set[str]) -> None:
+        super().__init__(daemon=True)
+        self.cluster, self.skip = cluster, skip
+        self.stop, self.killed = threading.Event(), []
+        self.failure: Exception | None = None
+
+    def run(self) -> None:
+        try:
+            while not self.stop.is_set() and not self.killed:
+                self._kill_one()
+                time.sleep(0.05)
+        except Exception as exc:  # handed to the test's thread by finish()
+            self.failure = exc
+
+    def _kill_one(self) -> None:
+        for proc in self.cluster.seed_workers():
+            child = self.cluster.descendant_commands(proc)
+            if "/aar/idea/" in child and not any(f"/aar/idea/{name}.py" in child for name in self.skip):
+                if self.cluster.kill(proc):  # else its task ended meanwhile: look again
+                    self.killed.append(proc.pid)
+                    return
+
+    def finish(self) -> list[int]:
+        self.stop.set()
+        self.join()
+        if self.failure is not None:
+            raise self.failure
+        return self.killed
 
 
 @pytest.mark.slow  # minutes on 2 cores: two offline sessions, 8 seeds, each in its own sandbox
@@ -128,17 +155,15 @@ def test_two_researchers_share_the_cluster_every_attempt_committed(cluster, smal
 
 @pytest.mark.slow
 def test_a_killed_worker_is_retried_and_the_session_ends_normally(cluster, small_cache, tmp_path):
-    lab, stop, killed = tmp_path / "lab", threading.Event(), []
-    baselines = {p.stem for p in baseline_files()}
-    killer = threading.Thread(target=kill_first_seed_worker, args=(cluster, stop, killed, baselines))
+    lab = tmp_path / "lab"
+    killer = Killer(cluster, {p.stem for p in baseline_files()})
     killer.start()
     try:
         out = aar(small_cache, "research", "--executor", "ray", "--ray-address", cluster.address,
                   "--split-sizes", SMALL, "--seeds", str(SEEDS), "--max-attempts", "3",
                   "--time-budget", "120", "--lab", str(lab), "--plain", "--json")
     finally:
-        stop.set()
-        killer.join()
+        killed = killer.finish()
     assert out.returncode == 0, out.stderr[-2000:]
     assert killed, "no seed ran on the worker node"
     store = LabStore.open(lab)
@@ -153,15 +178,13 @@ def test_a_killed_worker_is_retried_and_the_session_ends_normally(cluster, small
 def test_lost_after_the_retries_and_cancel_stops_a_seed(cluster, small_cache, idea_file):
     idea = idea_file(SLEEPY_IDEA.replace("SECONDS", "25"), "sleepy.py")
     ev = Evaluator(small_cache, time_budget_s=60, executor=executor(cluster, max_retries=0))
-    stop, killed = threading.Event(), []
-    killer = threading.Thread(target=kill_first_seed_worker, args=(cluster, stop, killed, set()))
+    killer = Killer(cluster, set())
     killer.start()
     try:
         # Two seeds so one lands on the worker node (each node has one CPU).
         result = ev.evaluate(idea, [0, 1], compare_vanilla=False, charge=False)
     finally:
-        stop.set()
-        killer.join()
+        killed = killer.finish()
     statuses = {r.status for r in result.seeds}
     assert killed and "lost" in statuses and result.status in ("lost", "ok")
     lost = next(r for r in result.seeds if r.status == "lost")
@@ -212,6 +235,64 @@ def test_a_node_lacking_a_model_says_which(cluster, small_cache, idea_file):
     (out,) = executor(cluster).run([request])
     assert out.status == "error" and missing in out.error and "lacks the model" in out.error
     assert "\n" not in out.error
+
+
+@pytest.mark.slow
+def test_strict_limits_reach_a_node_that_cannot_enforce_them(cluster, small_cache, idea_file, monkeypatch):
+    idea = idea_file(SLEEPY_IDEA.replace("SECONDS", "3"), "sleepy.py")  # both seeds run at once
+    ev = Evaluator(small_cache, time_budget_s=60, executor=executor(cluster))
+    monkeypatch.setenv(STRICT_ENV, "1")  # what --strict-limits does in the driver (agent.cli.harness)
+    strict = ev.evaluate(idea, [0, 1], compare_vanilla=False, charge=False)
+    monkeypatch.delenv(STRICT_ENV)
+    lax = ev.evaluate(idea, [0, 1], compare_vanilla=False, charge=False)
+    head_missing = set(cgroup_support().missing)  # the head node is this host, as it is
+    refused = [s for s in strict.seeds if s.status == "error"]
+    assert refused, [s.status for s in strict.seeds]  # the worker node's seed, at least
+    for seed in refused:
+        assert "cannot enforce whole-run limits" in seed.error and "--strict-limits" in seed.error
+        assert "\n" not in seed.error and seed.limits_not_enforced == []  # refused: nothing ran
+    assert all(s.status == "ok" and set(s.limits_not_enforced) == head_missing
+               for s in strict.seeds if s not in refused)
+    # Not strict: both run; the worker node's seed says which limits it could not enforce.
+    assert all(s.status == "ok" for s in lax.seeds), [s.error for s in lax.seeds]
+    assert {"memory", "pids", "cpu"} in [set(s.limits_not_enforced) for s in lax.seeds]
+    assert set(lax.limits_not_enforced) == {"memory", "pids", "cpu"}
+
+
+def test_the_drivers_strict_choice_travels_with_the_job(small_cache, idea_file, tmp_path, monkeypatch):
+    """No cluster: a job made on a strict driver and read on a node that cannot enforce
+    whole-run limits, whose own environment says the opposite, follows the driver."""
+    from sandbox.executors_ray import shipped_seed
+
+    ev, idea = Evaluator(small_cache, time_budget_s=60), idea_file(FAST_IDEA, "fast.py")
+    digest, archive = pack_public(small_cache.public_dir)
+    jobs = {}
+    for strict in (True, False):  # on the driver: the request's limits are made here
+        with monkeypatch.context() as driver:
+            driver.setenv(STRICT_ENV, "1" if strict else "0")
+            jobs[strict] = pickle.dumps(shipped_seed(ev.request(idea, 0), 1, digest))
+    fetched: list[int] = []
+
+    def fetch() -> bytes:
+        fetched.append(1)
+        return archive
+
+    with monkeypatch.context() as node:
+        node.setenv(ROOT_ENV, str(tmp_path / "no-cgroups"))
+        node.setenv("AAR_CACHE_DIR", str(tmp_path / "node-cache"))
+        cgroup_support.cache_clear()
+        try:
+            node.setenv(STRICT_ENV, "0")
+            out = run_shipped(pickle.loads(jobs[True]), fetch)
+            assert out.status == "error" and "cannot enforce whole-run limits" in out.error
+            assert "--strict-limits" in out.error and not fetched  # refused before fetching the cache
+            node.setenv(STRICT_ENV, "1")
+            out = run_shipped(pickle.loads(jobs[False]), fetch)
+            assert out.status == "ok", out.error
+            assert set(out.unenforced) == {"memory", "pids", "cpu"} and fetched
+        finally:
+            cgroup_support.cache_clear()
+    cgroup_support.cache_clear()  # the next caller probes this host again, with its own environment
 
 
 def test_out_of_memory_is_killed_with_the_reason():
