@@ -21,7 +21,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,9 +35,11 @@ from sandbox.results import FixedBaselines, Stat
 from sandbox.runtime.context import TaskCard
 from sandbox.splits import make_splits, secret_test_layout
 from sandbox.tasks.registry import LabeledData, TaskSpec
+from sandbox.threads import single_threaded
 from sandbox.weak import WEAK_CONFIG, fit_feature_teacher, fit_tfidf_teacher
 
-CACHE_FORMAT = 2  # 2: secret test order and roles (older caches rebuild)
+CACHE_FORMAT = 3  # 2: secret test order and roles; 3: features, teachers, ceilings computed on one
+# thread per piece (sandbox/threads.py). Older caches rebuild.
 DEFAULT_WEAK_SEEDS = 5
 SECRET_NAME = "split_secret"
 CEILING_RECIPE = "train_head defaults (linear, 20 epochs, lr 3e-3) on final layer, gold one-hot, seed s"
@@ -275,7 +277,10 @@ def _add_weak_seeds(cache: TaskCache, data: LabeledData, n_seeds: int, device: s
 def _add_weak_seed(cache: TaskCache, seed: int, per_seed: dict, gold_test: np.ndarray, roles: np.ndarray,
                    gold_unl: np.ndarray, device: str) -> None:
     """One seed's weak teacher (public) and its fixed baselines (private)."""
-    probs = _teacher_probs(cache, seed, device)
+    # Logistic regressions and linear heads are small: one thread each (sandbox/threads.py);
+    # a language-model teacher or a fine-tune ceiling is real training and keeps every thread.
+    with nullcontext() if ft_cache.weak_is_lm(cache.spec) else single_threaded():
+        probs = _teacher_probs(cache, seed, device)
     seed_dir = _fresh_tmp(cache.public_dir / "weak" / f"seed_{seed}")
     np.save(seed_dir / "unlabeled_soft.npy", probs["unlabeled"])
     np.save(seed_dir / "test_probs.npy", probs["test"])
@@ -283,7 +288,8 @@ def _add_weak_seed(cache: TaskCache, seed: int, per_seed: dict, gold_test: np.nd
     if final.exists():  # left by a build killed before this seed was on the card: nothing reads it
         shutil.rmtree(final)
     seed_dir.rename(final)
-    ceiling = _ceiling(cache, seed, gold_unl, device)
+    with single_threaded() if cache.card().kind == "features" else nullcontext():
+        ceiling = _ceiling(cache, seed, gold_unl, device)
     per_seed[str(seed)] = {
         part: {
             "weak": float((probs["test"].argmax(1) == gold_test)[roles == r].mean()),

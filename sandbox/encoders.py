@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from sandbox.errors import AssetMissingError, HarnessError
+from sandbox.threads import available_threads, parallel_map, single_threaded
 
 ProgressFn = Callable[[int], None]
 MPNET_SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"
@@ -151,30 +152,44 @@ class TransformerEncoder(Encoder):
         return [f"layer_{i}" for i in intermediate_layers(self._n_layers())] + ["final"]
 
     def encode(self, texts: list[str], progress: ProgressFn | None = None) -> dict[str, np.ndarray]:
-        import torch
-
         self._load()
         layers = intermediate_layers(self._n_layers())
         width = self._model.config.hidden_size
         out = {f"layer_{i}": np.zeros((len(texts), width), np.float32) for i in layers}
         out["final"] = np.zeros((len(texts), width), np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # less padding
-        with torch.inference_mode():
-            for idx in _batches(order, self.batch_size):
-                enc = self._tokenizer(
-                    [texts[i] for i in idx], padding=True, truncation=True,
-                    max_length=MAX_TOKENS, return_tensors="pt",
-                )
-                hidden = self._model(**enc, output_hidden_states=True).hidden_states
-                mask = enc["attention_mask"].unsqueeze(-1).float()
-                for i in layers:
-                    out[f"layer_{i}"][idx] = _mean_pool(hidden[i], mask)
-                out["final"][idx] = _mean_pool(hidden[-1], mask)
+        # Batches of texts of equal token counts: padding adds 3% to the tokens of wordnet-10 where
+        # sorting by characters added 41%. Tokenized here, in one thread: a fast tokenizer is not
+        # safe to share between threads.
+        if not texts:  # the tokenizer refuses an empty list
+            return out
+        n_tokens = [len(ids) for ids in self._tokenizer(texts, truncation=True, max_length=MAX_TOKENS)["input_ids"]]
+        order = sorted(range(len(texts)), key=lambda i: n_tokens[i])
+        batches = list(_batches(order, self.batch_size))
+        inputs = [self._tokenizer([texts[i] for i in idx], padding=True, truncation=True,
+                                  max_length=MAX_TOKENS, return_tensors="pt") for idx in batches]
+        # Batches side by side, each on one thread (see sandbox/threads.py): the same numbers as
+        # one thread, and no core spinning at a barrier while its partner is parked.
+        workers = available_threads()
+        with single_threaded():
+            pooled = parallel_map(lambda enc: self._pool_batch(enc, layers), inputs, workers)
+            for idx, result in zip(batches, pooled, strict=True):
+                for name, array in result.items():
+                    out[name][idx] = array
                 if progress:
                     progress(len(idx))
         if self._normalize_final:
             out["final"] /= np.linalg.norm(out["final"], axis=1, keepdims=True) + 1e-12
         return out
+
+    def _pool_batch(self, enc: object, layers: list[int]) -> dict[str, np.ndarray]:
+        import torch
+
+        with torch.inference_mode():  # thread-local: entered in the worker thread
+            hidden = self._model(**enc, output_hidden_states=True).hidden_states  # type: ignore[arg-type]
+            mask = enc["attention_mask"].unsqueeze(-1).float()  # type: ignore[index]
+            pooled = {f"layer_{i}": _mean_pool(hidden[i], mask) for i in layers}
+            pooled["final"] = _mean_pool(hidden[-1], mask)
+        return pooled
 
 
 def _mean_pool(hidden: object, mask: object) -> np.ndarray:
