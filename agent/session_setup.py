@@ -6,6 +6,7 @@ import ast
 import json
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,11 @@ class ResearchConfig(BaseModel):
     racing: list[int] | None = Field(
         None, description="Seed ladder an idea climbs while it could lead (e.g. [1, 3, 8]); None: every "
                           "idea runs on all session seeds.")
+    baselines_deferred: bool | None = Field(
+        None, description="Show the proposer no built-in baselines and compute them after the research "
+                          "(True), or show all of them, computing them first if needed (False); None: "
+                          "defer only when they are not computed yet (a cold start). Resume and replay "
+                          "repeat what the original session did.")
 
 
 @dataclass
@@ -212,12 +218,15 @@ def open_session(config: ResearchConfig, *, show_progress: bool = True,
     device = resolve_device(config.device)
     cache = open_cache(spec, n_weak_seeds=max([config.seeds, *(config.racing or [])]), show_progress=show_progress,
                        device=device)
+    deferred = config.baselines_deferred
+    if deferred is None:  # a cold start: research starts without them (see complete_baselines)
+        deferred = not (cache.private_dir / baseline_summary_name(seeds)).is_file()
     store = LabStore.open(config.lab)  # after the task opened: a bad task leaves no empty lab
     manifest = SessionManifest(
         session_id=session_id, task=config.task, cache_key=cache.key, proposer=config.proposer,
         model=config.model, prompt_versions=prompt_versions(), seeds=seeds,
         package_versions=package_versions(), direction=config.direction, run=run_config(config, device),
-        created_at=utc_now(), parent_session=config.parent_session,
+        created_at=utc_now(), parent_session=config.parent_session, baselines_deferred=deferred,
     )
     store.create_session(manifest)
     return _context(config, store, manifest, cache, [], shared, show_progress)
@@ -241,7 +250,8 @@ def config_from_manifest(manifest: SessionManifest, **overrides: Any) -> Researc
         base_url=run.base_url, seeds=len(manifest.seeds), direction=manifest.direction, budgets=run.budgets,
         isolation=run.isolation, time_budget_s=run.time_budget_s, researcher=run.researcher,
         proposer_seed=run.proposer_seed, group=run.group, options=run.options, racing=run.racing,
-        confirm_top=run.confirm_top, confirm_seeds=run.confirm_seeds, transfer_task=run.transfer_task)
+        confirm_top=run.confirm_top, confirm_seeds=run.confirm_seeds, transfer_task=run.transfer_task,
+        baselines_deferred=manifest.baselines_deferred)
     return config.model_copy(update=overrides)
 
 
@@ -298,6 +308,21 @@ def _context(config: ResearchConfig, store: LabStore, manifest: SessionManifest,
         if a.result and a.result.pgr and (ctx.best is None or a.result.pgr.mean > ctx.best[1]):
             ctx.best = (a.attempt_id, a.result.pgr.mean)
     tracker.best_pgr = ctx.best[1] if ctx.best else None
-    # What proposers see: dev figures only (the file keeps held-out PGR for reports).
-    ctx.baseline_summary = hide_heldout(baseline_summary(evaluator, manifest.seeds, show_progress))
+    if manifest.baselines_deferred:
+        # Scoring needs the vanilla reference (paired comparison) before the first attempt; the
+        # other baselines wait for complete_baselines, and the proposer is shown none.
+        with progress_bar(f"{evaluator.card.name}: vanilla reference ({len(manifest.seeds)} seeds)", 1,
+                          show_progress) as advance:
+            evaluator.vanilla_pgrs(manifest.seeds)
+            advance(1)
+    else:  # what proposers see: dev figures only (the file keeps held-out PGR for reports)
+        ctx.baseline_summary = hide_heldout(baseline_summary(evaluator, manifest.seeds, show_progress))
     return ctx
+
+
+def complete_baselines(ctx: SessionContext, show_progress: bool = True) -> float:
+    """After the research of a session that deferred them: the built-in baselines on its seeds,
+    for its report and dashboard (uncharged; computed once per cache and seed set). Seconds spent."""
+    started = time.monotonic()
+    baseline_summary(ctx.evaluator, ctx.manifest.seeds, show_progress)
+    return time.monotonic() - started

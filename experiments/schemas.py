@@ -149,6 +149,10 @@ class SessionManifest(BaseModel):
                                             "over all its runs; not charged to the time budget.")
     checks_s: float = Field(0.0, description="Seconds of integrity checks during the session (transfer checks of "
                                              "new best ideas); not charged to the time budget.")
+    baselines_deferred: bool = Field(
+        False, description="The built-in baselines were not yet computed for the task cache and seeds when the "
+                           "session started: its proposer was shown none, and they were computed after its research "
+                           "(a resume or replay shows none too). False: the proposer was shown all of them.")
     extra: dict[str, Any] = Field(default_factory=dict, description="Anything else worth keeping.")
 
     @model_validator(mode="before")

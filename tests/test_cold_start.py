@@ -1,0 +1,56 @@
+"""A cold start: research begins once scoring has what it needs (the vanilla reference); the other
+built-in baselines are computed after the research, and resume and replay show the proposer
+exactly what the original session was shown."""
+
+from __future__ import annotations
+
+import json
+
+from agent.budget import Budgets
+from agent.replay_llm import replay_llm
+from agent.research import run_research
+from agent.session_setup import ResearchConfig, open_session
+from experiments.report import best_baseline
+from experiments.store import LabStore
+from sandbox.baseline_ideas import baseline_files
+from sandbox.cache import baseline_summary_name
+from tests.conftest import SMALL
+
+SEEDS = [0]
+
+
+def _config(lab, **kw) -> ResearchConfig:
+    return ResearchConfig(task="wordnet-10", split_sizes=SMALL, seeds=len(SEEDS), lab=lab,
+                          budgets=Budgets(max_attempts=kw.pop("max_attempts", 1)), **kw)
+
+
+def _shown(store: LabStore, session_id: str) -> list:
+    """The built-in baselines the offline proposer's first request carried."""
+    return store.attempts(session_id)[0].transcript[0]["request"]["baselines"]
+
+
+def test_a_cold_start_defers_the_baselines_and_resume_and_replay_repeat_it(small_cache, tmp_path):
+    summary = small_cache.private_dir / baseline_summary_name(SEEDS)
+    summary.unlink(missing_ok=True)  # no baselines computed yet for these seeds: a cold start
+    store_lab = tmp_path / "lab"
+    first = run_research(_config(store_lab), install_signals=False)
+    store = LabStore.open(store_lab)
+    manifest = store.manifest(first.session_id)
+    assert manifest.baselines_deferred and first.attempts == 1
+    assert _shown(store, first.session_id) == []
+    attempt = store.attempts(first.session_id)[0]
+    assert attempt.result.status == "ok" and attempt.result.vs_vanilla is not None  # vanilla existed
+    rows = json.loads(summary.read_text())  # computed after the research, for the report
+    assert sorted(r["name"] for r in rows) == sorted(p.stem for p in baseline_files())
+    assert best_baseline(manifest)["pgr"] == max(r["pgr"] for r in rows)
+    assert manifest.setup_s > attempt.session_elapsed_s  # the deferred baselines count as setup
+
+    resumed = open_session(_config(store_lab, resume=first.session_id), show_progress=False)
+    assert resumed.baseline_summary == []  # shown none again, though they exist now
+    report = replay_llm(first.session_id, store_lab, isolation=resumed.config.isolation)
+    assert report.reproduced and report.request_mismatches == 0
+    assert store.manifest(report.replay_session).baselines_deferred
+
+    warm = run_research(_config(store_lab), install_signals=False)  # the next session sees them all
+    assert not store.manifest(warm.session_id).baselines_deferred
+    assert {b["name"] for b in _shown(store, warm.session_id)} == {r["name"] for r in rows}
