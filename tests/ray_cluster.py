@@ -154,6 +154,16 @@ class RayCluster:
                 continue
         return out
 
+    def seed_workers_after(self, timeout: float) -> list[psutil.Process]:
+        """Seed workers of either node still running once they have had ``timeout`` s to exit
+        (a force-cancelled task's result may be ready while its worker and sandbox still exit)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = self.seed_workers("worker") + self.seed_workers("head")
+            if not left or time.monotonic() > deadline:
+                return left
+            time.sleep(0.2)
+
     @staticmethod
     def descendant_commands(proc: psutil.Process) -> str:
         """The command lines of ``proc``'s descendants, space-joined. A process that exits while

@@ -195,7 +195,7 @@ def test_lost_after_the_retries_and_cancel_stops_a_seed(cluster, small_cache, id
     timer.start()
     result = ev.evaluate(idea, [0], compare_vanilla=False, charge=False)
     assert result.seeds[0].status == "killed" and time.monotonic() - started < 45
-    assert not cluster.seed_workers("worker") and not cluster.seed_workers("head")
+    assert not cluster.seed_workers_after(15.0)
 
 
 @pytest.mark.slow
