@@ -180,7 +180,8 @@ def eval_cmd(idea: Path = typer.Argument(..., help="The idea file (defines run(c
     else:
         console.print(_results_table(f"{idea.name} on {cache.spec.name}", [result]))
         if result.limits_not_enforced:
-            console.print(f"warning: whole-run limits not enforced on this host: {', '.join(result.limits_not_enforced)} "
+            console.print("warning: whole-run limits not enforced where the seeds ran (this host or its Ray "
+                          f"nodes): {', '.join(result.limits_not_enforced)} "
                           "(per-process limits only; --strict-limits refuses to run)", markup=False)
     if result.status != "ok":
         bad = next(s for s in result.seeds if s.status != "ok")
