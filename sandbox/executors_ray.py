@@ -129,8 +129,12 @@ def shipped_seed(req: SeedRequest, threads: int, digest: str) -> ShippedSeed:
                        passthrough=pt is not None, device=pt.device if pt else "cpu", strict=req.limits.strict)
 
 
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
 def _failure(exc: BaseException, retries: int) -> RunOutput:
-    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+    first = _first_line(exc)
     if isinstance(exc, rex.OutOfMemoryError):
         return RunOutput("killed", error=f"Ray's memory monitor killed the seed: {first}")
     if isinstance(exc, rex.TaskCancelledError):
@@ -139,7 +143,10 @@ def _failure(exc: BaseException, retries: int) -> RunOutput:
         return RunOutput("lost", error=f"the worker running this seed was lost ({type(exc).__name__}) "
                                        f"after {retries} retr{'y' if retries == 1 else 'ies'}: {first}")
     if isinstance(exc, rex.RayTaskError):  # a bug in the harness on the worker, not the idea
-        return RunOutput("error", error=f"the seed's Ray task failed: {first}")
+        # Its own first line is the worker's process title (with colour codes): say the cause.
+        cause = getattr(exc, "cause", None)
+        why = f"{type(cause).__name__}: {_first_line(cause)}" if isinstance(cause, BaseException) else first
+        return RunOutput("error", error=f"the seed's Ray task failed: {why}")
     return RunOutput("lost", error=f"{type(exc).__name__}: {first}")
 
 

@@ -302,6 +302,9 @@ def test_out_of_memory_is_killed_with_the_reason():
     assert out.status == "killed" and "memory monitor" in out.error and "low on memory" in out.error
     out = _failure(ray.exceptions.WorkerCrashedError(), 1)
     assert out.status == "lost" and "1 retry" in out.error
+    bug = ray.exceptions.RayTaskError("_seed_task", "Traceback ...\nKeyError: 'x'", KeyError("x"), pid=1, ip="1.2.3.4")
+    out = _failure(bug.as_instanceof_cause(), 2)  # what ray.get raises
+    assert out.status == "error" and out.error == "the seed's Ray task failed: KeyError: 'x'"
 
 
 def test_missing_ray_is_one_line(small_cache, tmp_path):
