@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -14,10 +15,11 @@ def progress_bar(label: str, total: int, enabled: bool = True) -> Iterator[Calla
         yield lambda n: None
         return
     if not sys.stderr.isatty():  # logs and CI: a line when a step starts and one when it ends
-        started = time.monotonic()
+        started, cpu = time.monotonic(), _cpu_s()
         print(f"aar: {label} ({total}) ...", file=sys.stderr, flush=True)
         yield lambda n: None
-        print(f"aar: {label} done in {time.monotonic() - started:.1f}s", file=sys.stderr, flush=True)
+        print(f"aar: {label} done in {time.monotonic() - started:.1f}s (CPU {_cpu_s() - cpu:.1f}s)",
+              file=sys.stderr, flush=True)
         return
     from rich.console import Console
     from rich.progress import (
@@ -33,3 +35,10 @@ def progress_bar(label: str, total: int, enabled: bool = True) -> Iterator[Calla
     with Progress(*columns, transient=False, console=Console(stderr=True)) as bar:
         task = bar.add_task(label, total=total)
         yield lambda n: bar.advance(task, n)
+
+
+def _cpu_s() -> float:
+    """CPU seconds of this process and its finished children: on a shared machine the wall time of
+    a step says little, its CPU time what it costs."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
