@@ -48,8 +48,9 @@ def run_research(config: ResearchConfig, reporter: Reporter | None = None,
     setup_s = time.monotonic() - started
     ctx.store.update_session(ctx.session_id, {"setup_s": round(ctx.manifest.setup_s + setup_s, 3)})
     ctx.manifest = ctx.store.manifest(ctx.session_id)
-    reporter.line(f"setup took {setup_s:.0f}s (task cache, teachers, ceilings, baselines); "
-                  "the time budget starts with the research")
+    done = ("task cache, teachers, ceilings, vanilla reference; the other baselines after the research"
+            if ctx.manifest.baselines_deferred else "task cache, teachers, ceilings, baselines")
+    reporter.line(f"setup took {setup_s:.0f}s ({done}); the time budget starts with the research")
     if on_tracker:
         on_tracker(ctx.tracker)
     proposer = get_proposer(config.proposer, make_proposer_config(config, ctx.manifest.direction))
