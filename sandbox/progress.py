@@ -18,7 +18,7 @@ def progress_bar(label: str, total: int, enabled: bool = True) -> Iterator[Calla
         started, cpu = time.monotonic(), _cpu_s()
         print(f"aar: {label} ({total}) ...", file=sys.stderr, flush=True)
         yield lambda n: None
-        print(f"aar: {label} done in {time.monotonic() - started:.1f}s (CPU {_cpu_s() - cpu:.1f}s)",
+        print(f"aar: {label} done in {time.monotonic() - started:.1f}s (in-process CPU {_cpu_s() - cpu:.1f}s)",
               file=sys.stderr, flush=True)
         return
     from rich.console import Console
@@ -37,8 +37,10 @@ def progress_bar(label: str, total: int, enabled: bool = True) -> Iterator[Calla
         yield lambda n: bar.advance(task, n)
 
 
+
 def _cpu_s() -> float:
-    """CPU seconds of this process and its finished children: on a shared machine the wall time of
-    a step says little, its CPU time what it costs."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    """CPU seconds of this process, all its threads: on a shared machine the wall time of an
+    in-process step (features, teachers) says little, its CPU time what it costs. Work done in
+    sandboxed processes (the baselines) is not in it."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
