@@ -37,7 +37,6 @@ def progress_bar(label: str, total: int, enabled: bool = True) -> Iterator[Calla
         yield lambda n: bar.advance(task, n)
 
 
-
 def _cpu_s() -> float:
     """CPU seconds of this process, all its threads: on a shared machine the wall time of an
     in-process step (features, teachers) says little, its CPU time what it costs. Work done in
