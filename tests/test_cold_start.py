@@ -29,7 +29,7 @@ def _shown(store: LabStore, session_id: str) -> list:
     return store.attempts(session_id)[0].transcript[0]["request"]["baselines"]
 
 
-def test_a_cold_start_defers_the_baselines_and_resume_and_replay_repeat_it(small_cache, tmp_path):
+def test_a_cold_start_defers_the_baselines_and_resume_and_replay_repeat_it(small_cache, tmp_path, capsys):
     summary = small_cache.private_dir / baseline_summary_name(SEEDS)
     summary.unlink(missing_ok=True)  # no baselines computed yet for these seeds: a cold start
     store_lab = tmp_path / "lab"
@@ -37,6 +37,11 @@ def test_a_cold_start_defers_the_baselines_and_resume_and_replay_repeat_it(small
     store = LabStore.open(store_lab)
     manifest = store.manifest(first.session_id)
     assert manifest.baselines_deferred and first.attempts == 1
+    err = capsys.readouterr().err  # piped: a line when each step starts and one when it ends
+    vanilla, baselines = "wordnet-10: vanilla reference (1 seeds)", "wordnet-10: built-in baselines (1 seeds each)"
+    assert f"aar: {vanilla} (1) ..." in err and f"aar: {vanilla} done in " in err
+    assert f"aar: {baselines} (10) ..." in err and f"aar: {baselines} done in " in err
+    assert err.index(f"aar: {vanilla} done") < err.index("attempt 1") < err.index(f"aar: {baselines} (10)")
     assert _shown(store, first.session_id) == []
     attempt = store.attempts(first.session_id)[0]
     assert attempt.result.status == "ok" and attempt.result.vs_vanilla is not None  # vanilla existed
