@@ -1,10 +1,16 @@
-"""Supervises a warm worker: runs every seed of one attempt and brings back one RunOutput each.
+"""Supervises warm workers: runs every seed of an attempt and brings back one RunOutput each.
 
-Per worker: one run directory, one cgroup for the worker (its seeds' cgroups nested inside),
-one isolation; per seed: a cgroup of its own (memory, pids, CPU quota), a result pipe and a log
-pipe read here, a private weak-teacher copy and scratch, a wall clock. A seed starts only when
-it holds a slot (never more idea processes at once than the caller allows). When a seed's
-child ends, everything left in its cgroup is killed and its pipes are read no further.
+A worker (sandbox.runtime.worker) is one sandboxed process that imports torch once and forks a
+child per seed. It is laid out in slots, each a uid, a cgroup (memory, pids, CPU quota) and a
+size-capped scratch of its own; a seed runs in a free slot and, once it has ended, its slot's
+leftovers are killed (cgroup) and its scratch wiped by its uid before the slot takes another
+seed. Per seed the parent makes a private weak-teacher copy and a result and a log FIFO, reads
+them (capped), keeps the wall clock and stops reading when the seed's child ends.
+
+Where the isolation allows (``Isolation.reusable``: root hosts, where slots have uids of their
+own), a ``WorkerPool`` keeps a worker warm between attempts, so an attempt pays neither a
+sandbox start nor a torch import; elsewhere (user namespaces, GPU runs, Ray nodes) each attempt
+gets a worker of its own, closed after it.
 """
 
 from __future__ import annotations
@@ -12,10 +18,12 @@ from __future__ import annotations
 import os
 import queue
 import secrets
+import shutil
 import subprocess
 import tempfile
 import threading
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -35,10 +43,11 @@ from sandbox.runner import (
     SeedJob,
     child_rlimits,
     copy_weak_teacher,
+    idea_file_name,
     set_rlimits,
 )
 from sandbox.runtime.context import JobSpec
-from sandbox.runtime.worker import SeedPlan, WorkerPlan
+from sandbox.runtime.worker import SeedPlan
 
 TICK_S = 0.02
 WORKER_MEMORY = 2 << 30  # the worker's own share (interpreter, torch) on top of its seeds'
@@ -46,20 +55,8 @@ WORKER_PIDS = 64
 READY_TIMEOUT_S = 120.0
 CANCELLED = "cancelled before it started (the session was interrupted)"
 ABANDONED = "abandoned: the run was cancelled (Ctrl-C)"
-
-
-@dataclass
-class SeedState:
-    """The parent's view of one seed while its worker runs."""
-
-    job: SeedJob
-    cgroup: RunCgroup | None
-    result: ResultCapture
-    log: LogCapture
-    write_fds: tuple[int, int]
-    started: float | None = None
-    stopped: RunOutput | None = None  # set when the parent stopped it (timeout, caps)
-    output: RunOutput | None = None
+WORKER_DIED = "worker"  # the event an attempt gets when its worker's event stream ends
+_SPAWNER = ThreadPoolExecutor(1, thread_name_prefix="worker-spawner")  # lives as long as the process
 
 
 @dataclass
@@ -87,52 +84,459 @@ class Gate:
 
 
 @dataclass
-class Worker:
-    """One running worker process and its event stream."""
+class SeedState:
+    """The parent's view of one seed while it runs."""
 
-    proc: subprocess.Popen
-    events: queue.Queue = field(default_factory=queue.Queue)
+    job: SeedJob
+    key: str  # unique in its worker's life: the attempt's token and the seed
+    slot: str | None = None
+    result: ResultCapture | None = None
+    log: LogCapture | None = None
+    started: float | None = None
+    oom_before: int = 0
+    stopped: RunOutput | None = None  # set when the parent stopped it (timeout, caps)
+    output: RunOutput | None = None
 
-    def start_reader(self) -> None:
-        def pump() -> None:
-            for raw in self.proc.stdout:  # type: ignore[union-attr]
-                self.events.put(raw.decode("ascii", "replace").strip())
-            self.events.put(None)
 
-        threading.Thread(target=pump, daemon=True, name="worker-events").start()
+def _cgroups(limits: Limits, slots: list[str], self_join: bool
+             ) -> tuple[RunCgroup | None, dict[str, RunCgroup | None]]:
+    """The worker's cgroup and one nested per slot; where children cannot join their own (a
+    worker of one slot), the worker's cgroup carries that slot's limits."""
+    n = len(slots)
+    # The worker's group weighs as much CPU as its slots may use together, so a worker of one
+    # busy seed never gets the same share as one of several (each slot's quota still caps it).
+    top = RunLimits(memory_bytes=n * limits.memory_bytes + WORKER_MEMORY, pids=n * limits.processes + WORKER_PIDS,
+                    weight_cores=float(n * max(1, limits.threads)))
+    slot_limits = RunLimits(memory_bytes=limits.memory_bytes, pids=limits.processes, cpus=float(max(1, limits.threads)))
+    name = f"attempt-{os.getpid()}-{secrets.token_hex(6)}"
+    try:
+        worker_cg = RunCgroup.create(name, top if self_join else slot_limits)
+        if worker_cg is None or not self_join:
+            return worker_cg, {s: worker_cg if not self_join else None for s in slots}
+        return worker_cg, {s: RunCgroup.create(s, slot_limits, parent=worker_cg) for s in slots}
+    except OSError as exc:
+        if limits.strict:
+            raise HarnessError(f"cannot make the run's cgroups ({exc}); unset {STRICT_ENV} to run without") from exc
+        return None, {s: None for s in slots}
+
+
+def memory_killed(limits: Limits) -> RunOutput:
+    return RunOutput("killed", error=f"idea process killed: over the {limits.memory_bytes >> 20} MiB memory limit "
+                     "(counted for the whole run: every process, tmpfs and memory files)")
+
+
+class WarmWorker:
+    """One sandboxed worker process with ``n_slots`` slots, serving the seeds of any number of
+    attempts (several at once) until closed. Thread-safe."""
+
+    def __init__(self, public_dir: Path, limits: Limits, isolation: Isolation, n_slots: int,
+                 passthrough: Passthrough | None = None) -> None:
+        self.limits, self.isolation = limits, isolation
+        root = Path(tempfile.mkdtemp(prefix="aar-run-"))
+        os.chmod(root, 0o755)  # slots' uids traverse it to their own (private) entries
+        slots = [f"k{i}" for i in range(n_slots)]
+        self.plan = RunPlan(public_dir=public_dir, slots=slots, limits=limits, dirs=RunDirs(root),
+                            passthrough=passthrough)
+        self.worker_cg, self.slot_cgs = None, {}
+        self._lock = threading.Lock()
+        self._free = list(slots)
+        self._queues: dict[str, queue.Queue] = {}  # seed key -> its attempt's events
+        self._slot_of: dict[str, str] = {}  # seed key -> slot, until its scratch is wiped
+        self.ready, self.dead = threading.Event(), threading.Event()
+        self.retired = False  # takes no new seed (a slot could not be wiped); closed when idle
+        self.users = 0  # attempts holding it (the pool's count)
+        self.proc: subprocess.Popen | None = None
+        self._send_lock = threading.Lock()
+        self._finalizer = weakref.finalize(self, _remove, root, [], None)
+        try:
+            self.worker_cg, self.slot_cgs = _cgroups(limits, slots, isolation.self_join)
+            self._finalizer.detach()
+            self._finalizer = weakref.finalize(self, _remove, root, [self.worker_cg, *self.slot_cgs.values()], None)
+            self.plan.cgroup_procs = {s: [str(p) for p in cg.procs_files] for s, cg in self.slot_cgs.items()
+                                      if cg is not None and cg is not self.worker_cg}
+            isolation.prepare(self.plan)
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self) -> None:
+        argv = self.isolation.command(self.plan)  # first: it may open descriptors extra_fds hands over
+        extra = self.isolation.extra_fds(self.plan)
+        worker_cg, limits = self.worker_cg, self.limits
+
+        def preexec() -> None:
+            set_rlimits(limits, runtime_bytes=WORKER_MEMORY)
+            if worker_cg is not None:  # before exec: every process of the worker is born inside
+                worker_cg.add(os.getpid())
+
+        err_r, err_w = os.pipe()
+        try:
+            # bwrap's --die-with-parent follows the thread that started it: a worker that
+            # outlives this attempt must be started by a thread that lives as long as the process.
+            self.proc = _SPAWNER.submit(
+                subprocess.Popen, argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err_w,
+                env=self.isolation.environment(self.plan), cwd=self.isolation.cwd(self.plan), pass_fds=extra,
+                start_new_session=True, preexec_fn=preexec,
+            ).result()
+        finally:
+            os.close(err_w)
+            for fd in extra:
+                os.close(fd)
+        self.log = LogCapture(err_r)
+        self.log.start()
+        # The reader holds the worker weakly: a worker nobody holds is collected, and its
+        # finalizer stops the process.
+        threading.Thread(target=_pump, args=(self.proc.stdout, weakref.ref(self)), daemon=True,
+                         name="worker-events").start()
+        self._finalizer.detach()
+        self._finalizer = weakref.finalize(self, _remove, self.plan.dirs.root,
+                                           [self.worker_cg, *self.slot_cgs.values()], self.proc)
+
+    def _event(self, verb: str, key: str, code: str) -> None:
+        if verb == "ready":
+            self.ready.set()
+        elif verb == "cleaned":
+            self._cleaned(key, code)
+        elif verb == "exit":
+            with self._lock:
+                target = self._queues.get(key)
+            if target is not None:
+                target.put((key, int(code) if code.lstrip("-").isdigit() else -1))
+
+    def _ended(self) -> None:
+        self.dead.set()
+        with self._lock:
+            targets = {id(q): q for q in self._queues.values()}
+        for target in targets.values():
+            target.put((WORKER_DIED, None))
+
+    def _cleaned(self, key: str, code: str) -> None:
+        with self._lock:
+            slot = self._slot_of.pop(key, None)
+            if slot is None:
+                return
+            if code == "0":
+                self._free.append(slot)
+            else:  # something was left in the scratch: no later seed may find it
+                self.retired = True
+
+    def usable(self) -> bool:
+        return not (self.retired or self.dead.is_set()) and self.proc is not None and self.proc.poll() is None
 
     def send(self, line: str) -> None:
-        with suppress(OSError, ValueError):
+        with self._send_lock, suppress(OSError, ValueError):
             self.proc.stdin.write(f"{line}\n".encode())  # type: ignore[union-attr]
             self.proc.stdin.flush()  # type: ignore[union-attr]
+
+    def wait_ready(self) -> bool:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not self.ready.is_set() and not self.dead.is_set() and time.monotonic() < deadline:
+            self.ready.wait(0.05)
+        return self.ready.is_set() and not self.dead.is_set()
+
+    def take_slot(self, key: str) -> str | None:
+        with self._lock:
+            if self.retired or not self._free:
+                return None
+            slot = self._slot_of[key] = self._free.pop(0)
+            return slot
+
+    def run(self, idea: Path, jobs: list[SeedJob], gate: Gate) -> list[RunOutput]:
+        """Run ``idea`` for every job (outputs in job order)."""
+        token = secrets.token_hex(8)
+        events: queue.Queue = queue.Queue()
+        states = [SeedState(job=job, key=f"{token}-{i}") for i, job in enumerate(jobs)]
+        with self._lock:
+            self._queues.update({s.key: events for s in states})
+        idea_dir = self.plan.dirs.ideas / token
+        try:
+            if not self.wait_ready():
+                return [self.failed() for _ in jobs]
+            idea_dir.mkdir(mode=0o711)
+            idea_dir.chmod(0o711)
+            idea_copy = idea_dir / idea_file_name(idea)
+            shutil.copyfile(idea, idea_copy)  # a private copy: no later change reaches a seed
+            idea_copy.chmod(0o644)
+            AttemptRun(self, idea_copy, states, gate, events).drive()
+            return [s.output or self.failed() for s in states]
+        finally:
+            with self._lock:
+                for s in states:
+                    self._queues.pop(s.key, None)
+            shutil.rmtree(idea_dir, ignore_errors=True)
+
+    def failed(self) -> RunOutput:
+        """What a seed gets when the worker failed before or while it ran."""
+        code = self.proc.poll() if self.proc is not None else None
+        log_tail = self.log.text() if self.proc is not None else ""
+        if self.isolation.sandboxed and code == SANDBOX_SETUP_FAILED and log_tail.startswith("bwrap: "):
+            return RunOutput("error", error=f"the sandbox failed to start: {log_tail.splitlines()[0][:300]}",
+                             log_tail=log_tail)
+        first = next((ln for ln in reversed(log_tail.splitlines()) if ln.strip()), "no message")
+        why = "did not start" if not self.ready.is_set() else "died"
+        return RunOutput("error", error=f"the worker process {why} (exit {code}): {first[:300]}", log_tail=log_tail)
+
+    def seed_plan(self, state: SeedState, idea_copy: Path) -> SeedPlan:
+        """Make the seed's files (weak-teacher copy, FIFOs) and its plan as the worker sees it."""
+        plan, iso, slot = self.plan, self.isolation, state.slot
+        assert slot is not None
+        uid = plan.uids.get(slot)
+        weak = plan.dirs.weak / state.key
+        copy_weak_teacher(plan.public_dir, state.job.weak_seed, weak, uid)
+        fifos = [plan.dirs.pipes / f"{state.key}.{part}" for part in ("result", "log")]
+        for path in fifos:
+            os.mkfifo(path, 0o600)
+        # Read-write: the FIFO never reports EOF (the child opens it later; leftovers of the
+        # idea may hold it after), so reading ends when the parent says, not the idea.
+        state.result = ResultCapture(os.open(fifos[0], os.O_RDWR | os.O_NONBLOCK))
+        state.log = LogCapture(os.open(fifos[1], os.O_RDWR | os.O_NONBLOCK))
+        limits = self.limits
+        job = JobSpec(idea_path=iso.view(plan, idea_copy), public_dir=iso.view(plan, plan.public_dir),
+                      weak_seed=state.job.weak_seed, student_seed=state.job.student_seed,
+                      weak_dir=iso.view(plan, weak), time_budget_s=limits.time_s, threads=limits.threads,
+                      scratch_dir=iso.scratch_path(plan, slot),
+                      device=plan.passthrough.device if plan.passthrough else "cpu")
+        return SeedPlan(job=job, result_path=iso.view(plan, fifos[0]), log_path=iso.view(plan, fifos[1]),
+                        uid=uid, cgroup_procs=iso.cgroup_paths(plan, slot),
+                        nproc=limits.processes if uid is not None else None,
+                        rlimits=child_rlimits(limits), allow_root=iso.allow_root)
+
+    def release_seed_files(self, state: SeedState) -> None:
+        for capture in (state.result, state.log):
+            if capture is not None:
+                capture.stop()
+        d = self.plan.dirs
+        shutil.rmtree(d.weak / state.key, ignore_errors=True)
+        for part in ("result", "log"):
+            with suppress(FileNotFoundError):
+                (d.pipes / f"{state.key}.{part}").unlink()
+
+    def close(self) -> None:
+        """Stop the worker and everything it started; remove its cgroups and files."""
+        proc = self.proc
+        if proc is not None:
+            with suppress(OSError, ValueError):
+                proc.stdin.close()  # type: ignore[union-attr]
+            if self.worker_cg is not None:
+                self.worker_cg.kill_all()
+            with suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, 9)
+            proc.wait()
+            self.log.stop()
+        self.dead.set()
+        self._finalizer()
+
+
+def _pump(stream, ref: weakref.ReferenceType) -> None:  # noqa: ANN001
+    """Route the worker's events to its attempts until its stdout ends."""
+    for raw in stream:
+        verb, _, rest = raw.decode("ascii", "replace").strip().partition(" ")
+        key, _, code = rest.partition(" ")
+        worker = ref()
+        if worker is None:
+            return
+        worker._event(verb, key, code)
+        del worker
+    worker = ref()
+    if worker is not None:
+        worker._ended()
+
+
+def _remove(root: Path, cgroups: list[RunCgroup | None], proc: subprocess.Popen | None) -> None:
+    if proc is not None:
+        with suppress(OSError, ValueError):
+            proc.stdin.close()  # type: ignore[union-attr]
+        with suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, 9)
+        with suppress(subprocess.TimeoutExpired):
+            proc.wait(5)
+    for cg in dict.fromkeys(cgroups):
+        if cg is not None:
+            cg.remove()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+class AttemptRun:
+    """One attempt's seeds on a worker: start them as slots free up, watch the clock and the
+    caps, collect each when its child ends."""
+
+    def __init__(self, worker: WarmWorker, idea_copy: Path, states: list[SeedState], gate: Gate,
+                 events: queue.Queue) -> None:
+        self.worker, self.idea_copy, self.gate, self.events = worker, idea_copy, gate, events
+        self.pending = list(states)
+        self.held: dict[str, SeedState] = {}
+
+    def drive(self) -> None:
+        try:
+            while self.pending or self.held:
+                if self.gate.cancelled.is_set():
+                    for state in self.pending:
+                        state.output = RunOutput("killed", error=CANCELLED)
+                    self.pending = []
+                self._start_what_fits()
+                try:
+                    key, code = self.events.get(timeout=TICK_S)
+                except queue.Empty:
+                    key, code = "", None
+                if key == WORKER_DIED:
+                    return  # what is left is reported as the worker's failure
+                if key in self.held:
+                    self._finish(self.held.pop(key), code)
+                self._police()
+        finally:
+            for state in self.held.values():
+                self._kill(state)
+                self.worker.release_seed_files(state)
+                self.gate.leave()
+            self.held = {}
+
+    def _start_what_fits(self) -> None:
+        while self.pending and self.gate.try_enter():
+            state = self.pending[0]
+            state.slot = self.worker.take_slot(state.key)
+            if state.slot is None:  # every slot busy (other attempts) or being wiped
+                self.gate.leave()
+                return
+            self.pending.pop(0)
+            self.held[state.key] = state
+            plan = self.worker.seed_plan(state, self.idea_copy)
+            state.result.start()  # type: ignore[union-attr]
+            state.log.start()  # type: ignore[union-attr]
+            cg = self.worker.slot_cgs.get(state.slot)
+            state.oom_before = cg.oom_kills() if cg is not None else 0
+            state.started = time.monotonic()
+            self.worker.send(f"start {state.key} {plan.model_dump_json()}")
+
+    def _police(self) -> None:
+        now, limits = time.monotonic(), self.worker.limits
+        for state in self.held.values():
+            if state.stopped is None and self.gate.cancelled.is_set():
+                state.stopped = RunOutput("killed", error=ABANDONED)
+            elif state.stopped is None and state.started is not None and now - state.started > limits.time_s:
+                state.stopped = RunOutput("timeout", error=f"exceeded the {limits.time_s:g}s time budget")
+            elif state.stopped is None and state.result is not None and state.result.overflow:
+                state.stopped = _too_large(state.result)
+            if state.stopped is not None:
+                self._kill(state)
+
+    def _kill(self, state: SeedState) -> None:
+        cg = self.worker.slot_cgs.get(state.slot or "")
+        if cg is not None:
+            cg.kill_all()
+        self.worker.send(f"kill {state.key}")
+
+    def _finish(self, state: SeedState, code: int) -> None:
+        """The seed's child ended: kill what it left, stop reading, collect, free its slot."""
+        runtime = time.monotonic() - (state.started or time.monotonic())
+        cg = self.worker.slot_cgs.get(state.slot or "")
+        if cg is not None:
+            cg.kill_all()  # what the child left behind (setsid daemons) goes with it
+        self.worker.release_seed_files(state)
+        limits = self.worker.limits
+        if state.stopped is None and cg is not None and cg.oom_kills() > state.oom_before:
+            state.stopped = memory_killed(limits)
+        if state.stopped is None and state.result.overflow:  # type: ignore[union-attr]
+            state.stopped = _too_large(state.result)  # type: ignore[arg-type]
+        if state.stopped is not None:
+            output = state.stopped
+        else:
+            files, problem = state.result.frames()  # type: ignore[union-attr]
+            output = RunOutput("invalid", error=problem) if files is None else collect(files, code)
+        output.log_tail = state.log.text()  # type: ignore[union-attr]
+        output.runtime_s = runtime
+        state.output = output
+        self.gate.leave()
+        self.worker.send(f"clean {state.key}")  # the slot is free again once its scratch is wiped
+
+
+def _too_large(result: ResultCapture) -> RunOutput:
+    return RunOutput("invalid", error=f"the result is larger than {result.cap} bytes (predictions.npy over its cap)")
+
+
+class WorkerPool:
+    """Warm workers kept between attempts: one per (public dir, limits, isolation,
+    passthrough), ``n_slots`` seeds at once each. Thread-safe; ``close()`` stops them all."""
+
+    def __init__(self, n_slots: int) -> None:
+        self.n_slots = max(1, n_slots)
+        self._lock = threading.Lock()
+        self._workers: dict[tuple, WarmWorker] = {}
+
+    @staticmethod
+    def accepts(isolation: Isolation, passthrough: Passthrough | None) -> bool:
+        """A GPU run keeps a worker of its own (only its GPU's device nodes are mounted)."""
+        return isolation.reusable and not (passthrough is not None and passthrough.device_nodes)
+
+    def acquire(self, public_dir: Path, limits: Limits, isolation: Isolation,
+                passthrough: Passthrough | None) -> WarmWorker:
+        key = (public_dir, repr(limits), id(isolation), repr(passthrough))
+        with self._lock:
+            worker = self._workers.get(key)
+            if worker is None or not worker.usable():
+                if worker is not None and worker.users == 0:
+                    worker.close()
+                worker = self._workers[key] = WarmWorker(public_dir, limits, isolation, self.n_slots, passthrough)
+            worker.users += 1
+            return worker
+
+    def release(self, worker: WarmWorker) -> None:
+        with self._lock:
+            worker.users -= 1
+            if worker.users == 0 and worker not in self._workers.values():
+                worker.close()  # replaced while this attempt used it
+
+    def close(self) -> None:
+        with self._lock:
+            workers, self._workers = list(self._workers.values()), {}
+        for worker in workers:
+            worker.close()
 
 
 def run_attempt(idea: Path, public_dir: Path, jobs: list[SeedJob], limits: Limits,
                 isolation: Isolation | None = None, slots: threading.Semaphore | None = None,
                 parallel: int | None = None, cancelled: threading.Event | None = None,
-                passthrough: Passthrough | None = None) -> list[RunOutput]:
+                passthrough: Passthrough | None = None, pool: WorkerPool | None = None) -> list[RunOutput]:
     """Run ``idea`` for every job, at most ``parallel`` at once, each holding one of ``slots``;
     when ``cancelled`` is set (a second Ctrl-C) running seeds are killed and the rest never
-    start, all ``killed``. ``passthrough``: student weights, a GPU (sandbox.devices). Outputs
-    in job order."""
+    start, all ``killed``. ``passthrough``: student weights, a GPU (sandbox.devices). ``pool``:
+    warm workers kept between attempts (used where the isolation allows). Outputs in job order."""
     isolation = isolation or Isolation()
     ok, why = isolation.available()
     if not ok:
         raise HarnessError(why)
     unenforced = _check_limits(limits) + isolation.unenforced()
-    per = isolation.seeds_per_worker() or len(jobs)
-    groups = [jobs[i:i + per] for i in range(0, len(jobs), per)]
     gate = Gate(slots or threading.BoundedSemaphore(len(jobs)), parallel or len(jobs), cancelled or threading.Event())
-    if len(groups) == 1:
-        outputs = _run_worker(idea, public_dir, groups[0], limits, isolation, gate, passthrough)
+    if pool is not None and WorkerPool.accepts(isolation, passthrough):
+        worker = pool.acquire(public_dir, limits, isolation, passthrough)
+        try:
+            outputs = worker.run(idea, jobs, gate)
+        finally:
+            pool.release(worker)
     else:
-        with ThreadPoolExecutor(len(groups)) as pool:
-            parts = pool.map(lambda g: _run_worker(idea, public_dir, g, limits, isolation, gate, passthrough), groups)
-            outputs = [o for part in parts for o in part]
+        per = isolation.seeds_per_worker() or len(jobs)
+        groups = [jobs[i:i + per] for i in range(0, len(jobs), per)]
+        def one(group: list[SeedJob]) -> list[RunOutput]:
+            return _one_shot(idea, public_dir, group, limits, isolation, gate, passthrough)
+
+        if len(groups) == 1:
+            outputs = one(groups[0])
+        else:
+            with ThreadPoolExecutor(len(groups)) as threads:
+                outputs = [o for part in threads.map(one, groups) for o in part]
     for out in outputs:
         out.unenforced = sorted(set(unenforced) | set(out.unenforced))
         out.isolation = isolation.name
     return outputs
+
+
+def _one_shot(idea: Path, public_dir: Path, jobs: list[SeedJob], limits: Limits, isolation: Isolation,
+              gate: Gate, passthrough: Passthrough | None) -> list[RunOutput]:
+    worker = WarmWorker(public_dir, limits, isolation, len(jobs), passthrough)
+    try:
+        return worker.run(idea, jobs, gate)
+    finally:
+        worker.close()
 
 
 def _check_limits(limits: Limits) -> list[str]:
@@ -143,225 +547,4 @@ def _check_limits(limits: Limits) -> list[str]:
     return list(sup.missing)
 
 
-def _cgroups(limits: Limits, jobs: list[SeedJob], self_join: bool
-             ) -> tuple[RunCgroup | None, dict[str, RunCgroup | None]]:
-    """The worker's cgroup and one nested per seed; where seeds cannot join their own (one seed
-    per worker), the worker's cgroup carries that seed's limits."""
-    n = len(jobs)
-    # The worker's group weighs as much CPU as its seeds may use together, so an attempt of one
-    # busy seed never gets the same share as an attempt of several (seeds' quotas still cap each).
-    top = RunLimits(memory_bytes=n * limits.memory_bytes + WORKER_MEMORY, pids=n * limits.processes + WORKER_PIDS,
-                    weight_cores=float(n * max(1, limits.threads)))
-    seed_limits = RunLimits(memory_bytes=limits.memory_bytes, pids=limits.processes, cpus=float(max(1, limits.threads)))
-    name = f"attempt-{os.getpid()}-{secrets.token_hex(6)}"
-    try:
-        worker_cg = RunCgroup.create(name, top if self_join else seed_limits)
-        if worker_cg is None or not self_join:
-            return worker_cg, {j.key: worker_cg if not self_join else None for j in jobs}
-        seeds = {}
-        for job in jobs:
-            seeds[job.key] = RunCgroup.create(job.key, seed_limits, parent=worker_cg)
-        return worker_cg, seeds
-    except OSError as exc:
-        if limits.strict:
-            raise HarnessError(f"cannot make the run's cgroups ({exc}); unset {STRICT_ENV} to run without") from exc
-        return None, {j.key: None for j in jobs}
-
-
-def memory_killed(limits: Limits) -> RunOutput:
-    return RunOutput("killed", error=f"idea process killed: over the {limits.memory_bytes >> 20} MiB memory limit "
-                     "(counted for the whole run: every process, tmpfs and memory files)")
-
-
-def _run_worker(idea: Path, public_dir: Path, jobs: list[SeedJob], limits: Limits, isolation: Isolation,
-                gate: Gate, passthrough: Passthrough | None) -> list[RunOutput]:
-    with tempfile.TemporaryDirectory(prefix="aar-run-", ignore_cleanup_errors=True) as tmp:
-        os.chmod(tmp, 0o755)  # seeds' uids traverse it to their own (private) dirs
-        plan = RunPlan(idea=idea, public_dir=public_dir, seeds=jobs, limits=limits, dirs=RunDirs(Path(tmp)),
-                       passthrough=passthrough)
-        worker_cg, seed_cgs = _cgroups(limits, jobs, isolation.self_join)
-        states: dict[str, SeedState] = {}
-        try:
-            plan.cgroup_procs = {k: [str(p) for p in cg.procs_files] for k, cg in seed_cgs.items()
-                                 if cg is not None and cg is not worker_cg}
-            isolation.prepare(plan)
-            for job in jobs:
-                copy_weak_teacher(public_dir, job.weak_seed, plan.dirs.seed_dir(job.key, "weak"), plan.uids.get(job.key))
-            states = {job.key: _seed_state(job, seed_cgs[job.key]) for job in jobs}
-            _write_plan(plan, isolation, states)
-            return _supervise(plan, isolation, states, worker_cg, gate)
-        finally:
-            for state in states.values():
-                for fd in state.write_fds:
-                    with suppress(OSError):
-                        os.close(fd)
-            for cg in dict.fromkeys([*seed_cgs.values(), worker_cg]):
-                if cg is not None:
-                    cg.remove()
-
-
-def _seed_state(job: SeedJob, cgroup: RunCgroup | None) -> SeedState:
-    result_r, result_w = os.pipe()
-    log_r, log_w = os.pipe()
-    return SeedState(job=job, cgroup=cgroup, result=ResultCapture(result_r), log=LogCapture(log_r),
-                     write_fds=(result_w, log_w))
-
-
-def _write_plan(plan: RunPlan, isolation: Isolation, states: dict[str, SeedState]) -> None:
-    limits = plan.limits
-    seeds = {}
-    for key, state in states.items():
-        job = JobSpec(weak_seed=state.job.weak_seed, student_seed=state.job.student_seed,
-                      time_budget_s=limits.time_s, threads=limits.threads,
-                      device=plan.passthrough.device if plan.passthrough else "cpu", **isolation.seed_paths(plan, key))
-        seeds[key] = SeedPlan(job=job, result_fd=state.write_fds[0], log_fd=state.write_fds[1],
-                              uid=plan.uids.get(key), cgroup_procs=isolation.cgroup_paths(plan, key),
-                              nproc=limits.processes if key in plan.uids else None,
-                              rlimits=child_rlimits(limits), allow_root=isolation.allow_root)
-    plan.dirs.plan.write_text(WorkerPlan(seeds=seeds).model_dump_json())
-    plan.dirs.plan.chmod(0o644)
-
-
-def _start_worker(plan: RunPlan, isolation: Isolation, states: dict[str, SeedState],
-                  worker_cg: RunCgroup | None) -> tuple[Worker, LogCapture]:
-    argv = isolation.command(plan)  # first: it may open descriptors extra_fds hands over
-    extra = isolation.extra_fds(plan)
-    fds = [fd for s in states.values() for fd in s.write_fds] + extra
-
-    def preexec() -> None:
-        set_rlimits(plan.limits)
-        if worker_cg is not None:  # before exec: every process of the worker is born inside
-            worker_cg.add(os.getpid())
-
-    try:
-        err_r, err_w = os.pipe()
-        proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err_w,
-            env=isolation.environment(plan), cwd=isolation.cwd(plan), pass_fds=fds,
-            start_new_session=True, preexec_fn=preexec,
-        )
-    finally:
-        for fd in extra:
-            os.close(fd)
-    os.close(err_w)
-    for state in states.values():  # the worker holds them now; the parent only reads
-        for fd in state.write_fds:
-            os.close(fd)
-        state.write_fds = ()
-    log = LogCapture(err_r)
-    log.start()
-    worker = Worker(proc)
-    worker.start_reader()
-    return worker, log
-
-
-def _supervise(plan: RunPlan, isolation: Isolation, states: dict[str, SeedState],
-               worker_cg: RunCgroup | None, gate: Gate) -> list[RunOutput]:
-    worker, worker_log = _start_worker(plan, isolation, states, worker_cg)
-    for state in states.values():
-        state.result.start()
-        state.log.start()
-    held: set[str] = set()
-    try:
-        if _wait_ready(worker):
-            _drive(plan, worker, states, gate, held)
-    finally:
-        with suppress(OSError, ValueError):
-            worker.proc.stdin.close()  # type: ignore[union-attr]
-        if worker_cg is not None:
-            worker_cg.kill_all()
-        with suppress(ProcessLookupError, PermissionError):
-            os.killpg(worker.proc.pid, 9)
-        code = worker.proc.wait()
-        worker_log.stop()
-        for _ in held:
-            gate.leave()
-        for state in states.values():
-            if state.output is None:
-                state.output = _worker_failed(code, worker_log.text(), isolation)
-            _stop_pipes(state)
-    return [states[job.key].output for job in plan.seeds]  # type: ignore[misc]
-
-
-def _wait_ready(worker: Worker) -> bool:
-    try:
-        return worker.events.get(timeout=READY_TIMEOUT_S) == "ready"
-    except queue.Empty:
-        return False
-
-
-def _drive(plan: RunPlan, worker: Worker, states: dict[str, SeedState], gate: Gate, held: set[str]) -> None:
-    pending = [job.key for job in plan.seeds]
-    limits = plan.limits
-    while pending or held:
-        if gate.cancelled.is_set():
-            for key in pending:
-                states[key].output = RunOutput("killed", error=CANCELLED)
-            pending = []
-        while pending and gate.try_enter():
-            key = pending.pop(0)
-            held.add(key)
-            states[key].started = time.monotonic()
-            worker.send(f"start {key}")
-        try:
-            event = worker.events.get(timeout=TICK_S)
-        except queue.Empty:
-            event = ""
-        if event is None:
-            return  # the worker died: what is left is reported as its failure
-        verb, _, rest = event.partition(" ")
-        if verb == "exit":
-            key, _, code = rest.partition(" ")
-            if key in held:
-                _finish(states[key], int(code), limits)
-                held.discard(key)
-                gate.leave()
-        now = time.monotonic()
-        for key in held:
-            state = states[key]
-            if state.stopped is None and gate.cancelled.is_set():
-                state.stopped = RunOutput("killed", error=ABANDONED)
-            elif state.stopped is None and state.started is not None and now - state.started > limits.time_s:
-                state.stopped = RunOutput("timeout", error=f"exceeded the {limits.time_s:g}s time budget")
-            elif state.stopped is None and state.result.overflow:
-                state.stopped = RunOutput("invalid", error=f"the result is larger than {state.result.cap} bytes "
-                                          "(predictions.npy over its cap)")
-            if state.stopped is not None:
-                if state.cgroup is not None:
-                    state.cgroup.kill_all()
-                worker.send(f"kill {key}")
-
-
-def _stop_pipes(state: SeedState) -> None:
-    if state.cgroup is not None:
-        state.cgroup.kill_all()  # what the child left behind (setsid daemons) goes with it
-    state.result.stop()
-    state.log.stop()
-
-
-def _finish(state: SeedState, code: int, limits: Limits) -> None:
-    """The seed's main process ended: stop reading, collect, score the limits it hit."""
-    runtime = time.monotonic() - (state.started or time.monotonic())
-    _stop_pipes(state)
-    if state.stopped is None and state.cgroup is not None and state.cgroup.oom_kills():
-        state.stopped = memory_killed(limits)
-    if state.stopped is not None:
-        output = state.stopped
-    else:
-        files, problem = state.result.frames()
-        output = RunOutput("invalid", error=problem) if files is None else collect(files, code)
-    output.log_tail = state.log.text()
-    output.runtime_s = runtime
-    state.output = output
-
-
-def _worker_failed(code: int | None, log_tail: str, isolation: Isolation) -> RunOutput:
-    if isolation.sandboxed and code == SANDBOX_SETUP_FAILED and log_tail.startswith("bwrap: "):
-        return RunOutput("error", error=f"the sandbox failed to start: {log_tail.splitlines()[0][:300]}",
-                         log_tail=log_tail)
-    first = next((ln for ln in reversed(log_tail.splitlines()) if ln.strip()), "no message")
-    return RunOutput("error", error=f"the worker process failed before the seed ran (exit {code}): {first[:300]}",
-                     log_tail=log_tail)
-
-
-__all__ = ["CONTROLLERS", "memory_killed", "run_attempt"]
+__all__ = ["CONTROLLERS", "WarmWorker", "WorkerPool", "memory_killed", "run_attempt"]

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from sandbox.attempt import run_attempt
+from sandbox.attempt import WorkerPool, run_attempt
 from sandbox.devices import Passthrough
 from sandbox.errors import HarnessError
 from sandbox.runner import Isolation, Limits, RunOutput, SeedJob
@@ -107,8 +107,9 @@ class ExecutorOptions:
 
 
 class LocalExecutor(Executor):
-    """Seeds on this machine: one warm worker per attempt (sandbox.attempt) forks a child per
-    seed, up to ``parallel`` at once, each holding a slot."""
+    """Seeds on this machine: a warm worker (sandbox.attempt) forks a child per seed, up to
+    ``parallel`` at once, each holding a slot; where the isolation allows, the worker stays warm
+    for the next attempt (``close()`` stops it; so does this process's exit)."""
 
     name = "local"
 
@@ -118,6 +119,7 @@ class LocalExecutor(Executor):
         # at once than there are slots (cores), whoever asks.
         self.slots = slots or threading.BoundedSemaphore(self.parallel)
         self._cancelled = threading.Event()
+        self.pool = WorkerPool(self.parallel)
 
     def run(self, requests: Sequence[SeedRequest]) -> list[RunOutput]:
         if not requests:
@@ -137,11 +139,14 @@ class LocalExecutor(Executor):
         jobs = [SeedJob(r.seed, r.seed if r.student_seed is None else r.student_seed) for r in reqs]
         return run_attempt(first.idea.resolve(), first.public_dir, jobs, first.limits, first.isolation,
                            slots=self.slots, parallel=self.parallel, cancelled=self._cancelled,
-                           passthrough=first.passthrough)
+                           passthrough=first.passthrough, pool=self.pool)
 
     def cancel(self) -> None:
         # Runs in flight are killed (their supervisor watches the event); what has not started never does.
         self._cancelled.set()
+
+    def close(self) -> None:
+        self.pool.close()
 
 
 def worker_groups(requests: Sequence[SeedRequest]) -> list[list[int]]:

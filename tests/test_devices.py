@@ -9,7 +9,7 @@ import pytest
 from sandbox import devices
 from sandbox.devices import Passthrough, bwrap_args, gpu_passthrough, run_passthrough
 from sandbox.errors import HarnessError
-from sandbox.runner import Limits, RunDirs, RunPlan, SeedJob, child_env, get_isolation, run_idea
+from sandbox.runner import Limits, RunDirs, RunPlan, child_env, get_isolation, run_idea
 
 BWRAP_OK, BWRAP_WHY = get_isolation("bwrap").available()
 needs_bwrap = pytest.mark.skipif(not BWRAP_OK, reason=f"bwrap unavailable: {BWRAP_WHY}")
@@ -70,9 +70,8 @@ def test_bwrap_argv_binds_gpu_nodes_after_the_private_dev(tmp_path):
     idea.write_text("def run(ctx):\n    return None\n")
     root = tmp_path / "run"
     root.mkdir()
-    plan = RunPlan(idea=idea, public_dir=tmp_path, seeds=[SeedJob(0, 0)], limits=Limits(), dirs=RunDirs(root),
+    plan = RunPlan(public_dir=tmp_path, slots=["k0"], limits=Limits(), dirs=RunDirs(root),
                    passthrough=gpu_passthrough([1], lib_dirs=["/opt/nvidia/lib64"]))
-    plan.dirs.plan.write_text("{}")
     iso.prepare(plan)
     argv = iso.command(plan)
     dev = argv.index("--dev")

@@ -1,24 +1,26 @@
-"""The warm worker: one process per attempt imports torch and the runtime once, then forks one
-child per seed when the parent says so.
+"""The warm worker: one sandboxed process imports torch and the runtime once, then forks one
+child per seed when the parent says so, for as many attempts as the parent sends it.
 
-``python -m sandbox.runtime.worker PLAN.json`` (or via the sandbox bootstrap). The parent talks
-over stdin (``start KEY`` / ``kill KEY``) and reads events on stdout (``ready``, ``exit KEY
-CODE``). Each child, before any idea code: moves itself into its seed's cgroup, takes its own
-log and result pipes and closes every other descriptor, owns its own scratch, sets its rlimits,
-drops to its seed's uid (root hosts: never uid 0, never the uid of another seed) and only then
-runs ``sandbox.runtime.entry.run_job``; it ends with ``os._exit`` so no atexit handler or
-lingering thread of the idea runs after its result was sent.
+``python -m sandbox.runtime.worker`` (or via the sandbox bootstrap). The parent talks over
+stdin, one line each: ``start KEY SEEDPLAN-JSON``, ``kill KEY``, ``clean KEY`` (wipe the
+scratch the finished seed KEY used, as its own uid); it reads events on stdout: ``ready``,
+``exit KEY CODE``, ``cleaned KEY CODE`` (0: the scratch is empty). Each child, before any idea
+code: moves itself into its slot's cgroup, opens its own result and log FIFOs and closes every
+other descriptor, owns its slot's scratch, sets its rlimits, drops to its slot's uid (root
+hosts: never uid 0, never the uid of a concurrent seed) and only then runs
+``sandbox.runtime.entry.run_job``; it ends with ``os._exit`` so no atexit handler or lingering
+thread of the idea runs after its result was sent. The worker itself never runs idea code.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import resource
 import selectors
 import signal
 import sys
 import traceback
-from pathlib import Path
 
 from pydantic import BaseModel, Field
 
@@ -32,8 +34,8 @@ class SeedPlan(BaseModel):
     """How the worker starts one seed's child (written by the trusted parent)."""
 
     job: JobSpec = Field(description="The seed's job (paths as the worker sees them).")
-    result_fd: int = Field(description="Write end of this seed's result pipe (inherited).")
-    log_fd: int = Field(description="Write end of this seed's log pipe (inherited).")
+    result_path: str = Field(description="This seed's result FIFO (the parent holds the read end).")
+    log_path: str = Field(description="This seed's log FIFO (stdout and stderr of the child).")
     uid: int | None = Field(None, description="Uid (and gid) the child drops to; None: keep the worker's.")
     cgroup_procs: list[str] = Field(default_factory=list, description="cgroup.procs files the child joins.")
     nproc: int | None = Field(None, description="RLIMIT_NPROC after the drop (binds only a non-root uid).")
@@ -41,17 +43,26 @@ class SeedPlan(BaseModel):
     allow_root: bool = Field(False, description="Only the unsandboxed 'process' isolation: idea code may run as root.")
 
 
-class WorkerPlan(BaseModel):
-    """Every seed one worker may run, by key."""
-
-    seeds: dict[str, SeedPlan] = Field(description="Seed plans by key (the parent's 'start KEY').")
+KEY = re.compile(r"[a-z0-9-]{1,64}")
 
 
 def _warm() -> None:
     """Import what every idea needs, once; no torch op runs here (its thread pool must not
     exist before a fork)."""
+    import shutil
+    import tempfile
+
     import numpy  # noqa: F401
     import torch  # noqa: F401
+
+    # torch.optim imports torch._dynamo on first use (~3 s a seed). Its import makes an inductor
+    # cache dir and names it in the environment: both go, so a seed gets its own under its TMPDIR.
+    made = os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="aar-warm-")
+    import torch._dynamo  # noqa: F401
+    import torch.optim  # noqa: F401
+
+    shutil.rmtree(made, ignore_errors=True)
+    del os.environ["TORCHINDUCTOR_CACHE_DIR"]
 
     import sandbox.runtime.entry  # noqa: F401
     import sandbox.runtime.losses  # noqa: F401
@@ -70,21 +81,34 @@ def _drop_to(uid: int) -> None:
     raise SystemExit("worker: could regain root after dropping it; refusing to run the idea")
 
 
+def _mapped_bytes() -> int:
+    """This process's address space (VmSize): the warm runtime a child inherits."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 def _child(seed: SeedPlan) -> int:
     os.setsid()  # a group of its own, so a kill reaches what it forks (a cgroup reaches the rest)
     for path in seed.cgroup_procs:  # before anything else: all it does from here is counted
         with open(path, "w") as fh:
             fh.write("0")
+    result_fd = os.open(seed.result_path, os.O_WRONLY)  # root-owned 0600: before the uid drop
+    log_fd = os.open(seed.log_path, os.O_WRONLY)
     scratch = seed.job.scratch_dir
     if seed.uid is not None:
         os.chown(scratch, seed.uid, seed.uid)
-    os.dup2(seed.log_fd, 1)
-    os.dup2(seed.log_fd, 2)
-    os.dup2(seed.result_fd, RESULT_FD)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    os.dup2(result_fd, RESULT_FD)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
-    os.closerange(RESULT_FD + 1, 1 << 16)  # other seeds' pipes, the control pipes, the selector
+    os.closerange(RESULT_FD + 1, 1 << 16)  # the control pipes, the selector, other children's pidfds
     for name, value in seed.rlimits.items():
+        if name == "RLIMIT_AS":  # the idea's own allowance on top of the runtime it inherits
+            value = min(value + _mapped_bytes(), resource.getrlimit(resource.RLIMIT_AS)[1])
         resource.setrlimit(getattr(resource, name), (value, value))
     if seed.uid is not None:
         _drop_to(seed.uid)
@@ -128,49 +152,96 @@ def _start(seed: SeedPlan) -> int:
     return pid  # unreachable
 
 
+def _wipe(root: str) -> None:
+    """Delete everything under ``root`` (not ``root``), fixing permissions the idea removed."""
+    for entry in os.scandir(root):
+        if entry.is_dir(follow_symlinks=False):
+            os.chmod(entry.path, 0o700)
+            _wipe(entry.path)
+            os.rmdir(entry.path)
+        else:
+            os.unlink(entry.path)
+
+
+def _start_cleaner(seed: SeedPlan) -> int:
+    """A child that wipes the seed's scratch as the seed's own uid (the worker may not read it)."""
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        os.closerange(3, 1 << 16)
+        if seed.uid is not None:
+            _drop_to(seed.uid)
+        _wipe(seed.job.scratch_dir)
+        code = 0 if not os.listdir(seed.job.scratch_dir) else 1
+    except BaseException:  # noqa: BLE001 - anything left: the parent retires this worker
+        code = 1
+    finally:
+        os._exit(code)
+    return pid  # unreachable
+
+
 def _tell(line: str) -> None:
     os.write(1, (line + "\n").encode())
 
 
-def serve(plan: WorkerPlan) -> int:
+class Serving:
+    """The worker's state: seeds it started (by key) and the processes it waits for."""
+
+    def __init__(self) -> None:
+        self.sel = selectors.DefaultSelector()
+        self.seeds: dict[str, SeedPlan] = {}  # started and not yet cleaned
+        self.running: dict[str, int] = {}  # key -> pid of the seed's child
+
+    def watch(self, pid: int, event: str, key: str) -> None:
+        self.sel.register(os.pidfd_open(pid), selectors.EVENT_READ, (event, key, pid))
+
+    def command(self, line: str) -> None:
+        verb, _, rest = line.partition(" ")
+        key, _, body = rest.partition(" ")
+        if not KEY.fullmatch(key):
+            return
+        if verb == "start" and key not in self.seeds:
+            seed = self.seeds[key] = SeedPlan.model_validate_json(body)
+            self.running[key] = pid = _start(seed)
+            self.watch(pid, "exit", key)
+        elif verb == "kill" and key in self.running:
+            _kill(self.running[key])
+        elif verb == "clean" and key in self.seeds and key not in self.running:
+            self.watch(_start_cleaner(self.seeds[key]), "cleaned", key)
+
+    def reaped(self, fileobj: int, event: str, key: str, pid: int) -> None:
+        self.sel.unregister(fileobj)
+        os.close(fileobj)
+        _, status = os.waitpid(pid, 0)
+        if event == "exit":
+            self.running.pop(key, None)
+        else:
+            self.seeds.pop(key, None)
+        _tell(f"{event} {key} {os.waitstatus_to_exitcode(status)}")
+
+
+def serve() -> int:
     _warm()
     _tell("ready")
-    sel = selectors.DefaultSelector()
-    sel.register(0, selectors.EVENT_READ, None)
-    running: dict[str, int] = {}
+    state = Serving()
+    state.sel.register(0, selectors.EVENT_READ, None)
     pending = b""
     while True:
-        for key, _ in sel.select():
+        for key, _ in state.sel.select():
             if key.data is None:
-                chunk = os.read(0, 4096)
+                chunk = os.read(0, 1 << 16)
                 if not chunk:  # the parent is done: nothing may outlive it
-                    for pid in running.values():
+                    for pid in state.running.values():
                         _kill(pid)
                     return 0
                 pending += chunk
                 while b"\n" in pending:
                     line, pending = pending.split(b"\n", 1)
-                    _command(line.decode(), plan, running, sel)
+                    state.command(line.decode("utf-8", "replace"))
             else:
-                seed_key, pid = key.data
-                sel.unregister(key.fileobj)
-                os.close(key.fileobj)  # type: ignore[arg-type]
-                _, status = os.waitpid(pid, 0)
-                running.pop(seed_key, None)
-                _tell(f"exit {seed_key} {os.waitstatus_to_exitcode(status)}")
-
-
-def _command(line: str, plan: WorkerPlan, running: dict[str, int], sel: selectors.BaseSelector) -> None:
-    verb, _, key = line.partition(" ")
-    if verb == "start" and key in plan.seeds and key not in running:
-        seed = plan.seeds[key]
-        pid = _start(seed)
-        for fd in (seed.result_fd, seed.log_fd):  # the child holds them now; EOF follows it
-            os.close(fd)
-        running[key] = pid
-        sel.register(os.pidfd_open(pid), selectors.EVENT_READ, (key, pid))
-    elif verb == "kill" and key in running:
-        _kill(running[key])
+                state.reaped(key.fileobj, *key.data)  # type: ignore[arg-type]
 
 
 def _kill(pid: int) -> None:
@@ -181,9 +252,9 @@ def _kill(pid: int) -> None:
             pass
 
 
-def main(argv: list[str]) -> int:
-    return serve(WorkerPlan.model_validate_json(Path(argv[1]).read_text()))
+def main() -> int:
+    return serve()
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(main())

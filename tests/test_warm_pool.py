@@ -1,0 +1,79 @@
+"""The warm pool: one sandboxed worker serves attempt after attempt, and nothing an attempt
+leaves (scratch files, locked directories, daemons) reaches the next one."""
+
+from __future__ import annotations
+
+import pytest
+
+from sandbox.attempt import WorkerPool, run_attempt
+from sandbox.runner import Limits, SeedJob, get_isolation
+
+BWRAP = get_isolation("bwrap")
+BWRAP_OK, BWRAP_WHY = BWRAP.available()
+pytestmark = pytest.mark.skipif(not (BWRAP_OK and BWRAP.reusable),
+                                reason=f"needs bwrap as root (slots with uids of their own): {BWRAP_WHY or 'not root'}")
+
+LITTERING_IDEA = '''
+import os
+import time
+
+import numpy as np
+
+
+def run(ctx):
+    ctx.report("scratch_at_start", ",".join(sorted(os.listdir(ctx.scratch))))
+    ctx.report("uid", os.getuid())
+    ctx.report("worker", os.getppid())
+    locked = ctx.scratch / "locked"
+    locked.mkdir()
+    (locked / "inside").write_text("x")
+    locked.chmod(0)  # the wipe must get in anyway
+    (ctx.scratch / "bulk").write_bytes(b"x" * (4 << 20))
+    if os.fork() == 0:  # a daemon that would outlive its seed
+        os.setsid()
+        time.sleep(600)
+        os._exit(0)
+    return np.asarray(ctx.weak_test_probs)
+'''
+
+
+def test_a_warm_worker_serves_attempts_and_nothing_carries_over(small_cache, idea_file):
+    pool = WorkerPool(1)
+    idea = idea_file(LITTERING_IDEA)
+    limits = Limits(time_s=120, memory_bytes=2 << 30, scratch_bytes=64 << 20)
+    try:
+        first = run_attempt(idea, small_cache.public_dir, [SeedJob(0, 0)], limits, BWRAP, pool=pool)[0]
+        (worker,) = pool._workers.values()
+        slot_cgroup = worker.slot_cgs["k0"]
+        left = slot_cgroup.pids() if slot_cgroup is not None else []
+        second = run_attempt(idea, small_cache.public_dir, [SeedJob(1, 1)], limits, BWRAP, pool=pool)[0]
+        assert list(pool._workers.values()) == [worker] and worker.usable(), "the same worker, still usable"
+    finally:
+        pool.close()
+    assert first.status == second.status == "ok", (first.error, second.error, second.log_tail[-500:])
+    assert first.diagnostics["worker"] == second.diagnostics["worker"], "one worker process for both attempts"
+    assert first.diagnostics["scratch_at_start"] == second.diagnostics["scratch_at_start"] == ""
+    assert left == [], "the first attempt's daemon was killed with its seed"
+    assert worker.proc.poll() is not None and not worker.plan.dirs.root.exists(), "close() leaves nothing"
+
+
+def test_concurrent_attempts_share_a_worker_in_separate_slots(small_cache, idea_file):
+    import threading
+
+    pool = WorkerPool(2)
+    idea = idea_file(LITTERING_IDEA)
+    limits = Limits(time_s=120, memory_bytes=2 << 30, scratch_bytes=64 << 20)
+    outs: list = []
+    try:
+        threads = [threading.Thread(target=lambda s=s: outs.extend(
+            run_attempt(idea, small_cache.public_dir, [SeedJob(s, s)], limits, BWRAP, pool=pool)))
+            for s in (0, 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        pool.close()
+    assert [o.status for o in outs] == ["ok", "ok"], [o.error for o in outs]
+    assert len({o.diagnostics["worker"] for o in outs}) == 1
+    assert len({o.diagnostics["uid"] for o in outs}) == 2, "each slot has a uid of its own"
