@@ -297,6 +297,7 @@ def _context(config: ResearchConfig, store: LabStore, manifest: SessionManifest,
     evaluator = Evaluator(cache, isolation=config.isolation, budget=scoring,
                           time_budget_s=config.time_budget_s, executor=executor,
                           device=resolve_device(config.device))
+    evaluator.warm_up()
     elapsed = max([manifest.elapsed_s, *(a.session_elapsed_s or 0.0 for a in attempts)])
     tracker = BudgetTracker(config.budgets, attempts=len(attempts), elapsed_s=elapsed,
                             cost_usd=sum(a.usage.cost_usd for a in attempts),

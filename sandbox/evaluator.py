@@ -160,6 +160,11 @@ class Evaluator:
         self._gold, self._roles = cache.gold_test(), cache.test_roles()
         self._vanilla_lock = threading.Lock()
 
+    def warm_up(self) -> None:
+        """Start the executor's warm worker now (a session calls this before its first idea
+        exists, so the sandbox start and the torch import overlap the proposer's work)."""
+        self.executor.warm(self.request(self.vanilla_idea, self.card.weak_seeds[0]))
+
     def _limits(self) -> Limits:
         limits = Limits(time_s=self.time_budget_s, threads=max(1, (os.cpu_count() or 1) // self.parallel))
         if self.device == "cuda":

@@ -17,6 +17,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,6 +73,10 @@ class Executor:
         cannot run comes back as a failed ``RunOutput``, never as an exception, unless the
         executor itself is unusable (``HarnessError``)."""
         raise NotImplementedError
+
+    def warm(self, request: SeedRequest) -> None:
+        """Start, without waiting, what runs like ``request`` will need (a warm worker), so the
+        first attempt does not wait for it. Optional."""
 
     def cancel(self) -> None:
         """Stop what is in flight and refuse what has not started (Ctrl-C). Idempotent."""
@@ -140,6 +145,13 @@ class LocalExecutor(Executor):
         return run_attempt(first.idea.resolve(), first.public_dir, jobs, first.limits, first.isolation,
                            slots=self.slots, parallel=self.parallel, cancelled=self._cancelled,
                            passthrough=first.passthrough, pool=self.pool)
+
+    def warm(self, request: SeedRequest) -> None:
+        iso = request.isolation
+        if self._cancelled.is_set() or not WorkerPool.accepts(iso, request.passthrough) or not iso.available()[0]:
+            return
+        with suppress(HarnessError, OSError):  # the first real run reports what is wrong
+            self.pool.release(self.pool.acquire(request.public_dir, request.limits, iso, request.passthrough))
 
     def cancel(self) -> None:
         # Runs in flight are killed (their supervisor watches the event); what has not started never does.
