@@ -112,7 +112,7 @@ class ExecutorOptions:
 
 
 class LocalExecutor(Executor):
-    """Seeds on this machine: a warm worker (sandbox.attempt) forks a child per seed, up to
+    """Seeds on this machine: a warm worker (sandbox.warm_worker) forks a child per seed, up to
     ``parallel`` at once, each holding a slot; where the isolation allows, the worker stays warm
     for the next attempt (``close()`` stops it; so does this process's exit)."""
 

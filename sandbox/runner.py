@@ -1,7 +1,7 @@
 """How idea processes are started: limits, the run plan and the pluggable isolations.
 
 An attempt's seeds run in a warm worker (sandbox.runtime.worker, supervised by
-sandbox.attempt): one process imports torch and the runtime once and forks a child per seed.
+sandbox.attempt, sandbox.warm_worker): one process imports torch and the runtime once and forks a child per seed.
 How that worker is isolated is pluggable (``register_isolation``): ``bwrap`` (sandbox.isolation,
 the default everywhere user-facing) runs it in bubblewrap namespaces; ``process`` is a plain
 child process with resource limits and no isolation of files or network (unsafe, opt-in).
