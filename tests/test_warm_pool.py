@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from sandbox import warm_worker
 from sandbox.attempt import WorkerPool, run_attempt
 from sandbox.runner import Limits, SeedJob, get_isolation
 
@@ -20,8 +21,20 @@ import time
 import numpy as np
 
 
+def same_uid_processes():
+    found = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if int(pid) != os.getpid() and os.stat(f"/proc/{pid}").st_uid == os.getuid():
+                found += 1
+        except OSError:
+            continue
+    return found
+
+
 def run(ctx):
     ctx.report("scratch_at_start", ",".join(sorted(os.listdir(ctx.scratch))))
+    ctx.report("same_uid_at_start", same_uid_processes())
     ctx.report("uid", os.getuid())
     ctx.report("worker", os.getppid())
     locked = ctx.scratch / "locked"
@@ -37,7 +50,11 @@ def run(ctx):
 '''
 
 
-def test_a_warm_worker_serves_attempts_and_nothing_carries_over(small_cache, idea_file):
+@pytest.mark.parametrize("cgroups", [True, False], ids=["cgroups", "no-cgroups"])
+def test_a_warm_worker_serves_attempts_and_nothing_carries_over(small_cache, idea_file, monkeypatch, cgroups):
+    """Without cgroups (a host that has none) the slot's uid is what finds the leftovers."""
+    if not cgroups:
+        monkeypatch.setattr(warm_worker, "_cgroups", lambda limits, slots, self_join: (None, dict.fromkeys(slots)))
     pool = WorkerPool(1)
     idea = idea_file(LITTERING_IDEA)
     limits = Limits(time_s=120, memory_bytes=2 << 30, scratch_bytes=64 << 20)
@@ -54,6 +71,8 @@ def test_a_warm_worker_serves_attempts_and_nothing_carries_over(small_cache, ide
     assert first.diagnostics["worker"] == second.diagnostics["worker"], "one worker process for both attempts"
     assert first.diagnostics["scratch_at_start"] == second.diagnostics["scratch_at_start"] == ""
     assert left == [], "the first attempt's daemon was killed with its seed"
+    assert second.diagnostics["uid"] == first.diagnostics["uid"], "one slot: the same uid again"
+    assert second.diagnostics["same_uid_at_start"] == 0, "nothing of the first attempt runs under that uid"
     assert worker.proc.poll() is not None and not worker.plan.dirs.root.exists(), "close() leaves nothing"
 
 

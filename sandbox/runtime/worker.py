@@ -14,6 +14,7 @@ thread of the idea runs after its result was sent. The worker itself never runs 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import resource
@@ -173,6 +174,10 @@ def _start_cleaner(seed: SeedPlan) -> int:
         os.closerange(3, 1 << 16)
         if seed.uid is not None:
             _drop_to(seed.uid)
+            # Everything else this uid runs in the sandbox is the seed's leftovers (a slot runs
+            # one seed at a time): gone before the wipe, even where no cgroup caught them.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(-1, signal.SIGKILL)
         _wipe(seed.job.scratch_dir)
         code = 0 if not os.listdir(seed.job.scratch_dir) else 1
     except BaseException:  # noqa: BLE001 - anything left: the parent retires this worker
