@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import re
 import secrets
 import signal
 import time
@@ -262,6 +263,36 @@ class RunCgroup:
                     if path.is_dir() else []:
                 _rmdir(child)
             _rmdir(path)
+
+
+STALE = re.compile(r"attempt-(\d+)-[0-9a-f]+")
+
+
+@functools.lru_cache(maxsize=1)
+def sweep_stale() -> int:
+    """Remove run cgroups left by processes that died without cleaning up (SIGKILL); once per
+    process. A run cgroup is named after its owner's pid; one whose owner is gone is removed
+    (with whatever still runs in it). Returns how many were removed."""
+    removed = 0
+    sup = support()
+    names = {p.name for base in sup.bases.values() if base.is_dir() for p in base.iterdir() if p.is_dir()}
+    for name in sorted(names):
+        match = STALE.fullmatch(name)
+        if match is None or _alive(int(match.group(1))):
+            continue
+        RunCgroup({c: b / name for c, b in sup.bases.items() if (b / name).is_dir()}, sup.mode).remove()
+        removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _rmdir(path: Path) -> None:

@@ -26,7 +26,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sandbox.cgroups import CONTROLLERS, STRICT_ENV, RunCgroup, RunLimits
+from sandbox.cgroups import CONTROLLERS, STRICT_ENV, RunCgroup, RunLimits, sweep_stale
 from sandbox.devices import Passthrough
 from sandbox.errors import HarnessError
 from sandbox.run_output import LogCapture, ResultCapture, RunOutput, collect
@@ -104,8 +104,9 @@ def _cgroups(limits: Limits, slots: list[str], self_join: bool
     top = RunLimits(memory_bytes=n * limits.memory_bytes + WORKER_MEMORY, pids=n * limits.processes + WORKER_PIDS,
                     weight_cores=float(n * max(1, limits.threads)))
     slot_limits = RunLimits(memory_bytes=limits.memory_bytes, pids=limits.processes, cpus=float(max(1, limits.threads)))
-    name = f"attempt-{os.getpid()}-{secrets.token_hex(6)}"
+    name = f"attempt-{os.getpid()}-{secrets.token_hex(6)}"  # the pid: sweep_stale finds orphans by it
     try:
+        sweep_stale()
         worker_cg = RunCgroup.create(name, top if self_join else slot_limits)
         if worker_cg is None or not self_join:
             return worker_cg, {s: worker_cg if not self_join else None for s in slots}

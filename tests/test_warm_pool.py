@@ -96,3 +96,24 @@ def test_concurrent_attempts_share_a_worker_in_separate_slots(small_cache, idea_
     assert [o.status for o in outs] == ["ok", "ok"], [o.error for o in outs]
     assert len({o.diagnostics["worker"] for o in outs}) == 1
     assert len({o.diagnostics["uid"] for o in outs}) == 2, "each slot has a uid of its own"
+
+
+def test_run_cgroups_of_dead_owners_are_swept():
+    """A process killed with SIGKILL cannot remove its run cgroups; the next run removes them."""
+    import subprocess
+
+    from sandbox.cgroups import RunCgroup, RunLimits, support, sweep_stale
+
+    if support().mode == "none":
+        pytest.skip("no cgroups here")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = RunCgroup.create(f"attempt-{dead.pid}-abcdef", RunLimits(pids=8))
+    mine = RunCgroup.create(f"attempt-{__import__('os').getpid()}-abcdef", RunLimits(pids=8))
+    try:
+        assert sweep_stale.__wrapped__() >= 1
+        assert not any(p.exists() for p in stale.dirs.values()), "the dead owner's cgroup is gone"
+        assert all(p.exists() for p in mine.dirs.values()), "a live owner's cgroup stays"
+    finally:
+        stale.remove()
+        mine.remove()
