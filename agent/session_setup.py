@@ -32,7 +32,7 @@ from sandbox.cache import TaskCache, baseline_summary_name, file_lock, open_cach
 from sandbox.devices import resolve_device
 from sandbox.errors import HarnessError
 from sandbox.evaluator import Evaluator, ScoringBudget
-from sandbox.executors import Executor, ExecutorConfig, ExecutorOptions, get_executor
+from sandbox.executors import Executor, ExecutorConfig, ExecutorOptions, get_executor, seeds_at_once
 from sandbox.progress import progress_bar
 from sandbox.results import IdeaResult, hide_heldout
 from sandbox.runner import DEFAULT_ISOLATION
@@ -290,11 +290,12 @@ def _context(config: ResearchConfig, store: LabStore, manifest: SessionManifest,
         # Each result records the scoring calls used so far: the last one is what was spent.
         scoring = ScoringBudget(max_calls=config.budgets.max_scoring_calls,
                                 used=max((a.result.scoring_calls for a in attempts if a.result), default=0))
-        slots = None
-    else:
-        scoring, slots = shared.scoring, shared.slots
-    executor = (shared and shared.executor) or get_executor(ExecutorOptions(config.executor, slots=slots))
-    evaluator = Evaluator(cache, isolation=config.isolation, budget=scoring,
+        slots, parallel = None, seeds_at_once(config.seeds)
+    else:  # researchers share the cores: one seed per core across them all
+        scoring, slots, parallel = shared.scoring, shared.slots, None
+    executor = (shared and shared.executor) or get_executor(ExecutorOptions(config.executor, parallel=parallel,
+                                                                            slots=slots))
+    evaluator = Evaluator(cache, isolation=config.isolation, budget=scoring, parallel=parallel,
                           time_budget_s=config.time_budget_s, executor=executor,
                           device=resolve_device(config.device))
     evaluator.warm_up()

@@ -29,7 +29,7 @@ from sandbox.errors import HarnessError
 from sandbox.runner import Isolation, Limits, RunOutput, SeedJob
 
 __all__ = ["Executor", "ExecutorConfig", "ExecutorOptions", "LocalExecutor", "SeedRequest", "SeedResources",
-           "executor_names", "get_executor", "register_executor"]
+           "executor_names", "get_executor", "register_executor", "seeds_at_once"]
 DEFAULT_EXECUTOR = "local"
 CANCELLED = "cancelled before it started (the session was interrupted)"
 
@@ -159,6 +159,15 @@ class LocalExecutor(Executor):
 
     def close(self) -> None:
         self.pool.close()
+
+
+def seeds_at_once(seeds: int, cores: int | None = None) -> int:
+    """How many seeds of an attempt run at once on this machine, each single-threaded: one per
+    core, or all of them when that oversubscribes the cores by at most half. Three seeds on two
+    cores then take 1.5 rounds of compute instead of two (the third no longer runs alone while a
+    core idles); each still has its own 1-core quota."""
+    cores = max(1, cores or os.cpu_count() or 1)
+    return seeds if cores < seeds <= cores + cores // 2 else cores
 
 
 def worker_groups(requests: Sequence[SeedRequest]) -> list[list[int]]:
