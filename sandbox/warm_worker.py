@@ -51,6 +51,7 @@ WORKER_PIDS = 64
 READY_TIMEOUT_S = 120.0
 CANCELLED = "cancelled before it started (the session was interrupted)"
 ABANDONED = "abandoned: the run was cancelled (Ctrl-C)"
+SLOTS_LOST = "not run: its worker could not wipe a finished seed's scratch (rerun the attempt)"
 WORKER_DIED = "worker"  # the event an attempt gets when its worker's event stream ends
 _SPAWNER = ThreadPoolExecutor(1, thread_name_prefix="worker-spawner")  # lives as long as the process
 
@@ -215,7 +216,7 @@ class WarmWorker:
                 return
             if code == "0":
                 self._free.append(slot)
-            else:  # something was left in the scratch: no later seed may find it
+            else:  # something was left in the scratch: no later seed may find it (slot lost)
                 self.retired = True
 
     def usable(self) -> bool:
@@ -233,11 +234,18 @@ class WarmWorker:
         return self.ready.is_set() and not self.dead.is_set()
 
     def take_slot(self, key: str) -> str | None:
+        """A free slot for seed ``key`` (a retired worker still finishes the attempts it holds
+        on its clean slots; the pool gives new attempts a new worker)."""
         with self._lock:
-            if self.retired or not self._free:
+            if not self._free:
                 return None
             slot = self._slot_of[key] = self._free.pop(0)
             return slot
+
+    def exhausted(self) -> bool:
+        """No slot is free and none will be: every one was lost to a scratch it could not wipe."""
+        with self._lock:
+            return self.retired and not self._free and not self._slot_of
 
     def run(self, idea: Path, jobs: list[SeedJob], gate: Gate) -> list[RunOutput]:
         """Run ``idea`` for every job (outputs in job order)."""
@@ -394,6 +402,10 @@ class AttemptRun:
             state.slot = self.worker.take_slot(state.key)
             if state.slot is None:  # every slot busy (other attempts) or being wiped
                 self.gate.leave()
+                if self.worker.exhausted():
+                    for waiting in self.pending:
+                        waiting.output = RunOutput("error", error=SLOTS_LOST)
+                    self.pending = []
                 return
             self.pending.pop(0)
             self.held[state.key] = state

@@ -117,3 +117,26 @@ def test_run_cgroups_of_dead_owners_are_swept():
     finally:
         stale.remove()
         mine.remove()
+
+
+def test_a_slot_that_cannot_be_wiped_is_lost_and_the_next_attempt_gets_a_new_worker(
+        small_cache, idea_file, monkeypatch):
+    """A scratch the slot's uid could not empty must never reach another seed: the slot is
+    dropped, a seed left without one fails with a clear error (no hang), the worker is retired."""
+    real = warm_worker.WarmWorker._cleaned
+    monkeypatch.setattr(warm_worker.WarmWorker, "_cleaned", lambda self, key, code: real(self, key, "1"))
+    pool = WorkerPool(1)
+    idea = idea_file(LITTERING_IDEA)
+    limits = Limits(time_s=120, memory_bytes=2 << 30, scratch_bytes=64 << 20)
+    try:
+        outs = run_attempt(idea, small_cache.public_dir, [SeedJob(0, 0), SeedJob(1, 1)], limits, BWRAP,
+                           parallel=1, pool=pool)
+        (first_worker,) = pool._workers.values()
+        monkeypatch.setattr(warm_worker.WarmWorker, "_cleaned", real)
+        again = run_attempt(idea, small_cache.public_dir, [SeedJob(2, 2)], limits, BWRAP, pool=pool)[0]
+        (second_worker,) = pool._workers.values()
+    finally:
+        pool.close()
+    assert outs[0].status == "ok" and outs[1].status == "error" and "could not wipe" in outs[1].error
+    assert first_worker.retired and second_worker is not first_worker
+    assert again.status == "ok" and again.diagnostics["scratch_at_start"] == ""
