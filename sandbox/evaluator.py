@@ -158,7 +158,7 @@ class Evaluator:
                 f"strong ceiling ({b.ceiling_dev.mean:.3f}), so PGR is undefined; use a harder task, a weaker "
                 "weak_model or a stronger strong_model (task.json)")
         self._gold, self._roles = cache.gold_test(), cache.test_roles()
-        self._vanilla_lock = threading.Lock()
+        self._vanilla_lock = threading.RLock()  # vanilla_pgrs -> evaluate -> _remember_vanilla
 
     def warm_up(self) -> None:
         """Start the executor's warm worker now (a session calls this before its first idea
@@ -185,6 +185,8 @@ class Evaluator:
         if charge:
             self.budget.refund(sum(1 for out in outputs if out.status != "ok" or out.predictions is None))
         results = [self.score(out, seed, charge=False) for out, seed in zip(outputs, seeds, strict=True)]
+        if idea.resolve() == self.vanilla_idea.resolve():
+            self._remember_vanilla(results)
         vanilla = (self.vanilla_pgrs(seeds) if compare_vanilla
                    and idea.resolve() != self.vanilla_idea.resolve() else None)
         result = self._aggregate(name or idea.stem, results, vanilla).model_copy(update={"runtime_s": wall_s})
@@ -236,17 +238,28 @@ class Evaluator:
 
     def vanilla_pgrs(self, seeds: list[int]) -> dict[int, float]:
         """Per-seed dev PGR of the vanilla baseline (computed once per cache, not charged)."""
-        path = self.cache.private_dir / "vanilla_pgr.json"
         with self._vanilla_lock:
-            known = {int(k): v for k, v in json.loads(path.read_text()).items()} if path.exists() else {}
-            todo = [s for s in seeds if s not in known]
-            if todo:
-                result = self.evaluate(self.vanilla_idea, todo, compare_vanilla=False, charge=False)
-                known.update({r.seed: r.pgr for r in result.seeds if r.pgr is not None})
-                tmp = path.with_suffix(".tmp")
-                tmp.write_text(json.dumps(known))
-                os.replace(tmp, path)
+            known = self._known_vanilla()
+            if [s for s in seeds if s not in known]:  # evaluate() remembers what it scores
+                self.evaluate(self.vanilla_idea, [s for s in seeds if s not in known], compare_vanilla=False,
+                              charge=False)
+                known = self._known_vanilla()
         return {s: known[s] for s in seeds if s in known}
+
+    def _known_vanilla(self) -> dict[int, float]:
+        path = self.cache.private_dir / "vanilla_pgr.json"
+        return {int(k): v for k, v in json.loads(path.read_text()).items()} if path.exists() else {}
+
+    def _remember_vanilla(self, seeds: list[SeedResult]) -> None:
+        """Keep the per-seed dev PGR of a vanilla run, whoever asked for it (the baselines
+        step's own vanilla row then serves as the reference: no second run)."""
+        with self._vanilla_lock:
+            known = self._known_vanilla()
+            known.update({r.seed: r.pgr for r in seeds if r.pgr is not None and r.seed not in known})
+            path = self.cache.private_dir / "vanilla_pgr.json"
+            tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
+            tmp.write_text(json.dumps(known))
+            os.replace(tmp, path)
 
     def _aggregate(self, name: str, seeds: list[SeedResult], vanilla: dict[int, float] | None) -> IdeaResult:
         ok = [r for r in seeds if r.status == "ok"]
