@@ -63,10 +63,12 @@ def main() -> None:
         config = ResearchConfig(task=args.task, seeds=args.seeds, lab=Path(tmp),
                                 isolation=os.environ.get("AAR_BENCH_ISOLATION", "bwrap"),
                                 budgets=Budgets(max_attempts=args.attempts))
-        # warm the cache and the baseline summary first, so only research is timed
-        from agent.session_setup import open_session
+        # warm the cache and the baseline summary first, so only research is timed (and the
+        # search starts from the best baseline, as every session after the first on a cache)
+        from agent.session_setup import baseline_summary, open_session
 
-        open_session(config.model_copy(update={"budgets": Budgets(max_attempts=0)}))
+        warm = open_session(config.model_copy(update={"budgets": Budgets(max_attempts=0)}))
+        baseline_summary(warm.evaluator, list(range(args.seeds)))
         outcome = run_research(config, Reporter())
         summarise(Path(tmp), outcome.session_id)
 
