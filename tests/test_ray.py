@@ -9,10 +9,12 @@ no cluster (option errors, a missing Ray, failure mapping) run in the default su
 
 import os
 import pickle
+import re
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -97,6 +99,13 @@ def aar(small_cache, *args, timeout=600):
                           env=env, timeout=timeout)
 
 
+def running_ideas(commands: str) -> set[str]:
+    """Names of the ideas a seed's sandbox holds: its bwrap command binds the worker's idea
+    folder (``<run dir>/idea``), where each attempt's copy sits under a random name."""
+    roots = re.findall(r"(/\S*aar-run-[^/\s]+)/idea /aar/idea", commands)
+    return {p.stem for root in roots for p in Path(root, "idea").glob("*/*.py")}
+
+
 class Killer(threading.Thread):
     """Kills the worker-node process running a seed of an idea not in ``skip`` (once), and keeps
     any exception for the test to raise: a thread's exception is otherwise only a warning, and
@@ -118,11 +127,12 @@ class Killer(threading.Thread):
 
     def _kill_one(self) -> None:
         for proc in self.cluster.seed_workers():
-            child = self.cluster.descendant_commands(proc)
-            if "/aar/idea/" in child and not any(f"/aar/idea/{name}.py" in child for name in self.skip):
+            ideas = running_ideas(self.cluster.descendant_commands(proc))
+            if ideas and not ideas & self.skip:
                 if self.cluster.kill(proc):  # else its task ended meanwhile: look again
                     self.killed.append(proc.pid)
                     return
+
 
     def finish(self) -> list[int]:
         self.stop.set()
