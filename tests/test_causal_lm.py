@@ -100,4 +100,5 @@ def test_lora_smollm2_student_through_the_sandbox(tmp_path, cache_dir):
     assert seed.status == "ok", (seed.error, seed.log_tail[-2000:])
     assert seed.diagnostics["family"] == "causal" and seed.diagnostics["label_words"] == "False,True"
     assert 0 < seed.diagnostics["trainable"] < 5_000_000
-    assert seed.dev_acc is not None and seed.pgr is not None
+    b = cache.baselines()  # 16 dev rows: weak and ceiling may tie, and PGR is then undefined
+    assert seed.dev_acc is not None and (seed.pgr is None) == (b.ceiling_dev.mean == b.weak_dev.mean)
