@@ -1,7 +1,7 @@
 """Runs every seed of an attempt on a warm worker (sandbox.warm_worker) and brings back one
 RunOutput each.
 
-Where the isolation allows (``Isolation.reusable``: root hosts, where slots have uids of their
+Where the isolation allows (``Isolation.self_join``: root hosts, where slots have uids of their
 own), a ``WorkerPool`` keeps a worker warm between attempts, so an attempt pays neither a
 sandbox start nor a torch import; elsewhere (user namespaces, GPU runs, Ray nodes) each attempt
 gets a worker of its own, closed after it.
@@ -34,7 +34,7 @@ class WorkerPool:
     @staticmethod
     def accepts(isolation: Isolation, passthrough: Passthrough | None) -> bool:
         """A GPU run keeps a worker of its own (only its GPU's device nodes are mounted)."""
-        return isolation.reusable and not (passthrough is not None and passthrough.device_nodes)
+        return isolation.self_join and not (passthrough is not None and passthrough.device_nodes)
 
     def acquire(self, public_dir: Path, limits: Limits, isolation: Isolation,
                 passthrough: Passthrough | None) -> WarmWorker:

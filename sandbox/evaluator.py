@@ -240,9 +240,9 @@ class Evaluator:
         """Per-seed dev PGR of the vanilla baseline (computed once per cache, not charged)."""
         with self._vanilla_lock:
             known = self._known_vanilla()
-            if [s for s in seeds if s not in known]:  # evaluate() remembers what it scores
-                self.evaluate(self.vanilla_idea, [s for s in seeds if s not in known], compare_vanilla=False,
-                              charge=False)
+            todo = [s for s in seeds if s not in known]
+            if todo:  # evaluate() remembers what it scores
+                self.evaluate(self.vanilla_idea, todo, compare_vanilla=False, charge=False)
                 known = self._known_vanilla()
         return {s: known[s] for s in seeds if s in known}
 

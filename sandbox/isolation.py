@@ -203,7 +203,7 @@ class BwrapIsolation(Isolation):
         # sandbox holds several seeds and serves attempt after attempt (nothing a seed can
         # write outlives it: its scratch is wiped, /tmp and /dev/shm are not writable by it).
         # A user namespace has one uid: one seed of one attempt each.
-        self.self_join = self.reusable = self.root_mode
+        self.self_join = self.root_mode
 
     def available(self) -> tuple[bool, str]:
         return probe(self.root_mode)

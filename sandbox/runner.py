@@ -106,8 +106,9 @@ class Isolation:
     name = "process"
     sandboxed = False
     allow_root = True  # unsafe by design: the idea runs as whoever runs the harness
-    self_join = True  # a seed's child can write its own cgroup.procs (else: one seed per worker)
-    reusable = True  # one worker may serve attempt after attempt (else: a worker per attempt)
+    # A seed's child can write its own cgroup.procs and has a uid of its own: one worker then holds
+    # several seeds and may serve attempt after attempt (else: one seed per worker, per attempt).
+    self_join = True
 
     def available(self) -> tuple[bool, str]:
         return True, ""

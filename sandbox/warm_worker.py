@@ -145,11 +145,11 @@ class WarmWorker:
         self.users = 0  # attempts holding it (the pool's count)
         self.proc: subprocess.Popen | None = None
         self._send_lock = threading.Lock()
-        self._finalizer = weakref.finalize(self, _remove, root, [], None)
+        self._owned: dict = {"cgroups": [], "proc": None}  # what the finalizer stops and removes
+        self._finalizer = weakref.finalize(self, _remove, root, self._owned)
         try:
             self.worker_cg, self.slot_cgs = _cgroups(limits, slots, isolation.self_join)
-            self._finalizer.detach()
-            self._finalizer = weakref.finalize(self, _remove, root, [self.worker_cg, *self.slot_cgs.values()], None)
+            self._owned["cgroups"] = [self.worker_cg, *self.slot_cgs.values()]
             self.plan.cgroup_procs = {s: [str(p) for p in cg.procs_files] for s, cg in self.slot_cgs.items()
                                       if cg is not None and cg is not self.worker_cg}
             isolation.prepare(self.plan)
@@ -187,9 +187,7 @@ class WarmWorker:
         # finalizer stops the process.
         threading.Thread(target=_pump, args=(self.proc.stdout, weakref.ref(self)), daemon=True,
                          name="worker-events").start()
-        self._finalizer.detach()
-        self._finalizer = weakref.finalize(self, _remove, self.plan.dirs.root,
-                                           [self.worker_cg, *self.slot_cgs.values()], self.proc)
+        self._owned["proc"] = self.proc
 
     def _event(self, verb: str, key: str, code: str) -> None:
         if verb == "ready":
@@ -318,19 +316,12 @@ class WarmWorker:
                 (d.pipes / f"{state.key}.{part}").unlink()
 
     def close(self) -> None:
-        """Stop the worker and everything it started; remove its cgroups and files."""
-        proc = self.proc
-        if proc is not None:
-            with suppress(OSError, ValueError):
-                proc.stdin.close()  # type: ignore[union-attr]
-            if self.worker_cg is not None:
-                self.worker_cg.kill_all()
-            with suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, 9)
-            proc.wait()
+        """Stop the worker and everything it started; remove its cgroups and files (what the
+        finalizer does when a worker is dropped unclosed)."""
+        self._finalizer()
+        if self.proc is not None:
             self.log.stop()
         self.dead.set()
-        self._finalizer()
 
 
 def _pump(stream, ref: weakref.ReferenceType) -> None:  # noqa: ANN001
@@ -348,7 +339,8 @@ def _pump(stream, ref: weakref.ReferenceType) -> None:  # noqa: ANN001
         worker._ended()
 
 
-def _remove(root: Path, cgroups: list[RunCgroup | None], proc: subprocess.Popen | None) -> None:
+def _remove(root: Path, owned: dict) -> None:
+    proc: subprocess.Popen | None = owned["proc"]
     if proc is not None:
         with suppress(OSError, ValueError):
             proc.stdin.close()  # type: ignore[union-attr]
@@ -356,7 +348,7 @@ def _remove(root: Path, cgroups: list[RunCgroup | None], proc: subprocess.Popen 
             os.killpg(proc.pid, 9)
         with suppress(subprocess.TimeoutExpired):
             proc.wait(5)
-    for cg in dict.fromkeys(cgroups):
+    for cg in dict.fromkeys(owned["cgroups"]):
         if cg is not None:
             cg.remove()
     shutil.rmtree(root, ignore_errors=True)

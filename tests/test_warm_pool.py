@@ -11,7 +11,7 @@ from sandbox.runner import Limits, SeedJob, get_isolation
 
 BWRAP = get_isolation("bwrap")
 BWRAP_OK, BWRAP_WHY = BWRAP.available()
-pytestmark = pytest.mark.skipif(not (BWRAP_OK and BWRAP.reusable),
+pytestmark = pytest.mark.skipif(not (BWRAP_OK and BWRAP.self_join),
                                 reason=f"needs bwrap as root (slots with uids of their own): {BWRAP_WHY or 'not root'}")
 
 LITTERING_IDEA = '''
