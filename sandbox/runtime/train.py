@@ -12,6 +12,7 @@ from torch import nn
 
 from sandbox.runtime.arrays import to_tensor
 from sandbox.runtime.losses import LossFn, soft_ce
+from sandbox.runtime.optim import LeanAdamW
 
 
 @dataclass
@@ -82,7 +83,7 @@ def train_head(
     xt = to_tensor(x)
     yt = to_tensor(targets)
     module = make_head(xt.shape[1], yt.shape[1], hidden, dropout)
-    opt = torch.optim.AdamW(module.parameters(), lr=lr, weight_decay=weight_decay)
+    opt = LeanAdamW(module.parameters(), lr=lr, weight_decay=weight_decay)
     weights = None if sample_weight is None else to_tensor(sample_weight, np.float64)
     val_t = None if val is None else tuple(to_tensor(a) for a in val)
     steps_per_epoch = max(1, (len(xt) + batch_size - 1) // batch_size)
