@@ -36,17 +36,32 @@ class LeanAdamW:
 
     @torch.no_grad()
     def step(self) -> None:
-        lr, beta1, beta2 = self.lr, self.beta1, self.beta2
-        for i, param in enumerate(self.params):
-            grad = param.grad
-            if grad is None:
-                continue
+        live = [i for i, param in enumerate(self.params) if param.grad is not None]
+        if not live:
+            return
+        for i in live:
             self.steps[i] += 1
-            step = float(self.steps[i])  # torch keeps the count in a float32 tensor
-            if self.weight_decay != 0:
-                param.mul_(1 - lr * self.weight_decay)
-            self.exp_avg[i].lerp_(grad, 1 - beta1)
-            self.exp_avg_sq[i].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-            bias_correction2_sqrt = (1 - beta2**step) ** 0.5
-            denom = (self.exp_avg_sq[i].sqrt() / bias_correction2_sqrt).add_(self.eps)
-            param.addcdiv_(self.exp_avg[i], denom, value=-(lr / (1 - beta1**step)))
+        if len({self.steps[i] for i in live}) == 1:
+            self._update(live, float(self.steps[live[0]]))
+        else:  # parameters that missed steps: each with its own bias correction
+            for i in live:
+                self._update([i], float(self.steps[i]))
+
+    def _update(self, live: list[int], step: float) -> None:
+        """One update of the parameters ``live`` (all at count ``step``, torch keeps it in a
+        float32 tensor): the single-tensor path's operations, each applied to the whole list
+        at once (torch's ``_foreach`` ops, one call per operation instead of one per tensor)."""
+        lr, beta1, beta2 = self.lr, self.beta1, self.beta2
+        params = [self.params[i] for i in live]
+        grads = [param.grad for param in params]
+        exp_avg = [self.exp_avg[i] for i in live]
+        exp_avg_sq = [self.exp_avg_sq[i] for i in live]
+        if self.weight_decay != 0:
+            torch._foreach_mul_(params, 1 - lr * self.weight_decay)
+        torch._foreach_lerp_(exp_avg, grads, 1 - beta1)
+        torch._foreach_mul_(exp_avg_sq, beta2)
+        torch._foreach_addcmul_(exp_avg_sq, grads, grads, value=1 - beta2)
+        denom = torch._foreach_sqrt(exp_avg_sq)
+        torch._foreach_div_(denom, (1 - beta2**step) ** 0.5)
+        torch._foreach_add_(denom, self.eps)
+        torch._foreach_addcdiv_(params, exp_avg, denom, value=-(lr / (1 - beta1**step)))

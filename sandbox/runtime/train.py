@@ -99,7 +99,8 @@ def train_head(
             order = torch.multinomial(weights, len(xt), replacement=True, generator=gen)
         running = 0.0
         for batch in order.split(batch_size):
-            loss = loss_fn(module(xt[batch]), yt[batch], step / total)
+            # index_select: the same rows as xt[batch], without indexing's Python-side parsing
+            loss = loss_fn(module(xt.index_select(0, batch)), yt.index_select(0, batch), step / total)
             opt.zero_grad()
             loss.backward()
             opt.step()
