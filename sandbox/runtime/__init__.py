@@ -18,6 +18,7 @@ _WHERE = {
     "hard_ce": "losses", "product_loss": "losses", "smooth_ramp": "losses", "soft_ce": "losses",
     "confident_mask": "probes", "knn_probe": "probes", "label_propagation": "probes",
     "logistic_probe": "probes",
+    "LeanAdamW": "optim",
     "Head": "train", "train_head": "train", "weak_val_split": "train",
     "cpu_seconds": "finetuning", "finetune": "finetuning", "hidden_states": "finetuning", "peak_rss_mb": "finetuning",
     "predict_proba": "finetuning", "VANILLA_FT": "finetuning", "vanilla_recipe": "finetuning",
