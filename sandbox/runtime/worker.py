@@ -1,5 +1,6 @@
-"""The warm worker: one sandboxed process imports torch and the runtime once, then forks one
-child per seed when the parent says so, for as many attempts as the parent sends it.
+"""The warm worker: one sandboxed process imports torch and the runtime once (and, CPU-only,
+runs the runtime's ops once on a toy problem), then forks one child per seed when the parent
+says so, for as many attempts as the parent sends it.
 
 ``python -m sandbox.runtime.worker`` (or via the sandbox bootstrap). The parent talks over
 stdin, one line each: ``start KEY SEEDPLAN-JSON``, ``kill KEY``, ``clean KEY`` (wipe the
