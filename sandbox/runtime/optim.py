@@ -3,10 +3,10 @@
 On a linear head over 384 features one ``torch.optim.AdamW`` step costs about as much in its
 wrapper (hooks, profiler scopes, the dynamo guard, per-parameter state lookups) as in its
 arithmetic, and a seed takes over a thousand steps. ``LeanAdamW`` does the same decoupled
-AdamW update with the same tensor operations in the same order as torch's single-tensor CPU
-path, so its results are bitwise equal to ``torch.optim.AdamW(foreach=False)`` (checked by
-tests/test_optim.py, which fails if a torch upgrade changes that arithmetic), and skips the
-wrapper. Scores recorded before it existed therefore replay unchanged.
+AdamW update with the same operations in the same order as torch's single-tensor CPU path,
+each applied to all parameters in one ``_foreach`` call, so its results are bitwise equal to
+``torch.optim.AdamW(foreach=False)`` (tests/test_optim.py checks it and fails if a torch
+upgrade changes that arithmetic). Scores recorded before it existed therefore replay unchanged.
 """
 
 from __future__ import annotations
