@@ -133,7 +133,6 @@ class Killer(threading.Thread):
                     self.killed.append(proc.pid)
                     return
 
-
     def finish(self) -> list[int]:
         self.stop.set()
         self.join()
