@@ -145,11 +145,11 @@ class WarmWorker:
         self.users = 0  # attempts holding it (the pool's count)
         self.proc: subprocess.Popen | None = None
         self._send_lock = threading.Lock()
-        self._owned: dict = {"cgroups": [], "proc": None}  # what the finalizer stops and removes
-        self._finalizer = weakref.finalize(self, _remove, root, self._owned)
+        self._owned = _Owned(root)
+        self._finalizer = weakref.finalize(self, _remove, self._owned)
         try:
             self.worker_cg, self.slot_cgs = _cgroups(limits, slots, isolation.self_join)
-            self._owned["cgroups"] = [self.worker_cg, *self.slot_cgs.values()]
+            self._owned.cgroups = [self.worker_cg, *self.slot_cgs.values()]
             self.plan.cgroup_procs = {s: [str(p) for p in cg.procs_files] for s, cg in self.slot_cgs.items()
                                       if cg is not None and cg is not self.worker_cg}
             isolation.prepare(self.plan)
@@ -187,7 +187,7 @@ class WarmWorker:
         # finalizer stops the process.
         threading.Thread(target=_pump, args=(self.proc.stdout, weakref.ref(self)), daemon=True,
                          name="worker-events").start()
-        self._owned["proc"] = self.proc
+        self._owned.proc = self.proc
 
     def _event(self, verb: str, key: str, code: str) -> None:
         if verb == "ready":
@@ -339,8 +339,17 @@ def _pump(stream, ref: weakref.ReferenceType) -> None:  # noqa: ANN001
         worker._ended()
 
 
-def _remove(root: Path, owned: dict) -> None:
-    proc: subprocess.Popen | None = owned["proc"]
+@dataclass
+class _Owned:
+    """What a worker's finalizer stops and removes, filled in as the worker starts."""
+
+    root: Path
+    cgroups: list[RunCgroup | None] = field(default_factory=list)
+    proc: subprocess.Popen | None = None
+
+
+def _remove(owned: _Owned) -> None:
+    proc = owned.proc
     if proc is not None:
         with suppress(OSError, ValueError):
             proc.stdin.close()  # type: ignore[union-attr]
@@ -348,10 +357,10 @@ def _remove(root: Path, owned: dict) -> None:
             os.killpg(proc.pid, 9)
         with suppress(subprocess.TimeoutExpired):
             proc.wait(5)
-    for cg in dict.fromkeys(owned["cgroups"]):
+    for cg in dict.fromkeys(owned.cgroups):
         if cg is not None:
             cg.remove()
-    shutil.rmtree(root, ignore_errors=True)
+    shutil.rmtree(owned.root, ignore_errors=True)
 
 
 class AttemptRun:
