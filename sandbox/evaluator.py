@@ -115,6 +115,10 @@ def degeneracy_warnings(probs: np.ndarray, weak_test_probs: np.ndarray) -> list[
     return warnings
 
 
+def _import_stats() -> None:
+    from scipy import stats  # noqa: F401  # lazy: scipy.stats costs seconds at CLI start-up
+
+
 def t_half_width(values: list[float]) -> float | None:
     """Half-width of the 95% t-interval of the mean (None below two values)."""
     if len(values) < 2:
@@ -162,7 +166,10 @@ class Evaluator:
 
     def warm_up(self) -> None:
         """Start the executor's warm worker now (a session calls this before its first idea
-        exists, so the sandbox start and the torch import overlap the proposer's work)."""
+        exists, so the sandbox start and the torch import overlap the proposer's work), and
+        meanwhile import the statistics scoring needs on a thread of its own: scipy.stats costs
+        ~1.2 s, which the first attempt's scoring would otherwise wait for while the cores idle."""
+        threading.Thread(target=_import_stats, name="stats-import", daemon=True).start()
         self.executor.warm(self.request(self.vanilla_idea, self.card.weak_seeds[0]))
 
     def _limits(self) -> Limits:

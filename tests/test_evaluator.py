@@ -98,3 +98,45 @@ def test_idea_failures_get_clear_statuses(evaluator, idea_file):
     assert syntax.status == "error" and "SyntaxError" in syntax.seeds[0].error
     garbage = evaluator.evaluate(idea_file("def run(ctx):\n    return [[1, 2]]\n"), [0])
     assert garbage.status == "invalid" and "shape" in garbage.seeds[0].error
+
+
+WARM_UP_IMPORTS_STATS = """
+import sys, threading
+from sandbox.cache import open_cache
+from sandbox.evaluator import Evaluator
+from sandbox.executors import Executor
+from sandbox.tasks import SplitSizes, get_task
+
+
+class NoWorker(Executor):  # the worker's start is not what this checks
+    name = "none"
+    def run(self, requests):
+        raise AssertionError("nothing runs here")
+    def warm(self, request):
+        pass
+
+cache = open_cache(get_task("wordnet-10", SplitSizes.parse(sys.argv[1])), n_weak_seeds=5, show_progress=False)
+assert "scipy.stats" not in sys.modules, "imported before warm_up: the check below proves nothing"
+Evaluator(cache, executor=NoWorker()).warm_up()
+for thread in threading.enumerate():
+    if thread.name == "stats-import":
+        thread.join(60)
+print("scipy.stats" in sys.modules)
+"""
+
+
+def test_warm_up_imports_the_scoring_statistics_meanwhile(small_cache):
+    """A session's first scoring must not wait for scipy.stats (~1.2 s): warm_up imports it on
+    a thread while the worker starts (a fresh interpreter, where nothing imported it yet)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.conftest import SMALL
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", WARM_UP_IMPORTS_STATS, SMALL], cwd=root, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(root)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "True"
