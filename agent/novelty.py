@@ -8,6 +8,7 @@ are one configuration). The refusal points at the earlier attempt, so a model ca
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ def _canonical_config(tree: ast.Module) -> None:
             node.value = ast.Constant(json.dumps(value, sort_keys=True, default=str))
 
 
+@functools.lru_cache(maxsize=64)  # an attempt's code is keyed twice: checked, then added
 def code_key(code: str) -> str:
     """A key equal for ideas that differ only in comments, docstrings, layout or config spelling."""
     try:
