@@ -4,7 +4,7 @@ Runs a research session with the offline proposer (or reads an existing one with
 and prints experiments per hour on this machine, and the best attempt's dev and held-out PGR
 next to the best built-in baseline's on the same seeds.
 
-    .venv/bin/python benchmarks/offline_research.py [--attempts 20] [--task wordnet-10]
+    .venv/bin/python benchmarks/offline_research.py [--attempts 20] [--task wordnet-10] [--researchers 2]
     .venv/bin/python benchmarks/offline_research.py --session ID --lab PATH
 """
 
@@ -27,21 +27,28 @@ from experiments.report import best_baseline  # noqa: E402
 from experiments.store import LabStore  # noqa: E402
 
 
-def summarise(lab: Path, session_id: str) -> None:
+def summarise(lab: Path, session_ids: list[str]) -> None:
+    """Experiments/hour over the sessions (one, or a group of researchers sharing the cores):
+    from the first session's start to the last attempt's end."""
     store = LabStore.open(lab)
-    manifest = store.manifest(session_id)
-    attempts = store.attempts(session_id)
-    times = [dt.datetime.fromisoformat(a.created_at) for a in attempts]
-    start = dt.datetime.fromisoformat(manifest.created_at)
-    hours = (max(times) - start).total_seconds() / 3600
-    rows = store.index.ideas(session=session_id, sort="index")
-    best = max((r for r in rows if r.pgr is not None), key=lambda r: r.pgr)
-    base = best_baseline(manifest) or {}
-    print(f"cpus={os.cpu_count()} session={session_id} attempts={len(attempts)} "
+    manifests = [store.manifest(s) for s in session_ids]
+    attempts = [a for s in session_ids for a in store.attempts(s)]
+    start = min(dt.datetime.fromisoformat(m.created_at) for m in manifests)
+    ends = sorted(dt.datetime.fromisoformat(a.created_at) for a in attempts)
+    hours = (ends[-1] - start).total_seconds() / 3600
+    who = f"session={session_ids[0]}" if len(session_ids) == 1 else f"researchers={len(session_ids)}"
+    print(f"cpus={os.cpu_count()} {who} attempts={len(attempts)} "
           f"wall={hours * 60:.1f} min -> {len(attempts) / hours:.0f} experiments/hour "
-          f"({len(manifest.seeds)} seeds each, first attempt includes no cache build)")
-    print(f"best attempt #{best.index} ({best.name}): dev PGR {best.pgr:+.3f} ± {best.pgr_ci95 or 0:.3f}, "
-          f"held-out PGR {best.heldout_pgr:+.3f}")
+          f"({len(manifests[0].seeds)} seeds each, first attempt includes no cache build)")
+    print(f"first attempt ended {(ends[0] - start).total_seconds():.1f} s after the start "
+          "(it includes the warm worker's start)")
+    for session_id in session_ids:
+        rows = store.index.ideas(session=session_id, sort="index")
+        best = max((r for r in rows if r.pgr is not None), key=lambda r: r.pgr)
+        tag = "" if len(session_ids) == 1 else f"{session_id[-2:]}: "
+        print(f"{tag}best attempt #{best.index} ({best.name}): dev PGR {best.pgr:+.3f} ± "
+              f"{best.pgr_ci95 or 0:.3f}, held-out PGR {best.heldout_pgr:+.3f}")
+    base = best_baseline(manifests[0]) or {}
     if base:
         print(f"best built-in baseline ({base['name']}): dev PGR {base['pgr']:+.3f}, "
               f"held-out PGR {base.get('heldout_pgr') or float('nan'):+.3f}")
@@ -52,12 +59,14 @@ def main() -> None:
     parser.add_argument("--attempts", type=int, default=20)
     parser.add_argument("--task", default="wordnet-10")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--researchers", type=int, default=1,
+                        help="researchers at once (agent.parallel), sharing the cores; --attempts each")
     parser.add_argument("--session")
     parser.add_argument("--lab", type=Path)
     args = parser.parse_args()
     if args.session:
         store = LabStore.open(args.lab)
-        summarise(args.lab, store.resolve_session(args.session))
+        summarise(args.lab, [store.resolve_session(args.session)])
         return
     with tempfile.TemporaryDirectory(prefix="aar-bench-lab-") as tmp:
         config = ResearchConfig(task=args.task, seeds=args.seeds, lab=Path(tmp),
@@ -69,8 +78,13 @@ def main() -> None:
 
         warm = open_session(config.model_copy(update={"budgets": Budgets(max_attempts=0)}))
         baseline_summary(warm.evaluator, list(range(args.seeds)))
-        outcome = run_research(config, Reporter())
-        summarise(Path(tmp), outcome.session_id)
+        if args.researchers > 1:
+            from agent.parallel import run_parallel
+
+            group = run_parallel(config, args.researchers)
+            summarise(Path(tmp), [r.session_id for r in group.researchers])
+        else:
+            summarise(Path(tmp), [run_research(config, Reporter()).session_id])
 
 
 if __name__ == "__main__":
