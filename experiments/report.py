@@ -13,7 +13,8 @@ from experiments.plot import Point, pgr_svg
 from experiments.schemas import Attempt, AttemptSummary, SessionManifest, SessionSummary
 from experiments.store import LabStore, StoreError
 from sandbox.cache import find_baseline_summary
-from sandbox.evaluator import paired_difference, t_half_width
+from sandbox.evaluator import paired_difference
+from sandbox.t_stats import t_half_width
 
 FORMATS = ("md", "html")
 _CSS = ("body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}"

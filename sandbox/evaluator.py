@@ -23,6 +23,7 @@ from sandbox.executors import Executor, LocalExecutor, SeedRequest, SeedResource
 from sandbox.integrity import code_flags, result_flags
 from sandbox.results import IdeaResult, PairedDiff, SeedResult
 from sandbox.runner import DEFAULT_ISOLATION, Isolation, Limits, RunOutput, get_isolation
+from sandbox.t_stats import scipy_stats, t_half_width, t_test_p_value
 
 VANILLA = baseline_path(VANILLA_NAME)
 ROW_SUM_TOLERANCE = 1e-3
@@ -115,19 +116,6 @@ def degeneracy_warnings(probs: np.ndarray, weak_test_probs: np.ndarray) -> list[
     return warnings
 
 
-def _import_stats() -> None:
-    from scipy import stats  # noqa: F401  # lazy: scipy.stats costs seconds at CLI start-up
-
-
-def t_half_width(values: list[float]) -> float | None:
-    """Half-width of the 95% t-interval of the mean (None below two values)."""
-    if len(values) < 2:
-        return None
-    from scipy import stats as sps  # lazy: scipy.stats costs seconds at CLI start-up
-
-    return float(sps.t.ppf(0.975, len(values) - 1) * np.std(values, ddof=1) / np.sqrt(len(values)))
-
-
 class Evaluator:
     """Scores ideas on one task cache. Thread-safe. Seeds run on ``executor`` (default: the
     local pool, ``parallel`` at once, sharing ``slots`` with other evaluators); scoring always
@@ -169,7 +157,7 @@ class Evaluator:
         exists, so the sandbox start and the torch import overlap the proposer's work), and
         meanwhile import the statistics scoring needs on a thread of its own: scipy.stats costs
         ~1.2 s, which the first attempt's scoring would otherwise wait for while the cores idle."""
-        threading.Thread(target=_import_stats, name="stats-import", daemon=True).start()
+        threading.Thread(target=scipy_stats, name="stats-import", daemon=True).start()
         self.executor.warm(self.request(self.vanilla_idea, self.card.weak_seeds[0]))
 
     def _limits(self) -> Limits:
@@ -304,9 +292,7 @@ def paired_difference(idea: dict[int, float], vanilla: dict[int, float]) -> Pair
         if np.std(diffs) == 0:
             p_value = 1.0 if diffs[0] == 0 else 0.0
         else:
-            from scipy import stats as sps
-
-            p_value = float(sps.ttest_1samp(diffs, 0.0).pvalue)
+            p_value = t_test_p_value(diffs)
     return PairedDiff(mean=float(np.mean(diffs)), ci95=t_half_width(diffs), p_value=p_value, n=len(diffs))
 
 

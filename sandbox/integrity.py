@@ -15,6 +15,7 @@ import re
 import numpy as np
 
 from sandbox.results import FixedBaselines, SeedResult
+from sandbox.t_stats import t_half_width
 
 PREFIX = "integrity: "
 MIN_SWING = 0.03  # seed-to-seed sd of dev accuracy below this is never flagged
@@ -31,11 +32,7 @@ OUTSIDE = {
 
 
 def _half_width(values: list[float]) -> float:
-    if len(values) < 2:
-        return 0.0
-    from scipy import stats as sps
-
-    return float(sps.t.ppf(0.975, len(values) - 1) * np.std(values, ddof=1) / np.sqrt(len(values)))
+    return t_half_width(values) or 0.0
 
 
 def code_flags(code: str) -> list[str]:

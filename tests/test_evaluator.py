@@ -1,3 +1,8 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -10,6 +15,7 @@ from sandbox.evaluator import (
     validate_predictions,
 )
 from sandbox.runner import RunOutput
+from tests.conftest import SMALL
 
 
 def test_validation_accepts_ids_and_probabilities():
@@ -128,13 +134,6 @@ print("scipy.stats" in sys.modules)
 def test_warm_up_imports_the_scoring_statistics_meanwhile(small_cache):
     """A session's first scoring must not wait for scipy.stats (~1.2 s): warm_up imports it on
     a thread while the worker starts (a fresh interpreter, where nothing imported it yet)."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from tests.conftest import SMALL
-
     root = Path(__file__).resolve().parents[1]
     done = subprocess.run([sys.executable, "-c", WARM_UP_IMPORTS_STATS, SMALL], cwd=root, capture_output=True,
                           text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(root)})
