@@ -12,9 +12,9 @@ from agent.racing import lower_bound
 from agent.session_setup import SessionContext
 from experiments.checks import IdeaCheck, add_checks, load_checks
 from experiments.schemas import Attempt
-from sandbox.cache import open_cache
+from sandbox.cache.task_cache import open_cache
 from sandbox.errors import HarnessError
-from sandbox.evaluator import Evaluator
+from sandbox.scoring.evaluator import Evaluator
 from sandbox.tasks import get_task
 
 

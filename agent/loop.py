@@ -31,8 +31,8 @@ from agent.proposers.base import (
 from agent.racing import lower_bound, make_racer
 from agent.session_setup import SessionContext, seed_runs
 from experiments.forum import Forum
+from experiments.layout import PENDING_CALLS_FILE, UNATTACHED_USAGE_FILE
 from experiments.schemas import Attempt, TokenUsage
-from experiments.store import PENDING_CALLS_FILE, UNATTACHED_USAGE_FILE
 from sandbox.errors import BudgetExhaustedError, HarnessError
 from sandbox.results import IdeaResult
 

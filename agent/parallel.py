@@ -19,8 +19,9 @@ from agent.session_setup import ResearchConfig, SharedResources
 from experiments.forum import Forum
 from experiments.schemas import new_session_id
 from experiments.store import LabStore
-from sandbox.evaluator import ScoringBudget
-from sandbox.executors import ExecutorOptions, get_executor
+from sandbox.execution.base import ExecutorOptions
+from sandbox.execution.registry import get_executor
+from sandbox.scoring.evaluator import ScoringBudget
 
 
 class GroupOutcome(BaseModel):

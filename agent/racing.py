@@ -21,7 +21,7 @@ __all__ = ["DEFAULT_LADDER", "UNTESTED_PENALTY", "Racer", "lower_bound", "make_r
 
 if TYPE_CHECKING:
     from agent.session_setup import SessionContext
-    from sandbox.evaluator import Evaluator
+    from sandbox.scoring.evaluator import Evaluator
 
 DEFAULT_LADDER = (1, 3, 8)
 

@@ -15,9 +15,10 @@ from pydantic import BaseModel, Field
 from agent.progress import Reporter
 from agent.research import run_research
 from agent.session_setup import config_from_manifest
+from experiments.layout import PENDING_CALLS_FILE
 from experiments.schemas import Budgets
-from experiments.store import PENDING_CALLS_FILE, LabStore
-from sandbox.runner import DEFAULT_ISOLATION
+from experiments.store import LabStore
+from sandbox.isolation.registry import DEFAULT_ISOLATION
 
 
 class ReplayedStep(BaseModel):

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from agent.budget import BudgetTracker
 from agent.proposers.base import ExperimentSpec
 from experiments.gitobjects import LAB_READ_ERRORS
+from experiments.layout import StoreError
 from experiments.schemas import (
     Attempt,
     Budgets,
@@ -26,17 +27,19 @@ from experiments.schemas import (
     package_versions,
     utc_now,
 )
-from experiments.store import LabStore, StoreError
+from experiments.store import LabStore
 from sandbox.baseline_ideas import baseline_files, vanilla_name
-from sandbox.cache import TaskCache, baseline_summary_name, file_lock, open_cache
-from sandbox.devices import resolve_device
+from sandbox.cache.progress import progress_bar
+from sandbox.cache.task_cache import TaskCache, baseline_summary_name, file_lock, open_cache
 from sandbox.errors import HarnessError
-from sandbox.evaluator import Evaluator, ScoringBudget
-from sandbox.executors import Executor, ExecutorConfig, ExecutorOptions, get_executor, seeds_at_once
-from sandbox.progress import progress_bar
+from sandbox.execution.base import Executor, ExecutorConfig, ExecutorOptions
+from sandbox.execution.local import seeds_at_once
+from sandbox.execution.registry import get_executor
+from sandbox.isolation.devices import resolve_device
+from sandbox.isolation.registry import DEFAULT_ISOLATION
 from sandbox.results import IdeaResult, hide_heldout
-from sandbox.runner import DEFAULT_ISOLATION
 from sandbox.runtime.context import TaskCard
+from sandbox.scoring.evaluator import Evaluator, ScoringBudget
 from sandbox.tasks import SplitSizes, get_task
 
 HELDOUT_KEY = "heldout_pgr"

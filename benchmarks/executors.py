@@ -22,9 +22,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sandbox.baseline_ideas import baseline_files  # noqa: E402
-from sandbox.cache import open_cache  # noqa: E402
-from sandbox.evaluator import Evaluator  # noqa: E402
-from sandbox.executors import ExecutorConfig, ExecutorOptions, get_executor  # noqa: E402
+from sandbox.cache.task_cache import open_cache  # noqa: E402
+from sandbox.execution.base import ExecutorConfig, ExecutorOptions
+from sandbox.execution.registry import get_executor  # noqa: E402
+from sandbox.scoring.evaluator import Evaluator  # noqa: E402
 from sandbox.tasks import SplitSizes, get_task  # noqa: E402
 
 

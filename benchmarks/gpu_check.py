@@ -23,8 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sandbox.devices import host_gpus  # noqa: E402
 from sandbox.errors import HarnessError  # noqa: E402
+from sandbox.isolation.devices import host_gpus  # noqa: E402
 
 
 def no_gpu_reason() -> str | None:
@@ -60,8 +60,8 @@ def main() -> int:
         print(f"gpu_check: {reason}", file=sys.stderr)
         return 2
     from sandbox.baseline_ideas import baseline_path
-    from sandbox.cache import open_cache
-    from sandbox.evaluator import Evaluator
+    from sandbox.cache.task_cache import open_cache
+    from sandbox.scoring.evaluator import Evaluator
     from sandbox.tasks import SplitSizes, get_task
 
     with tempfile.TemporaryDirectory(prefix="aar-gpu-check-") as tmp:

@@ -27,9 +27,9 @@ ROOT = Path(os.environ.get("AAR_BENCH_TREE") or Path(__file__).resolve().parents
 sys.path.insert(0, str(ROOT))
 
 from sandbox.baseline_ideas import baseline_path  # noqa: E402
-from sandbox.cache import open_cache  # noqa: E402
-from sandbox.evaluator import Evaluator  # noqa: E402
+from sandbox.cache.task_cache import open_cache  # noqa: E402
 from sandbox.runtime.train import train_head  # noqa: E402
+from sandbox.scoring.evaluator import Evaluator  # noqa: E402
 from sandbox.tasks import get_task  # noqa: E402
 
 SEEDS = [0, 1, 2]

@@ -32,9 +32,9 @@ from agent.session_setup import ResearchConfig  # noqa: E402
 from experiments.report import best_baseline  # noqa: E402
 from experiments.store import LabStore  # noqa: E402
 from sandbox.baseline_ideas import baseline_files  # noqa: E402
-from sandbox.cache import open_cache  # noqa: E402
-from sandbox.evaluator import Evaluator, paired_difference  # noqa: E402
+from sandbox.cache.task_cache import open_cache  # noqa: E402
 from sandbox.results import IdeaResult  # noqa: E402
+from sandbox.scoring.evaluator import Evaluator, paired_difference  # noqa: E402
 from sandbox.tasks import SplitSizes, get_task  # noqa: E402
 
 TASKS = ["wordnet-10", "rt-mpnet", "benchmarks/tasks/wordnet-verbs", "benchmarks/tasks/debian-sections"]

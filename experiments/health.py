@@ -7,8 +7,8 @@ import subprocess
 from typing import TYPE_CHECKING
 
 from experiments.gitobjects import LAB_READ_ERRORS
+from experiments.layout import ATTEMPTS_DIR, SESSION_FILE, StoreError
 from experiments.schemas import CheckReport, SessionManifest
-from experiments.store import ATTEMPTS_DIR, SESSION_FILE, StoreError
 
 if TYPE_CHECKING:
     from experiments.store import LabStore

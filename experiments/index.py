@@ -14,18 +14,18 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from experiments.gitobjects import READ_ERRORS
-from experiments.reviews import NOTES_REF, read_all_notes
-from experiments.schemas import AttemptSummary, Review, SessionSummary, TokenUsage
-from experiments.store import (
+from experiments.layout import (
     ATTEMPTS_DIR,
     SESSION_FILE,
     SESSION_REFS,
     UNATTACHED_USAGE_PATH,
     StoreError,
 )
+from experiments.reviews import NOTES_REF, read_all_notes
+from experiments.schemas import AttemptSummary, Review, SessionSummary, TokenUsage
 from sandbox.errors import HarnessError
 from sandbox.tasks import get_task
-from sandbox.tasks.registry import readable_name
+from sandbox.tasks.spec import readable_name
 
 if TYPE_CHECKING:
     from experiments.store import LabStore

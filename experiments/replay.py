@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
+from experiments.layout import StoreError
 from experiments.schemas import (
     Attempt,
     RunConfig,
@@ -26,11 +27,11 @@ from experiments.schemas import (
     slug,
     utc_now,
 )
-from experiments.store import LabStore, StoreError
+from experiments.store import LabStore
 from sandbox.results import IdeaResult
 
 if TYPE_CHECKING:
-    from sandbox.evaluator import Evaluator
+    from sandbox.scoring.evaluator import Evaluator
 
 DEFAULT_TOLERANCE = 0.01
 
@@ -124,9 +125,9 @@ def replay_session(store: LabStore, session_id: str, task: str | None = None, se
     Ideas run under the sandbox's default isolation unless ``isolation`` is given (a recorded
     session may have run unsandboxed; replaying it must not); the per-seed time budget defaults
     to what the session recorded."""
-    from sandbox.cache import open_cache
-    from sandbox.evaluator import Evaluator
-    from sandbox.runner import DEFAULT_ISOLATION
+    from sandbox.cache.task_cache import open_cache
+    from sandbox.isolation.registry import DEFAULT_ISOLATION
+    from sandbox.scoring.evaluator import Evaluator
     from sandbox.tasks import SplitSizes, get_task
 
     source = store.manifest(session_id)

@@ -9,12 +9,13 @@ from html import escape
 import numpy as np
 
 from experiments.index import UNTESTED_PENALTY
+from experiments.layout import StoreError
 from experiments.plot import Point, pgr_svg
 from experiments.schemas import Attempt, AttemptSummary, SessionManifest, SessionSummary
-from experiments.store import LabStore, StoreError
-from sandbox.cache import find_baseline_summary
-from sandbox.evaluator import paired_difference
-from sandbox.t_stats import t_half_width
+from experiments.store import LabStore
+from sandbox.cache.task_cache import find_baseline_summary
+from sandbox.scoring.evaluator import paired_difference
+from sandbox.scoring.t_stats import t_half_width
 
 FORMATS = ("md", "html")
 _CSS = ("body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}"

@@ -27,6 +27,16 @@ from typing import TYPE_CHECKING, Any
 import git
 
 from experiments.gitobjects import BLOB_MODE, TREE_MODE, GitObjects, RefConflict, identity
+from experiments.layout import (
+    ATTEMPT_FILES,
+    ATTEMPTS_DIR,
+    DEFAULT_LAB,
+    LAB_ENV,
+    SESSION_FILE,
+    SESSION_REFS,
+    STATE_DIR,
+    StoreError,
+)
 from experiments.schemas import (
     Attempt,
     CheckReport,
@@ -35,24 +45,11 @@ from experiments.schemas import (
     TokenUsage,
     slug,
 )
-from sandbox.errors import HarnessError
 from sandbox.results import IdeaResult
 
 if TYPE_CHECKING:
     from experiments.index import LabIndex
 
-SESSION_REFS = "refs/heads/sessions/"
-SESSION_FILE = "session.json"
-ATTEMPTS_DIR = "attempts"
-STATE_DIR = "state"
-# Model calls made after a session's last attempt (no attempt holds them): the calls in full,
-# and their summed TokenUsage (small, for the index). Written together, in one commit.
-PENDING_CALLS_FILE = "pending_calls.json"
-UNATTACHED_USAGE_FILE = "unattached_usage.json"
-UNATTACHED_USAGE_PATH = f"{STATE_DIR}/{UNATTACHED_USAGE_FILE}"
-LAB_ENV = "AAR_LAB"
-DEFAULT_LAB = "aar-lab"
-ATTEMPT_FILES = ("idea.py", "rationale.md", "result.json", "run.log", "transcript.json", "attempt.json")
 LAB_README = """# aar lab
 
 Experiment history of the automated alignment researcher. Each research session is a branch
@@ -64,10 +61,6 @@ notes: `git log --notes=aar-reviews sessions/<id>` (a clone fetches them with
 _SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
 CAS_RETRIES = 5
 _FOLDER_INDEX = re.compile(r"^(\d+)-")
-
-
-class StoreError(HarnessError):
-    """A lab operation that cannot proceed; the message says what to do."""
 
 
 def lab_path(path: Path | str | None = None) -> Path:

@@ -20,7 +20,7 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def small_cache(cache_dir: Path):
-    from sandbox.cache import open_cache
+    from sandbox.cache.task_cache import open_cache
     from sandbox.tasks import SplitSizes, get_task
 
     spec = get_task("wordnet-10", SplitSizes.parse(SMALL))
@@ -29,7 +29,7 @@ def small_cache(cache_dir: Path):
 
 @pytest.fixture(scope="session")
 def evaluator(small_cache):
-    from sandbox.evaluator import Evaluator
+    from sandbox.scoring.evaluator import Evaluator
 
     return Evaluator(small_cache, time_budget_s=120)
 

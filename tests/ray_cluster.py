@@ -25,7 +25,7 @@ from pathlib import Path
 
 import psutil
 
-from sandbox.cgroups import ROOT_ENV, STRICT_ENV
+from sandbox.isolation.cgroups import ROOT_ENV, STRICT_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 RAY = str(Path(sys.executable).with_name("ray"))

@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 
-from sandbox.cache import cache_key, open_cache
+from sandbox.cache.task_cache import cache_key, open_cache
 from sandbox.tasks import SplitSizes, get_task
 from tests.conftest import SMALL
 

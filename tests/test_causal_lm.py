@@ -77,9 +77,9 @@ def binary_task(directory):
 
 @pytest.mark.slow
 def test_lora_smollm2_student_through_the_sandbox(tmp_path, cache_dir):
-    from sandbox.cache import open_cache
-    from sandbox.evaluator import Evaluator
-    from sandbox.runner import get_isolation
+    from sandbox.cache.task_cache import open_cache
+    from sandbox.isolation.registry import get_isolation
+    from sandbox.scoring.evaluator import Evaluator
     from sandbox.tasks import SplitSizes, get_task
 
     ok, why = get_isolation("bwrap").available()

@@ -75,8 +75,8 @@ def test_a_session_reuses_what_aar_baselines_measured(small_cache, monkeypatch):
     """`aar baselines` keeps its results as the summary a session reads, so a session started
     after it does not rerun every built-in baseline (minutes per baseline on fine-tune tasks)."""
     from agent.session_setup import baseline_summary
-    from sandbox.cache import baseline_summary_name
-    from sandbox.evaluator import Evaluator
+    from sandbox.cache.task_cache import baseline_summary_name
+    from sandbox.scoring.evaluator import Evaluator
 
     (small_cache.private_dir / baseline_summary_name([0])).unlink(missing_ok=True)
     proc = aar("baselines", "--split-sizes", SMALL, "--seeds", "1", "--json")

@@ -14,7 +14,7 @@ from agent.session_setup import ResearchConfig, open_session
 from experiments.report import best_baseline
 from experiments.store import LabStore
 from sandbox.baseline_ideas import baseline_files
-from sandbox.cache import baseline_summary_name
+from sandbox.cache.task_cache import baseline_summary_name
 from tests.conftest import SMALL
 
 SEEDS = [0]

@@ -107,7 +107,7 @@ def test_leaderboard_by_path_keeps_same_named_folders_apart(tmp_path, capsys, mo
 
 
 def test_aar_tasks_lists_cached_directories(tmp_path, capsys, monkeypatch, cache_dir):
-    from sandbox.cache import open_cache
+    from sandbox.cache.task_cache import open_cache
 
     folder = write_task(tmp_path / "listed", 140)
     cache = open_cache(get_task(str(folder)), show_progress=False)
@@ -138,8 +138,8 @@ def test_runtime_raises_no_torch_warning_on_read_only_arrays():
 
 
 def test_a_task_without_a_weak_to_strong_gap_is_refused_clearly(tmp_path, cache_dir):
-    from sandbox.cache import open_cache
-    from sandbox.evaluator import Evaluator
+    from sandbox.cache.task_cache import open_cache
+    from sandbox.scoring.evaluator import Evaluator
 
     cache = open_cache(get_task(str(write_task(tmp_path / "easy", 140))), show_progress=False)
     with pytest.raises(HarnessError, match="already matches or beats the strong ceiling"):

@@ -6,10 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sandbox import devices
-from sandbox.devices import Passthrough, bwrap_args, gpu_passthrough, run_passthrough
 from sandbox.errors import HarnessError
-from sandbox.runner import Limits, RunDirs, RunPlan, child_env, get_isolation, run_idea
+from sandbox.execution.pool import run_idea
+from sandbox.isolation import devices
+from sandbox.isolation.base import Limits, RunDirs, RunPlan, child_env
+from sandbox.isolation.devices import Passthrough, bwrap_args, gpu_passthrough, run_passthrough
+from sandbox.isolation.registry import get_isolation
 
 BWRAP_OK, BWRAP_WHY = get_isolation("bwrap").available()
 needs_bwrap = pytest.mark.skipif(not BWRAP_OK, reason=f"bwrap unavailable: {BWRAP_WHY}")

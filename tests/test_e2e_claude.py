@@ -29,7 +29,7 @@ from agent.research import run_research
 from agent.session_setup import ResearchConfig
 from experiments.forum import FORUM_REF, Forum
 from experiments.store import LabStore
-from sandbox.runner import get_isolation
+from sandbox.isolation.registry import get_isolation
 from tests.conftest import SMALL
 from tests.fakes.messages_server import MESSAGES_PATH, MessagesServer
 from tests.fakes.multi_server import RoutedMessagesServer

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from sandbox.encoders import get_encoder
+from sandbox.cache.encoders import get_encoder
 
 TEXTS = [
     "dog: a member of the genus Canis",

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 
 from sandbox.errors import BudgetExhaustedError
-from sandbox.evaluator import (
+from sandbox.execution.run_output import RunOutput
+from sandbox.scoring.evaluator import (
     Evaluator,
     ScoringBudget,
     degeneracy_warnings,
     paired_difference,
     validate_predictions,
 )
-from sandbox.runner import RunOutput
 from tests.conftest import SMALL
 
 
@@ -108,9 +108,9 @@ def test_idea_failures_get_clear_statuses(evaluator, idea_file):
 
 WARM_UP_IMPORTS_STATS = """
 import sys, threading
-from sandbox.cache import open_cache
-from sandbox.evaluator import Evaluator
-from sandbox.executors import Executor
+from sandbox.cache.task_cache import open_cache
+from sandbox.scoring.evaluator import Evaluator
+from sandbox.execution.base import Executor
 from sandbox.tasks import SplitSizes, get_task
 
 

@@ -102,7 +102,7 @@ def test_features_task_refuses_ctx_student(small_cache, tmp_path):
 
 @pytest.fixture(scope="module")
 def ft_cache(cache_dir):
-    from sandbox.cache import open_cache
+    from sandbox.cache.task_cache import open_cache
 
     spec = get_task("wordnet-10-ft", SplitSizes.parse(TINY_FT))
     return open_cache(spec, n_weak_seeds=1, show_progress=False, root=cache_dir, device="cpu")
@@ -118,8 +118,8 @@ def test_finetune_cache_has_ceiling_student_and_features(ft_cache):
 
 def test_vanilla_finetune_seed_through_the_sandbox(ft_cache):
     from sandbox.baseline_ideas import baseline_files, baseline_path
-    from sandbox.evaluator import Evaluator
-    from sandbox.runner import get_isolation
+    from sandbox.isolation.registry import get_isolation
+    from sandbox.scoring.evaluator import Evaluator
 
     ok, why = get_isolation("bwrap").available()
     if not ok:
@@ -160,8 +160,9 @@ def run(ctx):
 
 
 def _run_ft(ft_cache, tmp_path, source, limits):
-    from sandbox.devices import run_passthrough
-    from sandbox.runner import get_isolation, run_idea
+    from sandbox.execution.pool import run_idea
+    from sandbox.isolation.devices import run_passthrough
+    from sandbox.isolation.registry import get_isolation
 
     ok, why = get_isolation("bwrap").available()
     if not ok:
@@ -173,7 +174,7 @@ def _run_ft(ft_cache, tmp_path, source, limits):
 
 
 def test_finetune_idea_out_of_memory_ends_with_the_reason(ft_cache, tmp_path):
-    from sandbox.runner import Limits
+    from sandbox.isolation.base import Limits
 
     out = _run_ft(ft_cache, tmp_path, GREEDY_FT_IDEA, Limits(time_s=300, memory_bytes=2 << 30))
     error = out.error or ""
@@ -184,7 +185,7 @@ def test_finetune_idea_out_of_memory_ends_with_the_reason(ft_cache, tmp_path):
 
 
 def test_finetune_idea_past_its_time_ends_timeout_with_the_reason(ft_cache, tmp_path):
-    from sandbox.runner import Limits
+    from sandbox.isolation.base import Limits
 
     out = _run_ft(ft_cache, tmp_path, ENDLESS_FT_IDEA, Limits(time_s=45))
     assert out.status == "timeout" and "45s time budget" in (out.error or ""), out.error

@@ -11,9 +11,10 @@ import pytest
 import agent.cli.history  # noqa: F401 - registers the commands on the app
 from agent.cli import app
 from agent.cli.common import run_app
+from experiments.layout import StoreError
 from experiments.replay import compare, replay_seeds, session_sizes
 from experiments.schemas import Attempt, SessionManifest, TokenUsage, new_attempt_id, utc_now
-from experiments.store import LabStore, StoreError
+from experiments.store import LabStore
 from sandbox.baseline_ideas import baseline_path
 from tests.conftest import SMALL
 from tests.test_history_support import manifest

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from experiments.gitobjects import identity
+from experiments.layout import StoreError
 from experiments.reviews import add_review
-from experiments.store import LabStore, StoreError, lab_path
+from experiments.store import LabStore, lab_path
 from tests.test_history_support import attempt, manifest
 
 

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.evaluator import Evaluator
-from sandbox.run_output import LOG_HEAD, LOG_TAIL
-from sandbox.runner import Limits, get_isolation
+from sandbox.execution.run_output import LOG_HEAD, LOG_TAIL
+from sandbox.isolation.base import Limits
+from sandbox.isolation.registry import get_isolation
+from sandbox.scoring.evaluator import Evaluator
 from sandbox.untrusted import dumps_strict
 
 HOSTILE = Path(__file__).parent / "hostile"

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from sandbox.integrity import code_flags, result_flags
 from sandbox.results import FixedBaselines, SeedResult, Stat
+from sandbox.scoring.flags import code_flags, result_flags
 from tests.test_history_support import result
 
 BASE = FixedBaselines(

@@ -24,8 +24,9 @@ from agent.progress import Reporter
 from agent.prompting import prompt_text
 from agent.research import run_research
 from agent.session_setup import ResearchConfig, open_session
+from experiments.layout import PENDING_CALLS_FILE
 from experiments.schemas import Budgets
-from experiments.store import PENDING_CALLS_FILE, LabStore
+from experiments.store import LabStore
 from tests.conftest import SMALL
 from tests.fakes.messages_server import MessagesServer
 from tests.fakes.scripts import error_step, result_text, tool_results, tool_use

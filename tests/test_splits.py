@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from sandbox.cache.splits import make_splits
 from sandbox.errors import HarnessError
-from sandbox.splits import make_splits
 from sandbox.tasks import SplitSizes
 
 
@@ -41,7 +41,7 @@ def test_split_sizes_parse():
 
 
 def test_test_order_and_roles_follow_the_secret_only():
-    from sandbox.splits import secret_test_layout
+    from sandbox.cache.splits import secret_test_layout
 
     labels = _labels((100, 100, 100))
     pool = np.arange(0, 300, 2)
@@ -56,7 +56,7 @@ def test_test_order_and_roles_follow_the_secret_only():
 
 
 def test_cache_keeps_its_split_secret_private(small_cache):
-    from sandbox.cache import SECRET_NAME
+    from sandbox.cache.task_cache import SECRET_NAME
 
     assert len((small_cache.private_dir / SECRET_NAME).read_bytes()) == 32
     assert not any(p.name == SECRET_NAME for p in small_cache.public_dir.rglob("*"))

@@ -7,8 +7,9 @@ import random
 import subprocess
 from pathlib import Path
 
+from experiments.layout import ATTEMPTS_DIR
 from experiments.schemas import Attempt
-from experiments.store import ATTEMPTS_DIR, LabStore, attempt_files, attempt_folder
+from experiments.store import LabStore, attempt_files, attempt_folder
 from tests.test_history_support import attempt, manifest, random_pgrs, result
 
 RUNNING = "20260101-120000-wordnet-10-offline-aaaa"

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox import warm_worker
-from sandbox.attempt import WorkerPool, run_attempt
-from sandbox.runner import Limits, SeedJob, get_isolation
+from sandbox.execution import supervisor as warm_worker
+from sandbox.execution.pool import WorkerPool, run_attempt
+from sandbox.isolation.base import Limits, SeedJob
+from sandbox.isolation.registry import get_isolation
 
 BWRAP = get_isolation("bwrap")
 BWRAP_OK, BWRAP_WHY = BWRAP.available()
@@ -102,7 +103,7 @@ def test_run_cgroups_of_dead_owners_are_swept():
     """A process killed with SIGKILL cannot remove its run cgroups; the next run removes them."""
     import subprocess
 
-    from sandbox.cgroups import RunCgroup, RunLimits, support, sweep_stale
+    from sandbox.isolation.cgroups import RunCgroup, RunLimits, support, sweep_stale
 
     if support().mode == "none":
         pytest.skip("no cgroups here")

@@ -10,8 +10,8 @@ from rich.console import Console
 from typer.exceptions import TyperException
 
 from sandbox.errors import HarnessError
-from sandbox.executors import ExecutorConfig
-from sandbox.runner import DEFAULT_ISOLATION, get_isolation
+from sandbox.execution.base import ExecutorConfig
+from sandbox.isolation.registry import DEFAULT_ISOLATION, get_isolation
 from sandbox.tasks import SplitSizes
 from sandbox.untrusted import dumps_strict, for_markup
 
@@ -126,7 +126,8 @@ SEED_RESOURCES_OPTION = typer.Option(None, "--seed-resources",
 def resolve_executor(name: str, ray_address: str | None, resources: str | None) -> ExecutorConfig:
     """The executor choice, checked now: a cluster that cannot be joined or a Ray that is not
     installed stops here with one line, before any cache is built or session created."""
-    from sandbox.executors import ExecutorOptions, executor_names, get_executor
+    from sandbox.execution.base import ExecutorOptions
+    from sandbox.execution.registry import executor_names, get_executor
 
     if name not in executor_names():
         fail(f"--executor {name!r}: use one of {', '.join(executor_names())}")

@@ -32,12 +32,13 @@ from agent.cli.common import (
 )
 from agent.session_setup import save_baseline_summary
 from sandbox.baseline_ideas import baseline_files
-from sandbox.cache import TaskCache, cached_tasks, locate_cache, open_cache
-from sandbox.cgroups import STRICT_ENV
-from sandbox.devices import resolve_device
-from sandbox.evaluator import Evaluator
-from sandbox.executors import ExecutorOptions, get_executor
+from sandbox.cache.task_cache import TaskCache, cached_tasks, locate_cache, open_cache
+from sandbox.execution.base import ExecutorOptions
+from sandbox.execution.registry import get_executor
+from sandbox.isolation.cgroups import STRICT_ENV
+from sandbox.isolation.devices import resolve_device
 from sandbox.results import IdeaResult
+from sandbox.scoring.evaluator import Evaluator
 from sandbox.tasks import get_task, list_tasks
 from sandbox.untrusted import rich_text
 

@@ -7,7 +7,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from experiments.gitobjects import LAB_READ_ERRORS
-from experiments.store import LabStore, StoreError, lab_path
+from experiments.layout import StoreError
+from experiments.store import LabStore, lab_path
 
 
 class PageError(Exception):

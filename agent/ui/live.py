@@ -21,7 +21,8 @@ from starlette.responses import Response, StreamingResponse
 
 from agent.ui.lab import Lab, NotFound
 from agent.ui.queries import groups
-from experiments.store import LabStore, StoreError
+from experiments.layout import StoreError
+from experiments.store import LabStore
 
 HEARTBEAT_S = 15.0
 

@@ -11,7 +11,7 @@ from agent.ui.queries import vanilla_from_lab
 from experiments.index import LabIndex
 from experiments.schemas import SessionManifest
 from sandbox.baseline_ideas import VANILLA_NAMES
-from sandbox.cache import find_baseline_summary
+from sandbox.cache.task_cache import find_baseline_summary
 from sandbox.paths import cache_root
 
 

@@ -16,9 +16,10 @@ from agent.ui.live import live_state
 from agent.ui.queries import Page, attempt_rows, chart_points, group_of, groups, neighbours
 from agent.ui.references import references
 from agent.ui.render import diff_html, markdown_html, python_html, transcript_views
+from experiments.layout import ATTEMPT_FILES, StoreError
 from experiments.reviews import add_review
 from experiments.schemas import ATTEMPT_STATUSES, AttemptSummary
-from experiments.store import ATTEMPT_FILES, LabStore, StoreError, attempt_files
+from experiments.store import LabStore, attempt_files
 from experiments.views import LOG_TAIL_LINES, _metric_rows, side_by_side_rows
 
 MAX_NOTE_CHARS = 4000

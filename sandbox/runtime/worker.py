@@ -91,7 +91,7 @@ def _warm_ops() -> None:
     from sandbox.runtime import losses, probes, train
 
     states = random.getstate(), np.random.get_state(), torch.get_rng_state()
-    # Torch only, not sandbox.threads.single_threaded: that module is outside the sandbox, and
+    # Torch only, not sandbox.cache.threads.single_threaded: that module is outside the sandbox, and
     # its threadpoolctl writes KMP_DUPLICATE_LIB_OK into the environment every seed inherits.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

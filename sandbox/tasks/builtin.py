@@ -5,14 +5,14 @@ from __future__ import annotations
 import bz2
 import csv
 import importlib.util
+from collections.abc import Callable
 from pathlib import Path
 
 from sandbox.errors import AssetMissingError
-from sandbox.tasks.registry import LabeledData, SplitSizes, TaskSpec, register_task
+from sandbox.tasks.spec import LabeledData, SplitSizes, TaskSpec
 from sandbox.tasks.wordnet import load_wordnet_supersenses
 
 
-@register_task("wordnet-10")
 def wordnet_10() -> TaskSpec:
     return TaskSpec(
         name="wordnet-10",
@@ -29,7 +29,6 @@ def wordnet_10() -> TaskSpec:
 WORDNET_FT_SIZES = SplitSizes(weak_train=300, unlabeled=600, dev=300, heldout=300)
 
 
-@register_task("wordnet-10-ft")
 def wordnet_10_ft() -> TaskSpec:
     return TaskSpec(
         name="wordnet-10-ft",
@@ -45,7 +44,6 @@ def wordnet_10_ft() -> TaskSpec:
     )
 
 
-@register_task("rt-mpnet")
 def rt_mpnet() -> TaskSpec:
     return TaskSpec(
         name="rt-mpnet",
@@ -72,3 +70,7 @@ def load_rotten_tomatoes() -> LabeledData:
             if row["category"] in classes and text and text not in seen:
                 seen[text] = classes.index(row["category"])
     return LabeledData(texts=list(seen), labels=list(seen.values()), classes=classes)
+
+
+BUILTIN_TASKS: dict[str, Callable[[], TaskSpec]] = {
+    "wordnet-10": wordnet_10, "wordnet-10-ft": wordnet_10_ft, "rt-mpnet": rt_mpnet}

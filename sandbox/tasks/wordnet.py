@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 from sandbox.errors import AssetMissingError
-from sandbox.tasks.registry import LabeledData
+from sandbox.tasks.spec import LabeledData
 
 # The standard WordNet 3.0 lexicographer file names for nouns (lex_filenum 3..28).
 NOUN_LEXNAMES = {

@@ -14,7 +14,7 @@ MATCH = r"Read-only file system|Permission denied"
 
 def run(ctx):
     targets = [entry.__file__, np.__file__, os.path.join(os.path.dirname(entry.__file__), "evil.py"),
-               "/work/main/sandbox/evaluator.py", "/work/main/experiments/pwned", "/root/lab/.git/HEAD"]
+               "/work/main/sandbox/scoring/evaluator.py", "/work/main/experiments/pwned", "/root/lab/.git/HEAD"]
     errors = []
     for path in targets:
         try:

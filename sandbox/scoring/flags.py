@@ -15,7 +15,7 @@ import re
 import numpy as np
 
 from sandbox.results import FixedBaselines, SeedResult
-from sandbox.t_stats import t_half_width
+from sandbox.scoring.t_stats import t_half_width
 
 PREFIX = "integrity: "
 MIN_SWING = 0.03  # seed-to-seed sd of dev accuracy below this is never flagged

@@ -1,6 +1,6 @@
 """The ``ray`` executor: each seed is one Ray task on whichever node has the resources.
 
-The task runs the same ``run_idea`` under the same isolation as a local run (sandbox.ray_worker);
+The task runs the same ``run_idea`` under the same isolation as a local run (sandbox.execution.ray_node);
 Ray's CPU/GPU/memory figures are only scheduling requests, the sandbox's own limits are what is
 enforced on the node. Only the public cache travels (content-addressed through the object
 store); only the ``RunOutput`` comes back; the evaluator on the head scores it.
@@ -23,13 +23,13 @@ from typing import Any
 import ray
 from ray import exceptions as rex
 
-from sandbox.devices import driver_lib_dirs
 from sandbox.errors import HarnessError
-from sandbox.executors import CANCELLED, Executor, ExecutorOptions, SeedRequest
-from sandbox.ray_worker import ShippedSeed, pack_public, run_shipped
-from sandbox.runner import RunOutput
+from sandbox.execution.base import Executor, ExecutorOptions, SeedRequest
+from sandbox.execution.ray_node import ShippedSeed, pack_public, run_shipped
+from sandbox.execution.run_output import CANCELLED, RunOutput
+from sandbox.isolation.devices import driver_lib_dirs
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONNECT_TIMEOUT_S = 5.0
 SETUP_MARGIN_S = 120.0  # per try: the worker fetching and unpacking the cache, bwrap starting
 POLL_S = 0.5  # ray.wait slices: Ctrl-C and cancel() are seen within this
@@ -118,7 +118,7 @@ def _shipped_archive(public_dir: Path) -> tuple[str, list[Any]]:
 
 def shipped_seed(req: SeedRequest, threads: int, digest: str) -> ShippedSeed:
     """What travels to the node for ``req``: the idea's source, the limits (with the threads Ray
-    gives the task) and the driver's --strict-limits as a field of its own (sandbox.ray_worker)."""
+    gives the task) and the driver's --strict-limits as a field of its own (sandbox.execution.ray_node)."""
     pt = req.passthrough
     # The head's driver-library mounts are the head's; a node finds its own.
     libs = set(driver_lib_dirs()) if pt and pt.device_nodes else set()

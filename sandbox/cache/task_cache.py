@@ -27,19 +27,19 @@ from pathlib import Path
 
 import numpy as np
 
-from sandbox import ft_cache
-from sandbox.encoders import get_encoder
+from sandbox.cache import finetune as ft_cache
+from sandbox.cache.encoders import get_encoder
+from sandbox.cache.progress import progress_bar
+from sandbox.cache.splits import make_splits, secret_test_layout
+from sandbox.cache.teachers import WEAK_CONFIG, fit_feature_teacher, fit_tfidf_teacher
+from sandbox.cache.threads import single_threaded
 from sandbox.paths import cache_root
-from sandbox.progress import progress_bar
 from sandbox.results import FixedBaselines, Stat
 from sandbox.runtime.context import TaskCard
-from sandbox.splits import make_splits, secret_test_layout
-from sandbox.tasks.registry import LabeledData, TaskSpec
-from sandbox.threads import single_threaded
-from sandbox.weak import WEAK_CONFIG, fit_feature_teacher, fit_tfidf_teacher
+from sandbox.tasks.spec import LabeledData, TaskSpec
 
 CACHE_FORMAT = 3  # 2: secret test order and roles; 3: features, teachers, ceilings computed on one
-# thread per piece (sandbox/threads.py). Older caches rebuild.
+# thread per piece (sandbox/cache/threads.py). Older caches rebuild.
 DEFAULT_WEAK_SEEDS = 5
 SECRET_NAME = "split_secret"
 CEILING_RECIPE = "train_head defaults (linear, 20 epochs, lr 3e-3) on final layer, gold one-hot, seed s"
@@ -277,7 +277,7 @@ def _add_weak_seeds(cache: TaskCache, data: LabeledData, n_seeds: int, device: s
 def _add_weak_seed(cache: TaskCache, seed: int, per_seed: dict, gold_test: np.ndarray, roles: np.ndarray,
                    gold_unl: np.ndarray, device: str) -> None:
     """One seed's weak teacher (public) and its fixed baselines (private)."""
-    # Logistic regressions and linear heads are small: one thread each (sandbox/threads.py);
+    # Logistic regressions and linear heads are small: one thread each (sandbox/cache/threads.py);
     # a language-model teacher or a fine-tune ceiling is real training and keeps every thread.
     with nullcontext() if ft_cache.weak_is_lm(cache.spec) else single_threaded():
         probs = _teacher_probs(cache, seed, device)

@@ -28,11 +28,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from sandbox.cgroups import support as cgroup_support
-from sandbox.devices import Passthrough, run_passthrough
 from sandbox.errors import HarnessError
+from sandbox.execution.pool import run_idea
+from sandbox.execution.run_output import RunOutput
+from sandbox.isolation.base import Limits
+from sandbox.isolation.cgroups import support as cgroup_support
+from sandbox.isolation.devices import Passthrough, run_passthrough
+from sandbox.isolation.registry import get_isolation
 from sandbox.paths import cache_root
-from sandbox.runner import Limits, RunOutput, get_isolation, run_idea
 
 WORKER_STORE = "ray-worker"
 _CHUNK = 1 << 20

@@ -1,4 +1,4 @@
-"""Runs every seed of an attempt on a warm worker (sandbox.warm_worker) and brings back one
+"""Runs every seed of an attempt on a warm worker (sandbox.execution.supervisor) and brings back one
 RunOutput each.
 
 Where the isolation allows (``Isolation.self_join``: root hosts, where slots have uids of their
@@ -13,13 +13,13 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from sandbox.cgroups import STRICT_ENV
-from sandbox.cgroups import support as cgroup_support
-from sandbox.devices import Passthrough
 from sandbox.errors import HarnessError
-from sandbox.run_output import RunOutput
-from sandbox.runner import Isolation, Limits, SeedJob
-from sandbox.warm_worker import Gate, WarmWorker
+from sandbox.execution.run_output import RunOutput
+from sandbox.execution.supervisor import Gate, WarmWorker
+from sandbox.isolation.base import Isolation, Limits, SeedJob
+from sandbox.isolation.cgroups import STRICT_ENV
+from sandbox.isolation.cgroups import support as cgroup_support
+from sandbox.isolation.devices import Passthrough
 
 
 class WorkerPool:
@@ -67,7 +67,7 @@ def run_attempt(idea: Path, public_dir: Path, jobs: list[SeedJob], limits: Limit
                 passthrough: Passthrough | None = None, pool: WorkerPool | None = None) -> list[RunOutput]:
     """Run ``idea`` for every job, at most ``parallel`` at once, each holding one of ``slots``;
     when ``cancelled`` is set (a second Ctrl-C) running seeds are killed and the rest never
-    start, all ``killed``. ``passthrough``: student weights, a GPU (sandbox.devices). ``pool``:
+    start, all ``killed``. ``passthrough``: student weights, a GPU (sandbox.isolation.devices). ``pool``:
     warm workers kept between attempts (used where the isolation allows). Outputs in job order."""
     isolation = isolation or Isolation()
     ok, why = isolation.available()
@@ -116,3 +116,14 @@ def _check_limits(limits: Limits) -> list[str]:
 
 
 __all__ = ["WorkerPool", "run_attempt"]
+
+
+def run_idea(idea: Path, public_dir: Path, seed: int, limits: Limits,
+             isolation: Isolation | None = None, student_seed: int | None = None,
+             passthrough: Passthrough | None = None, cancel: threading.Event | None = None) -> RunOutput:
+    """Run ``idea`` with weak teacher ``seed`` (and ``student_seed``, by default the same) under
+    ``isolation`` and collect its output safely. ``passthrough``: host paths (student weights)
+    and GPUs the run may use (sandbox.isolation.devices); ``cancel`` kills it early (a second Ctrl-C).
+    A warm worker holding this one seed (the Ray executor runs seeds one by one this way)."""
+    job = SeedJob(seed, seed if student_seed is None else student_seed)
+    return run_attempt(idea, public_dir, [job], limits, isolation, cancelled=cancel, passthrough=passthrough)[0]

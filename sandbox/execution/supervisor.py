@@ -7,7 +7,7 @@ leftovers are killed (cgroup) and its scratch wiped by its uid before the slot t
 seed. Per seed the parent makes a private weak-teacher copy and a result and a log FIFO, reads
 them (capped), keeps the wall clock and stops reading when the seed's child ends.
 
-How workers are kept between attempts (or not) is sandbox.attempt's business.
+How workers are kept between attempts (or not) is sandbox.execution.pool's business.
 """
 
 from __future__ import annotations
@@ -26,11 +26,9 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sandbox.cgroups import CONTROLLERS, STRICT_ENV, RunCgroup, RunLimits, sweep_stale
-from sandbox.devices import Passthrough
 from sandbox.errors import HarnessError
-from sandbox.run_output import LogCapture, ResultCapture, RunOutput, collect
-from sandbox.runner import (
+from sandbox.execution.run_output import CANCELLED, LogCapture, ResultCapture, RunOutput, collect
+from sandbox.isolation.base import (
     SANDBOX_SETUP_FAILED,
     Isolation,
     Limits,
@@ -42,6 +40,8 @@ from sandbox.runner import (
     idea_file_name,
     set_rlimits,
 )
+from sandbox.isolation.cgroups import CONTROLLERS, STRICT_ENV, RunCgroup, RunLimits, sweep_stale
+from sandbox.isolation.devices import Passthrough
 from sandbox.runtime.context import JobSpec
 from sandbox.runtime.worker import SeedPlan
 
@@ -49,7 +49,6 @@ TICK_S = 0.02
 WORKER_MEMORY = 2 << 30  # the worker's own share (interpreter, torch) on top of its seeds'
 WORKER_PIDS = 64
 READY_TIMEOUT_S = 120.0
-CANCELLED = "cancelled before it started (the session was interrupted)"
 ABANDONED = "abandoned: the run was cancelled (Ctrl-C)"
 SLOTS_LOST = "not run: its worker could not wipe a finished seed's scratch (rerun the attempt)"
 WORKER_DIED = "worker"  # the event an attempt gets when its worker's event stream ends

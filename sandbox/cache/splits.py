@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from sandbox.errors import HarnessError
-from sandbox.tasks.registry import SplitSizes
+from sandbox.tasks.spec import SplitSizes
 
 SPLITS = ("weak_train", "unlabeled", "dev", "heldout")
 

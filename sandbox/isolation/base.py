@@ -1,8 +1,8 @@
 """How idea processes are started: limits, the run plan and the pluggable isolations.
 
 An attempt's seeds run in a warm worker (sandbox.runtime.worker, supervised by
-sandbox.attempt, sandbox.warm_worker): one process imports torch and the runtime once and forks a child per seed.
-How that worker is isolated is pluggable (``register_isolation``): ``bwrap`` (sandbox.isolation,
+sandbox.execution.pool, sandbox.execution.supervisor): one process imports torch and the runtime once and forks a child per seed.
+How that worker is isolated is pluggable (``register_isolation``): ``bwrap`` (sandbox.isolation.bwrap,
 the default everywhere user-facing) runs it in bubblewrap namespaces; ``process`` is a plain
 child process with resource limits and no isolation of files or network (unsafe, opt-in).
 Either way the parent enforces the wall clock, kills whole process trees (cgroups), caps the
@@ -16,20 +16,15 @@ import re
 import resource
 import shutil
 import sys
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sandbox.cgroups import strict_from_env
-from sandbox.devices import Passthrough
-from sandbox.run_output import RunOutput
+from sandbox.isolation.cgroups import strict_from_env
+from sandbox.isolation.devices import Passthrough
 
-__all__ = ["Isolation", "Limits", "RunOutput", "SeedJob", "get_isolation", "idea_file_name", "register_isolation",
-           "run_idea"]
 SANDBOX_SETUP_FAILED = 1  # bwrap's exit code when it cannot set the sandbox up
 ENV_ALLOW = ("PATH", "LANG", "LC_ALL", "TZ", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PYTHON_FLAGS = ("-s", "-P")
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}\.py")  # no user site, no script/cwd on sys.path; PYTHONHASHSEED still honoured
 
@@ -94,7 +89,7 @@ class RunPlan:
     dirs: RunDirs
     uids: dict[str, int] = field(default_factory=dict)  # slot -> uid its seeds' children drop to
     cgroup_procs: dict[str, list[str]] = field(default_factory=dict)  # host paths, per slot
-    # Fine-tune tasks: extra read-only paths (student weights), GPU nodes and env (sandbox.devices);
+    # Fine-tune tasks: extra read-only paths (student weights), GPU nodes and env (sandbox.isolation.devices);
     # an isolation that cannot honour them refuses the run.
     passthrough: Passthrough | None = None
     fds: list[int] = field(default_factory=list)  # descriptors the command needs (seccomp filter)
@@ -155,30 +150,6 @@ class Isolation:
     def unenforced(self) -> list[str]:
         """Protections this isolation could not apply here (recorded with each seed)."""
         return []
-
-
-def _bwrap_factory() -> Isolation:
-    from sandbox.isolation import BwrapIsolation  # registers itself too; imported lazily
-
-    return BwrapIsolation()
-
-
-_ISOLATIONS: dict[str, Callable[[], Isolation]] = {"process": Isolation, "bwrap": _bwrap_factory}
-DEFAULT_ISOLATION = "bwrap"
-
-
-def register_isolation(name: str, factory: Callable[[], Isolation]) -> None:
-    _ISOLATIONS[name] = factory
-
-
-def get_isolation(name: str) -> Isolation:
-    if name not in _ISOLATIONS:
-        raise ValueError(f"unknown isolation {name!r}: use one of {', '.join(sorted(_ISOLATIONS))}")
-    return _ISOLATIONS[name]()
-
-
-def isolation_names() -> list[str]:
-    return sorted(_ISOLATIONS)
 
 
 def child_env(limits: Limits, home: Path | str, passthrough: Passthrough | None = None) -> dict[str, str]:
@@ -255,14 +226,3 @@ def copy_weak_teacher(public_dir: Path, weak_seed: int, dest: Path, uid: int | N
             path.chmod(0o500 if path.is_dir() else 0o400)
 
 
-def run_idea(idea: Path, public_dir: Path, seed: int, limits: Limits,
-             isolation: Isolation | None = None, student_seed: int | None = None,
-             passthrough: Passthrough | None = None, cancel: threading.Event | None = None) -> RunOutput:
-    """Run ``idea`` with weak teacher ``seed`` (and ``student_seed``, by default the same) under
-    ``isolation`` and collect its output safely. ``passthrough``: host paths (student weights)
-    and GPUs the run may use (sandbox.devices); ``cancel`` kills it early (a second Ctrl-C).
-    A warm worker holding this one seed (the Ray executor runs seeds one by one this way)."""
-    from sandbox.attempt import run_attempt  # the supervisor builds on this module
-
-    job = SeedJob(seed, seed if student_seed is None else student_seed)
-    return run_attempt(idea, public_dir, [job], limits, isolation, cancelled=cancel, passthrough=passthrough)[0]

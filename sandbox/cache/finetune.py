@@ -9,10 +9,16 @@ from pathlib import Path
 
 import numpy as np
 
-from sandbox.encoders import _cached_file_hash, _model_fingerprint, intermediate_layers
+from sandbox.cache.encoders import intermediate_layers
 from sandbox.runtime.student_spec import LoraSpec, StudentSpec
+from sandbox.tasks.models import (
+    cached_file_hash as _cached_file_hash,
+)
+from sandbox.tasks.models import (
+    model_fingerprint as _model_fingerprint,
+)
 from sandbox.tasks.models import resolve_student
-from sandbox.tasks.registry import TaskSpec
+from sandbox.tasks.spec import TaskSpec
 
 CEILING_RECIPE_FT = ("finetune with the vanilla recipe (VANILLA_FT; all weights unless the task names a "
                      "vanilla LoRA) on gold one-hot unlabeled labels, seed s")
@@ -45,8 +51,8 @@ def key_parts(spec: TaskSpec, classes: list[str]) -> dict:
 
 
 def uses_encoder_features(spec: TaskSpec) -> bool:
-    """Whether the strong model is a registered encoder (features come from sandbox.encoders)."""
-    from sandbox.encoders import list_encoders
+    """Whether the strong model is a registered encoder (features come from sandbox.cache.encoders)."""
+    from sandbox.cache.encoders import list_encoders
 
     return spec.strong_model in list_encoders()
 
@@ -81,7 +87,7 @@ def public_texts(public_dir: Path) -> dict[str, list[str]]:
 
 def weak_is_lm(spec: TaskSpec) -> bool:
     """A fine-tune task whose weak model is a causal LM (fine-tuned on weak-train as teacher)."""
-    from sandbox.encoders import list_encoders
+    from sandbox.cache.encoders import list_encoders
     from sandbox.tasks.models import model_dir, model_family
 
     if spec.kind != "finetune" or spec.weak_model == "tfidf" or spec.weak_model in list_encoders():
@@ -97,9 +103,9 @@ def weak_spec(spec: TaskSpec, classes: list[str]) -> StudentSpec:
 def weak_lm_probs(spec: TaskSpec, classes: list[str], train_texts: list[str], gold: np.ndarray,
                   predict: dict[str, list[str]], seed: int, device: str = "auto") -> dict[str, np.ndarray]:
     """The weak causal LM fine-tuned (vanilla recipe) on its seed's subsample of weak-train gold."""
+    from sandbox.cache.teachers import subsample
     from sandbox.runtime.finetuning import VANILLA_FT, finetune, predict_proba
     from sandbox.runtime.students import load_student
-    from sandbox.weak import subsample
 
     keep = subsample(len(train_texts), seed)
     model = load_student(weak_spec(spec, classes), len(classes), seed=seed, device=device)

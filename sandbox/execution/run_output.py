@@ -30,6 +30,7 @@ RESULT_NAMES = ("predictions.npy", "diagnostics.json", "error.json")
 MAX_RESULT_BYTES = MAX_PREDICTION_BYTES + 2 * MAX_SMALL_FILE + 1024
 MAX_DIAGNOSTIC_CHARS = 200
 LOG_HEAD = 4_000
+CANCELLED = "cancelled before it started (the session was interrupted)"
 LOG_TAIL = 8_000
 # An idea that failed because the sandbox refused something: a permission, a read-only file
 # system, no network, or project code that is not mounted.

@@ -1,0 +1,1 @@
+"""Scoring with gold labels: the trusted evaluator, reward-hack flags and the t statistics."""

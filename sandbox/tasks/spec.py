@@ -1,0 +1,131 @@
+"""The task types every task loader returns: split sizes, labelled data and the task spec."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from pydantic import BaseModel, Field
+
+from sandbox.errors import HarnessError
+
+# 'features': ideas fit heads on cached frozen features; 'finetune': the strong model itself is
+# the student (trained end to end or with LoRA inside the sandbox).
+TASK_KINDS = ("features", "finetune")
+
+
+class SplitSizes(BaseModel):
+    """How many examples go to each split (class-balanced where the data allows)."""
+
+    weak_train: int = Field(1000, description="Gold-labeled examples the weak teacher trains on.")
+    unlabeled: int = Field(4000, description="Inputs the student trains on; gold kept hidden.")
+    dev: int = Field(1000, description="Test examples whose score is fed back to the proposer.")
+    heldout: int = Field(1000, description="Test examples scored and stored, never shown.")
+
+    @classmethod
+    def parse(cls, text: str) -> SplitSizes:
+        """Parse ``"1000,4000,1000,1000"`` (weak_train, unlabeled, dev, heldout)."""
+        parts = [p.strip() for p in text.split(",")]
+        if len(parts) != 4 or not all(p.isdigit() and int(p) > 0 for p in parts):
+            raise ValueError(
+                f"split sizes {text!r}: give four positive integers weak_train,unlabeled,dev,heldout"
+            )
+        wt, un, dev, ho = (int(p) for p in parts)
+        return cls(weak_train=wt, unlabeled=un, dev=dev, heldout=ho)
+
+    @property
+    def total(self) -> int:
+        return self.weak_train + self.unlabeled + self.dev + self.heldout
+
+    def text(self) -> str:
+        """The ``--split-sizes`` form of these sizes."""
+        return f"{self.weak_train},{self.unlabeled},{self.dev},{self.heldout}"
+
+    def scaled_to(self, n_rows: int, n_classes: int) -> SplitSizes:
+        """These proportions shrunk to fit ``n_rows`` (never grown), or a HarnessError when even
+        the smallest useful splits (``min_split`` rows each) do not fit."""
+        least = min_split(n_classes)
+        if self.total <= n_rows:
+            return self
+        scale = n_rows / self.total
+        sizes = {k: int(v * scale) for k, v in self.model_dump().items()}
+        if min(sizes.values()) < least:
+            need = int(self.total * least / min(self.model_dump().values())) + 1
+            raise HarnessError(
+                f"the task has {n_rows} rows, too few for four splits of at least {least} rows each in "
+                f"these proportions (about {need} rows needed): add rows or pass --split-sizes explicitly")
+        return SplitSizes(**sizes)
+
+
+def min_split(n_classes: int) -> int:
+    """The smallest split worth scoring: two examples per class, and at least 10."""
+    return max(10, 2 * n_classes)
+
+
+@dataclass(frozen=True)
+class LabeledData:
+    """All labeled rows a task draws its splits from."""
+
+    texts: list[str]
+    labels: list[int]
+    classes: list[str]
+
+    def content_hash(self) -> str:
+        h = hashlib.sha256()
+        h.update(json.dumps(self.classes).encode())
+        for text, label in zip(self.texts, self.labels, strict=True):
+            h.update(f"{label}\t{text}\n".encode())
+        return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task: where its data comes from and which weak and strong models it pairs."""
+
+    name: str
+    description: str
+    load: Callable[[], LabeledData]
+    weak_model: str
+    strong_model: str
+    sizes: SplitSizes = field(default_factory=SplitSizes)
+    split_seed: int = 0
+    source: str = ""
+    sizes_given: bool = False
+    kind: str = "features"  # one of TASK_KINDS
+    label_words: tuple[str, ...] | None = None  # finetune, causal LMs: one word per class
+    cue: str = "\nAnswer:"  # finetune, causal LMs: appended to each input before scoring
+    max_len: int = 128  # finetune: tokens per input
+    lora: dict | None = None  # finetune: the vanilla recipe's adapter ({"rank", "alpha"}); None = all weights
+
+    def __post_init__(self) -> None:
+        if self.kind not in TASK_KINDS:
+            raise HarnessError(f"task {self.name!r}: unknown kind {self.kind!r}; "
+                               f"use one of {', '.join(TASK_KINDS)}")
+
+    def with_sizes(self, sizes: SplitSizes | None) -> TaskSpec:
+        if sizes is None:
+            return self
+        return replace(self, sizes=sizes, sizes_given=True)
+
+    def fitted(self, data: LabeledData) -> TaskSpec:
+        """This task with split sizes that fit its data: default sizes shrink in proportion for
+        small tasks; sizes the user gave are kept, or refused with sizes that would fit."""
+        n, n_classes = len(data.labels), len(data.classes)
+        if self.sizes.total <= n:
+            return self
+        fitting = self.sizes.scaled_to(n, n_classes)
+        if self.sizes_given:
+            raise HarnessError(
+                f"split sizes {self.sizes.text()} need {self.sizes.total} rows but task {self.name} has {n}: "
+                f"pass --split-sizes {fitting.text()} (or smaller)")
+        return replace(self, sizes=fitting)
+
+
+TASK_KEY_SEPARATOR = "@"  # directory tasks are named "<readable name>@<content key>"
+
+
+def readable_name(task: str) -> str:
+    """The readable part of a task identity (``rows@1a2b3c4d`` -> ``rows``)."""
+    return task.split(TASK_KEY_SEPARATOR, 1)[0]
