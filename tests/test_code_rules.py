@@ -8,63 +8,40 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import import_graph
+
 ROOT = Path(__file__).parents[1]
 
 
-def _module_name(path: Path, root: Path) -> str:
-    parts = list(path.relative_to(root).with_suffix("").parts)
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def _imports(path: Path, package: str, known: set[str]) -> set[str]:
-    """Modules of ``package`` that ``path`` imports, at load time or inside functions (a lazy
-    import still ties the two modules together: the layering must hold for it too); imports
-    under TYPE_CHECKING are left out (they never run)."""
-    tree = ast.parse(path.read_text())
-    skipped = {id(sub) for node in ast.walk(tree) if isinstance(node, ast.If)
-               and "TYPE_CHECKING" in ast.unparse(node.test) for sub in ast.walk(node)}
-    found: set[str] = set()
-    for sub in ast.walk(tree):
-        if id(sub) in skipped:
-            continue
-        names: list[str] = []
-        if isinstance(sub, ast.Import):
-            names = [a.name for a in sub.names]
-        elif isinstance(sub, ast.ImportFrom) and sub.module and sub.level == 0:
-            # ``from pkg import mod`` loads pkg/__init__ too, but that is the package's own
-            # business: count the submodule, and the package only for names that are not modules.
-            subs = [f"{sub.module}.{a.name}" for a in sub.names]
-            names = subs + ([sub.module] if any(s not in known for s in subs) else [])
-        found |= {n for n in names if n in known and n.split(".")[0] == package}
-    return found
-
-
 def cycles(package: str) -> list[list[str]]:
-    root = globals()["ROOT"]
-    files = {_module_name(p, root): p for p in (root / package).rglob("*.py")}
-    graph = {m: _imports(p, package, set(files)) - {m} for m, p in files.items()}
-    found, state, stack = [], {}, []
-
-    def visit(m: str) -> None:
-        state[m] = "open"
-        stack.append(m)
-        for n in sorted(graph[m]):
-            if state.get(n) == "open":
-                found.append(stack[stack.index(n):] + [n])
-            elif n not in state:
-                visit(n)
-        stack.pop()
-        state[m] = "done"
-
-    for m in sorted(graph):
-        if m not in state:
-            visit(m)
-    return found
+    return import_graph.cycles(import_graph.build(package, globals()["ROOT"]))
 
 
 @pytest.mark.parametrize("package", ["agent", "experiments", "sandbox"])
 def test_no_import_cycles(package):
     assert cycles(package) == []
+
+
+VOCABULARY = {"errors", "paths", "results", "untrusted", "baseline_ideas"}
+SANDBOX_ROOMS = {  # room -> rooms it may import (besides itself): each concern sits on the ones below
+    "runtime": set(),  # the only project code inside the sandbox: nothing of the host
+    "baselines": {"runtime"},
+    **{v: VOCABULARY for v in VOCABULARY},
+    "tasks": VOCABULARY | {"runtime"},
+    "cache": VOCABULARY | {"runtime", "tasks"},
+    "isolation": VOCABULARY | {"runtime"},
+    "execution": VOCABULARY | {"runtime", "isolation"},
+    "scoring": VOCABULARY | {"runtime", "tasks", "cache", "isolation", "execution"},
+}
+
+
+def test_sandbox_rooms_import_only_the_rooms_below():
+    graph = import_graph.build("sandbox", ROOT)
+    rooms = {import_graph.room_of(m) for m in graph.edges} - {"sandbox"}
+    assert rooms <= set(SANDBOX_ROOMS), f"new room(s) {rooms - set(SANDBOX_ROOMS)}: give them a row"
+    upward = {edge: n for edge, n in import_graph.room_edges(graph).items()
+              if edge[0] != "sandbox" and edge[1] not in SANDBOX_ROOMS[edge[0]]}
+    assert upward == {}
 
 
 def test_the_check_finds_a_cycle(tmp_path, monkeypatch):
