@@ -20,9 +20,13 @@ from agent.interrupts import graceful_interrupts
 from agent.novelty import Duplicate, NoveltyGate
 from agent.progress import Reporter
 from agent.proposers.base import (
+    AttemptView,
+    BaselineRow,
+    BudgetStatus,
     BudgetStop,
     Ending,
     ExperimentSpec,
+    Feedback,
     LeaderboardRow,
     ModelCallError,
     Proposer,
@@ -73,7 +77,7 @@ class LoopTools:
         self.ctx = ctx
         self.reporter = reporter
         self.task_card = ctx.card.model_dump()
-        self.baselines = ctx.baseline_summary
+        self.baselines = [BaselineRow.model_validate(row) for row in ctx.baseline_summary]
         self.direction = ctx.manifest.direction
         self.tracker: BudgetTracker = ctx.tracker
         self._pending = self._left_over_calls()
@@ -148,7 +152,7 @@ class LoopTools:
         self.reporter.step(text)
 
     # --- experiments -----------------------------------------------------------------
-    def run_experiment(self, spec: ExperimentSpec) -> dict[str, Any]:
+    def run_experiment(self, spec: ExperimentSpec) -> Feedback:
         self.tracker.check()
         self._refuse_before_running(spec)
         duplicate = self.novelty.check(spec.code)
@@ -167,7 +171,7 @@ class LoopTools:
             if self.tracker.best_pgr is None or result.pgr.mean > self.tracker.best_pgr:
                 self.tracker.best_pgr = result.pgr.mean
                 self.ctx.best = (attempt.attempt_id, result.pgr.mean)
-        self.reporter.attempt_done(self.tracker.attempts, attempt.attempt_id, spec.name, result.for_proposer(),
+        self.reporter.attempt_done(self.tracker.attempts, attempt.attempt_id, spec.name, result.for_proposer().model_dump(),
                                    result.status, self.ctx.best, self.tracker.status())
         if self.transfer is not None:  # a new leader is scored on the transfer task at once
             with self.tracker.off_the_clock():
@@ -205,15 +209,14 @@ class LoopTools:
         self.novelty.add(attempt)
         return attempt
 
-    def _refuse(self, spec: ExperimentSpec, duplicate: Duplicate) -> dict[str, Any]:
+    def _refuse(self, spec: ExperimentSpec, duplicate: Duplicate) -> Feedback:
         """A repeat of an earlier attempt: not run, not recorded, no attempt spent."""
         self.refusals += 1
         if self.refusals > MAX_REFUSALS:
             raise BudgetStop(f"the proposer repeated earlier attempts {MAX_REFUSALS} times in a row")
         self.reporter.line(f"refused a repeat of {duplicate.attempt_id}: {spec.name[:60]}")
-        return {"attempt_id": None, "name": spec.name, "status": "duplicate",
-                "duplicate_of": duplicate.attempt_id, "error": duplicate.message(),
-                "budget": self.tracker.status()}
+        return Feedback(attempt_id=None, name=spec.name, status="duplicate", duplicate_of=duplicate.attempt_id,
+                        error=duplicate.message(), budget=self.budget_status())
 
     def keep_pending_calls(self) -> None:
         """Model calls made after the last attempt are committed too (no attempt holds them)."""
@@ -225,11 +228,9 @@ class LoopTools:
         self.ctx.in_flight = None
         return self._record(index, spec, None, "abandoned", reason)
 
-    def _feedback(self, attempt: Attempt, result: IdeaResult) -> dict[str, Any]:
-        view: dict[str, Any] = {"attempt_id": attempt.attempt_id, "name": attempt.name,
-                                "status": attempt.status, "budget": self.tracker.status()}
-        view.update(result.for_proposer())
-        return view
+    def _feedback(self, attempt: Attempt, result: IdeaResult) -> Feedback:
+        return Feedback(attempt_id=attempt.attempt_id, name=attempt.name, status=attempt.status,
+                        result=result.for_proposer(), budget=self.budget_status())
 
     # --- looking around ----------------------------------------------------------------
     def leaderboard(self, limit: int = 10) -> list[LeaderboardRow]:
@@ -241,15 +242,15 @@ class LoopTools:
             vs_vanilla=r.vs_vanilla.mean if r.vs_vanilla else None,
             vs_vanilla_p=r.vs_vanilla.p_value if r.vs_vanilla else None) for a, r in scored[:limit]]
 
-    def show_attempt(self, attempt_id: str) -> dict[str, Any]:
+    def show_attempt(self, attempt_id: str) -> AttemptView:
         match = [a for a in self.ctx.attempts if a.attempt_id.startswith(attempt_id)]
         if len(match) != 1:
             raise HarnessError(f"attempt {attempt_id!r} not found in this session" if not match
                                else f"attempt prefix {attempt_id!r} is ambiguous")
         a = match[0]
-        return {"attempt_id": a.attempt_id, "name": a.name, "hypothesis": a.rationale, "code": a.code,
-                "parent_id": a.parent_id, "status": a.status,
-                "result": a.result.for_proposer() if a.result else None}
+        return AttemptView(attempt_id=a.attempt_id, name=a.name, hypothesis=a.rationale, code=a.code,
+                           parent_id=a.parent_id, status=a.status,
+                           result=a.result.for_proposer() if a.result else None)
 
     def save_summary(self, summary: str) -> None:
         """Keep the model's summary (a later one replaces it)."""
@@ -268,8 +269,8 @@ class LoopTools:
         text = self.ctx.store.read_session_file(self.ctx.session_id, STATE_FILE)
         return json.loads(text) if text else None
 
-    def budget_status(self) -> dict[str, Any]:
-        return self.tracker.status()
+    def budget_status(self) -> BudgetStatus:
+        return BudgetStatus.model_validate(self.tracker.status())
 
     # --- the findings forum (shared by every researcher of the lab) ----------------------
     def post_finding(self, title: str, body: str = "", attempt_id: str | None = None) -> dict[str, Any]:

@@ -85,7 +85,7 @@ class IdeaResult(BaseModel):
         default_factory=list, description="Whole-run limits not enforced on some seed (empty: all held).")
     scoring_calls: int = Field(0, description="Scoring calls this session had used after this.")
 
-    def for_proposer(self) -> dict:
+    def for_proposer(self) -> ResultView:
         """The view a proposer may see: no held-out figures, and dev figures at limited
         resolution (accuracy to ``ACC_STEP``, PGR to ``PGR_STEP``) so that resubmitting ideas that
         differ on a few rows cannot read single dev labels off the score."""
@@ -97,7 +97,41 @@ class IdeaResult(BaseModel):
                 data[key] = {k: _coarse(v, step) if k in ("mean", "sd", "ci95") else
                              [_coarse(x, step) for x in v] if k == "values" else v for k, v in data[key].items()}
         data["pgr_ci95"] = _coarse(data["pgr_ci95"], PGR_STEP)
-        return data
+        return ResultView.model_validate(data)
+
+
+class SeedView(BaseModel):
+    """One seed as a proposer sees it: dev figures only, at the feedback's resolution."""
+
+    seed: int = Field(description="Seed; also selects the weak teacher.")
+    status: Status = Field(description="How the seed's run ended.")
+    dev_acc: float | None = Field(None, description="Transfer accuracy on dev (rounded).")
+    pgr: float | None = Field(None, description="Dev PGR (rounded).")
+    runtime_s: float = Field(0.0, description="Wall-clock seconds of the idea process.")
+    warnings: list[str] = Field(default_factory=list, description="Degenerate-output flags etc.")
+    diagnostics: dict[str, float | int | str | bool] = Field(
+        default_factory=dict, description="Named values the idea reported.")
+    error: str | None = Field(None, description="One-line reason when status is not ok.")
+    traceback: str | None = Field(None, description="The idea's traceback when it raised.")
+    log_tail: str = Field("", description="The end of the idea's stdout/stderr.")
+
+
+class ResultView(BaseModel):
+    """An idea's result as a proposer sees it (``IdeaResult.for_proposer``): no held-out field
+    exists here, so none can be filled by mistake."""
+
+    idea: str = Field(description="Idea name.")
+    status: Status = Field(description="ok if every seed is ok, else the first failing status.")
+    seeds: list[SeedView] = Field(description="Per-seed results, in seed order.")
+    pgr: Stat | None = Field(None, description="Dev PGR over the ok seeds (rounded).")
+    pgr_ci95: float | None = Field(None, description="Half-width of the 95% t-interval of dev PGR.")
+    dev_acc: Stat | None = Field(None, description="Dev transfer accuracy over the ok seeds (rounded).")
+    vs_vanilla: PairedDiff | None = Field(None, description="Paired dev PGR difference vs vanilla.")
+    weak_acc_dev: float = Field(description="Fixed baseline: weak accuracy on dev.")
+    ceiling_acc_dev: float = Field(description="Fixed baseline: strong ceiling on dev.")
+    runtime_s: float = Field(description="Wall-clock seconds the seeds took together.")
+    warnings: list[str] = Field(default_factory=list, description="Union of seed warnings.")
+    scoring_calls: int = Field(0, description="Scoring calls this session had used after this.")
 
 
 ACC_STEP = 0.005  # dev accuracy shown in steps of 5 rows per 1,000

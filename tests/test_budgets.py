@@ -42,9 +42,11 @@ def test_seed_runs_are_a_budget_shown_in_the_status():
 
 def test_the_budget_prompt_shows_seed_runs():
     from agent.prompting import render
+    from agent.proposers.base import BudgetStatus
     from agent.proposers.views import budget_view
 
-    text = render("budget", budget=budget_view(BudgetTracker(Budgets(max_seed_runs=9), seed_runs=4).status()))
+    text = render("budget", budget=budget_view(BudgetStatus.model_validate(
+        BudgetTracker(Budgets(max_seed_runs=9), seed_runs=4).status())))
     assert "seed-runs used 4 (5 left)" in text
 
 

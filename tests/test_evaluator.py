@@ -89,7 +89,7 @@ def test_evaluate_idea_end_to_end(evaluator, idea_file, small_cache):
     # returning the weak teacher's predictions scores the weak accuracy: PGR near 0
     assert abs(result.pgr.mean) < 0.15
     assert result.seeds[0].diagnostics == {"n": small_cache.card().n_test}
-    view = result.for_proposer()
+    view = result.for_proposer().model_dump()
     assert "heldout_acc" not in view and all("heldout_acc" not in s for s in view["seeds"])
     assert result.vs_vanilla is not None and result.vs_vanilla.n == 2
 

@@ -41,7 +41,7 @@ def test_denials_and_reaching_outside_the_api_are_flagged():
 
 
 def test_dev_feedback_has_limited_resolution():
-    view = result("x", [0.31234, 0.40987, 0.2]).for_proposer()
+    view = result("x", [0.31234, 0.40987, 0.2]).for_proposer().model_dump()
     for seed in view["seeds"]:
         assert abs(seed["dev_acc"] / 0.005 - round(seed["dev_acc"] / 0.005)) < 1e-6
         assert abs(seed["pgr"] * 100 - round(seed["pgr"] * 100)) < 1e-6

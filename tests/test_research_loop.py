@@ -51,7 +51,7 @@ def test_every_attempt_is_a_commit_with_code_result_and_transcript(session):
 def test_feedback_never_carries_held_out_figures(session, small_cache):
     lab, outcome = session
     attempt = LabStore.open(lab).attempts(outcome.session_id)[0]
-    view = json.dumps(attempt.result.for_proposer())
+    view = attempt.result.for_proposer().model_dump_json()
     assert "heldout" not in view
 
 

@@ -16,6 +16,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, Field
 
 from sandbox.errors import HarnessError
+from sandbox.results import ResultView
 
 # How a session ended: the proposer finished, a budget stopped it, it failed, or Ctrl-C.
 Ending = Literal["finished", "budget", "failed", "interrupted"]
@@ -62,6 +63,59 @@ class LeaderboardRow(BaseModel):
     dev_acc: float | None = Field(None, description="Dev transfer accuracy.")
 
 
+class BudgetStatus(BaseModel):
+    """What the session has used and has left (None: no such budget)."""
+
+    attempts_used: int = Field(0, description="Attempts recorded so far.")
+    attempts_left: int | None = Field(None, description="Attempts left under --max-attempts.")
+    seed_runs_used: int = Field(0, description="Seed-runs spent (one idea on one seed).")
+    seed_runs_left: int | None = Field(None, description="Seed-runs left under --max-seed-runs.")
+    cost_usd: float = Field(0.0, description="Model cost so far.")
+    cost_left_usd: float | None = Field(None, description="Cost left under --max-cost.")
+    elapsed_s: float = Field(0.0, description="Research time so far (setup and checks excluded).")
+    time_left_s: float | None = Field(None, description="Research time left under --max-time.")
+
+
+class Feedback(BaseModel):
+    """What ``run_experiment`` returns: the attempt it committed and its proposer-visible result,
+    or why nothing ran (a repeat of an earlier attempt: ``status`` 'duplicate')."""
+
+    attempt_id: str | None = Field(description="The committed attempt (None when nothing ran).")
+    name: str = Field(description="The idea's name.")
+    status: str = Field(description="The attempt's status, or 'duplicate'.")
+    result: ResultView | None = Field(None, description="The scored result (dev figures only).")
+    duplicate_of: str | None = Field(None, description="The earlier attempt this one repeats.")
+    error: str | None = Field(None, description="Why nothing ran, in one line.")
+    budget: BudgetStatus = Field(default_factory=BudgetStatus, description="Budgets after this call.")
+
+    @property
+    def pgr(self) -> float | None:
+        """Dev PGR mean of an ok result, else None."""
+        return self.result.pgr.mean if self.status == "ok" and self.result and self.result.pgr else None
+
+
+class AttemptView(BaseModel):
+    """A past attempt as ``show_attempt`` returns it."""
+
+    attempt_id: str = Field(description="The attempt.")
+    name: str = Field(description="Its idea name.")
+    hypothesis: str = Field("", description="The rationale it was run with.")
+    code: str = Field("", description="Its idea file.")
+    parent_id: str | None = Field(None, description="The attempt it built on.")
+    status: str = Field(description="Attempt status.")
+    result: ResultView | None = Field(None, description="Its scored result (dev figures only).")
+
+
+class BaselineRow(BaseModel):
+    """A built-in baseline as the task introduction shows it (dev figures only)."""
+
+    name: str = Field(description="The baseline idea's name.")
+    status: str = Field("ok", description="How its run ended.")
+    pgr: float | None = Field(None, description="Dev PGR mean over the session's seeds.")
+    pgr_ci95: float | None = Field(None, description="Half-width of the 95% CI of dev PGR.")
+    description: str = Field("", description="The idea file's docstring.")
+
+
 class ProposerConfig(BaseModel):
     """Settings every proposer receives."""
 
@@ -80,21 +134,21 @@ class ResearchTools(Protocol):
     """What the research loop offers a proposer (implemented in agent/loop.py)."""
 
     task_card: dict[str, Any]
-    baselines: list[dict[str, Any]]
+    baselines: list[BaselineRow]
     direction: str | None
 
     def model_call(self, request: dict[str, Any], transport: Transport) -> dict[str, Any]:
         """Send ``request`` through ``transport`` (or, in replay, answer from the recording);
         record it for the next attempt and charge its cost. May raise BudgetStop."""
 
-    def run_experiment(self, spec: ExperimentSpec) -> dict[str, Any]:
+    def run_experiment(self, spec: ExperimentSpec) -> Feedback:
         """Score the idea in the sandbox, commit the attempt, return the proposer's view of the
         result (never held-out figures). Raises BudgetStop when no budget is left."""
 
     def leaderboard(self, limit: int = 10) -> list[LeaderboardRow]:
         """Best attempts of this session so far (dev figures only)."""
 
-    def show_attempt(self, attempt_id: str) -> dict[str, Any]:
+    def show_attempt(self, attempt_id: str) -> AttemptView:
         """A past attempt's code and proposer-visible result."""
 
     def finish(self, summary: str) -> None:
@@ -118,7 +172,7 @@ class ResearchTools(Protocol):
     def load_state(self) -> dict[str, Any] | None:
         """The state saved by the last save_state of a resumed session, if any."""
 
-    def budget_status(self) -> dict[str, Any]:
+    def budget_status(self) -> BudgetStatus:
         """Attempts, cost and time used and left."""
 
 

@@ -11,7 +11,13 @@ import random
 from typing import Any
 
 from agent.proposers import ft_space
-from agent.proposers.base import ExperimentSpec, Proposer, ResearchTools, register_proposer
+from agent.proposers.base import (
+    ExperimentSpec,
+    Feedback,
+    Proposer,
+    ResearchTools,
+    register_proposer,
+)
 from agent.proposers.search_space import (
     BASE,
     FAMILIES,
@@ -146,8 +152,7 @@ class OfflineProposer(Proposer):
                                 "kind": card.get("kind", "features")},
                        "shared": self._shared_genomes(tools),
                        # the built-in baselines' dev PGR: the search starts from the best of them
-                       "baselines": [{"name": b.get("name"), "pgr": b.get("pgr")}
-                                     for b in getattr(tools, "baselines", None) or []]}
+                       "baselines": [{"name": b.name, "pgr": b.pgr} for b in tools.baselines]}
             if finetune:
                 request["space"] = "finetune"
             choice = tools.model_call(request, ft_space.choose_next if finetune else choose_next)
@@ -164,11 +169,11 @@ class OfflineProposer(Proposer):
                 code = render_idea(genome, layers, f"Offline search: {name}", hypothesis)
             feedback = tools.run_experiment(
                 ExperimentSpec(name=name, hypothesis=hypothesis, code=code, parent_id=parent_id))
-            pgr = (feedback.get("pgr") or {}).get("mean") if feedback.get("status") == "ok" else None
+            pgr = feedback.pgr
             key = ft_space.key(genome) if finetune else genome_key(genome)
-            ci95 = feedback.get("pgr_ci95") if pgr is not None else None
+            ci95 = feedback.result.pgr_ci95 if pgr is not None and feedback.result else None
             state["results"].append({"key": key, "genome": genome, "pgr": pgr, "ci95": ci95,
-                                     "attempt_id": feedback.get("attempt_id")})
+                                     "attempt_id": feedback.attempt_id})
             state["step"] += 1
             self._maybe_post(tools, state, name, feedback, genome, pgr)
             tools.save_state(state)
@@ -176,10 +181,8 @@ class OfflineProposer(Proposer):
     @staticmethod
     def _shared_genomes(tools: ResearchTools) -> list[dict[str, Any]]:
         """Genomes other researchers posted to the forum (read every step)."""
-        if not hasattr(tools, "read_findings"):
-            return []
         out = []
-        for finding in tools.read_findings(limit=50):  # type: ignore[attr-defined]
+        for finding in tools.read_findings(limit=50):
             for line in finding.get("body", "").splitlines():
                 if line.startswith(GENOME_PREFIX):
                     try:
@@ -190,18 +193,16 @@ class OfflineProposer(Proposer):
         return out
 
     @staticmethod
-    def _maybe_post(tools: ResearchTools, state: dict[str, Any], name: str, feedback: dict[str, Any],
+    def _maybe_post(tools: ResearchTools, state: dict[str, Any], name: str, feedback: Feedback,
                     genome: dict[str, Any], pgr: float | None) -> None:
         """Share a new personal best (after the starting points) with the other researchers."""
-        if pgr is None or not hasattr(tools, "post_finding") or state["step"] < 3:
+        if pgr is None or feedback.result is None or state["step"] < 3:
             return
         earlier = [r["pgr"] for r in state["results"][:-1] if r["pgr"] is not None]
         if earlier and pgr <= max(earlier):
             return
-        ci = feedback.get("pgr_ci95")
-        vs = feedback.get("vs_vanilla") or {}
+        ci, vs = feedback.result.pgr_ci95, feedback.result.vs_vanilla
         body = (f"Dev PGR {pgr:+.3f}" + (f" ± {ci:.3f}" if ci is not None else "")
-                + (f", {vs.get('mean', 0):+.3f} vs vanilla (p={vs.get('p_value')})" if vs else "")
+                + (f", {vs.mean:+.3f} vs vanilla (p={vs.p_value})" if vs else "")
                 + f".\n{GENOME_PREFIX}{json.dumps(genome, sort_keys=True)}")
-        tools.post_finding(f"new best: {name} (PGR {pgr:+.3f})", body,  # type: ignore[attr-defined]
-                           feedback.get("attempt_id"))
+        tools.post_finding(f"new best: {name} (PGR {pgr:+.3f})", body, feedback.attempt_id)

@@ -14,14 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.prompting import prompt_table, render
 from agent.proposers.base import ExperimentSpec, ResearchTools
-from agent.proposers.views import (
-    attempt_record,
-    attempt_text,
-    feedback_text,
-    leaderboard_text,
-    scrub,
-)
+from agent.proposers.views import attempt_record, attempt_text, feedback_text, leaderboard_text
 from sandbox.errors import HarnessError
+from sandbox.results import hide_heldout as scrub
 
 # Errors a tool may raise that the model should hear about (a wrong attempt id, a bad spec).
 TOOL_ERRORS: tuple[type[Exception], ...] = (HarnessError, ValueError, KeyError, LookupError)
@@ -84,13 +79,12 @@ class ToolDef:
 def _run_experiment(tools: ResearchTools, args: RunExperimentInput) -> ToolOutcome:
     spec = ExperimentSpec(name=args.name, hypothesis=args.hypothesis, code=args.code,
                           parent_id=args.parent_id or None)
-    result = scrub(tools.run_experiment(spec))
-    return ToolOutcome(feedback_text(result, tools.budget_status()),
-                       record=attempt_record(result, args.name))
+    feedback = tools.run_experiment(spec)
+    return ToolOutcome(feedback_text(feedback, tools.budget_status()), record=attempt_record(feedback))
 
 
 def _show_leaderboard(tools: ResearchTools, args: ShowLeaderboardInput) -> ToolOutcome:
-    return ToolOutcome(leaderboard_text([row.model_dump() for row in tools.leaderboard(limit=args.limit)]))
+    return ToolOutcome(leaderboard_text(tools.leaderboard(limit=args.limit)))
 
 
 def _show_attempt(tools: ResearchTools, args: ShowAttemptInput) -> ToolOutcome:

@@ -17,7 +17,7 @@ import numpy as np
 
 from sandbox.cache.threads import available_threads, parallel_map, single_threaded
 from sandbox.errors import AssetMissingError, HarnessError
-from sandbox.tasks.models import minilm_l6_dir, model_fingerprint, mpnet_dir
+from sandbox.tasks.models import cached_file_hash, minilm_l6_dir, model_fingerprint, mpnet_dir
 
 ProgressFn = Callable[[int], None]
 MAX_TOKENS = 128

@@ -13,9 +13,18 @@ from collections.abc import Callable
 from typing import Any
 
 from agent.costs import cost_of
-from agent.proposers.base import BudgetStop, ExperimentSpec, LeaderboardRow, Transport
+from agent.proposers.base import (
+    AttemptView,
+    BaselineRow,
+    BudgetStatus,
+    BudgetStop,
+    ExperimentSpec,
+    Feedback,
+    LeaderboardRow,
+    Transport,
+)
 from sandbox.errors import HarnessError
-from sandbox.results import IdeaResult, PairedDiff, SeedResult, Stat
+from sandbox.results import IdeaResult, PairedDiff, ResultView, SeedResult, Stat
 
 CARD = {"name": "wordnet-10", "description": "WordNet noun supersense of a word and its gloss.",
         "classes": ["artifact", "person", "act", "communication", "state", "attribute", "cognition",
@@ -55,16 +64,16 @@ def canned_result(name: str, pgrs: list[float], *, status: str = "ok", error: st
 
 class RecordingTools:
     """ResearchTools for tests. ``results`` maps an idea name to its canned IdeaResult
-    (default: a fixed PGR); ``leak_heldout`` returns the full model dump, held-out included."""
+    (default: a fixed PGR); ``leak_heldout`` builds the proposer's view from the full model dump,
+    held-out figures included, instead of ``for_proposer`` (the view's type must drop them)."""
 
     def __init__(self, *, max_attempts: int | None = None, max_cost: float | None = None,
                  results: Callable[[ExperimentSpec], IdeaResult] | None = None, direction: str | None = None,
                  state: dict[str, Any] | None = None, replay: list[dict[str, Any]] | None = None,
                  leak_heldout: bool = False) -> None:
         self.task_card = dict(CARD)
-        self.baselines = [dict(canned_result("vanilla_soft", [0.2, 0.25, 0.15]).for_proposer(), name="vanilla_soft"),
-                          dict(canned_result("confident_only", [0.3, 0.28, 0.26]).for_proposer(),
-                               name="confident_only")]
+        self.baselines = [BaselineRow(name="vanilla_soft", pgr=0.2, pgr_ci95=0.06),
+                          BaselineRow(name="confident_only", pgr=0.28, pgr_ci95=0.02)]
         self.direction = direction
         self.max_attempts, self.max_cost = max_attempts, max_cost
         self.results = results or (lambda spec: canned_result(spec.name, [0.4, 0.5, 0.45]))
@@ -73,7 +82,7 @@ class RecordingTools:
         self.initial_state = state
         self.calls: list[dict[str, Any]] = []
         self.experiments: list[ExperimentSpec] = []
-        self.attempts: dict[str, dict[str, Any]] = {}
+        self.attempts: dict[str, AttemptView] = {}
         self.finished: list[str] = []
         self.summaries: list[str] = []
         self.notices: list[str] = []
@@ -94,26 +103,30 @@ class RecordingTools:
         return response
 
     # --- research tools -----------------------------------------------------------------
-    def run_experiment(self, spec: ExperimentSpec) -> dict[str, Any]:
+    def run_experiment(self, spec: ExperimentSpec) -> Feedback:
         if self.max_attempts is not None and len(self.experiments) >= self.max_attempts:
             raise BudgetStop(f"attempt budget reached ({len(self.experiments)}/{self.max_attempts})")
         self.experiments.append(spec)
         attempt_id = f"a{len(self.experiments):03d}"
         result = self.results(spec)
-        view = result.model_dump(mode="json") if self.leak_heldout else result.for_proposer()
-        view.update(attempt_id=attempt_id, name=spec.name)
-        self.attempts[attempt_id] = {"attempt_id": attempt_id, "name": spec.name, "hypothesis": spec.hypothesis,
-                                     "code": spec.code, "parent_id": spec.parent_id, "result": view}
-        return view
+        view = (ResultView.model_validate(result.model_dump(mode="json")) if self.leak_heldout
+                else result.for_proposer())
+        self.attempts[attempt_id] = AttemptView(attempt_id=attempt_id, name=spec.name, hypothesis=spec.hypothesis,
+                                                code=spec.code, parent_id=spec.parent_id, status=result.status,
+                                                result=view)
+        return Feedback(attempt_id=attempt_id, name=spec.name, status=result.status, result=view,
+                        budget=self.budget_status())
 
     def leaderboard(self, limit: int = 10) -> list[LeaderboardRow]:
-        rows = [a["result"] for a in self.attempts.values() if a["result"]["status"] == "ok"]
-        rows.sort(key=lambda r: -r["pgr"]["mean"])
-        return [LeaderboardRow(attempt_id=r["attempt_id"], name=r["name"], status=r["status"], pgr=r["pgr"]["mean"],
-                               pgr_ci95=r.get("pgr_ci95"), vs_vanilla=(r.get("vs_vanilla") or {}).get("mean"),
-                               vs_vanilla_p=(r.get("vs_vanilla") or {}).get("p_value")) for r in rows[:limit]]
+        rows = [a for a in self.attempts.values() if a.result and a.result.status == "ok" and a.result.pgr]
+        rows.sort(key=lambda a: -a.result.pgr.mean)  # type: ignore[union-attr]
+        return [LeaderboardRow(attempt_id=a.attempt_id, name=a.name, status=a.status,
+                               pgr=a.result.pgr.mean, pgr_ci95=a.result.pgr_ci95,  # type: ignore[union-attr]
+                               vs_vanilla=a.result.vs_vanilla.mean if a.result.vs_vanilla else None,  # type: ignore[union-attr]
+                               vs_vanilla_p=a.result.vs_vanilla.p_value if a.result.vs_vanilla else None)  # type: ignore[union-attr]
+                for a in rows[:limit]]
 
-    def show_attempt(self, attempt_id: str) -> dict[str, Any]:
+    def show_attempt(self, attempt_id: str) -> AttemptView:
         if attempt_id not in self.attempts:
             raise HarnessError(f"no attempt {attempt_id!r} in this session: see show_leaderboard")
         return self.attempts[attempt_id]
@@ -141,10 +154,10 @@ class RecordingTools:
     def load_state(self) -> dict[str, Any] | None:
         return self.initial_state
 
-    def budget_status(self) -> dict[str, Any]:
+    def budget_status(self) -> BudgetStatus:
         used = len(self.experiments)
-        return {"attempts_used": used,
-                "attempts_left": None if self.max_attempts is None else self.max_attempts - used,
-                "cost_usd": round(self.cost, 4),
-                "cost_left_usd": None if self.max_cost is None else max(0.0, self.max_cost - self.cost),
-                "elapsed_s": 12.0, "time_left_s": None}
+        return BudgetStatus(attempts_used=used,
+                            attempts_left=None if self.max_attempts is None else self.max_attempts - used,
+                            cost_usd=round(self.cost, 4),
+                            cost_left_usd=None if self.max_cost is None else max(0.0, self.max_cost - self.cost),
+                            elapsed_s=12.0)
