@@ -88,7 +88,7 @@ class LoopTools:
         self.call_in_flight = False
         self.novelty = NoveltyGate.of(ctx.attempts)
         self.racer = make_racer(ctx)
-        self.transfer = TransferWatch(ctx, ctx.config.transfer_task) if ctx.config.transfer_task else None
+        self.transfer = TransferWatch(ctx, ctx.config.run.transfer_task) if ctx.config.run.transfer_task else None
         self.refusals = 0
 
     def _left_over_calls(self) -> list[dict[str, Any]]:

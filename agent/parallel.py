@@ -72,20 +72,19 @@ def researcher_configs(config: ResearchConfig, n: int) -> tuple[str, list[Resear
         return config.resume, [config.model_copy(update={"resume": s}) for s in sessions]
     group = new_session_id(Path(config.task).name, config.proposer)
     dirs = pick_directions(n, config.direction)
-    return group, [config.model_copy(update={
-        "session_id": f"{group}-r{k}", "group": group, "researcher": f"r{k}", "direction": dirs[k],
-        "proposer_seed": config.proposer_seed + k}) for k in range(n)]
+    return group, [config.with_run(group=group, researcher=f"r{k}", proposer_seed=config.run.proposer_seed + k)
+                   .model_copy(update={"session_id": f"{group}-r{k}", "direction": dirs[k]}) for k in range(n)]
 
 
 def shared_scoring(config: ResearchConfig, configs: list[ResearchConfig]) -> ScoringBudget:
     """The group's scoring budget; on resume, as stored (unless given again) and as spent."""
     if not config.resume:
-        return ScoringBudget(max_calls=config.budgets.max_scoring_calls)
+        return ScoringBudget(max_calls=config.run.budgets.max_scoring_calls)
     store = LabStore.open(config.lab)
     stored = store.manifest(configs[0].resume or "").run.budgets.max_scoring_calls
     used = max((a.result.scoring_calls for c in configs for a in store.attempts(c.resume or "") if a.result),
                default=0)
-    given = config.budgets.max_scoring_calls
+    given = config.run.budgets.max_scoring_calls
     return ScoringBudget(max_calls=given if given is not None else stored, used=used)
 
 
@@ -103,7 +102,7 @@ def run_parallel(config: ResearchConfig, n: int) -> GroupOutcome:
 
     def work(k: int, cfg: ResearchConfig) -> None:
         try:
-            outcomes[k] = run_research(cfg, PrefixedReporter(f"[{cfg.researcher}]"), shared=shared,
+            outcomes[k] = run_research(cfg, PrefixedReporter(f"[{cfg.run.researcher}]"), shared=shared,
                                        on_tracker=trackers.append, install_signals=False)
         except Exception as exc:  # one researcher's failure must not take the others down
             errors[k] = f"{type(exc).__name__}: {exc}"

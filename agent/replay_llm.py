@@ -18,7 +18,7 @@ from agent.session_setup import config_from_manifest
 from experiments.layout import PENDING_CALLS_FILE
 from experiments.schemas import Budgets
 from experiments.store import LabStore
-from sandbox.isolation.registry import DEFAULT_ISOLATION
+from sandbox.isolation.base import DEFAULT_ISOLATION
 
 
 class ReplayedStep(BaseModel):
@@ -55,8 +55,8 @@ def replay_llm(session: str, lab: Path | None = None, tolerance: float = 1e-9,
     session_id = store.resolve_session(session)
     manifest = store.manifest(session_id)
     originals = store.attempts(session_id)
-    config = config_from_manifest(manifest, isolation=isolation, lab=lab, parent_session=session_id,
-                                  budgets=Budgets(max_attempts=len(originals)))
+    config = config_from_manifest(manifest, {"isolation": isolation, "budgets": Budgets(max_attempts=len(originals))},
+                                  lab=lab, parent_session=session_id)
     calls = recorded_calls(store, session_id)
     outcome = run_research(config, reporter, recorded=calls)
     replayed = store.attempts(outcome.session_id)

@@ -19,8 +19,8 @@ from agent.session_setup import (
 
 
 def make_proposer_config(config: ResearchConfig, direction: str | None) -> ProposerConfig:
-    return ProposerConfig(model=config.model, seed=config.proposer_seed, direction=direction,
-                          base_url=config.base_url, options=config.options)
+    return ProposerConfig(model=config.model, seed=config.run.proposer_seed, direction=direction,
+                          base_url=config.run.base_url, options=config.run.options)
 
 
 def _complete_baselines(ctx: SessionContext, reporter: Reporter) -> None:
@@ -57,15 +57,15 @@ def run_research(config: ResearchConfig, reporter: Reporter | None = None,
     if config.resume and recorded is None:
         proposer.check_ready()
     tools = LoopTools(ctx, reporter, recorded=recorded)
-    reporter.start(ctx.session_id, config.budgets.max_attempts, ctx.tracker.status())
+    reporter.start(ctx.session_id, config.run.budgets.max_attempts, ctx.tracker.status())
     try:
         reason, ending = drive(proposer, tools, reporter, install_signals)
     finally:
         reporter.close()
-    if ending not in ("interrupted", "failed") and (config.confirm_top or config.transfer_task):
+    if ending not in ("interrupted", "failed") and (config.run.confirm_top or config.run.transfer_task):
         from agent.integrity import run_checks
 
-        run_checks(ctx, config.confirm_top, config.confirm_seeds, config.transfer_task, reporter)
+        run_checks(ctx, config.run.confirm_top, config.run.confirm_seeds, config.run.transfer_task, reporter)
     if ending != "interrupted" and ctx.manifest.baselines_deferred:
         _complete_baselines(ctx, reporter)
     result = outcome(ctx, reason, ending)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from agent.budget import BudgetTracker
 from agent.proposers.base import ExperimentSpec
@@ -19,7 +19,6 @@ from experiments.gitobjects import LAB_READ_ERRORS
 from experiments.layout import StoreError
 from experiments.schemas import (
     Attempt,
-    Budgets,
     RunConfig,
     SessionManifest,
     TokenUsage,
@@ -36,7 +35,6 @@ from sandbox.execution.base import Executor, ExecutorConfig, ExecutorOptions
 from sandbox.execution.local import seeds_at_once
 from sandbox.execution.registry import get_executor
 from sandbox.isolation.devices import resolve_device
-from sandbox.isolation.registry import DEFAULT_ISOLATION
 from sandbox.results import IdeaResult, hide_heldout
 from sandbox.runtime.context import TaskCard
 from sandbox.scoring.evaluator import Evaluator, ScoringBudget
@@ -48,39 +46,33 @@ HELDOUT_KEY = "heldout_pgr"
 class ResearchConfig(BaseModel):
     """What `aar research` was asked to do."""
 
+    model_config = ConfigDict(extra="forbid")  # a run setting given at the top level is a mistake, not ignored
+
     task: str = Field("wordnet-10", description="Task name or jsonl directory.")
-    split_sizes: str | None = Field(None, description="weak_train,unlabeled,dev,heldout override.")
     proposer: str = Field("offline", description="Proposer name.")
     model: str | None = Field(None, description="Model for model-backed proposers.")
-    base_url: str | None = Field(None, description="API base URL for the openai proposer.")
     seeds: int = Field(3, description="Seeds per experiment.")
     direction: str | None = Field(None, description="Starting research direction.")
-    budgets: Budgets = Field(default_factory=Budgets,
-                             description="Session limits; on resume, the ones given (not None) replace the stored ones.")
-    isolation: str = Field(DEFAULT_ISOLATION, description="Isolation of idea processes.")
-    time_budget_s: float = Field(300.0, description="Wall-clock seconds per idea run (per seed).")
+    run: RunConfig = Field(default_factory=RunConfig, description=(
+        "How the session runs, as the manifest keeps it (budgets, isolation, racing, checks, ...); on "
+        "resume, budgets given (not None) replace the stored ones. Its device and executor are filled "
+        "in as resolved when the session opens."))
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig,
                                      description="Where seeds run (local pool or a Ray cluster).")
     lab: Path | None = Field(None, description="Lab repository path.")
     resume: str | None = Field(None, description="Session id to continue.")
-    researcher: str = Field("r0", description="Researcher id within the session.")
-    proposer_seed: int = Field(0, description="Seed for the proposer's own randomness.")
     session_id: str | None = Field(None, description="Id for a new session (default: generated).")
-    group: str | None = Field(None, description="Group id when several researchers run at once.")
-    options: dict[str, Any] = Field(default_factory=dict, description="Proposer-specific options.")
     parent_session: str | None = Field(None, description="Session this one replays.")
     device: str = Field("auto", description="Where fine-tune students train: auto, cpu or cuda.")
-    confirm_top: int = Field(0, description="At the end, re-run this many top ideas on fresh seeds.")
-    confirm_seeds: int = Field(3, description="Fresh seeds of that confirmation.")
-    transfer_task: str | None = Field(None, description="At the end, score the best idea on this task too.")
-    racing: list[int] | None = Field(
-        None, description="Seed ladder an idea climbs while it could lead (e.g. [1, 3, 8]); None: every "
-                          "idea runs on all session seeds.")
     baselines_deferred: bool | None = Field(
         None, description="Show the proposer no built-in baselines and compute them after the research "
                           "(True), or show all of them, computing them first if needed (False); None: "
                           "defer only when they are not computed yet (a cold start). Resume and replay "
                           "repeat what the original session did.")
+
+    def with_run(self, **changes: Any) -> ResearchConfig:
+        """A copy with these RunConfig settings changed."""
+        return self.model_copy(update={"run": self.run.model_copy(update=changes)})
 
 
 @dataclass
@@ -214,12 +206,12 @@ def open_session(config: ResearchConfig, *, show_progress: bool = True,
     if config.resume:
         return _reopen(config, LabStore.open(config.lab), show_progress, shared)
     session_id = config.session_id or new_session_id(Path(config.task).name, config.proposer)
-    spec = get_task(config.task, _sizes(config.split_sizes))
-    if config.transfer_task:
-        get_task(config.transfer_task)  # a wrong transfer task fails now, not after the session
+    spec = get_task(config.task, _sizes(config.run.split_sizes))
+    if config.run.transfer_task:
+        get_task(config.run.transfer_task)  # a wrong transfer task fails now, not after the session
     seeds = list(range(config.seeds))
     device = resolve_device(config.device)
-    cache = open_cache(spec, n_weak_seeds=max([config.seeds, *(config.racing or [])]), show_progress=show_progress,
+    cache = open_cache(spec, n_weak_seeds=max([config.seeds, *(config.run.racing or [])]), show_progress=show_progress,
                        device=device)
     deferred = config.baselines_deferred
     if deferred is None:  # a cold start: research starts without them (see complete_baselines)
@@ -237,25 +229,17 @@ def open_session(config: ResearchConfig, *, show_progress: bool = True,
 
 def run_config(config: ResearchConfig, device: str | None) -> RunConfig:
     """What the manifest keeps of a research request (``device``: as resolved on this machine)."""
-    return RunConfig(budgets=config.budgets, split_sizes=config.split_sizes, isolation=config.isolation,
-                     time_budget_s=config.time_budget_s, base_url=config.base_url, options=config.options,
-                     proposer_seed=config.proposer_seed, researcher=config.researcher, group=config.group,
-                     device=device, executor=config.executor.name, racing=config.racing,
-                     confirm_top=config.confirm_top, confirm_seeds=config.confirm_seeds,
-                     transfer_task=config.transfer_task)
+    return config.run.model_copy(update={"device": device, "executor": config.executor.name})
 
 
-def config_from_manifest(manifest: SessionManifest, **overrides: Any) -> ResearchConfig:
-    """The research request a stored session ran with (resume and replay start from it)."""
-    run = manifest.run
+def config_from_manifest(manifest: SessionManifest, run: dict[str, Any] | None = None,
+                         **overrides: Any) -> ResearchConfig:
+    """The research request a stored session ran with (resume and replay start from it), with
+    ``run`` settings and other fields changed as given."""
     config = ResearchConfig(
-        task=manifest.task, split_sizes=run.split_sizes, proposer=manifest.proposer, model=manifest.model,
-        base_url=run.base_url, seeds=len(manifest.seeds), direction=manifest.direction, budgets=run.budgets,
-        isolation=run.isolation, time_budget_s=run.time_budget_s, researcher=run.researcher,
-        proposer_seed=run.proposer_seed, group=run.group, options=run.options, racing=run.racing,
-        confirm_top=run.confirm_top, confirm_seeds=run.confirm_seeds, transfer_task=run.transfer_task,
-        baselines_deferred=manifest.baselines_deferred)
-    return config.model_copy(update=overrides)
+        task=manifest.task, proposer=manifest.proposer, model=manifest.model, seeds=len(manifest.seeds),
+        direction=manifest.direction, run=manifest.run, baselines_deferred=manifest.baselines_deferred)
+    return config.with_run(**(run or {})).model_copy(update=overrides)
 
 
 def _reopen(asked: ResearchConfig, store: LabStore, show_progress: bool,
@@ -265,24 +249,25 @@ def _reopen(asked: ResearchConfig, store: LabStore, show_progress: bool,
         manifest = store.manifest(session_id)
     except (StoreError, *LAB_READ_ERRORS) as exc:
         raise HarnessError(f"cannot resume {session_id!r}: {exc}; list sessions with `aar sessions`") from exc
-    given = asked.budgets.model_dump(exclude_none=True)  # limits named again on resume replace the stored ones
+    given = asked.run.budgets.model_dump(exclude_none=True)  # limits named again on resume replace the stored ones
     budgets = manifest.run.budgets.model_copy(update=given)
     # Isolation, device and executor stay as asked now (a resume never silently drops the
     # sandbox; the machine may differ); a base URL and options given now win (a moved server).
-    config = config_from_manifest(
-        manifest, resume=session_id, lab=asked.lab, isolation=asked.isolation, budgets=budgets,
-        device=asked.device, executor=asked.executor,
-        base_url=asked.base_url or manifest.run.base_url, options={**manifest.run.options, **asked.options})
-    spec = get_task(manifest.task, _sizes(config.split_sizes))
-    cache = open_cache(spec, n_weak_seeds=max([len(manifest.seeds), *(config.racing or [])]),
+    run = {"isolation": asked.run.isolation, "budgets": budgets,
+           "base_url": asked.run.base_url or manifest.run.base_url,
+           "options": {**manifest.run.options, **asked.run.options}}
+    config = config_from_manifest(manifest, run, resume=session_id, lab=asked.lab, device=asked.device,
+                                  executor=asked.executor)
+    spec = get_task(manifest.task, _sizes(config.run.split_sizes))
+    cache = open_cache(spec, n_weak_seeds=max([len(manifest.seeds), *(config.run.racing or [])]),
                        show_progress=show_progress, device=resolve_device(config.device))
     if cache.key != manifest.cache_key:
         raise HarnessError(
             f"task data or models changed since session {session_id} (cache {cache.key} ≠ "
             f"{manifest.cache_key}); start a new session or replay it with `aar replay`")
-    run = run_config(config, resolve_device(config.device))
-    if manifest.run != run:
-        store.update_session(session_id, {"run": run.model_dump(mode="json")})
+    stored = run_config(config, resolve_device(config.device))
+    if manifest.run != stored:
+        store.update_session(session_id, {"run": stored.model_dump(mode="json")})
         manifest = store.manifest(session_id)
     return _context(config, store, manifest, cache, store.attempts(session_id), shared, show_progress)
 
@@ -291,23 +276,23 @@ def _context(config: ResearchConfig, store: LabStore, manifest: SessionManifest,
              attempts: list[Attempt], shared: SharedResources | None, show_progress: bool = False) -> SessionContext:
     if shared is None:
         # Each result records the scoring calls used so far: the last one is what was spent.
-        scoring = ScoringBudget(max_calls=config.budgets.max_scoring_calls,
+        scoring = ScoringBudget(max_calls=config.run.budgets.max_scoring_calls,
                                 used=max((a.result.scoring_calls for a in attempts if a.result), default=0))
         slots, parallel = None, seeds_at_once(config.seeds)
     else:  # researchers share the cores: one seed per core across them all
         scoring, slots, parallel = shared.scoring, shared.slots, None
     executor = (shared and shared.executor) or get_executor(ExecutorOptions(config.executor, parallel=parallel,
                                                                             slots=slots))
-    evaluator = Evaluator(cache, isolation=config.isolation, budget=scoring, parallel=parallel,
-                          time_budget_s=config.time_budget_s, executor=executor,
+    evaluator = Evaluator(cache, isolation=config.run.isolation, budget=scoring, parallel=parallel,
+                          time_budget_s=config.run.time_budget_s, executor=executor,
                           device=resolve_device(config.device))
     evaluator.warm_up()
     elapsed = max([manifest.elapsed_s, *(a.session_elapsed_s or 0.0 for a in attempts)])
-    tracker = BudgetTracker(config.budgets, attempts=len(attempts), elapsed_s=elapsed,
+    tracker = BudgetTracker(config.run.budgets, attempts=len(attempts), elapsed_s=elapsed,
                             cost_usd=sum(a.usage.cost_usd for a in attempts),
                             seed_runs=sum(seed_runs(a.result) for a in attempts))
     ctx = SessionContext(session_id=manifest.session_id, config=config, manifest=manifest, store=store, cache=cache,
-                         evaluator=evaluator, tracker=tracker, researcher=config.researcher,
+                         evaluator=evaluator, tracker=tracker, researcher=config.run.researcher,
                          attempts=list(attempts))
     for a in attempts:
         if a.result and a.result.pgr and (ctx.best is None or a.result.pgr.mean > ctx.best[1]):

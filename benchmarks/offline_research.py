@@ -24,6 +24,7 @@ from agent.progress import Reporter  # noqa: E402
 from agent.research import run_research  # noqa: E402
 from agent.session_setup import ResearchConfig  # noqa: E402
 from experiments.report import best_baseline  # noqa: E402
+from experiments.schemas import RunConfig  # noqa: E402
 from experiments.store import LabStore  # noqa: E402
 
 
@@ -69,9 +70,8 @@ def main() -> None:
         summarise(args.lab, [store.resolve_session(args.session)])
         return
     with tempfile.TemporaryDirectory(prefix="aar-bench-lab-") as tmp:
-        config = ResearchConfig(task=args.task, seeds=args.seeds, lab=Path(tmp),
-                                isolation=os.environ.get("AAR_BENCH_ISOLATION", "bwrap"),
-                                budgets=Budgets(max_attempts=args.attempts))
+        config = ResearchConfig(task=args.task, seeds=args.seeds, lab=Path(tmp), run=RunConfig(
+            isolation=os.environ.get("AAR_BENCH_ISOLATION", "bwrap"), budgets=Budgets(max_attempts=args.attempts)))
         # warm the cache and the baseline summary first, so only research is timed (and the
         # search starts from the best baseline, as every session after the first on a cache)
         from agent.session_setup import baseline_summary, open_session

@@ -30,6 +30,7 @@ from agent.racing import lower_bound, parse_ladder  # noqa: E402
 from agent.research import run_research  # noqa: E402
 from agent.session_setup import ResearchConfig  # noqa: E402
 from experiments.report import best_baseline  # noqa: E402
+from experiments.schemas import RunConfig  # noqa: E402
 from experiments.store import LabStore  # noqa: E402
 from sandbox.baseline_ideas import baseline_files  # noqa: E402
 from sandbox.cache.task_cache import open_cache  # noqa: E402
@@ -69,9 +70,9 @@ def _compare(idea: IdeaResult, base: IdeaResult, key: str) -> dict[str, Any]:
 def run_task(args: argparse.Namespace, task: str) -> dict[str, Any]:
     started = time.monotonic()
     ladder = parse_ladder(args.racing)
-    config = ResearchConfig(task=task, seeds=args.seeds, lab=args.lab, isolation=args.isolation,
-                            split_sizes=args.split_sizes, racing=ladder,
-                            budgets=Budgets(max_attempts=args.attempts, max_time_s=args.max_minutes * 60))
+    config = ResearchConfig(task=task, seeds=args.seeds, lab=args.lab, run=RunConfig(
+        isolation=args.isolation, split_sizes=args.split_sizes, racing=ladder,
+        budgets=Budgets(max_attempts=args.attempts, max_time_s=args.max_minutes * 60)))
     outcome = run_research(config, Reporter())
     store = LabStore.open(args.lab)
     attempts = [a for a in store.attempts(outcome.session_id) if a.result is not None]

@@ -126,7 +126,7 @@ def replay_session(store: LabStore, session_id: str, task: str | None = None, se
     session may have run unsandboxed; replaying it must not); the per-seed time budget defaults
     to what the session recorded."""
     from sandbox.cache.task_cache import open_cache
-    from sandbox.isolation.registry import DEFAULT_ISOLATION
+    from sandbox.isolation.base import DEFAULT_ISOLATION
     from sandbox.scoring.evaluator import Evaluator
     from sandbox.tasks import SplitSizes, get_task
 

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from sandbox.isolation.base import DEFAULT_ISOLATION, SEED_TIME_S
 from sandbox.results import IdeaResult
 
 AttemptStatus = Literal["ok", "error", "timeout", "killed", "invalid", "denied", "lost", "abandoned"]
@@ -100,8 +101,8 @@ class RunConfig(BaseModel):
 
     budgets: Budgets = Field(default_factory=Budgets, description="The session's limits.")
     split_sizes: str | None = Field(None, description="weak_train,unlabeled,dev,heldout of the task cache.")
-    isolation: str = Field("bwrap", description="Isolation the idea processes ran under.")
-    time_budget_s: float = Field(300.0, description="Wall-clock seconds per idea run (per seed).")
+    isolation: str = Field(DEFAULT_ISOLATION, description="Isolation the idea processes ran under.")
+    time_budget_s: float = Field(SEED_TIME_S, description="Wall-clock seconds per idea run (per seed).")
     base_url: str | None = Field(None, description="API base URL of a model-backed proposer.")
     options: dict[str, Any] = Field(default_factory=dict, description="Proposer-specific options.")
     proposer_seed: int = Field(0, description="Seed of the proposer's own randomness.")

@@ -52,11 +52,12 @@ def test_the_budget_prompt_shows_seed_runs():
 
 def test_run_settings_round_trip_exactly_through_the_manifest():
     from agent.session_setup import ResearchConfig, config_from_manifest, run_config
-    from experiments.schemas import SessionManifest
+    from experiments.schemas import RunConfig, SessionManifest
 
-    asked = ResearchConfig(task="wordnet-10", racing=[1, 3, 8], confirm_top=2, confirm_seeds=5,
-                           transfer_task="rt-mpnet", budgets=Budgets(max_attempts=7, max_seed_runs=30),
-                           split_sizes="200,600,200,200", time_budget_s=99.0, options={"x": 1})
+    asked = ResearchConfig(task="wordnet-10", run=RunConfig(
+        racing=[1, 3, 8], confirm_top=2, confirm_seeds=5, transfer_task="rt-mpnet",
+        budgets=Budgets(max_attempts=7, max_seed_runs=30), split_sizes="200,600,200,200", time_budget_s=99.0,
+        options={"x": 1}))
     run = run_config(asked, "cpu")
     manifest = SessionManifest(session_id="s", task="wordnet-10", cache_key="k", proposer="offline", model=None,
                                prompt_versions={}, seeds=[0, 1, 2], package_versions={}, direction=None,
@@ -64,7 +65,8 @@ def test_run_settings_round_trip_exactly_through_the_manifest():
     stored = SessionManifest.model_validate_json(manifest.model_dump_json())
     back = config_from_manifest(stored)
     assert run_config(back, "cpu") == run  # every setting, not a chosen few
-    assert (back.racing, back.confirm_top, back.confirm_seeds, back.transfer_task) == ([1, 3, 8], 2, 5, "rt-mpnet")
+    assert (back.run.racing, back.run.confirm_top, back.run.confirm_seeds, back.run.transfer_task) == (
+        [1, 3, 8], 2, 5, "rt-mpnet")
 
 
 def sampled_task(folder: Path, every: int, offset: int = 0, salt: str = "") -> str:
@@ -88,24 +90,25 @@ def test_setup_is_not_charged_and_seed_runs_are_budgeted_across_a_resume(tmp_pat
     from agent.research import run_research
     from agent.session_setup import ResearchConfig
     from experiments.report import load, to_markdown
+    from experiments.schemas import RunConfig
     from experiments.store import LabStore
     task = sampled_task(tmp_path / "fresh", 24, salt=uuid.uuid4().hex)  # a cold cache: real setup
-    timed = run_research(ResearchConfig(task=task, seeds=1, lab=tmp_path / "lab", isolation="process",
-                                        budgets=Budgets(max_time_s=1.0)), install_signals=False)
+    timed = run_research(ResearchConfig(task=task, seeds=1, lab=tmp_path / "lab", run=RunConfig(
+        isolation="process", budgets=Budgets(max_time_s=1.0))), install_signals=False)
     store = LabStore.open(tmp_path / "lab")
     manifest = store.manifest(timed.session_id)
     assert manifest.setup_s > 1.0 and timed.attempts >= 1 and "time budget" in timed.stop_reason
     assert store.attempts(timed.session_id)[0].session_elapsed_s < manifest.setup_s
 
     other = sampled_task(tmp_path / "other", 24, offset=7)
-    raced = run_research(ResearchConfig(task=task, seeds=1, lab=tmp_path / "lab", isolation="process",
-                                        racing=[1, 2], confirm_top=1, confirm_seeds=1, transfer_task=other,
-                                        budgets=Budgets(max_seed_runs=3)), install_signals=False)
+    raced = run_research(ResearchConfig(task=task, seeds=1, lab=tmp_path / "lab", run=RunConfig(
+        isolation="process", racing=[1, 2], confirm_top=1, confirm_seeds=1, transfer_task=other,
+        budgets=Budgets(max_seed_runs=3))), install_signals=False)
     attempts = store.attempts(raced.session_id)
     assert [len(a.result.seeds) for a in attempts] == [2, 1]  # the second was capped by the budget
     assert "seed-run budget reached (3/3)" in raced.stop_reason
-    resumed = run_research(ResearchConfig(resume=raced.session_id, lab=tmp_path / "lab", isolation="process",
-                                          budgets=Budgets(max_seed_runs=4)), install_signals=False)
+    resumed = run_research(ResearchConfig(resume=raced.session_id, lab=tmp_path / "lab", run=RunConfig(
+        isolation="process", budgets=Budgets(max_seed_runs=4))), install_signals=False)
     run = store.manifest(raced.session_id).run
     assert (run.racing, run.confirm_top, run.confirm_seeds, run.transfer_task) == ([1, 2], 1, 1, other)
     assert run.budgets.max_seed_runs == 4 and resumed.attempts == 3

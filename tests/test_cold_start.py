@@ -12,6 +12,7 @@ from agent.replay_llm import replay_llm
 from agent.research import run_research
 from agent.session_setup import ResearchConfig, open_session
 from experiments.report import best_baseline
+from experiments.schemas import RunConfig
 from experiments.store import LabStore
 from sandbox.baseline_ideas import baseline_files
 from sandbox.cache.task_cache import baseline_summary_name
@@ -21,8 +22,9 @@ SEEDS = [0]
 
 
 def _config(lab, **kw) -> ResearchConfig:
-    return ResearchConfig(task="wordnet-10", split_sizes=SMALL, seeds=len(SEEDS), lab=lab,
-                          budgets=Budgets(max_attempts=kw.pop("max_attempts", 1)), **kw)
+    return ResearchConfig(task="wordnet-10", seeds=len(SEEDS), lab=lab,
+                          run=RunConfig(split_sizes=SMALL, budgets=Budgets(max_attempts=kw.pop("max_attempts", 1))),
+                          **kw)
 
 
 def _shown(store: LabStore, session_id: str) -> list:
@@ -54,7 +56,7 @@ def test_a_cold_start_defers_the_baselines_and_resume_and_replay_repeat_it(small
 
     resumed = open_session(_config(store_lab, resume=first.session_id), show_progress=False)
     assert resumed.baseline_summary == []  # shown none again, though they exist now
-    report = replay_llm(first.session_id, store_lab, isolation=resumed.config.isolation)
+    report = replay_llm(first.session_id, store_lab, isolation=resumed.config.run.isolation)
     assert report.reproduced and report.request_mismatches == 0
     assert store.manifest(report.replay_session).baselines_deferred
 

@@ -74,10 +74,11 @@ def test_task_identity_is_name_and_content_key(tmp_path):
 
 def test_a_bad_task_leaves_no_lab_behind(tmp_path):
     from agent.session_setup import ResearchConfig, open_session
+    from experiments.schemas import RunConfig
 
     lab = tmp_path / "lab"
-    config = ResearchConfig(task=str(write_task(tmp_path / "small", 100)), split_sizes="100,400,100,100",
-                            lab=lab, isolation="process")
+    config = ResearchConfig(task=str(write_task(tmp_path / "small", 100)), lab=lab,
+                            run=RunConfig(split_sizes="100,400,100,100", isolation="process"))
     with pytest.raises(HarnessError, match="pass --split-sizes"):
         open_session(config, show_progress=False)
     assert not lab.exists()

@@ -28,6 +28,7 @@ from agent.proposers.claude import DEFAULT_MODEL
 from agent.research import run_research
 from agent.session_setup import ResearchConfig
 from experiments.forum import FORUM_REF, Forum
+from experiments.schemas import RunConfig
 from experiments.store import LabStore
 from sandbox.isolation.registry import get_isolation
 from tests.conftest import SMALL
@@ -121,9 +122,9 @@ def anthropic_env():
 
 def config(lab: Path, server: MessagesServer | None = None, **kw: Any) -> ResearchConfig:
     budgets = Budgets(**{k: kw.pop(k) for k in list(kw) if k in Budgets.model_fields})
-    kw.setdefault("isolation", ISOLATION)
-    return ResearchConfig(task="wordnet-10", split_sizes=SMALL, seeds=SEEDS, lab=lab, proposer="claude",
-                          base_url=server.url if server else None, budgets=budgets, time_budget_s=120, **kw)
+    run = RunConfig(split_sizes=SMALL, base_url=server.url if server else None, budgets=budgets, time_budget_s=120,
+                    isolation=kw.pop("isolation", ISOLATION))
+    return ResearchConfig(task="wordnet-10", seeds=SEEDS, lab=lab, proposer="claude", run=run, **kw)
 
 
 def run_step(name: str, hypothesis: str, code: str, k: int) -> dict[str, Any]:

@@ -58,13 +58,14 @@ def test_session_end_checks_on_fresh_seeds_and_a_second_task(tmp_path, small_cac
     from agent.research import run_research
     from agent.session_setup import ResearchConfig
     from experiments.checks import load_checks
+    from experiments.schemas import RunConfig
     from experiments.store import LabStore
     from tests.test_budgets import sampled_task
 
     other = sampled_task(tmp_path / "other", 16)  # real text: a weak-to-strong gap, so PGR is defined
-    config = ResearchConfig(task="wordnet-10", split_sizes="200,600,200,200", seeds=1, lab=tmp_path / "lab",
-                            isolation="process", racing=[1, 2], confirm_top=1, confirm_seeds=2,
-                            transfer_task=other, budgets=Budgets(max_attempts=2))
+    config = ResearchConfig(task="wordnet-10", seeds=1, lab=tmp_path / "lab", run=RunConfig(
+        split_sizes="200,600,200,200", isolation="process", racing=[1, 2], confirm_top=1, confirm_seeds=2,
+        transfer_task=other, budgets=Budgets(max_attempts=2)))
     outcome = run_research(config, install_signals=False)
     store = LabStore.open(tmp_path / "lab")
     checks = load_checks(store, outcome.session_id)

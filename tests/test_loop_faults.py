@@ -25,7 +25,7 @@ from agent.prompting import prompt_text
 from agent.research import run_research
 from agent.session_setup import ResearchConfig, open_session
 from experiments.layout import PENDING_CALLS_FILE
-from experiments.schemas import Budgets
+from experiments.schemas import Budgets, RunConfig
 from experiments.store import LabStore
 from tests.conftest import SMALL
 from tests.fakes.messages_server import MessagesServer
@@ -111,7 +111,7 @@ def test_resume_keeps_every_budget_after_ctrl_c_and_after_a_kill(small_cache, tm
         return child_env(ANTHROPIC_BASE_URL=server.url, ANTHROPIC_API_KEY="dummy", AAR_CACHE_DIR=str(small_cache.root))
 
     def reopened(sid: str) -> LoopTools:
-        ctx = open_session(ResearchConfig(resume=sid, lab=lab, isolation=ISOLATION), show_progress=False)
+        ctx = open_session(ResearchConfig(resume=sid, lab=lab, run=RunConfig(isolation=ISOLATION)), show_progress=False)
         return LoopTools(ctx, Reporter())
 
     with servers[0] as server:  # Ctrl-C while the second model call is pending: cancelled at once

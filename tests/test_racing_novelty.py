@@ -123,6 +123,7 @@ def test_loop_refuses_a_repeat_without_spending_an_attempt(tmp_path, small_cache
     from agent.proposers.base import ExperimentSpec, Proposer, register_proposer
     from agent.research import run_research
     from agent.session_setup import ResearchConfig
+    from experiments.schemas import RunConfig
     from experiments.store import LabStore
 
     seen: list[dict] = []
@@ -134,9 +135,9 @@ def test_loop_refuses_a_repeat_without_spending_an_attempt(tmp_path, small_cache
                 seen.append(tools.run_experiment(ExperimentSpec(name="head", hypothesis="h", code=code)))
             tools.finish("done")
 
-    config = ResearchConfig(task="wordnet-10", split_sizes="200,600,200,200", seeds=1, proposer="repeat-once",
-                            lab=tmp_path / "lab", isolation="process", racing=[1, 2],
-                            budgets=Budgets(max_attempts=5))
+    config = ResearchConfig(task="wordnet-10", seeds=1, proposer="repeat-once", lab=tmp_path / "lab",
+                            run=RunConfig(split_sizes="200,600,200,200", isolation="process", racing=[1, 2],
+                                          budgets=Budgets(max_attempts=5)))
     outcome = run_research(config, install_signals=False)
     attempts = LabStore.open(tmp_path / "lab").attempts(outcome.session_id)
     assert [s["status"] for s in seen] == ["ok", "duplicate", "ok"]

@@ -12,6 +12,7 @@ import pytest
 from agent.budget import Budgets, parse_duration
 from agent.research import run_research
 from agent.session_setup import ResearchConfig
+from experiments.schemas import RunConfig
 from experiments.store import LabStore
 from tests.conftest import SMALL
 
@@ -20,8 +21,8 @@ SEEDS = 2
 
 def config(lab, **kw):
     budgets = Budgets(**{k: kw.pop(k) for k in list(kw) if k in Budgets.model_fields})
-    return ResearchConfig(task="wordnet-10", split_sizes=SMALL, seeds=SEEDS, lab=lab,
-                          budgets=budgets, **kw)
+    return ResearchConfig(task="wordnet-10", seeds=SEEDS, lab=lab, run=RunConfig(split_sizes=SMALL, budgets=budgets),
+                          **kw)
 
 
 @pytest.fixture(scope="module")

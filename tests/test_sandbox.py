@@ -28,9 +28,9 @@ from sandbox.execution.run_output import (
     load_npy,
 )
 from sandbox.isolation import bwrap as bwrap_module
-from sandbox.isolation.base import Limits, SeedJob, child_env
+from sandbox.isolation.base import DEFAULT_ISOLATION, Limits, SeedJob, child_env
 from sandbox.isolation.devices import gpu_passthrough, run_passthrough
-from sandbox.isolation.registry import DEFAULT_ISOLATION, get_isolation
+from sandbox.isolation.registry import get_isolation
 from sandbox.scoring.evaluator import Evaluator
 
 BWRAP_OK, BWRAP_WHY = get_isolation("bwrap").available()

@@ -11,7 +11,8 @@ from typer.exceptions import TyperException
 
 from sandbox.errors import HarnessError
 from sandbox.execution.base import ExecutorConfig
-from sandbox.isolation.registry import DEFAULT_ISOLATION, get_isolation
+from sandbox.isolation.base import DEFAULT_ISOLATION
+from sandbox.isolation.registry import get_isolation
 from sandbox.tasks import SplitSizes
 from sandbox.untrusted import dumps_strict, for_markup
 

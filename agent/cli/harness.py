@@ -35,6 +35,7 @@ from sandbox.baseline_ideas import baseline_files
 from sandbox.cache.task_cache import TaskCache, cached_tasks, locate_cache, open_cache
 from sandbox.execution.base import ExecutorOptions
 from sandbox.execution.registry import get_executor
+from sandbox.isolation.base import SEED_TIME_S
 from sandbox.isolation.cgroups import STRICT_ENV
 from sandbox.isolation.devices import resolve_device
 from sandbox.results import IdeaResult
@@ -116,7 +117,7 @@ def _cost(r: IdeaResult) -> dict:
 def baselines_cmd(task: str = TASK_OPTION, seeds: int = SEEDS_OPTION, json_out: bool = JSON_OPTION,
                   split_sizes: str | None = SIZES_OPTION, isolation: str = ISOLATION_OPTION,
                   unsafe: bool = UNSAFE_OPTION, device: str = DEVICE_OPTION,
-                  time_budget: float = typer.Option(300.0, "--time-budget", help="Seconds per seed."),
+                  time_budget: float = typer.Option(SEED_TIME_S, "--time-budget", help="Seconds per seed."),
                   executor: str = EXECUTOR_OPTION, ray_address: str | None = RAY_ADDRESS_OPTION,
                   seed_resources: str | None = SEED_RESOURCES_OPTION) -> None:
     """Score every built-in baseline idea: PGR mean ± CI, paired difference vs vanilla, time."""
@@ -154,7 +155,7 @@ def eval_cmd(idea: Path = typer.Argument(..., help="The idea file (defines run(c
              task: str = TASK_OPTION, seeds: int = SEEDS_OPTION, json_out: bool = JSON_OPTION,
              split_sizes: str | None = SIZES_OPTION, isolation: str = ISOLATION_OPTION,
              unsafe: bool = UNSAFE_OPTION, device: str = DEVICE_OPTION,
-             time_budget: float = typer.Option(300.0, "--time-budget", help="Seconds per seed."),
+             time_budget: float = typer.Option(SEED_TIME_S, "--time-budget", help="Seconds per seed."),
              strict_limits: bool = typer.Option(
                  False, "--strict-limits",
                  help=f"Refuse to run where whole-run limits (cgroups) cannot be enforced (or set {STRICT_ENV}=1).",

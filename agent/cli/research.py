@@ -28,6 +28,8 @@ from agent.cli.common import (
 from agent.racing import parse_ladder
 from agent.research import run_research
 from agent.session_setup import ResearchConfig
+from experiments.schemas import RunConfig
+from sandbox.isolation.base import SEED_TIME_S
 
 if TYPE_CHECKING:
     from agent.parallel import GroupOutcome
@@ -55,7 +57,7 @@ def research_cmd(
     split_sizes: str | None = SIZES_OPTION,
     isolation: str = ISOLATION_OPTION,
     unsafe_no_sandbox: bool = UNSAFE_OPTION,
-    time_budget: float = typer.Option(300.0, "--time-budget", help="Seconds per idea run (per seed)."),
+    time_budget: float = typer.Option(SEED_TIME_S, "--time-budget", help="Seconds per idea run (per seed)."),
     device: str = DEVICE_OPTION,
     lab: Path | None = typer.Option(None, "--lab", help="Lab repository (default $AAR_LAB or ./aar-lab)."),
     researchers: int = typer.Option(1, "--researchers", "-n", min=1, max=32,
@@ -81,16 +83,14 @@ def research_cmd(
         max_attempts = DEFAULT_ATTEMPTS
         console.print(f"no budget given: stopping after {max_attempts} attempts (set --max-attempts, "
                       "--max-time or --target-pgr)", highlight=False)
-    config = ResearchConfig(
-        task=task, split_sizes=split_sizes, proposer=proposer, model=model, base_url=base_url,
-        seeds=seeds, direction=direction, isolation=resolve_isolation(isolation, unsafe_no_sandbox),
-        time_budget_s=time_budget, lab=lab, device=device,
-        executor=resolve_executor(executor, ray_address, seed_resources),
-        racing=ladder, confirm_top=confirm, transfer_task=transfer_task,
-        resume=resume, options=parse_options(option), budgets=Budgets(max_attempts=max_attempts, max_cost_usd=max_cost,
-                                       max_time_s=max_time_s, target_pgr=target_pgr,
-                                       max_scoring_calls=max_scoring_calls, max_seed_runs=max_seed_runs),
-    )
+    budgets = Budgets(max_attempts=max_attempts, max_cost_usd=max_cost, max_time_s=max_time_s, target_pgr=target_pgr,
+                      max_scoring_calls=max_scoring_calls, max_seed_runs=max_seed_runs)
+    run = RunConfig(budgets=budgets, split_sizes=split_sizes, isolation=resolve_isolation(isolation, unsafe_no_sandbox),
+                    time_budget_s=time_budget, base_url=base_url, options=parse_options(option), racing=ladder,
+                    confirm_top=confirm, transfer_task=transfer_task)
+    config = ResearchConfig(task=task, proposer=proposer, model=model, seeds=seeds, direction=direction, run=run,
+                            lab=lab, device=device, executor=resolve_executor(executor, ray_address, seed_resources),
+                            resume=resume)
     if researchers > 1 or (resume and _is_group(config)):
         _run_group(config, researchers, json_out)
         return

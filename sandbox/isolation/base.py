@@ -26,6 +26,8 @@ SANDBOX_SETUP_FAILED = 1  # bwrap's exit code when it cannot set the sandbox up
 ENV_ALLOW = ("PATH", "LANG", "LC_ALL", "TZ", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PYTHON_FLAGS = ("-s", "-P")
+DEFAULT_ISOLATION = "bwrap"  # everywhere user-facing; "process" is opt-in and unsafe
+SEED_TIME_S = 300.0  # the default wall-clock limit of one idea run (one seed), everywhere
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}\.py")  # no user site, no script/cwd on sys.path; PYTHONHASHSEED still honoured
 
 
@@ -33,7 +35,7 @@ _SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}\.py")  # no user site, no script
 class Limits:
     """Resource limits for one idea process (tree)."""
 
-    time_s: float = 300.0
+    time_s: float = SEED_TIME_S
     memory_bytes: int = 8 << 30
     file_bytes: int = 256 << 20
     open_files: int = 256

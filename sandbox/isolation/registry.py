@@ -9,7 +9,6 @@ from sandbox.isolation.base import Isolation
 from sandbox.isolation.bwrap import BwrapIsolation
 
 _ISOLATIONS: dict[str, Callable[[], Isolation]] = {"process": Isolation, "bwrap": BwrapIsolation}
-DEFAULT_ISOLATION = "bwrap"
 
 
 def register_isolation(name: str, factory: Callable[[], Isolation]) -> None:

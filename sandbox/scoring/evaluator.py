@@ -21,9 +21,9 @@ from sandbox.errors import BudgetExhaustedError, HarnessError
 from sandbox.execution.base import Executor, SeedRequest, SeedResources
 from sandbox.execution.local import LocalExecutor
 from sandbox.execution.run_output import RunOutput
-from sandbox.isolation.base import Isolation, Limits
+from sandbox.isolation.base import DEFAULT_ISOLATION, SEED_TIME_S, Isolation, Limits
 from sandbox.isolation.devices import host_gpus, resolve_device, run_passthrough
-from sandbox.isolation.registry import DEFAULT_ISOLATION, get_isolation
+from sandbox.isolation.registry import get_isolation
 from sandbox.results import IdeaResult, PairedDiff, SeedResult
 from sandbox.scoring.flags import code_flags, result_flags
 from sandbox.scoring.t_stats import scipy_stats, t_half_width, t_test_p_value
@@ -125,7 +125,7 @@ class Evaluator:
     happens here, where the gold labels are."""
 
     def __init__(self, cache: TaskCache, *, isolation: str | Isolation = DEFAULT_ISOLATION,
-                 budget: ScoringBudget | None = None, time_budget_s: float = 300.0,
+                 budget: ScoringBudget | None = None, time_budget_s: float = SEED_TIME_S,
                  parallel: int | None = None, slots: threading.Semaphore | None = None,
                  executor: Executor | None = None, device: str = "cpu",
                  require_gap: bool = True) -> None:
