@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -29,11 +28,12 @@ from experiments.schemas import (
 from experiments.store import LabStore
 from sandbox.baseline_ideas import baseline_files, vanilla_name
 from sandbox.cache.progress import progress_bar
-from sandbox.cache.task_cache import TaskCache, baseline_summary_name, file_lock, open_cache
+from sandbox.cache.task_cache import TaskCache, baseline_summary_name, open_cache
 from sandbox.errors import HarnessError
 from sandbox.execution.base import Executor, ExecutorConfig, ExecutorOptions
 from sandbox.execution.local import seeds_at_once
 from sandbox.execution.registry import get_executor
+from sandbox.files import atomic_write, file_lock
 from sandbox.isolation.devices import resolve_device
 from sandbox.results import IdeaResult, hide_heldout
 from sandbox.runtime.context import TaskCard
@@ -172,9 +172,7 @@ def save_baseline_summary(evaluator: Evaluator, seeds: list[int], results: list[
 
 def _save_summary(path: Path, rows: list[dict[str, Any]]) -> None:
     if rows and all(r["status"] == "ok" for r in rows):  # a failed run (e.g. no sandbox) is not kept
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(rows, indent=1))
-        os.replace(tmp, path)
+        atomic_write(path, json.dumps(rows, indent=1))
 
 
 def _baseline_rows(evaluator: Evaluator, seeds: list[int], show_progress: bool = False) -> list[dict[str, Any]]:

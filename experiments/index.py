@@ -6,7 +6,6 @@ the only source of truth. A refresh re-reads only the attempt folders whose tree
 
 from __future__ import annotations
 
-import fcntl
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from experiments.layout import (
 from experiments.reviews import NOTES_REF, read_all_notes
 from experiments.schemas import AttemptSummary, Review, SessionSummary, TokenUsage
 from sandbox.errors import HarnessError
+from sandbox.files import file_lock
 from sandbox.tasks import get_task
 from sandbox.tasks.spec import readable_name
 
@@ -113,12 +113,8 @@ class LabIndex:
 
     @contextmanager
     def _refresh_lock(self) -> Iterator[None]:
-        with open(self.store.git_dir / "aar-index.lock", "a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        with file_lock(self.store.git_dir / "aar-index.lock"):
+            yield
 
     # -- refresh -------------------------------------------------------------------------
     def _current_heads(self) -> dict[str, str]:

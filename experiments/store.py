@@ -13,7 +13,6 @@ under one fcntl lock per lab, so parallel writers and killed processes leave a v
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -45,6 +44,7 @@ from experiments.schemas import (
     TokenUsage,
     slug,
 )
+from sandbox.files import file_lock
 from sandbox.results import IdeaResult
 
 if TYPE_CHECKING:
@@ -176,12 +176,8 @@ class LabStore:
     @contextmanager
     def lock(self) -> Iterator[None]:
         """The lab's writer lock (fcntl; released by the kernel if the holder dies)."""
-        with open(self.git_dir / "aar.lock", "a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        with file_lock(self.git_dir / "aar.lock"):
+            yield
 
     # -- sessions ------------------------------------------------------------------------
     @staticmethod

@@ -13,15 +13,13 @@ Two stores per task key, so the sandbox can mount the public one alone:
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import secrets
 import shutil
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +31,7 @@ from sandbox.cache.progress import progress_bar
 from sandbox.cache.splits import make_splits, secret_test_layout
 from sandbox.cache.teachers import WEAK_CONFIG, fit_feature_teacher, fit_tfidf_teacher
 from sandbox.cache.threads import single_threaded
+from sandbox.files import atomic_write, file_lock
 from sandbox.paths import cache_root
 from sandbox.results import FixedBaselines, Stat
 from sandbox.runtime.context import TaskCard
@@ -69,25 +68,6 @@ def cache_key(spec: TaskSpec, data: LabeledData) -> str:
         parts.update(strong=[spec.strong_model, get_encoder(spec.strong_model).fingerprint()],
                      ceiling=CEILING_RECIPE)
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-@contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive fcntl lock on ``path`` (released by the kernel if the holder dies)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
 
 
 @dataclass
@@ -268,9 +248,9 @@ def _add_weak_seeds(cache: TaskCache, data: LabeledData, n_seeds: int, device: s
             _add_weak_seed(cache, seed, per_seed, gold_test, roles, gold_unl, device)
             card.weak_seeds = sorted({*card.weak_seeds, seed})
             # saved per seed: a build killed later keeps the seeds it finished
-            _atomic_write(cache.private_dir / "per_seed_baselines.json", json.dumps(per_seed, indent=1))
-            _atomic_write(cache.private_dir / "baselines.json", _summarise(per_seed, recipe).model_dump_json(indent=2))
-            _atomic_write(cache.public_dir / "card.json", card.model_dump_json(indent=2))
+            atomic_write(cache.private_dir / "per_seed_baselines.json", json.dumps(per_seed, indent=1))
+            atomic_write(cache.private_dir / "baselines.json", _summarise(per_seed, recipe).model_dump_json(indent=2))
+            atomic_write(cache.public_dir / "card.json", card.model_dump_json(indent=2))
             advance(1)
 
 

@@ -21,6 +21,7 @@ from sandbox.errors import BudgetExhaustedError, HarnessError
 from sandbox.execution.base import Executor, SeedRequest, SeedResources
 from sandbox.execution.local import LocalExecutor
 from sandbox.execution.run_output import RunOutput
+from sandbox.files import atomic_write
 from sandbox.isolation.base import DEFAULT_ISOLATION, SEED_TIME_S, Isolation, Limits
 from sandbox.isolation.devices import host_gpus, resolve_device, run_passthrough
 from sandbox.isolation.registry import get_isolation
@@ -76,9 +77,7 @@ class ScoringBudget:
 
     def _save(self) -> None:
         if self.state_path:
-            tmp = self.state_path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"used": self.used, "max_calls": self.max_calls}))
-            os.replace(tmp, self.state_path)
+            atomic_write(self.state_path, json.dumps({"used": self.used, "max_calls": self.max_calls}))
 
 
 def validate_predictions(pred: np.ndarray, n_test: int, n_classes: int) -> tuple[np.ndarray | None, str | None]:
@@ -254,10 +253,7 @@ class Evaluator:
         with self._vanilla_lock:
             known = self._known_vanilla()
             known.update({r.seed: r.pgr for r in seeds if r.pgr is not None and r.seed not in known})
-            path = self.cache.private_dir / "vanilla_pgr.json"
-            tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
-            tmp.write_text(json.dumps(known))
-            os.replace(tmp, path)
+            atomic_write(self.cache.private_dir / "vanilla_pgr.json", json.dumps(known))
 
     def _aggregate(self, name: str, seeds: list[SeedResult], vanilla: dict[int, float] | None) -> IdeaResult:
         ok = [r for r in seeds if r.status == "ok"]
