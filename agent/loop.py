@@ -36,7 +36,7 @@ from agent.racing import lower_bound, make_racer
 from agent.session_setup import SessionContext, seed_runs
 from experiments.forum import Forum
 from experiments.layout import PENDING_CALLS_FILE, UNATTACHED_USAGE_FILE
-from experiments.schemas import Attempt, TokenUsage
+from experiments.schemas import Attempt, SessionStatus, TokenUsage
 from sandbox.errors import BudgetExhaustedError, HarnessError
 from sandbox.results import IdeaResult
 
@@ -44,6 +44,8 @@ STATE_FILE = "proposer_state.json"
 SUMMARY_FILE = "summary.md"
 MAX_CODE_CHARS = 200_000  # stated in prompts/idea_contract.md
 EXIT_CODES: dict[Ending, int] = {"finished": 0, "budget": 0, "failed": 1, "interrupted": 130}
+SESSION_STATUS: dict[Ending, SessionStatus] = {"finished": "finished", "budget": "finished", "failed": "failed",
+                                              "interrupted": "interrupted"}
 MAX_REFUSALS = 20  # repeats in a row before the session stops (a proposer stuck on one idea)
 
 
@@ -321,7 +323,7 @@ def _interrupted(tools: LoopTools) -> str:
 
 def _close(tools: LoopTools, reason: str, ending: Ending) -> None:
     """Commit the calls no attempt holds, the session's status and its running time."""
-    status = {"finished": "finished", "budget": "finished", "failed": "failed", "interrupted": "interrupted"}[ending]
+    status: SessionStatus = SESSION_STATUS[ending]
     ctx = tools.ctx
     checks_s = ctx.manifest.checks_s + ctx.tracker.off_clock_s
     ctx.store.update_session(ctx.session_id, {"status": status, "elapsed_s": round(ctx.tracker.elapsed(), 3),

@@ -17,6 +17,7 @@ from agent.loop import SessionOutcome
 from agent.progress import Reporter
 from agent.session_setup import ResearchConfig, SharedResources
 from experiments.forum import Forum
+from experiments.layout import member_session, members, researcher_id
 from experiments.schemas import new_session_id
 from experiments.store import LabStore
 from sandbox.execution.base import ExecutorOptions
@@ -56,15 +57,11 @@ def pick_directions(n: int, given: str | None) -> list[str | None]:
     return [pool[k % len(pool)] if pool else None for k in range(n)]
 
 
-def _group_sessions(store: LabStore, group: str) -> list[str]:
-    return sorted(s for s in store.session_heads() if s.startswith(f"{group}-r"))
-
-
 def researcher_configs(config: ResearchConfig, n: int) -> tuple[str, list[ResearchConfig]]:
     """One config per researcher, for a new group or to resume an existing one."""
     if config.resume:
         store = LabStore.open(config.lab)
-        sessions = _group_sessions(store, config.resume)
+        sessions = members(config.resume, store.session_heads())
         if not sessions:
             from sandbox.errors import HarnessError
 
@@ -72,8 +69,9 @@ def researcher_configs(config: ResearchConfig, n: int) -> tuple[str, list[Resear
         return config.resume, [config.model_copy(update={"resume": s}) for s in sessions]
     group = new_session_id(Path(config.task).name, config.proposer)
     dirs = pick_directions(n, config.direction)
-    return group, [config.with_run(group=group, researcher=f"r{k}", proposer_seed=config.run.proposer_seed + k)
-                   .model_copy(update={"session_id": f"{group}-r{k}", "direction": dirs[k]}) for k in range(n)]
+    return group, [config.with_run(group=group, researcher=researcher_id(k), proposer_seed=config.run.proposer_seed + k)
+                   .model_copy(update={"session_id": member_session(group, k), "direction": dirs[k]})
+                   for k in range(n)]
 
 
 def shared_scoring(config: ResearchConfig, configs: list[ResearchConfig]) -> ScoringBudget:

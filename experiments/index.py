@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from experiments.gitobjects import READ_ERRORS
 from experiments.layout import (
     ATTEMPTS_DIR,
+    FIRST_RESEARCHER,
     SESSION_FILE,
     SESSION_REFS,
     UNATTACHED_USAGE_PATH,
@@ -72,7 +73,7 @@ def attempt_row(meta: dict, result: dict | None, session_id: str, folder: str, t
     vs = res.get("vs_vanilla") or {}
     tokens = usage_tokens(usage)
     pgr = res.get("pgr") or {}
-    return (meta["attempt_id"], session_id, folder, tree, commit, meta.get("researcher", "r0"), meta["index"],
+    return (meta["attempt_id"], session_id, folder, tree, commit, meta.get("researcher", FIRST_RESEARCHER), meta["index"],
             meta["name"], meta["status"], res.get("task"), _mean(pgr), res.get("pgr_ci95"), pgr.get("n", 0),
             _mean(res.get("dev_acc")), _mean(res.get("heldout_acc")), _mean(res.get("heldout_pgr")),
             vs.get("mean"), vs.get("p_value"), json.dumps(res.get("warnings", [])),

@@ -3,6 +3,9 @@ error every lab operation raises. The lowest room of experiments/: it imports no
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+
 from sandbox.errors import HarnessError
 
 SESSION_REFS = "refs/heads/sessions/"
@@ -21,3 +24,29 @@ ATTEMPT_FILES = ("idea.py", "rationale.md", "result.json", "run.log", "transcrip
 
 class StoreError(HarnessError):
     """A lab operation that cannot proceed; the message says what to do."""
+
+
+# Researchers of a parallel session are r0, r1, ...; each one's session is "<group>-r<k>".
+FIRST_RESEARCHER = "r0"
+_GROUP_MEMBER = re.compile(r"^(.+)-r\d+$")
+
+
+def researcher_id(k: int) -> str:
+    """The id of the ``k``-th researcher of a group (r0 is also the only one of a lone session)."""
+    return f"r{k}"
+
+
+def member_session(group: str, k: int) -> str:
+    """The session id of the ``k``-th researcher of ``group``."""
+    return f"{group}-{researcher_id(k)}"
+
+
+def group_of(session_id: str) -> str | None:
+    """The group a member session belongs to, or None for a lone session."""
+    found = _GROUP_MEMBER.match(session_id)
+    return found.group(1) if found else None
+
+
+def members(group: str, session_ids: Iterable[str]) -> list[str]:
+    """The sessions of ``group`` among ``session_ids``, sorted."""
+    return sorted(s for s in session_ids if group_of(s) == group)

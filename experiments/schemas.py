@@ -6,15 +6,20 @@ import re
 import secrets
 from datetime import UTC, datetime
 from importlib import metadata
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field, model_validator
 
+from experiments.layout import FIRST_RESEARCHER
 from sandbox.isolation.base import DEFAULT_ISOLATION, SEED_TIME_S
-from sandbox.results import IdeaResult
+from sandbox.results import IdeaResult, Status
 
-AttemptStatus = Literal["ok", "error", "timeout", "killed", "invalid", "denied", "lost", "abandoned"]
-ATTEMPT_STATUSES: tuple[str, ...] = ("ok", "error", "timeout", "killed", "invalid", "denied", "lost", "abandoned")
+# A scored attempt ends as its result did; one that never finished scoring is "abandoned".
+AttemptStatus = Literal[Status, "abandoned"]
+ATTEMPT_STATUSES: tuple[str, ...] = get_args(AttemptStatus)
+# A session is running until the loop closes it; a budget stop is "finished" (see agent/loop.py).
+SessionStatus = Literal["running", "finished", "failed", "interrupted"]
+SESSION_STATUSES: tuple[str, ...] = get_args(SessionStatus)
 Verdict = Literal["accept", "reject"]
 FORMAT_VERSION = 1
 _SLUG = re.compile(r"[^A-Za-z0-9._-]+")
@@ -106,7 +111,7 @@ class RunConfig(BaseModel):
     base_url: str | None = Field(None, description="API base URL of a model-backed proposer.")
     options: dict[str, Any] = Field(default_factory=dict, description="Proposer-specific options.")
     proposer_seed: int = Field(0, description="Seed of the proposer's own randomness.")
-    researcher: str = Field("r0", description="Researcher id within a group.")
+    researcher: str = Field(FIRST_RESEARCHER, description="Researcher id within a group.")
     group: str | None = Field(None, description="Group id when several researchers ran at once.")
     device: str | None = Field(None, description="Device fine-tune students trained on (cpu, cuda), as resolved.")
     executor: str = Field("local", description="Executor the seeds ran on (local or ray).")
@@ -143,7 +148,7 @@ class SessionManifest(BaseModel):
     run: RunConfig = Field(default_factory=RunConfig, description="Budgets, sizes and proposer settings.")
     created_at: str = Field(description="When the session started (ISO-8601 UTC).")
     parent_session: str | None = Field(None, description="Session this one resumes or replays.")
-    status: str = Field("running", description="running / finished / stopped / failed / interrupted.")
+    status: SessionStatus = Field("running", description="running / finished / failed / interrupted.")
     elapsed_s: float = Field(0.0, description="Wall-clock seconds the session ran, over all its runs "
                                               "(research only: what the time budget counts).")
     setup_s: float = Field(0.0, description="Seconds spent preparing (task cache, teachers, ceilings, baselines) "
@@ -198,7 +203,7 @@ class Attempt(BaseModel):
     transcript: list[dict[str, Any]] = Field(description="Full request/response JSON of the step's model calls.")
     usage: TokenUsage = Field(description="Tokens and cost of the step's model calls.")
     created_at: str = Field(description="When the attempt finished (ISO-8601 UTC).")
-    researcher: str = Field("r0", description="Which parallel researcher made it.")
+    researcher: str = Field(FIRST_RESEARCHER, description="Which parallel researcher made it.")
     session_elapsed_s: float | None = Field(
         None, description="Wall-clock seconds the session had run when this attempt was recorded.")
     extra: dict[str, Any] = Field(default_factory=dict, description="Anything else (e.g. replay_of).")
@@ -222,7 +227,7 @@ class AttemptSummary(BaseModel):
     researcher: str = Field(description="Researcher id.")
     index: int = Field(description="Step number within the session.")
     name: str = Field(description="Idea name.")
-    status: str = Field(description="Attempt status.")
+    status: AttemptStatus = Field(description="Attempt status.")
     task: str | None = Field(description="Task the attempt ran on.")
     pgr: float | None = Field(description="Dev PGR mean over seeds.")
     pgr_ci95: float | None = Field(description="Half-width of the 95% CI of dev PGR.")
@@ -251,7 +256,7 @@ class SessionSummary(BaseModel):
     task: str = Field(description="Task name.")
     proposer: str = Field(description="Proposer back end.")
     model: str | None = Field(description="Model name.")
-    status: str = Field(description="Session status.")
+    status: SessionStatus = Field(description="Session status.")
     created_at: str = Field(description="When it started.")
     parent_session: str | None = Field(description="Session it resumes or replays.")
     attempts: int = Field(description="Number of attempts.")

@@ -30,6 +30,7 @@ from experiments.layout import (
     ATTEMPT_FILES,
     ATTEMPTS_DIR,
     DEFAULT_LAB,
+    FIRST_RESEARCHER,
     LAB_ENV,
     SESSION_FILE,
     SESSION_REFS,
@@ -40,6 +41,7 @@ from experiments.schemas import (
     Attempt,
     CheckReport,
     SessionManifest,
+    SessionStatus,
     SessionSummary,
     TokenUsage,
     slug,
@@ -75,7 +77,7 @@ def check_session_id(session_id: str) -> str:
 
 
 def attempt_folder(attempt: Attempt) -> str:
-    who = "" if attempt.researcher == "r0" else f"{slug(attempt.researcher, 16)}-"
+    who = "" if attempt.researcher == FIRST_RESEARCHER else f"{slug(attempt.researcher, 16)}-"
     return f"{attempt.index:04d}-{who}{slug(attempt.name)}"
 
 
@@ -251,7 +253,7 @@ class LabStore:
             raise StoreError(f"session {session_id!r} has no {SESSION_FILE}; run `aar check`")
         return SessionManifest.model_validate_json(text)
 
-    def set_session_status(self, session_id: str, status: str) -> str:
+    def set_session_status(self, session_id: str, status: SessionStatus) -> str:
         return self.update_session(session_id, {"status": status})
 
     def update_session(self, session_id: str, changes: dict[str, Any],
@@ -323,7 +325,7 @@ class LabStore:
                 continue
             meta_entry = self.objects.read_tree(tree).get("attempt.json")
             meta = json.loads(self.objects.read(meta_entry[0], "blob")) if meta_entry else {}
-            same_slot = name == folder or meta.get("researcher", "r0") == attempt.researcher
+            same_slot = name == folder or meta.get("researcher", FIRST_RESEARCHER) == attempt.researcher
             if same_slot and meta.get("attempt_id") != attempt.attempt_id:
                 raise StoreError(f"step {attempt.index} of {attempt.researcher} is already attempt "
                                  f"{meta.get('attempt_id')} in session {attempt.session_id}; "

@@ -236,7 +236,7 @@ def test_live_events_announce_new_attempts_and_end_when_the_session_stops(client
         writer = LabStore(store.path)
         writer.record_attempt(attempt(RUNNING, 8, name="idea 8", attempt_id="att0008aaaa"))
         time.sleep(0.3)
-        writer.set_session_status(RUNNING, "stopped")
+        writer.set_session_status(RUNNING, "finished")
 
     thread = threading.Thread(target=later)
     thread.start()
@@ -249,7 +249,7 @@ def test_live_events_announce_new_attempts_and_end_when_the_session_stops(client
                 events.append(json.loads(line[5:]))
     thread.join()
     heads = [e for e in events if isinstance(e, dict)]
-    assert [h["attempts"] for h in heads][:1] == [8] and heads[-1]["status"] == "stopped"
+    assert [h["attempts"] for h in heads][:1] == [8] and heads[-1]["status"] == "finished"
     assert events[-2] == "end"
     assert client.get(f"/sessions/{FINISHED}/events?head=0").text.count("event: end") == 1
     assert client.get("/sessions/nope-nope-nope/events").status_code == 404
@@ -294,7 +294,7 @@ def test_parallel_researchers_have_a_group_page_with_one_chart(client, lab):
     assert f'href="/groups/{GROUP}"' in client.get(f"/sessions/{members[1]}").text
     assert client.get("/groups/nothing-here").status_code == 404
     store.set_session_status(members[0], "finished")
-    store.set_session_status(members[1], "stopped")
+    store.set_session_status(members[1], "finished")
     events = client.get(f"/groups/{GROUP}/events?head=old").text
     assert "event: head" in events and "event: end" in events and '"attempts": 6' in events
 

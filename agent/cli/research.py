@@ -124,11 +124,12 @@ def parse_options(pairs: list[str]) -> dict[str, Any]:
 
 
 def _is_group(config: ResearchConfig) -> bool:
+    from experiments.layout import members
     from experiments.store import LabStore
 
     store = LabStore.open(config.lab)
-    return config.resume not in store.session_heads() and any(
-        s.startswith(f"{config.resume}-r") for s in store.session_heads())
+    heads = store.session_heads()
+    return config.resume not in heads and bool(members(config.resume, heads))
 
 
 def _run_group(config: ResearchConfig, researchers: int, json_out: bool) -> None:

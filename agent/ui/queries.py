@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from experiments.index import LabIndex, _summary
+from experiments.layout import FIRST_RESEARCHER, group_of
 from experiments.schemas import AttemptSummary
 
 DEFAULT_PER_PAGE = 50
 MAX_PER_PAGE = 500
-_GROUP_MEMBER = re.compile(r"^(.+)-r\d+$")
 ORDERS = {
     "index": "a.idx, a.researcher, a.created_at",
     "time": "a.created_at DESC, a.idx DESC",
@@ -125,7 +124,7 @@ def chart_points(index: LabIndex, sessions: list[str]) -> list[ChartPoint]:
     """Every attempt of the sessions, just the columns the chart needs, in step order."""
     index.refresh()
     with index._db() as db:
-        return [ChartPoint(r["attempt_id"], r["idx"], r["researcher"] or "r0", r["name"], r["status"], r["pgr"],
+        return [ChartPoint(r["attempt_id"], r["idx"], r["researcher"] or FIRST_RESEARCHER, r["name"], r["status"], r["pgr"],
                            r["pgr_ci95"], r["created_at"] or "")
                 for r in db.execute(
                     "SELECT attempt_id, idx, researcher, name, status, pgr, pgr_ci95, created_at FROM attempts "
@@ -144,12 +143,6 @@ def vanilla_from_lab(index: LabIndex, sessions: list[str]) -> float | None:
         return None
     mid = len(values) // 2
     return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
-
-
-def group_of(session_id: str) -> str | None:
-    """The group of a researcher's session: parallel researchers' sessions are <group>-r<k>."""
-    found = _GROUP_MEMBER.match(session_id)
-    return found.group(1) if found else None
 
 
 def groups(session_ids: list[str]) -> dict[str, list[str]]:

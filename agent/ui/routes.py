@@ -13,10 +13,10 @@ from starlette.responses import RedirectResponse, Response
 from agent.ui import chart
 from agent.ui.lab import BadRequest, Lab, NotFound
 from agent.ui.live import live_state
-from agent.ui.queries import Page, attempt_rows, chart_points, group_of, groups, neighbours
+from agent.ui.queries import Page, attempt_rows, chart_points, groups, neighbours
 from agent.ui.references import references
 from agent.ui.render import diff_html, markdown_html, python_html, transcript_views
-from experiments.layout import ATTEMPT_FILES, StoreError
+from experiments.layout import ATTEMPT_FILES, StoreError, group_of
 from experiments.reviews import add_review
 from experiments.schemas import ATTEMPT_STATUSES, AttemptSummary
 from experiments.store import LabStore, attempt_files
