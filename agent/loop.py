@@ -220,11 +220,6 @@ class LoopTools:
         return Feedback(attempt_id=None, name=spec.name, status="duplicate", duplicate_of=duplicate.attempt_id,
                         error=duplicate.message(), budget=self.budget_status())
 
-    def keep_pending_calls(self) -> None:
-        """Model calls made after the last attempt are committed too (no attempt holds them)."""
-        if self.has_pending:
-            self.ctx.store.write_session_files(self.ctx.session_id, self.pending_files())
-
     def record_abandoned(self, spec: ExperimentSpec, reason: str) -> Attempt:
         index = self.ctx.store.next_attempt_index(self.ctx.session_id)
         self.ctx.in_flight = None

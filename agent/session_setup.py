@@ -129,11 +129,6 @@ def prompt_versions() -> dict[str, str]:
     return versions()
 
 
-def ladder_text(ladder: list[int] | None) -> str | None:
-    """A racing ladder as the manifest stores it ("1,3,8"; read back with ``parse_ladder``)."""
-    return ",".join(map(str, ladder)) if ladder else None
-
-
 def parse_ladder(text: str | None) -> list[int] | None:
     """``"1,3,8"`` -> [1, 3, 8]; empty or "off" -> None (no racing)."""
     if not text or text.strip().lower() in ("off", "none", "0"):

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from typer.exceptions import TyperException
 
-from sandbox.errors import HarnessError
+from sandbox.errors import HarnessError, UnknownNameError
 from sandbox.execution.base import ExecutorConfig
 from sandbox.isolation.base import DEFAULT_ISOLATION
 from sandbox.isolation.registry import get_isolation
@@ -90,7 +90,7 @@ UNSAFE_ISOLATION = "process"
 def _sandboxed_only(value: str) -> str:
     try:
         isolation = get_isolation(value)
-    except ValueError as exc:
+    except UnknownNameError as exc:
         raise CliError(f"--isolation: {exc}") from exc
     if not isolation.sandboxed:
         fail(f"--isolation {value} runs idea code without a sandbox; pass --unsafe-no-sandbox to do that on purpose")
@@ -128,10 +128,10 @@ def resolve_executor(name: str, ray_address: str | None, resources: str | None) 
     """The executor choice, checked now: a cluster that cannot be joined or a Ray that is not
     installed stops here with one line, before any cache is built or session created."""
     from sandbox.execution.base import ExecutorOptions
-    from sandbox.execution.registry import executor_names, get_executor
+    from sandbox.execution.registry import get_executor, list_executors
 
-    if name not in executor_names():
-        fail(f"--executor {name!r}: use one of {', '.join(executor_names())}")
+    if name not in list_executors():
+        fail(f"--executor {name!r}: use one of {', '.join(list_executors())}")
     if name != "ray" and (ray_address or resources):
         fail("--ray-address and --seed-resources need --executor ray")
     fields: dict[str, str] = {}

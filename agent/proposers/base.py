@@ -15,7 +15,8 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
-from sandbox.errors import HarnessError
+from sandbox.errors import HarnessError, UnknownNameError
+from sandbox.registry import Registry
 from sandbox.results import ResultView
 
 # How a session ended: the proposer finished, a budget stopped it, it failed, or Ctrl-C.
@@ -194,7 +195,7 @@ class Proposer(ABC):
         """Propose and run experiments until finished or a BudgetStop propagates."""
 
 
-_PROPOSERS: dict[str, type[Proposer]] = {}
+PROPOSERS: Registry[type[Proposer]] = Registry("proposer")
 _BUILTIN_MODULES = {
     "offline": "agent.proposers.offline",
     "claude": "agent.proposers.claude",
@@ -203,21 +204,23 @@ _BUILTIN_MODULES = {
 
 
 def register_proposer(name: str) -> Callable[[type[Proposer]], type[Proposer]]:
+    """Decorator: a Proposer subclass known as ``name`` (its ``name`` attribute is set too)."""
+
     def deco(cls: type[Proposer]) -> type[Proposer]:
         cls.name = name
-        _PROPOSERS[name] = cls
-        return cls
+        return PROPOSERS.register(name)(cls)
 
     return deco
 
 
 def list_proposers() -> list[str]:
-    return sorted(_BUILTIN_MODULES.keys() | _PROPOSERS.keys())
+    return sorted({*_BUILTIN_MODULES, *PROPOSERS.names()})
 
 
 def get_proposer(name: str, config: ProposerConfig) -> Proposer:
-    if name not in _PROPOSERS and name in _BUILTIN_MODULES:
+    """A new proposer by name (the built-in ones are imported on first use)."""
+    if name not in PROPOSERS and name in _BUILTIN_MODULES:
         importlib.import_module(_BUILTIN_MODULES[name])
-    if name not in _PROPOSERS:
-        raise HarnessError(f"unknown proposer {name!r}: use one of {', '.join(list_proposers())}")
-    return _PROPOSERS[name](config)
+    if name not in PROPOSERS:
+        raise UnknownNameError(f"unknown proposer {name!r}: use one of {', '.join(list_proposers())}")
+    return PROPOSERS.get(name)(config)

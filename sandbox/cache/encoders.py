@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from sandbox.cache.threads import available_threads, parallel_map, single_threaded
-from sandbox.errors import AssetMissingError, HarnessError
+from sandbox.errors import AssetMissingError
+from sandbox.registry import Registry
 from sandbox.tasks.models import cached_file_hash, minilm_l6_dir, model_fingerprint, mpnet_dir
 
 ProgressFn = Callable[[int], None]
@@ -31,40 +32,26 @@ class Encoder:
     def fingerprint(self) -> str:
         raise NotImplementedError
 
-    def layer_names(self) -> list[str]:
-        raise NotImplementedError
-
     def encode(self, texts: list[str], progress: ProgressFn | None = None) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
 
-_ENCODERS: dict[str, Callable[[], Encoder]] = {}
-
-
-def register_encoder(name: str) -> Callable[[Callable[[], Encoder]], Callable[[], Encoder]]:
-    def deco(factory: Callable[[], Encoder]) -> Callable[[], Encoder]:
-        _ENCODERS[name] = factory
-        return factory
-
-    return deco
+ENCODERS: Registry[Callable[[], Encoder]] = Registry(
+    "encoder", "a local model directory, or hf:<model id> (needs network)")
+register_encoder = ENCODERS.register
 
 
 def list_encoders() -> list[str]:
-    return sorted(_ENCODERS)
+    return ENCODERS.names()
 
 
 def get_encoder(name: str) -> Encoder:
     """A registered encoder, a local model directory, or ``hf:<model id>`` (needs network)."""
-    if name in _ENCODERS:
-        return _ENCODERS[name]()
     if name.startswith("hf:"):
         return TransformerEncoder(name[3:], allow_hub=True)
-    if Path(name).is_dir():
+    if name not in ENCODERS and Path(name).is_dir():
         return TransformerEncoder(str(Path(name).resolve()))
-    raise HarnessError(
-        f"unknown encoder {name!r}: use one of {', '.join(list_encoders())}, a local model "
-        "directory, or hf:<model id> (needs network)"
-    )
+    return ENCODERS.get(name)()
 
 
 def intermediate_layers(n_layers: int) -> list[int]:
@@ -116,9 +103,6 @@ class TransformerEncoder(Encoder):
             return int(json.loads(path.read_text())["num_hidden_layers"])
         self._load()
         return int(self._model.config.num_hidden_layers)
-
-    def layer_names(self) -> list[str]:
-        return [f"layer_{i}" for i in intermediate_layers(self._n_layers())] + ["final"]
 
     def encode(self, texts: list[str], progress: ProgressFn | None = None) -> dict[str, np.ndarray]:
         self._load()
@@ -200,9 +184,6 @@ class OnnxSentenceEncoder(Encoder):
     def fingerprint(self) -> str:
         stat = self.path.stat()
         return cached_file_hash(self.path, stat.st_size, stat.st_mtime_ns)[:16]
-
-    def layer_names(self) -> list[str]:
-        return ["final"]
 
     def encode(self, texts: list[str], progress: ProgressFn | None = None) -> dict[str, np.ndarray]:
         import onnxruntime as ort

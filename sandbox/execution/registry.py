@@ -7,6 +7,7 @@ from collections.abc import Callable
 from sandbox.errors import HarnessError
 from sandbox.execution.base import Executor, ExecutorOptions
 from sandbox.execution.local import LocalExecutor
+from sandbox.registry import Registry
 
 
 def _local_factory(options: ExecutorOptions) -> Executor:
@@ -23,22 +24,18 @@ def _ray_factory(options: ExecutorOptions) -> Executor:
     return RayExecutor(options)
 
 
-_EXECUTORS: dict[str, Callable[[ExecutorOptions], Executor]] = {"local": _local_factory, "ray": _ray_factory}
+EXECUTORS: Registry[Callable[[ExecutorOptions], Executor]] = Registry("executor")
+EXECUTORS.add("local", _local_factory)
+EXECUTORS.add("ray", _ray_factory)
+register_executor = EXECUTORS.register
 
 
-def register_executor(name: str, factory: Callable[[ExecutorOptions], Executor]) -> None:
-    _EXECUTORS[name] = factory
-
-
-def executor_names() -> list[str]:
-    return sorted(_EXECUTORS)
+def list_executors() -> list[str]:
+    return EXECUTORS.names()
 
 
 def get_executor(options: ExecutorOptions | None = None) -> Executor:
     """A new executor as ``options.config.name`` says; ``HarnessError`` (one line) if unknown
     or not installed."""
     options = options or ExecutorOptions()
-    name = options.config.name
-    if name not in _EXECUTORS:
-        raise HarnessError(f"unknown executor {name!r}: use one of {', '.join(executor_names())}")
-    return _EXECUTORS[name](options)
+    return EXECUTORS.get(options.config.name)(options)

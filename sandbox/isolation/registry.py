@@ -7,19 +7,18 @@ from collections.abc import Callable
 
 from sandbox.isolation.base import Isolation
 from sandbox.isolation.bwrap import BwrapIsolation
+from sandbox.registry import Registry
 
-_ISOLATIONS: dict[str, Callable[[], Isolation]] = {"process": Isolation, "bwrap": BwrapIsolation}
-
-
-def register_isolation(name: str, factory: Callable[[], Isolation]) -> None:
-    _ISOLATIONS[name] = factory
+ISOLATIONS: Registry[Callable[[], Isolation]] = Registry("isolation")
+ISOLATIONS.add("process", Isolation)
+ISOLATIONS.add("bwrap", BwrapIsolation)
+register_isolation = ISOLATIONS.register
 
 
 def get_isolation(name: str) -> Isolation:
-    if name not in _ISOLATIONS:
-        raise ValueError(f"unknown isolation {name!r}: use one of {', '.join(sorted(_ISOLATIONS))}")
-    return _ISOLATIONS[name]()
+    """A new isolation by name; ``UnknownNameError`` (one line) if unknown."""
+    return ISOLATIONS.get(name)()
 
 
-def isolation_names() -> list[str]:
-    return sorted(_ISOLATIONS)
+def list_isolations() -> list[str]:
+    return ISOLATIONS.names()
