@@ -28,7 +28,7 @@ def _check(evaluator: Evaluator, attempt: Attempt, kind: str, seeds: list[int]) 
         path = Path(tmp) / "idea.py"
         path.write_text(attempt.code, encoding="utf-8")
         r = evaluator.evaluate(path, seeds, name=attempt.name, charge=False)
-    return IdeaCheck(attempt_id=attempt.attempt_id, kind=kind, task=evaluator.card.name, seeds=seeds,  # type: ignore[arg-type]
+    return IdeaCheck(attempt_id=attempt.attempt_id, kind=kind, task=evaluator.card.name, seeds=seeds,
                      status=r.status, pgr=r.pgr.mean if r.pgr else None,
                      heldout_pgr=r.heldout_pgr.mean if r.heldout_pgr else None,
                      search_pgr=attempt.result.pgr.mean if attempt.result and attempt.result.pgr else None)

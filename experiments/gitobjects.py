@@ -13,7 +13,7 @@ import re
 import sqlite3
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from io import BytesIO
 from pathlib import Path
 from typing import TypeVar
@@ -61,7 +61,7 @@ def _signature(actor: git.Actor, when: datetime) -> str:
     if any(c in f"{name}{email}" for c in "<>\n"):
         raise HarnessError(f"git identity {name!r} <{email}> contains '<', '>' or a newline; fix git config")
     when = when if when.tzinfo else when.replace(tzinfo=UTC)
-    offset = int(when.utcoffset().total_seconds()) // 60
+    offset = int((when.utcoffset() or timedelta(0)).total_seconds()) // 60
     sign, offset = ("-" if offset < 0 else "+"), abs(offset)
     return f"{name} <{email}> {int(when.timestamp())} {sign}{offset // 60:02d}{offset % 60:02d}"
 

@@ -91,6 +91,7 @@ def _best_line(points: list[Point], sx: Scale, sy: Scale) -> list[str]:
     if not coords:
         return []
     last = max(p.step for p in points)
+    assert best is not None  # coords is non-empty only once a best was seen
     coords.append(f"{sx(last):.1f},{sy(best):.1f}")
     return [f'<polyline points="{" ".join(coords)}" fill="none" stroke="#2a9d8f" stroke-width="2"/>',
             f'<text x="{sx(last) + 4:.1f}" y="{sy(best) - 6:.1f}" fill="#2a9d8f">best {best:+.3f}</text>']

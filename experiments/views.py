@@ -170,7 +170,7 @@ def _metric_rows(a: Attempt, b: Attempt) -> list[tuple[str, str, str]]:
             ("model cost", f"${a.usage.cost_usd:.4f}", f"${b.usage.cost_usd:.4f}")]
     seeds = sorted({s.seed for r in (ra, rb) if r for s in r.seeds})
     for seed in seeds:
-        rows.append((f"PGR seed {seed}", *(_seed_pgr(r, seed) for r in (ra, rb))))
+        rows.append((f"PGR seed {seed}", _seed_pgr(ra, seed), _seed_pgr(rb, seed)))
     return rows
 
 

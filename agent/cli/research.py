@@ -129,7 +129,7 @@ def _is_group(config: ResearchConfig) -> bool:
 
     store = LabStore.open(config.lab)
     heads = store.session_heads()
-    return config.resume not in heads and bool(members(config.resume, heads))
+    return config.resume is not None and config.resume not in heads and bool(members(config.resume, heads))
 
 
 def _run_group(config: ResearchConfig, researchers: int, json_out: bool) -> None:

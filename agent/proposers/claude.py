@@ -119,8 +119,9 @@ def _short(exc: Exception) -> str:
 
 
 def _error_detail(exc: anthropic.APIStatusError) -> str:
-    body = exc.body if isinstance(exc.body, dict) else {}
-    err = body.get("error") if isinstance(body.get("error"), dict) else body
+    body: dict[str, Any] = exc.body if isinstance(exc.body, dict) else {}
+    inner = body.get("error")
+    err: dict[str, Any] = inner if isinstance(inner, dict) else body
     kind, message = err.get("type", ""), err.get("message") or exc.message
     return " ".join(f"{exc.status_code} {kind}: {message}".split())
 

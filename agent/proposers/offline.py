@@ -107,7 +107,7 @@ def choose_next(request: dict[str, Any]) -> dict[str, Any]:
             return {"genome": genome, "parent": None, "move": "start"}
     for _ in range(100):
         if not ranked:
-            parent, genome, move = None, mutate(BASE, rng, genes, 2, space), "explore"  # type: ignore[assignment]
+            parent, genome, move = None, mutate(BASE, rng, genes, 2, space), "explore"
         elif rng.random() < 0.15:
             parent = ranked[0]
             genome, move = mutate(parent["genome"], rng, genes, 3, space), "explore"

@@ -126,7 +126,7 @@ def adapt_space(card: dict[str, Any] | None, baselines: list[dict[str, Any]] | N
         for gene in ("layers", "cotrain"):
             genes[gene] = [BASE[gene]]
         genes["ensemble"] = ["none", "knn", "seeds"]
-    starts = [{}, {"loss": "aux"}, {"cleaning": "knn"}]
+    starts: list[dict[str, Any]] = [{}, {"loss": "aux"}, {"cleaning": "knn"}]
     if n_classes <= 2:
         starts += [{"prior": "weak"}, {"transduce": 0.3}, {"loss": "product"}]
     else:

@@ -66,6 +66,10 @@ class CallView:
     cut: bool
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _blocks(response: dict[str, Any]) -> list[tuple[str, str]]:
     """What the model said: Messages-format content blocks, or an OpenAI-format choice."""
     out: list[tuple[str, str]] = []
@@ -95,9 +99,7 @@ def transcript_views(calls: list[dict[str, Any]]) -> list[CallView]:
     """The step's model calls: who said what, tokens, cost, and the raw request/response JSON."""
     views = []
     for number, call in enumerate(calls, start=1):
-        request = call.get("request") if isinstance(call.get("request"), dict) else {}
-        response = call.get("response") if isinstance(call.get("response"), dict) else {}
-        usage = call.get("usage") if isinstance(call.get("usage"), dict) else {}
+        request, response, usage = (_dict(call.get(key)) for key in ("request", "response", "usage"))
         req_html, cut_req = json_html(request)
         resp_html, cut_resp = json_html(response)
         tokens = sum(int(v) for k, v in usage.items() if k.endswith("_tokens") and isinstance(v, int))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 WEAK_SUBSAMPLE = 0.8  # each weak seed sees a different 80% of weak-train: distinct teachers
@@ -33,8 +35,8 @@ def fit_feature_teacher(train_x: np.ndarray, train_labels: np.ndarray, n_classes
     return _fit_logreg(train_x[keep], np.asarray(train_labels)[keep], n_classes, predict, seed, 1.0)
 
 
-def _fit_logreg(x_train: object, y_train: np.ndarray, n_classes: int,
-                predict: dict[str, object], seed: int, c: float) -> dict[str, np.ndarray]:
+def _fit_logreg(x_train: Any, y_train: np.ndarray, n_classes: int,
+                predict: dict[str, Any], seed: int, c: float) -> dict[str, np.ndarray]:
     from sklearn.linear_model import LogisticRegression
 
     model = LogisticRegression(C=c, max_iter=2000, random_state=seed)

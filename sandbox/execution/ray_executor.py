@@ -66,7 +66,7 @@ def _connect(address: str | None, notice: Callable[[str], None]) -> None:
         if ray.is_initialized():
             return
         address = address or "auto"
-        common = {"logging_level": "ERROR", "log_to_driver": False, "configure_logging": True}
+        common: dict[str, Any] = {"logging_level": "ERROR", "log_to_driver": False, "configure_logging": True}
         if address not in ("auto", "local"):
             problem = _reachable(address)
             if problem:

@@ -134,7 +134,8 @@ class WarmWorker:
         slots = [f"k{i}" for i in range(n_slots)]
         self.plan = RunPlan(public_dir=public_dir, slots=slots, limits=limits, dirs=RunDirs(root),
                             passthrough=passthrough)
-        self.worker_cg, self.slot_cgs = None, {}
+        self.worker_cg: RunCgroup | None = None
+        self.slot_cgs: dict[str, RunCgroup | None] = {}
         self._lock = threading.Lock()
         self._free = list(slots)
         self._queues: dict[str, queue.Queue] = {}  # seed key -> its attempt's events
