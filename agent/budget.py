@@ -30,7 +30,7 @@ class BudgetTracker:
     The clock runs only while the research runs: it starts with the proposer's first step
     (``start_clock``), not with the session's setup (task cache, teachers, ceilings, baselines:
     minutes on a new task, which would otherwise eat a short time budget before the first
-    attempt), and it stops for integrity checks (``off_the_clock``). Both are counted apart.
+    attempt), and it stops for confirmation and transfer checks (``off_the_clock``). Both are counted apart.
     """
 
     def __init__(self, budgets: Budgets, attempts: int = 0, cost_usd: float = 0.0,
@@ -41,7 +41,7 @@ class BudgetTracker:
         self.cost_usd = cost_usd
         self._elapsed_before = elapsed_s
         self._since: float | None = None  # when the clock last started; None while stopped
-        self.off_clock_s = 0.0  # integrity checks of this run (not charged)
+        self.off_clock_s = 0.0  # confirmation and transfer checks of this run (not charged)
         self.best_pgr: float | None = None
         self.stop_reason: str | None = None
         self.stop_ending: Ending = "budget"

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from agent.budget import BudgetTracker
 from agent.costs import cost_of
-from agent.integrity import TransferWatch
+from agent.confirmation import TransferWatch
 from agent.interrupts import graceful_interrupts
 from agent.novelty import Duplicate, NoveltyGate
 from agent.progress import Reporter

@@ -63,7 +63,7 @@ def run_research(config: ResearchConfig, reporter: Reporter | None = None,
     finally:
         reporter.close()
     if ending not in ("interrupted", "failed") and (config.run.confirm_top or config.run.transfer_task):
-        from agent.integrity import run_checks
+        from agent.confirmation import run_checks
 
         run_checks(ctx, config.run.confirm_top, config.run.confirm_seeds, config.run.transfer_task, reporter)
     if ending != "interrupted" and ctx.manifest.baselines_deferred:

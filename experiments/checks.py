@@ -1,4 +1,4 @@
-"""End-of-session integrity checks, stored on the session branch as ``state/checks.json``:
+"""End-of-session confirmation and transfer checks, stored on the session branch as ``state/checks.json``:
 a confirmation of the top ideas on fresh seeds, and a transfer of the best one to another task."""
 
 from __future__ import annotations

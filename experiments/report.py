@@ -122,7 +122,7 @@ def _facts(data: SessionData) -> list[tuple[str, str]]:
         ("direction", m.direction or "—"), ("parent session", m.parent_session or "—"),
         ("attempts", f"{len(data.rows)} ({ok} ok), {data.seed_runs} seed-runs"),
         ("time", f"{m.elapsed_s:.0f}s of research (what the time budget counts); setup {m.setup_s:.0f}s and "
-                 f"integrity checks {m.checks_s:.0f}s not charged"),
+                 f"confirmation and transfer checks {m.checks_s:.0f}s not charged"),
         ("model cost", f"${data.cost:.4f}, {data.totals.tokens:,} tokens"),
         ("budgets", ", ".join(f"{k}={v}" for k, v in m.run.budgets.model_dump(exclude_none=True).items()) or "—"),
         ("prompt versions", ", ".join(f"{k}@{v[:8]}" for k, v in m.prompt_versions.items()) or "—"),

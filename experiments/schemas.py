@@ -153,7 +153,7 @@ class SessionManifest(BaseModel):
                                               "(research only: what the time budget counts).")
     setup_s: float = Field(0.0, description="Seconds spent preparing (task cache, teachers, ceilings, baselines) "
                                             "over all its runs; not charged to the time budget.")
-    checks_s: float = Field(0.0, description="Seconds of integrity checks during the session (transfer checks of "
+    checks_s: float = Field(0.0, description="Seconds of confirmation and transfer checks during the session (transfer checks of "
                                              "new best ideas); not charged to the time budget.")
     baselines_deferred: bool = Field(
         False, description="The built-in baselines were not yet computed for the task cache and seeds when the "

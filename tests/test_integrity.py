@@ -54,7 +54,7 @@ def test_session_end_checks_on_fresh_seeds_and_a_second_task(tmp_path, small_cac
     from agent.budget import Budgets
     from agent.cli import app
     from agent.cli.common import console, run_app
-    from agent.integrity import top_attempts
+    from agent.confirmation import top_attempts
     from agent.research import run_research
     from agent.session_setup import ResearchConfig
     from experiments.checks import load_checks

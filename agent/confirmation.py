@@ -1,4 +1,4 @@
-"""Integrity checks, never charged to the session's budgets: each new best idea (by lower
+"""Confirmation and transfer checks, never charged to the session's budgets: each new best idea (by lower
 bound) is scored on a second task as soon as it leads (``TransferWatch``); at the end the top
 ideas are re-run on fresh seeds, and the final best on the second task if not done yet."""
 
