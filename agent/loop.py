@@ -14,8 +14,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from agent.budget import BudgetTracker
-from agent.costs import cost_of
 from agent.confirmation import TransferWatch
+from agent.costs import cost_of
 from agent.interrupts import graceful_interrupts
 from agent.novelty import Duplicate, NoveltyGate
 from agent.progress import Reporter
