@@ -4,9 +4,6 @@ ideas are re-run on fresh seeds, and the final best on the second task if not do
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 from agent.progress import Reporter
 from agent.racing import lower_bound
 from agent.session_setup import SessionContext
@@ -24,10 +21,7 @@ def top_attempts(attempts: list[Attempt], n: int) -> list[Attempt]:
 
 
 def _check(evaluator: Evaluator, attempt: Attempt, kind: str, seeds: list[int]) -> IdeaCheck:
-    with tempfile.TemporaryDirectory(prefix="aar-check-") as tmp:
-        path = Path(tmp) / "idea.py"
-        path.write_text(attempt.code, encoding="utf-8")
-        r = evaluator.evaluate(path, seeds, name=attempt.name, charge=False)
+    r = evaluator.evaluate_code(attempt.code, seeds, name=attempt.name, charge=False)
     return IdeaCheck(attempt_id=attempt.attempt_id, kind=kind, task=evaluator.card.name, seeds=seeds,
                      status=r.status, pgr=r.pgr.mean if r.pgr else None,
                      heldout_pgr=r.heldout_pgr.mean if r.heldout_pgr else None,

@@ -8,7 +8,6 @@ the replay is itself a session (proposer ``replay``, ``parent_session`` the orig
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,7 +23,6 @@ from experiments.schemas import (
     new_attempt_id,
     new_session_id,
     package_versions,
-    slug,
     utc_now,
 )
 from experiments.store import LabStore
@@ -150,13 +148,12 @@ def replay_session(store: LabStore, session_id: str, task: str | None = None, se
     manifest = _replay_manifest(source, target, cache.key, sizes, tolerance)
     store.create_session(manifest)
     rows = []
-    with tempfile.TemporaryDirectory(prefix="aar-replay-") as tmp:
-        for step, attempt in enumerate(attempts, start=1):
-            row = _replay_one(store, evaluator, manifest, attempt, step, replay_seeds(attempt, source, seeds),
-                              Path(tmp), tolerance if comparable else None)
-            rows.append(row)
-            if on_row:
-                on_row(row)
+    for step, attempt in enumerate(attempts, start=1):
+        row = _replay_one(store, evaluator, manifest, attempt, step, replay_seeds(attempt, source, seeds),
+                          tolerance if comparable else None)
+        rows.append(row)
+        if on_row:
+            on_row(row)
     report = ReplayReport(session_id=session_id, replay_session=manifest.session_id, task=target,
                           same_task=comparable, tolerance=tolerance, rows=rows)
     store.write_session_file(manifest.session_id, "replay.json", report.model_dump_json(indent=2))
@@ -165,16 +162,14 @@ def replay_session(store: LabStore, session_id: str, task: str | None = None, se
 
 
 def _replay_one(store: LabStore, evaluator: Evaluator, manifest: SessionManifest, attempt: Attempt, step: int,
-                seeds: list[int], tmp: Path, tolerance: float | None) -> ReplayRow:
+                seeds: list[int], tolerance: float | None) -> ReplayRow:
     recorded_pgr = attempt.result.pgr.mean if attempt.result and attempt.result.pgr else None
     row = ReplayRow(attempt_id=attempt.attempt_id, index=attempt.index, name=attempt.name, seeds=seeds,
                     recorded_status=attempt.status, replayed_status=None, recorded_pgr=recorded_pgr,
                     replayed_pgr=None, max_seed_diff=None, reproduced=None, replay_attempt=None)
     if not attempt.code.strip():
         return row.model_copy(update={"note": "no code was recorded"})
-    path = tmp / f"{step:04d}_{slug(attempt.name).replace('-', '_').replace('.', '_')}.py"
-    path.write_text(attempt.code, encoding="utf-8")
-    result: IdeaResult = evaluator.evaluate(path, seeds, name=attempt.name)
+    result: IdeaResult = evaluator.evaluate_code(attempt.code, seeds, name=attempt.name)
     worst, ok, note = compare(attempt.result, result, tolerance) if tolerance is not None else (None, None, "")
     replay = Attempt(
         attempt_id=new_attempt_id(), session_id=manifest.session_id, index=step, name=attempt.name,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -189,6 +190,14 @@ class Evaluator:
         result = self._aggregate(name or idea.stem, results, vanilla).model_copy(update={"runtime_s": wall_s})
         result.warnings = sorted({*result.warnings, *code_flags(idea.read_text(encoding="utf-8", errors="replace"))})
         return result
+
+    def evaluate_code(self, code: str, seeds: list[int], name: str, compare_vanilla: bool = True,
+                      charge: bool = True) -> IdeaResult:
+        """``evaluate`` for an idea given as source text (written to a private temp file first)."""
+        with tempfile.TemporaryDirectory(prefix="aar-idea-") as tmp:
+            path = Path(tmp) / "idea.py"
+            path.write_text(code, encoding="utf-8")
+            return self.evaluate(path, seeds, name=name, compare_vanilla=compare_vanilla, charge=charge)
 
     def extend(self, result: IdeaResult, idea: Path, seeds: list[int]) -> IdeaResult:
         """``result`` with ``seeds`` run and scored too (racing: a promising idea earns seeds)."""
