@@ -11,7 +11,7 @@ import torch
 
 def to_tensor(x: np.ndarray, dtype: type = np.float32) -> torch.Tensor:
     """A tensor over ``x`` as ``dtype`` (shares memory when ``x`` is writable and already that dtype)."""
-    array = np.asarray(x, dtype=dtype)
+    array: np.ndarray = np.asarray(x, dtype=dtype)
     if not array.flags.writeable:
         array = array.copy()
     return torch.from_numpy(array)

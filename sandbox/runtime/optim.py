@@ -52,8 +52,8 @@ class LeanAdamW:
         float32 tensor): the single-tensor path's operations, each applied to the whole list
         at once (torch's ``_foreach`` ops, one call per operation instead of one per tensor)."""
         lr, beta1, beta2 = self.lr, self.beta1, self.beta2
-        params = [self.params[i] for i in live]
-        grads = [param.grad for param in params]
+        params: list[torch.Tensor] = [self.params[i] for i in live]
+        grads = [param.grad for param in params if param.grad is not None]  # ``live``: params with a grad
         exp_avg = [self.exp_avg[i] for i in live]
         exp_avg_sq = [self.exp_avg_sq[i] for i in live]
         if self.weight_decay != 0:
