@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -76,8 +77,8 @@ class TransformerEncoder(Encoder):
 
     def __post_init__(self) -> None:
         self.name = self.label or self.model_ref
-        self._model = None
-        self._tokenizer = None
+        self._model: Any = None  # transformers' model and tokenizer, loaded on first use
+        self._tokenizer: Any = None
 
     def _load(self) -> None:
         if self._model is not None:
@@ -134,20 +135,21 @@ class TransformerEncoder(Encoder):
             out["final"] /= np.linalg.norm(out["final"], axis=1, keepdims=True) + 1e-12
         return out
 
-    def _pool_batch(self, enc: object, layers: list[int]) -> dict[str, np.ndarray]:
+    def _pool_batch(self, enc: Any, layers: list[int]) -> dict[str, np.ndarray]:
         import torch
 
         with torch.inference_mode():  # thread-local: entered in the worker thread
-            hidden = self._model(**enc, output_hidden_states=True).hidden_states  # type: ignore[arg-type]
-            mask = enc["attention_mask"].unsqueeze(-1).float()  # type: ignore[index]
+            hidden = self._model(**enc, output_hidden_states=True).hidden_states
+            mask = enc["attention_mask"].unsqueeze(-1).float()
             pooled = {f"layer_{i}": _mean_pool(hidden[i], mask) for i in layers}
             pooled["final"] = _mean_pool(hidden[-1], mask)
         return pooled
 
 
-def _mean_pool(hidden: object, mask: object) -> np.ndarray:
-    summed = (hidden * mask).sum(1)  # type: ignore[operator]
-    return (summed / mask.sum(1).clamp(min=1)).numpy()  # type: ignore[union-attr]
+def _mean_pool(hidden: Any, mask: Any) -> np.ndarray:
+    """Mean over the unmasked tokens (torch tensors: torch is imported by the caller only)."""
+    summed = (hidden * mask).sum(1)
+    return (summed / mask.sum(1).clamp(min=1)).numpy()
 
 
 @register_encoder("minilm-l6")
