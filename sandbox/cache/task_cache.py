@@ -34,7 +34,7 @@ from sandbox.cache.threads import single_threaded
 from sandbox.files import atomic_write, file_lock
 from sandbox.paths import cache_root
 from sandbox.results import FixedBaselines, Stat
-from sandbox.runtime.context import TaskCard
+from sandbox.runtime.context import TaskCard, weak_teacher_dir
 from sandbox.tasks.spec import LabeledData, TaskSpec
 
 CACHE_FORMAT = 3  # 2: secret test order and roles; 3: features, teachers, ceilings computed on one
@@ -261,10 +261,10 @@ def _add_weak_seed(cache: TaskCache, seed: int, per_seed: dict, gold_test: np.nd
     # a language-model teacher or a fine-tune ceiling is real training and keeps every thread.
     with nullcontext() if ft_cache.weak_is_lm(cache.spec) else single_threaded():
         probs = _teacher_probs(cache, seed, device)
-    seed_dir = _fresh_tmp(cache.public_dir / "weak" / f"seed_{seed}")
+    seed_dir = _fresh_tmp(weak_teacher_dir(cache.public_dir, seed))
     np.save(seed_dir / "unlabeled_soft.npy", probs["unlabeled"])
     np.save(seed_dir / "test_probs.npy", probs["test"])
-    final = cache.public_dir / "weak" / f"seed_{seed}"
+    final = weak_teacher_dir(cache.public_dir, seed)
     if final.exists():  # left by a build killed before this seed was on the card: nothing reads it
         shutil.rmtree(final)
     seed_dir.rename(final)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from sandbox.isolation.cgroups import strict_from_env
 from sandbox.isolation.devices import Passthrough
+from sandbox.runtime.context import weak_teacher_dir
 
 SANDBOX_SETUP_FAILED = 1  # bwrap's exit code when it cannot set the sandbox up
 ENV_ALLOW = ("PATH", "LANG", "LC_ALL", "TZ", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
@@ -204,11 +205,6 @@ def set_rlimits(limits: Limits, runtime_bytes: int = 0) -> None:
 def child_rlimits(limits: Limits) -> dict[str, int]:
     return {"RLIMIT_AS": limits.memory_bytes, "RLIMIT_FSIZE": limits.file_bytes,
             "RLIMIT_NOFILE": limits.open_files, "RLIMIT_CORE": 0, "RLIMIT_CPU": cpu_seconds(limits)}
-
-
-def weak_teacher_dir(public_dir: Path, weak_seed: int) -> Path:
-    """Where the public cache keeps one seed's weak-teacher files."""
-    return public_dir / "weak" / f"seed_{weak_seed}"
 
 
 def copy_weak_teacher(public_dir: Path, weak_seed: int, dest: Path, uid: int | None = None) -> None:

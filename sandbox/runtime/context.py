@@ -21,6 +21,12 @@ if TYPE_CHECKING:
 MAX_DIAGNOSTICS = 64
 
 
+def weak_teacher_dir(public_dir: Path, weak_seed: int) -> Path:
+    """Where the public cache keeps one seed's weak-teacher files (the one definition of that
+    layout: the cache writes there, the host copies from there, an idea's context reads there)."""
+    return public_dir / "weak" / f"seed_{weak_seed}"
+
+
 class TaskCard(BaseModel):
     """What an idea (and the proposer) may know about a task. Persisted as ``card.json``."""
 
@@ -111,7 +117,7 @@ class IdeaContext:
 
     def _weak(self, name: str) -> np.ndarray:
         seed = self.seed if self.weak_seed is None else self.weak_seed
-        path = (self.weak_dir or self.public_dir / "weak" / f"seed_{seed}") / name
+        path = (self.weak_dir or weak_teacher_dir(self.public_dir, seed)) / name
         return _readonly(np.load(path, allow_pickle=False))
 
     @property

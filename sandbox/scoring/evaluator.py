@@ -27,6 +27,7 @@ from sandbox.isolation.base import DEFAULT_ISOLATION, SEED_TIME_S, Isolation, Li
 from sandbox.isolation.devices import host_gpus, resolve_device, run_passthrough
 from sandbox.isolation.registry import get_isolation
 from sandbox.results import IdeaResult, PairedDiff, SeedResult
+from sandbox.runtime.context import weak_teacher_dir
 from sandbox.scoring.flags import code_flags, result_flags
 from sandbox.scoring.t_stats import scipy_stats, t_half_width, t_test_p_value
 
@@ -234,7 +235,7 @@ class Evaluator:
         dev_acc = float(correct[self._roles == 0].mean())
         ho_acc = float(correct[self._roles == 1].mean())
         b = self.baselines
-        weak_test = np.load(self.cache.public_dir / "weak" / f"seed_{seed}" / "test_probs.npy")
+        weak_test = np.load(weak_teacher_dir(self.cache.public_dir, seed) / "test_probs.npy")
         return base.model_copy(update={
             "dev_acc": dev_acc, "heldout_acc": ho_acc,
             "pgr": _gap_fraction(dev_acc, b.weak_dev.mean, b.ceiling_dev.mean),
