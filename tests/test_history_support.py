@@ -17,11 +17,13 @@ def run(ctx):
 '''
 
 
-def manifest(session_id: str, task: str = "wordnet-10", proposer: str = "offline") -> SessionManifest:
+def manifest(session_id: str, task: str = "wordnet-10", proposer: str = "offline",
+             created_at: str | None = None) -> SessionManifest:
     return SessionManifest(
         session_id=session_id, task=task, cache_key="k" * 16, proposer=proposer, model=None,
         prompt_versions={"system": "abc123"}, seeds=[0, 1, 2], package_versions={"aar": "0.1.0"},
-        direction="be bold", budgets={"max_attempts": 10, "split_sizes": "200,600,200,200"}, created_at=utc_now())
+        direction="be bold", budgets={"max_attempts": 10, "split_sizes": "200,600,200,200"},
+        created_at=created_at or utc_now())
 
 
 def result(name: str, pgrs: list[float], task: str = "wordnet-10", status: str = "ok") -> IdeaResult:

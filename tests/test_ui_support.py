@@ -20,7 +20,9 @@ def small_lab(path: Path) -> tuple[LabStore, dict[str, Attempt]]:
     """Session RUNNING (wordnet-10, still running): 7 attempts, one error, one with a warning,
     parent links and a model transcript; session FINISHED (sst2): 2 attempts."""
     store = LabStore.open(path)
-    store.create_session(manifest(RUNNING))
+    # Fixed start times, newest first as the sessions list orders them: two sessions made within
+    # the same second would otherwise tie, and a slow machine splits the tie the other way.
+    store.create_session(manifest(RUNNING, created_at="2026-01-03T12:00:00+00:00"))
     made: dict[str, Attempt] = {}
     pgrs = [0.30, 0.45, None, 0.52, -0.10, 0.61, 0.40]
     parent = None
@@ -36,7 +38,7 @@ def small_lab(path: Path) -> tuple[LabStore, dict[str, Attempt]]:
         store.record_attempt(a)
         made[a.attempt_id] = a
         parent = a.attempt_id
-    store.create_session(manifest(FINISHED, task="sst2"))
+    store.create_session(manifest(FINISHED, task="sst2", created_at="2026-01-02T09:00:00+00:00"))
     for i in (1, 2):
         a = attempt(FINISHED, i, name=f"sst idea {i}", pgr=0.2 * i, attempt_id=f"sst{i:04d}bbbb", task="sst2")
         store.record_attempt(a)
