@@ -155,3 +155,16 @@ def test_chat_models_read_the_reference_prompt_as_a_user_turn():
                                                      add_generation_prompt=True)
     assert rendered.endswith(f"<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n")
     assert label_prefix(_spec(True)) == ""  # the answer turn starts with the label word itself
+
+
+def test_the_qwen_reference_preset_reads_this_layout(tmp_path):
+    folder = tmp_path / "chat"
+    shutil.copytree(PREF, folder)
+    (folder / "task.json").write_text(json.dumps({"preset": "qwen-reference"}))
+    spec = get_task(str(folder))
+    assert (spec.kind, spec.template, spec.cue, spec.fixed_seeds) == ("finetune", "reference", "\nLabel:", 16)
+    assert ft_cache.uses_chat_template(spec, spec.weak_model) is True
+    assert ft_cache.uses_chat_template(spec, spec.strong_model) is None
+    data = spec.load()
+    assert data.role_counts() == {"weak_train": 100, "unlabeled": 400, "test": 300}
+    assert data.texts[0].startswith("Question: Is this a person")

@@ -208,7 +208,9 @@ def _split(data: LabeledData, spec: TaskSpec, secret: bytes) -> tuple[dict[str, 
     if data.roles is not None:
         groups = data.groups or [""] * len(labels)
         splits = role_splits(data.roles, groups, spec.sizes, spec.split_seed)
-        return splits, *secret_group_layout(splits["test"], groups, spec.sizes.dev, secret)
+        if any(groups):
+            return splits, *secret_group_layout(splits["test"], groups, spec.sizes.dev, secret)
+        return splits, *secret_test_layout(splits["test"], labels, spec.sizes.dev, secret)  # class-balanced
     splits = make_splits(labels, len(data.classes), spec.sizes, spec.split_seed)
     return splits, *secret_test_layout(np.concatenate([splits["dev"], splits["heldout"]]), labels,
                                        len(splits["dev"]), secret)
