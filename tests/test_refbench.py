@@ -16,7 +16,7 @@ import pytest
 from sandbox.cache import finetune as ft_cache
 from sandbox.cache.task_cache import open_cache
 from sandbox.errors import HarnessError
-from sandbox.runtime.context import IdeaContext
+from sandbox.runtime.context import IdeaContext, weak_teacher_dir
 from sandbox.runtime.student_spec import StudentSpec
 from sandbox.runtime.templates import is_chat_model, label_prefix, student_input
 from sandbox.tasks import SplitSizes, get_task
@@ -63,7 +63,7 @@ def test_split_files_keep_their_roles_groups_and_given_soft_labels(tmp_path):
     card = cache.card()
     assert len(card.weak_seeds) == 16  # the reference's count of fixed-baseline seeds
     for seed in (0, 15):
-        weak = public / "weak" / f"seed_{seed}"
+        weak = weak_teacher_dir(public, seed)
         np.testing.assert_allclose(np.load(weak / "unlabeled_soft.npy"),
                                    [soft_of[t] for t in texts["unlabeled"]], atol=1e-4)
         np.testing.assert_allclose(np.load(weak / "test_probs.npy"), [soft_of[t] for t in texts["test"]], atol=1e-4)
