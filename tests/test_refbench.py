@@ -168,3 +168,19 @@ def test_the_qwen_reference_preset_reads_this_layout(tmp_path):
     data = spec.load()
     assert data.role_counts() == {"weak_train": 100, "unlabeled": 400, "test": 300}
     assert data.texts[0].startswith("Question: Is this a person")
+
+
+def test_a_weak_labels_file_beside_the_rows_is_the_teacher(tmp_path):
+    folder = tmp_path / "sidecar"
+    shutil.copytree(BINARY, folder)
+    for name in ("train_unlabel", "test"):
+        rows = _rows(folder / f"{name}.jsonl")
+        (folder / f"{name}.weak_labels.jsonl").write_text("".join(json.dumps({"soft_label": r.pop("soft_label")}) + "\n"
+                                                                  for r in rows))
+        (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert load_jsonl_directory(folder).soft == load_jsonl_directory(BINARY).soft
+    lines = (folder / "test.weak_labels.jsonl").read_text().splitlines()
+    (folder / "test.weak_labels.jsonl").write_text("\n".join(lines[:-1]) + "\n")
+    with pytest.raises(HarnessError, match=rf"^test.weak_labels.jsonl: {len(lines) - 1} weak labels for the "
+                                           rf"{len(lines)} rows of test.jsonl; give one line per row"):
+        load_jsonl_directory(folder)

@@ -12,8 +12,8 @@ An optional ``task.json`` names the models and the kind: ``{"name", "kind", "wea
 ``"preset": "qwen-reference"`` fills in the reference benchmark's models). Models are registered names, ``tfidf`` (weak only),
 a local model directory, or ``hf:<id>`` (downloaded beforehand). All rows are pooled and split anew,
 unless the directory holds the reference benchmark's split files (``train_label.jsonl``,
-``train_unlabel.jsonl``, ``test.jsonl``): then each file keeps its role, ``soft_label`` rows are the
-weak teacher's output, and other keys (``consistency_id``, ``subset``, ...) are kept for ideas.
+``train_unlabel.jsonl``, ``test.jsonl``): then each file keeps its role, ``soft_label`` rows (or a
+``<file>.weak_labels.jsonl`` beside a file, one line per row) are the weak teacher's output, and other keys (``consistency_id``, ``subset``, ...) are kept for ideas.
 ``"template"`` picks how causal-LM students read rows (``"cue"``: text + cue; ``"reference"``: the
 reference benchmark's prompts, the default for split files); ``"fixed_seeds"`` how many weak teachers
 and ceilings the fixed baselines average (16 for split files, as the reference).
@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from sandbox.errors import HarnessError
-from sandbox.tasks.hf_data import directory_rows, file_rows, hub_rows
+from sandbox.tasks.hf_data import checked_lines, directory_rows, file_rows, hub_rows
 from sandbox.tasks.models import apply_preset
 from sandbox.tasks.spec import TASK_KEY_SEPARATOR, TASK_KINDS, LabeledData, TaskSpec
 
@@ -177,7 +177,13 @@ def split_file_rows(directory: Path, template: str = "reference") -> LabeledData
     seen = _Rows(str(directory), template)
     roles: list[str] = []
     for name, role in SPLIT_FILES.items():
-        for where, row in file_rows(directory / name):
+        rows = list(file_rows(directory / name))
+        for (where, row), soft in zip(rows, _weak_labels_file(directory / name, len(rows)), strict=True):
+            if soft is not None:
+                if "soft_label" in row:
+                    raise HarnessError(f"{where}: a soft_label in the row and in {weak_labels_path(directory / name).name}; "
+                                       "give each row's weak label in one place")
+                row["soft_label"] = soft
             seen.add(where, row)
             roles.append(role)
     classes = seen.classes()
@@ -190,6 +196,24 @@ def split_file_rows(directory: Path, template: str = "reference") -> LabeledData
         soft=_given_soft_labels(seen, roles, len(classes)),
         extras=[{k: v for k, v in row.items() if k not in hidden} for row in seen.rows],
     )
+
+
+def weak_labels_path(rows_file: Path) -> Path:
+    """The weak-labels file beside a split file: ``test.jsonl`` -> ``test.weak_labels.jsonl``."""
+    return rows_file.with_name(f"{rows_file.stem}.weak_labels.jsonl")
+
+
+def _weak_labels_file(rows_file: Path, n_rows: int) -> list[object]:
+    """The teacher's soft labels of a split file's rows from the weak-labels file beside it, one
+    line per row in the same order (``{"soft_label": [...]}`` or a bare list), or Nones."""
+    path = weak_labels_path(rows_file)
+    if not path.is_file():
+        return [None] * n_rows
+    lines = checked_lines(path, objects_only=False)
+    if len(lines) != n_rows:
+        raise HarnessError(f"{path.name}: {len(lines)} weak labels for the {n_rows} rows of {rows_file.name}; "
+                           "give one line per row, in the same order")
+    return [row.get("soft_label") if isinstance(row, dict) else row for _, row in lines]
 
 
 def _given_soft_labels(seen: _Rows, roles: list[str], n_classes: int) -> list[list[float] | None] | None:

@@ -25,7 +25,7 @@ MAX_ROW_BYTES = 1 << 20  # 1 MiB a line: inputs past max_len tokens are never re
 # once took a 6-minute, 11 GB build before anything said so
 
 
-def checked_lines(path: Path) -> list[tuple[int, dict]]:
+def checked_lines(path: Path, objects_only: bool = True) -> list[tuple[int, dict]]:
     """(line number, row) of every non-blank line, read as written (Arrow would coerce a mixed-type
     column: ``1`` and ``"1"`` become one JSON type, ints become floats); a one-line HarnessError
     naming the file and line of the first row that is too long, not UTF-8, not JSON or not an
@@ -48,7 +48,7 @@ def checked_lines(path: Path) -> list[tuple[int, dict]]:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise HarnessError(f"{path.name}:{n}: not valid JSON ({exc.msg}); fix or remove the line") from exc
-            if not isinstance(row, dict):
+            if objects_only and not isinstance(row, dict):
                 raise HarnessError(f"{path.name}:{n}: each line must be a JSON object")
             rows.append((n, row))
     if not rows:
