@@ -11,6 +11,7 @@ import numpy as np
 
 from sandbox.cache.encoders import intermediate_layers
 from sandbox.runtime.student_spec import LoraSpec, StudentSpec
+from sandbox.runtime.templates import is_chat_model
 from sandbox.tasks.models import (
     cached_file_hash as _cached_file_hash,
 )
@@ -27,7 +28,17 @@ CEILING_RECIPE_FT = ("finetune with the vanilla recipe (VANILLA_FT; all weights 
 def student_spec(spec: TaskSpec, classes: list[str]) -> StudentSpec:
     student = resolve_student(spec.strong_model, classes, label_words=list(spec.label_words or []) or None,
                               cue=spec.cue, max_len=spec.max_len)
-    return student.model_copy(update={"vanilla_lora": LoraSpec(**spec.lora) if spec.lora else None})
+    return student.model_copy(update={"vanilla_lora": LoraSpec(**spec.lora) if spec.lora else None,
+                                      "chat_template": uses_chat_template(spec, spec.strong_model)})
+
+
+def uses_chat_template(spec: TaskSpec, ref: str) -> bool | None:
+    """Whether model ``ref`` of this task reads inputs through its chat template: as task.json
+    says, else under the reference template for chat models only (as the reference does);
+    None (plain text, and no change to the cache key) otherwise."""
+    if spec.chat_template is not None:
+        return spec.chat_template
+    return True if spec.template == "reference" and is_chat_model(ref) else None
 
 
 def student_fingerprint(student: StudentSpec) -> str:
@@ -96,8 +107,9 @@ def weak_is_lm(spec: TaskSpec) -> bool:
 
 
 def weak_spec(spec: TaskSpec, classes: list[str]) -> StudentSpec:
-    return resolve_student(spec.weak_model, classes, label_words=list(spec.label_words or []) or None,
+    weak = resolve_student(spec.weak_model, classes, label_words=list(spec.label_words or []) or None,
                            cue=spec.cue, max_len=spec.max_len)
+    return weak.model_copy(update={"chat_template": uses_chat_template(spec, spec.weak_model)})
 
 
 def weak_lm_probs(spec: TaskSpec, classes: list[str], train_texts: list[str], gold: np.ndarray,

@@ -46,6 +46,75 @@ def make_splits(labels: np.ndarray, n_classes: int, sizes: SplitSizes, seed: int
     return out
 
 
+def role_splits(roles: list[str], groups: list[str], sizes: SplitSizes, seed: int) -> dict[str, np.ndarray]:
+    """Indices per split of a split-file task: ``weak_train`` from train_label, ``unlabeled`` from
+    train_unlabel, ``test`` (dev + held-out, divided later by the secret) from test only. Where
+    the sizes ask for fewer rows than a file holds, a seeded sample of it; test rows are taken by
+    whole ``consistency_id`` groups, so a group is never split by sampling."""
+    rng = np.random.default_rng(seed)
+    roles_arr = np.asarray(roles)
+    want = {"weak_train": sizes.weak_train, "unlabeled": sizes.unlabeled, "test": sizes.dev + sizes.heldout}
+    out: dict[str, np.ndarray] = {}
+    for role, n in want.items():
+        idx = np.flatnonzero(roles_arr == role)
+        if role == "test":
+            out[role] = np.sort(_whole_groups(idx, groups, n, rng))
+        else:
+            out[role] = np.sort(rng.permutation(idx)[:n])
+    return out
+
+
+def _whole_groups(idx: np.ndarray, groups: list[str], n: int, rng: np.random.Generator) -> np.ndarray:
+    """About ``n`` of ``idx`` (at most n unless one group alone is larger), whole groups at a
+    time in a random order; rows without a group ("") are groups of one."""
+    members = _group_members(idx, groups)
+    chosen: list[int] = []
+    for g in rng.permutation(len(members)):
+        if chosen and len(chosen) + len(members[g]) > n:
+            continue
+        chosen += members[g]
+        if len(chosen) >= n:
+            break
+    return np.asarray(chosen, dtype=np.int64)
+
+
+def _group_members(idx: np.ndarray, groups: list[str]) -> list[list[int]]:
+    """``idx`` as lists of indices sharing a non-empty group (in first-seen order)."""
+    by_group: dict[str, list[int]] = {}
+    members: list[list[int]] = []
+    for i in idx.tolist():
+        key = groups[i]
+        if not key:
+            members.append([i])
+        elif key in by_group:
+            by_group[key].append(i)
+        else:
+            by_group[key] = [i]
+            members.append(by_group[key])
+    return members
+
+
+def secret_group_layout(test_idx: np.ndarray, groups: list[str], n_dev: int,
+                        secret: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`secret_test_layout` for test rows in ``consistency_id`` groups: whole groups go to
+    dev (in an order only ``secret`` gives) until it holds about ``n_dev`` rows, the rest are
+    held out, so no group straddles the dev/held-out line."""
+    rng = secret_rng(secret)
+    test_idx = np.asarray(test_idx)
+    members = _group_members(np.arange(len(test_idx)), [groups[i] for i in test_idx])
+    roles = np.ones(len(test_idx), dtype=np.int8)
+    n_in_dev = 0
+    for g in rng.permutation(len(members)):
+        if n_in_dev >= n_dev:
+            break
+        if n_in_dev and n_in_dev + len(members[g]) > n_dev:
+            continue
+        roles[members[g]] = 0
+        n_in_dev += len(members[g])
+    order = rng.permutation(len(test_idx))
+    return test_idx[order], roles[order]
+
+
 def secret_rng(secret: bytes) -> np.random.Generator:
     """A generator seeded by the cache's private secret (never by a public constant)."""
     return np.random.default_rng(int.from_bytes(secret, "big"))

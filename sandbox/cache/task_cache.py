@@ -3,12 +3,14 @@
 Two stores per task key, so the sandbox can mount the public one alone:
 
 ``<root>/public/<task>-<key>/``  card.json, texts.json, features/<split>__<layer>.npy,
-                                 weak/seed_<s>/{unlabeled_soft,test_probs}.npy
+                                 weak/seed_<s>/{unlabeled_soft,test_probs}.npy,
+                                 row_extras.json (split-file tasks: each row's other keys)
 ``<root>/private/<task>-<key>/`` gold labels of every split, which test rows are dev or
                                  held-out, weak-train texts, weak features, baselines.json,
                                  split_secret (random bytes made with the cache: the test order
                                  and the dev/held-out roles follow from it, never from public
-                                 constants)
+                                 constants), given_soft_{unlabeled,test}.npy (split-file tasks
+                                 whose rows carry the teacher's soft_label: every weak seed's labels)
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import numpy as np
 from sandbox.cache import finetune as ft_cache
 from sandbox.cache.encoders import get_encoder
 from sandbox.cache.progress import progress_bar
-from sandbox.cache.splits import make_splits, secret_test_layout
+from sandbox.cache.splits import make_splits, role_splits, secret_group_layout, secret_test_layout
 from sandbox.cache.teachers import WEAK_CONFIG, fit_feature_teacher, fit_tfidf_teacher
 from sandbox.cache.threads import single_threaded
 from sandbox.files import atomic_write, file_lock
@@ -51,7 +53,9 @@ def stat(values: list[float]) -> Stat:
 
 
 def cache_key(spec: TaskSpec, data: LabeledData) -> str:
-    if ft_cache.weak_is_lm(spec):
+    if data.soft is not None:  # the teacher's output came with the rows (in the data hash)
+        weak = "given soft_label"
+    elif ft_cache.weak_is_lm(spec):
         weak = ft_cache.student_fingerprint(ft_cache.weak_spec(spec, data.classes))
     else:
         weak = "tfidf" if spec.weak_model == "tfidf" else get_encoder(spec.weak_model).fingerprint()
@@ -131,8 +135,9 @@ def open_cache(spec: TaskSpec, n_weak_seeds: int = DEFAULT_WEAK_SEEDS, show_prog
     ``device`` is where fine-tune tasks train their gold ceilings (not part of the key)."""
     cache, data = locate_cache(spec, root)
     root = cache.root
-    # Fine-tune ceilings cost a training run per seed: build only the seeds asked for.
-    n_weak_seeds = max(n_weak_seeds, DEFAULT_WEAK_SEEDS if spec.kind == "features" else 1)
+    # Fine-tune ceilings cost a training run per seed: build only the seeds asked for, unless the
+    # task fixes how many its baselines average (split-file tasks: the reference's 16).
+    n_weak_seeds = max(n_weak_seeds, spec.fixed_seeds or (DEFAULT_WEAK_SEEDS if spec.kind == "features" else 1))
     if cache.exists() and len(cache.card().weak_seeds) >= n_weak_seeds:
         return cache
     with file_lock(root / "locks" / f"{cache.key}.lock"):
@@ -146,14 +151,13 @@ def open_cache(spec: TaskSpec, n_weak_seeds: int = DEFAULT_WEAK_SEEDS, show_prog
 def _build(cache: TaskCache, data: LabeledData, show_progress: bool, device: str = "auto") -> None:
     spec, started = cache.spec, time.monotonic()
     labels = np.asarray(data.labels)
-    splits = make_splits(labels, len(data.classes), spec.sizes, spec.split_seed)
     secret = secrets.token_bytes(32)
-    test_idx, roles = secret_test_layout(np.concatenate([splits["dev"], splits["heldout"]]), labels,
-                                         len(splits["dev"]), secret)
+    splits, test_idx, roles = _split(data, spec, secret)
     text_of = lambda idx: [data.texts[i] for i in idx]  # noqa: E731
     public, private = (_fresh_tmp(d) for d in (cache.public_dir, cache.private_dir))
     (private / SECRET_NAME).write_bytes(secret)
     (private / SECRET_NAME).chmod(0o600)
+    _write_split_file_parts(data, splits["unlabeled"], test_idx, public, private)
 
     (private / "weak_train_texts.json").write_text(json.dumps(text_of(splits["weak_train"])))
     for name, idx in (("weak_train", splits["weak_train"]), ("unlabeled", splits["unlabeled"]), ("test", test_idx)):
@@ -174,7 +178,7 @@ def _build(cache: TaskCache, data: LabeledData, show_progress: bool, device: str
     for layer, array in feats.items():
         np.save(public / "features" / f"unlabeled__{layer}.npy", array[:n_unl])
         np.save(public / "features" / f"test__{layer}.npy", array[n_unl:])
-    if spec.weak_model != "tfidf" and not ft_cache.weak_is_lm(spec):
+    if data.soft is None and spec.weak_model != "tfidf" and not ft_cache.weak_is_lm(spec):
         weak_enc = get_encoder(spec.weak_model)
         all_texts = text_of(splits["weak_train"]) + texts
         with progress_bar(f"{spec.name}: weak features ({weak_enc.name})", len(all_texts), show_progress) as advance:
@@ -185,14 +189,43 @@ def _build(cache: TaskCache, data: LabeledData, show_progress: bool, device: str
         n_test=len(test_idx), weak_model=spec.weak_model, strong_model=spec.strong_model,
         layers=list(feats), feature_dim=int(feats["final"].shape[1]), weak_seeds=[], cache_key=cache.key,
         kind=spec.kind, student=student,
+        row_keys=sorted({k for row in data.extras or [] for k in row}),
     )
     (public / "card.json").write_text(card.model_dump_json(indent=2))
     (private / "build.json").write_text(json.dumps({
-        "build_seconds": time.monotonic() - started, "source": spec.source, "sizes": spec.sizes.text()}))
+        "build_seconds": time.monotonic() - started, "source": spec.source, "sizes": spec.sizes.text(),
+        "weak_labels": "given soft_label" if data.soft is not None else "trained teachers"}))
     for tmp, final in ((private, cache.private_dir), (public, cache.public_dir)):
         if final.exists():
             shutil.rmtree(final)
         tmp.rename(final)
+
+
+def _split(data: LabeledData, spec: TaskSpec, secret: bytes) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """(indices per split, test indices in the secret order, their roles 0 dev / 1 held-out).
+    Split-file tasks keep each file's role and divide only test, by whole consistency_id groups."""
+    labels = np.asarray(data.labels)
+    if data.roles is not None:
+        groups = data.groups or [""] * len(labels)
+        splits = role_splits(data.roles, groups, spec.sizes, spec.split_seed)
+        if any(groups):
+            return splits, *secret_group_layout(splits["test"], groups, spec.sizes.dev, secret)
+        return splits, *secret_test_layout(splits["test"], labels, spec.sizes.dev, secret)  # class-balanced
+    splits = make_splits(labels, len(data.classes), spec.sizes, spec.split_seed)
+    return splits, *secret_test_layout(np.concatenate([splits["dev"], splits["heldout"]]), labels,
+                                       len(splits["dev"]), secret)
+
+
+def _write_split_file_parts(data: LabeledData, unlabeled: np.ndarray, test_idx: np.ndarray,
+                            public: Path, private: Path) -> None:
+    """Split-file tasks: the rows' other keys (public, for ideas; never a label) and the given
+    soft labels (private; each weak seed's public labels are copied from them)."""
+    if data.extras is not None:
+        (public / "row_extras.json").write_text(json.dumps(
+            {"unlabeled": [data.extras[i] for i in unlabeled], "test": [data.extras[i] for i in test_idx]}))
+    if data.soft is not None:
+        for name, idx in (("unlabeled", unlabeled), ("test", test_idx)):
+            np.save(private / f"given_soft_{name}.npy", np.asarray([data.soft[i] for i in idx], np.float32))
 
 
 def _fresh_tmp(final: Path) -> Path:
@@ -205,6 +238,8 @@ def _fresh_tmp(final: Path) -> Path:
 
 def _teacher_probs(cache: TaskCache, seed: int, device: str = "auto") -> dict[str, np.ndarray]:
     private, public = cache.private_dir, cache.public_dir
+    if (private / "given_soft_test.npy").is_file():  # the teacher's cached output, used as is
+        return {name: np.load(private / f"given_soft_{name}.npy") for name in ("unlabeled", "test")}
     gold = np.load(private / "gold_weak_train.npy")
     n_classes = len(cache.card().classes)
     if cache.spec.weak_model == "tfidf" or ft_cache.weak_is_lm(cache.spec):
@@ -259,7 +294,8 @@ def _add_weak_seed(cache: TaskCache, seed: int, per_seed: dict, gold_test: np.nd
     """One seed's weak teacher (public) and its fixed baselines (private)."""
     # Logistic regressions and linear heads are small: one thread each (sandbox/cache/threads.py);
     # a language-model teacher or a fine-tune ceiling is real training and keeps every thread.
-    with nullcontext() if ft_cache.weak_is_lm(cache.spec) else single_threaded():
+    given = (cache.private_dir / "given_soft_test.npy").is_file()
+    with nullcontext() if not given and ft_cache.weak_is_lm(cache.spec) else single_threaded():
         probs = _teacher_probs(cache, seed, device)
     seed_dir = _fresh_tmp(weak_teacher_dir(cache.public_dir, seed))
     np.save(seed_dir / "unlabeled_soft.npy", probs["unlabeled"])

@@ -46,6 +46,9 @@ class TaskCard(BaseModel):
         "model itself is trained (ctx.student()).")
     student: StudentSpec | None = Field(
         None, description="finetune tasks: how the strong model loads as a trainable student.")
+    row_keys: list[str] = Field(
+        default_factory=list, description="Split-file tasks: the rows' other keys (consistency_id, subset, "
+        "...), read with ctx.row_extras(split).")
 
 
 class JobSpec(BaseModel):
@@ -114,6 +117,17 @@ class IdeaContext:
     @property
     def test_texts(self) -> list[str]:
         return list(self._load_texts()["test"])
+
+    def row_extras(self, split: str) -> list[dict[str, Any]]:
+        """Each row's keys beyond its schema (card.row_keys; e.g. ``consistency_id``), in the order
+        of ``unlabeled_texts`` or ``test_texts``; empty dicts where the task has none."""
+        if split not in ("unlabeled", "test"):
+            raise ValueError(f"split must be 'unlabeled' or 'test', not {split!r}")
+        path = self.public_dir / "row_extras.json"
+        if not path.is_file():
+            n = self.card.n_unlabeled if split == "unlabeled" else self.card.n_test
+            return [{} for _ in range(n)]
+        return json.loads(path.read_text())[split]
 
     def _weak(self, name: str) -> np.ndarray:
         seed = self.seed if self.weak_seed is None else self.weak_seed

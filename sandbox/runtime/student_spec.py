@@ -30,5 +30,8 @@ class StudentSpec(BaseModel):
         default_factory=list, description="Causal LMs: one word per class, scored as the next token.")
     cue: str = Field("\nAnswer:", description="Causal LMs: text appended to every input before scoring.")
     max_len: int = Field(128, description="Default maximum tokens per input.")
+    chat_template: bool | None = Field(
+        None, description="Causal LMs: wrap text + cue as a user turn of the model's chat template "
+        "(the reference benchmark does for chat models); None or False: plain text.")
     vanilla_lora: LoraSpec | None = Field(
         None, description="The adapter the vanilla recipe (and so the ceiling) trains; None: all weights.")

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from sandbox.runtime.student_spec import LoraSpec, StudentSpec
+from sandbox.runtime.templates import label_prefix, student_input
 
 
 class MeanPoolClassifier(nn.Module):
@@ -66,7 +67,7 @@ class Student:
 
     def encode(self, texts: list[str], max_len: int | None = None) -> dict[str, torch.Tensor]:
         if self.spec.family == "causal":
-            texts = [t + self.spec.cue for t in texts]
+            texts = [student_input(t, self.spec, self.tokenizer) for t in texts]
         enc = self.tokenizer(list(texts), padding=True, truncation=True,
                              max_length=max_len or self.spec.max_len, return_tensors="pt")
         return {k: v.to(self.device) for k, v in enc.items()}
@@ -95,11 +96,11 @@ def pick_device(requested: str = "auto") -> torch.device:
     return torch.device(requested)
 
 
-def label_token_ids(tokenizer: Any, words: list[str]) -> list[int]:
-    """The first token of ' word' for each label word; they must differ from each other."""
+def label_token_ids(tokenizer: Any, words: list[str], prefix: str = " ") -> list[int]:
+    """The first token of ' word' (``prefix`` + word) for each label word; they must differ."""
     ids = []
     for word in words:
-        pieces = tokenizer.encode(" " + word.strip(), add_special_tokens=False)
+        pieces = tokenizer.encode(prefix + word.strip(), add_special_tokens=False)
         if not pieces:
             raise ValueError(f"label word {word!r} has no tokens")
         ids.append(pieces[0])
@@ -155,7 +156,7 @@ def load_student(spec: StudentSpec, n_classes: int, *, lora: LoraSpec | dict | N
     if lora_spec is not None:
         model = _with_lora(model, lora_spec, spec.family)
     model.to(dev)
-    label_ids = label_token_ids(tokenizer, spec.label_words) if spec.family == "causal" else None
+    label_ids = label_token_ids(tokenizer, spec.label_words, label_prefix(spec)) if spec.family == "causal" else None
     if label_ids is not None and len(label_ids) != n_classes:
         raise ValueError(f"{len(label_ids)} label words for {n_classes} classes")
     return Student(model=model, tokenizer=tokenizer, spec=spec, n_classes=n_classes, device=dev,

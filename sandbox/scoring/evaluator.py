@@ -147,12 +147,15 @@ class Evaluator:
         self.vanilla_idea = baseline_path(vanilla_name(self.card.kind))
         self.baselines = cache.baselines()
         b = self.baselines
-        gap = min(b.ceiling_dev.mean - b.weak_dev.mean, b.ceiling_heldout.mean - b.weak_heldout.mean)
-        if require_gap and gap <= 0:
+        # The split with the smaller gap decides, and the message names that split's numbers.
+        part, weak, ceiling = min(("dev", b.weak_dev.mean, b.ceiling_dev.mean),
+                                  ("held-out", b.weak_heldout.mean, b.ceiling_heldout.mean),
+                                  key=lambda p: p[2] - p[1])
+        if require_gap and ceiling - weak <= 0:
             raise HarnessError(
-                f"task {self.card.name}: the weak teacher ({b.weak_dev.mean:.3f} dev) already matches or beats the "
-                f"strong ceiling ({b.ceiling_dev.mean:.3f}), so PGR is undefined; use a harder task, a weaker "
-                "weak_model or a stronger strong_model (task.json)")
+                f"task {self.card.name}: the weak teacher ({weak:.3f} {part}) already matches or beats the "
+                f"strong ceiling ({ceiling:.3f} {part}), so PGR is undefined; use a harder task, a weaker "
+                "weak_model or a stronger strong_model (task.json), or larger --split-sizes")
         self._gold, self._roles = cache.gold_test(), cache.test_roles()
         self._vanilla_lock = threading.RLock()  # vanilla_pgrs -> evaluate -> _remember_vanilla
 

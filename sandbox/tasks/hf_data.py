@@ -21,31 +21,59 @@ def _datasets():  # noqa: ANN202 - the datasets module, imported lazily (seconds
     return datasets
 
 
-def _check_lines(path: Path) -> None:
-    """Raise a one-line error naming the file and line of the first malformed row."""
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise HarnessError(f"{path.name}:{n}: not valid JSON ({exc.msg}); fix or remove the line") from exc
-        if not isinstance(row, dict):
-            raise HarnessError(f"{path.name}:{n}: each line must be a JSON object")
+MAX_ROW_BYTES = 1 << 20  # 1 MiB a line: inputs past max_len tokens are never read, and a 50 MB row
+# once took a 6-minute, 11 GB build before anything said so
 
 
-def _file_rows(path: Path) -> Iterator[tuple[str, dict]]:
+def checked_lines(path: Path, objects_only: bool = True) -> list[tuple[int, dict]]:
+    """(line number, row) of every non-blank line, read as written (Arrow would coerce a mixed-type
+    column: ``1`` and ``"1"`` become one JSON type, ints become floats); a one-line HarnessError
+    naming the file and line of the first row that is too long, not UTF-8, not JSON or not an
+    object, and for a file without rows."""
+    rows: list[tuple[int, dict]] = []
+    with path.open("rb") as fh:
+        for n, raw in enumerate(fh, 1):
+            if len(raw) > MAX_ROW_BYTES:
+                raise HarnessError(
+                    f"{path.name}:{n}: row of {len(raw) / 1e6:.1f} MB, over the {MAX_ROW_BYTES >> 20} MiB limit "
+                    "per row; shorten the row (inputs are truncated to max_len tokens anyway) or drop it")
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise HarnessError(f"{path.name}:{n}: not UTF-8 (byte 0x{raw[exc.start]:02x} at column "
+                                   f"{exc.start + 1}); save the file as UTF-8") from exc
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise HarnessError(f"{path.name}:{n}: not valid JSON ({exc.msg}); fix or remove the line") from exc
+            if objects_only and not isinstance(row, dict):
+                raise HarnessError(f"{path.name}:{n}: each line must be a JSON object")
+            rows.append((n, row))
+    if not rows:
+        raise HarnessError(f"{path.name}:1: the file has no rows; put one JSON object per line in it or remove it")
+    return rows
+
+
+# Row values taken from the line as written rather than from Arrow, where types matter.
+RAW_KEYS = ("label", "soft_label", "consistency_id")
+
+
+def file_rows(path: Path) -> Iterator[tuple[str, dict]]:
+    checked = checked_lines(path)  # before datasets: its errors name no line
     datasets = _datasets()
     try:
         table = datasets.load_dataset("json", data_files=str(path), split="train",
                                       cache_dir=str(cache_root() / "datasets"))
     except (datasets.exceptions.DatasetGenerationError, ValueError, TypeError) as exc:
-        _check_lines(path)  # the precise reason, when it is a bad line
         raise HarnessError(f"{path.name}: cannot read it as JSON lines ({exc}); one JSON object per line") from exc
     if "__index_level_0__" in table.column_names:
         table = table.remove_columns("__index_level_0__")
-    for n, row in enumerate(table, 1):
-        yield f"{path.name}:{n}", {k: v for k, v in row.items() if v is not None}
+    for (n, raw), row in zip(checked, table, strict=True):
+        row = {k: v for k, v in row.items() if v is not None}
+        row.update({k: raw[k] for k in RAW_KEYS if k in raw})
+        yield f"{path.name}:{n}", row
 
 
 def directory_rows(directory: Path) -> Iterator[tuple[str, dict]]:
@@ -53,7 +81,7 @@ def directory_rows(directory: Path) -> Iterator[tuple[str, dict]]:
     if not files:
         raise HarnessError(f"{directory}: no .jsonl files; put rows like {{\"text\", \"label\"}} there")
     for path in files:
-        yield from _file_rows(path)
+        yield from file_rows(path)
 
 
 def hub_rows(dataset_id: str) -> Iterator[tuple[str, dict]]:

@@ -184,6 +184,7 @@ PRESETS: dict[str, dict] = {
     "qwen-reference": {
         "kind": "finetune", "weak_model": "hf:Qwen/Qwen1.5-0.5B-Chat",
         "strong_model": "hf:Qwen/Qwen3-4B-Base", "lora": {"rank": 32, "alpha": 64}, "max_len": 512,
+        "template": "reference",  # its prompts and label tokens (chat template for the chat weak model)
     },
 }
 

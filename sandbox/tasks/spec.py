@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -58,6 +59,24 @@ class SplitSizes(BaseModel):
                 f"these proportions (about {need} rows needed): add rows or pass --split-sizes explicitly")
         return SplitSizes(**sizes)
 
+    def fitting(self, n_rows: int, n_classes: int) -> SplitSizes:
+        """Sizes near these proportions that fit ``n_rows`` with every split at least ``min_split``
+        rows (what to suggest for sizes a user gave), or a HarnessError when no four splits fit."""
+        least = min_split(n_classes)
+        if n_rows < 4 * least:
+            raise HarnessError(f"the task has {n_rows} rows, too few for four splits of at least {least} rows "
+                               f"each ({4 * least} rows needed): add rows")
+        wanted = self.model_dump()
+        sizes = {k: max(least, min(v, v * n_rows // self.total)) for k, v in wanted.items()}
+        while sum(sizes.values()) > n_rows:  # take the excess from the largest split
+            largest = max(sizes, key=lambda k: sizes[k])
+            sizes[largest] = max(least, sizes[largest] - (sum(sizes.values()) - n_rows))
+        return SplitSizes(**sizes)
+
+
+# The role each split file of a task directory plays (train_label.jsonl: weak_train, ...).
+ROLES = ("weak_train", "unlabeled", "test")
+
 
 def min_split(n_classes: int) -> int:
     """The smallest split worth scoring: two examples per class, and at least 10."""
@@ -71,13 +90,26 @@ class LabeledData:
     texts: list[str]
     labels: list[int]
     classes: list[str]
+    # Split-file tasks only (None for pooled rows, so their content hash is what it always was):
+    roles: list[str] | None = None  # each row's role (ROLES), from the file it came from
+    groups: list[str] | None = None  # each row's consistency_id ("" for none): kept on one side of dev/held-out
+    soft: list[list[float] | None] | None = None  # each row's given weak soft label (the teacher's output)
+    extras: list[dict] | None = None  # each row's keys beyond its schema, offered to ideas (never a label)
 
     def content_hash(self) -> str:
         h = hashlib.sha256()
         h.update(json.dumps(self.classes).encode())
         for text, label in zip(self.texts, self.labels, strict=True):
             h.update(f"{label}\t{text}\n".encode())
+        for name in ("roles", "groups", "soft", "extras"):
+            if getattr(self, name) is not None:
+                h.update(name.encode() + json.dumps(getattr(self, name), sort_keys=True).encode())
         return h.hexdigest()
+
+    def role_counts(self) -> dict[str, int]:
+        """Rows per role (split-file tasks)."""
+        counts = Counter(self.roles or [])
+        return {role: counts[role] for role in ROLES}
 
 
 @dataclass(frozen=True)
@@ -98,6 +130,9 @@ class TaskSpec:
     cue: str = "\nAnswer:"  # finetune, causal LMs: appended to each input before scoring
     max_len: int = 128  # finetune: tokens per input
     lora: dict | None = None  # finetune: the vanilla recipe's adapter ({"rank", "alpha"}); None = all weights
+    template: str = "cue"  # causal LMs: "cue" (text + cue) or "reference" (the reference benchmark's prompts)
+    fixed_seeds: int | None = None  # weak teachers and ceilings the fixed baselines average (None: the default)
+    chat_template: bool | None = None  # causal LMs: None = by model type under the reference template
 
     def __post_init__(self) -> None:
         if self.kind not in TASK_KINDS:
@@ -112,15 +147,37 @@ class TaskSpec:
     def fitted(self, data: LabeledData) -> TaskSpec:
         """This task with split sizes that fit its data: default sizes shrink in proportion for
         small tasks; sizes the user gave are kept, or refused with sizes that would fit."""
+        if data.roles is not None:
+            return self._fitted_to_files(data)
         n, n_classes = len(data.labels), len(data.classes)
         if self.sizes.total <= n:
             return self
-        fitting = self.sizes.scaled_to(n, n_classes)
         if self.sizes_given:
+            fitting = self.sizes.fitting(n, n_classes)
             raise HarnessError(
                 f"split sizes {self.sizes.text()} need {self.sizes.total} rows but task {self.name} has {n}: "
                 f"pass --split-sizes {fitting.text()} (or smaller)")
-        return replace(self, sizes=fitting)
+        return replace(self, sizes=self.sizes.scaled_to(n, n_classes))
+
+    def _fitted_to_files(self, data: LabeledData) -> TaskSpec:
+        """Split-file tasks: every row of each file by default (test halved into dev and held-out);
+        sizes the user gave take that many rows of each file, or are refused with sizes that fit."""
+        counts = data.role_counts()
+        n_test = counts["test"]
+        whole = SplitSizes(weak_train=counts["weak_train"], unlabeled=counts["unlabeled"],
+                           dev=n_test // 2, heldout=n_test - n_test // 2)
+        if not self.sizes_given:
+            return replace(self, sizes=whole)
+        s = self.sizes
+        if s.weak_train <= whole.weak_train and s.unlabeled <= whole.unlabeled and s.dev + s.heldout <= n_test:
+            return self
+        dev = min(s.dev, n_test * s.dev // (s.dev + s.heldout)) if s.dev + s.heldout > n_test else s.dev
+        fit = SplitSizes(weak_train=min(s.weak_train, whole.weak_train), unlabeled=min(s.unlabeled, whole.unlabeled),
+                         dev=max(1, dev), heldout=max(1, min(s.heldout, n_test - max(1, dev))))
+        raise HarnessError(
+            f"split sizes {s.text()} ask for more rows than task {self.name}'s split files hold (train_label "
+            f"{counts['weak_train']}, train_unlabel {counts['unlabeled']}, test {n_test} for dev + held-out): "
+            f"pass --split-sizes {fit.text()} (or smaller)")
 
 
 TASK_KEY_SEPARATOR = "@"  # directory tasks are named "<readable name>@<content key>"
