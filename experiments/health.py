@@ -19,7 +19,7 @@ LOOSE_OBJECTS_NOTE = 20_000
 def _fsck(store: LabStore) -> tuple[list[str], list[str]]:
     """(problems, notes) from ``git fsck``; unreferenced objects of interrupted writes are notes."""
     proc = subprocess.run(["git", "fsck", "--no-progress", "--no-dangling"], cwd=store.path,
-                          capture_output=True, text=True, timeout=3600)
+                          capture_output=True, text=True, timeout=3600, start_new_session=True)
     lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
     if proc.returncode != 0:
         return [f"git fsck failed (exit {proc.returncode}): " + "; ".join(lines[:5])], []

@@ -123,13 +123,32 @@ def attempt_files(attempt: Attempt) -> dict[str, str]:
     }
 
 
+class _DetachedGit(git.cmd.Git):
+    """``git`` commands in their own session, out of the terminal's foreground process group.
+
+    A Ctrl-C typed at a terminal reaches every process of the foreground group. GitPython keeps
+    persistent ``git cat-file`` helpers; had they died with the parent's SIGINT, the write that
+    commits the attempt in flight would fail with BrokenPipeError and lose it.
+    """
+
+    def execute(self, command: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        kwargs.setdefault("start_new_session", True)
+        return super().execute(command, *args, **kwargs)
+
+
+class _LabRepo(git.Repo):
+    """A ``git.Repo`` whose commands run through :class:`_DetachedGit`."""
+
+    GitCommandWrapperType = _DetachedGit
+
+
 class LabStore:
     """A lab repository: sessions as branches, attempts as commits, plus a query index."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path).resolve()
         try:
-            self.repo = git.Repo(self.path)
+            self.repo = _LabRepo(self.path)
         except (git.InvalidGitRepositoryError, git.NoSuchPathError) as exc:
             raise StoreError(f"{self.path} is not a lab repository; pass --lab PATH or set {LAB_ENV}") from exc
         self.git_dir = Path(self.repo.git_dir)
@@ -145,7 +164,7 @@ class LabStore:
                 raise StoreError(f"no lab repository at {where}; run a session first, or pass --lab PATH / set {LAB_ENV}")
             if where.exists() and any(where.iterdir()):
                 raise StoreError(f"{where} exists and is not a git repository; choose another --lab path")
-            git.Repo.init(where, mkdir=True)
+            _LabRepo.init(where, mkdir=True)
             store = cls(where)
             store._start_main()
             return store
