@@ -131,7 +131,7 @@ class _DetachedGit(git.cmd.Git):
     commits the attempt in flight would fail with BrokenPipeError and lose it.
     """
 
-    def execute(self, command: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def execute(self, command: Any, *args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("start_new_session", True)
         return super().execute(command, *args, **kwargs)
 

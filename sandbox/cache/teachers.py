@@ -43,7 +43,7 @@ def _fit_logreg(x_train: Any, y_train: np.ndarray, n_classes: int,
     model.fit(x_train, y_train)
     out = {}
     for name, x in predict.items():
-        probs = np.zeros((x.shape[0], n_classes), np.float32)  # type: ignore[attr-defined]
+        probs = np.zeros((x.shape[0], n_classes), np.float32)
         probs[:, model.classes_] = model.predict_proba(x)
         out[name] = probs
     return out
