@@ -173,7 +173,8 @@ class LoopTools:
             if self.tracker.best_pgr is None or result.pgr.mean > self.tracker.best_pgr:
                 self.tracker.best_pgr = result.pgr.mean
                 self.ctx.best = (attempt.attempt_id, result.pgr.mean)
-        self.reporter.attempt_done(self.tracker.attempts, attempt.attempt_id, spec.name, result.for_proposer().model_dump(),
+        # the stored figures, as the best beside them (the model gets the rounded feedback)
+        self.reporter.attempt_done(self.tracker.attempts, attempt.attempt_id, spec.name, result.model_dump(mode="json"),
                                    result.status, self.ctx.best, self.tracker.status())
         if self.transfer is not None:  # a new leader is scored on the transfer task at once
             with self.tracker.off_the_clock():

@@ -11,6 +11,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 from sandbox.untrusted import plain, rich_text
 
@@ -81,7 +82,7 @@ class LiveReporter(Reporter):
         budget = s.get("budget") or {}
         best = s.get("best")
         rows = [
-            ("attempt", f"{s['n']} of {total if total else '∞'}"),
+            ("attempt", f"{s['n']}" + (f" of {total}" if total else "")),  # no total: a time or cost budget
             ("step", rich_text(s["step"], 90)),
             ("best PGR", rich_text(f"{best[1]:+.3f} ({best[0]})" if best else "—")),
             ("last", rich_text(s.get("last") or "—")),
@@ -91,7 +92,7 @@ class LiveReporter(Reporter):
              + (f", {budget['time_left_s']:.0f}s left" if budget.get("time_left_s") is not None else "")),
         ]
         for key, value in rows:
-            table.add_row(f"[bold]{key}[/bold]", value)
+            table.add_row(Text(key, style="bold"), value)  # a style, not markup: nothing to print literally
         return Panel(Group(table), title=f"aar research {s.get('session', '')}")
 
     def line(self, text: str) -> None:

@@ -19,7 +19,6 @@ from sandbox.results import IdeaResult
 from sandbox.untrusted import rich_text
 
 LOG_TAIL_LINES = 40
-SHORT_ID = 14
 
 
 def num(value: float | None, signed: bool = False, digits: int = 3) -> str:
@@ -36,9 +35,15 @@ def vs_text(mean: float | None, p: float | None) -> str:
     return "—" if mean is None else num(mean, True) + ("" if p is None else f" (p={p:.2f})")
 
 
-def short_id(row: AttemptSummary) -> str:
-    """A handle every command accepts: the attempt id when short, else the commit sha prefix."""
-    return row.attempt_id if len(row.attempt_id) <= SHORT_ID else row.commit[:10]
+def keep_whole(table: Table, *headers: str) -> Table:
+    """Never cut or fold the named columns (ids): a narrow terminal wraps the other columns
+    instead, so every id shown can be copied into the next command."""
+    for column in table.columns:
+        if column.header in headers:
+            cells = [Text.from_markup(c).cell_len if isinstance(c, str) else 0 for c in column._cells]
+            column.no_wrap = True
+            column.min_width = max([len(str(column.header)), *cells])
+    return table
 
 
 def status_text(status: str) -> Text:
@@ -54,18 +59,19 @@ def sessions_table(sessions: list[SessionSummary]) -> Table:
             proposer += f" ×{len(s.researchers)}"
         table.add_row(s.session_id, s.task, proposer, str(s.attempts), str(s.ok), num(s.best_pgr, True),
                       f"${s.cost_usd:.2f}", s.status, s.created_at.replace("T", " ")[:19])
-    return table
+    return keep_whole(table, "session")
 
 
 def ideas_table(rows: list[AttemptSummary], title: str) -> Table:
-    table = Table("attempt", "session", "#", "idea", "status", "dev PGR ± 95% CI", "Δ vs vanilla", "dev acc",
+    # no session column: an attempt id starts with its session's id
+    table = Table("attempt", "#", "idea", "status", "dev PGR ± 95% CI", "Δ vs vanilla", "dev acc",
                   "cost", "review", title=title)
     for r in rows:
         review = Text(r.review or "", style="green" if r.review == "accept" else "red")
-        table.add_row(short_id(r), r.session_id[-24:], str(r.index), rich_text(r.name, 40), status_text(r.status),
+        table.add_row(r.attempt_id, str(r.index), rich_text(r.name, 40), status_text(r.status),
                       pgr_ci(r.pgr, r.pgr_ci95), vs_text(r.vs_vanilla, r.vs_vanilla_p), num(r.dev_acc),
                       f"${r.cost_usd:.3f}", review)
-    return table
+    return keep_whole(table, "attempt")
 
 
 def checks_text(checks: list[IdeaCheck]) -> str:
@@ -81,25 +87,32 @@ def leaderboard_table(rows: list[AttemptSummary], task: str,
                       checks: dict[str, list[IdeaCheck]] | None = None) -> Table:
     shown = [r for r in rows if (checks or {}).get(r.attempt_id)]  # the column only when there are checks
     table = Table("rank", "attempt", "idea", "dev PGR ± 95% CI", "Δ vs vanilla", "seeds", "dev acc",
-                  "held-out acc", "held-out PGR", *(["checks (held-out PGR)"] if shown else []), "session",
+                  "held-out acc", "held-out PGR", *(["checks (held-out PGR)"] if shown else []),
                   "review", title=f"leaderboard: {task}", caption="held-out figures are never shown to proposers")
     for rank, r in enumerate(rows, start=1):
         extra = [checks_text((checks or {}).get(r.attempt_id, []))] if shown else []
-        table.add_row(str(rank), short_id(r), rich_text(r.name, 40), pgr_ci(r.pgr, r.pgr_ci95),
+        table.add_row(str(rank), r.attempt_id, rich_text(r.name, 40), pgr_ci(r.pgr, r.pgr_ci95),
                       vs_text(r.vs_vanilla, r.vs_vanilla_p), str(r.n_seeds), num(r.dev_acc), num(r.heldout_acc),
-                      num(r.heldout_pgr, True), *extra, r.session_id[-24:], r.review or "")
-    return table
+                      num(r.heldout_pgr, True), *extra, r.review or "")
+    return keep_whole(table, "attempt")
+
+
+def diagnostics_text(values: dict[str, float | int | str | bool]) -> str:
+    """An idea's ``ctx.report`` values in a cell, numbers at four significant digits."""
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
 
 
 def seeds_table(attempt: Attempt) -> Table | None:
     if attempt.result is None:
         return None
-    table = Table("seed", "status", "dev acc", "dev PGR", "held-out acc", "runtime", "warnings / error",
-                  title="per seed")
+    diagnostics = any(s.diagnostics for s in attempt.result.seeds)
+    table = Table("seed", "status", "dev acc", "dev PGR", "held-out acc", "held-out PGR", "runtime",
+                  *(["ctx.report"] if diagnostics else []), "warnings / error", title="per seed")
     for s in attempt.result.seeds:
         note = "; ".join([*s.warnings, *([s.error] if s.error else [])])
+        extra = [rich_text(diagnostics_text(s.diagnostics), 90)] if diagnostics else []
         table.add_row(str(s.seed), status_text(s.status), num(s.dev_acc), num(s.pgr, True), num(s.heldout_acc),
-                      f"{s.runtime_s:.1f}s", rich_text(note, 90))
+                      num(s.heldout_pgr, True), f"{s.runtime_s:.1f}s", *extra, rich_text(note, 90))
     return table
 
 
@@ -110,6 +123,8 @@ def _header(attempt: Attempt, summary: AttemptSummary) -> Table:
         ("attempt", f"{attempt.attempt_id}  (#{attempt.index} of {attempt.session_id}, {attempt.researcher})"),
         ("status", attempt.status), ("commit", summary.commit), ("parent", attempt.parent_id or "—"),
         ("dev PGR", pgr_ci(res.pgr.mean if res and res.pgr else None, res.pgr_ci95 if res else None)),
+        ("held-out PGR", num(res.heldout_pgr.mean if res and res.heldout_pgr else None, True)
+         + "  (people only: never shown to the proposer)"),
         ("Δ vs vanilla", vs_text(res.vs_vanilla.mean, res.vs_vanilla.p_value) if res and res.vs_vanilla else "—"),
         ("model", f"${attempt.usage.cost_usd:.4f}, {attempt.usage.total_tokens:,} tokens, "
                   f"{len(attempt.transcript)} call(s)"),
@@ -205,20 +220,29 @@ def side_by_side_rows(old: str, new: str) -> list[SideRow]:
     return rows
 
 
+MARKS = {"equal": (" ", " "), "replace": ("-", "+"), "delete": ("-", " "), "insert": (" ", "+")}
+
+
 def side_by_side(old: str, new: str) -> Table:
-    """The two files in two columns, changed lines highlighted."""
+    """The two files in two columns; changed lines carry ``-``/``+`` marks (readable without
+    colour: piped, NO_COLOR) and are coloured where the terminal has colour."""
     table = Table(show_header=False, box=None, padding=(0, 1), expand=True)
-    table.add_column(ratio=1, overflow="fold")
-    table.add_column(ratio=1, overflow="fold")
+    for ratio in (None, 1, None, 1):
+        table.add_column(ratio=ratio, overflow="fold", no_wrap=ratio is None, width=1 if ratio is None else None)
     for row in side_by_side_rows(old, new):
         style_l, style_r = ("", "") if row.tag == "equal" else ("red", "green")
-        table.add_row(Text(row.left, style=style_l), Text(row.right, style=style_r))
+        mark_l, mark_r = MARKS[row.tag]
+        if not row.left and mark_l == "-":
+            mark_l = " "
+        table.add_row(Text(mark_l, style=style_l), Text(row.left, style=style_l),
+                      Text(mark_r if row.right or row.tag == "insert" else " ", style=style_r),
+                      Text(row.right, style=style_r))
     return table
 
 
 def diff_page(a: Attempt, b: Attempt, unified: bool) -> list[RenderableType]:
     """What ``aar diff A B`` prints: results side by side, then the code."""
-    metrics = Table("", a.attempt_id[:8], b.attempt_id[:8], title="results")
+    metrics = Table("", a.attempt_id, b.attempt_id, title="results")
     for row in _metric_rows(a, b):
         metrics.add_row(*row)
     if unified:

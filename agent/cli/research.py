@@ -32,6 +32,7 @@ from experiments.schemas import RunConfig
 from sandbox.isolation.base import SEED_TIME_S
 
 if TYPE_CHECKING:
+    from agent.loop import SessionOutcome
     from agent.parallel import GroupOutcome
 
 DEFAULT_ATTEMPTS = 20
@@ -100,13 +101,35 @@ def research_cmd(
     if json_out:
         print_json(result.model_dump())
     else:
-        best = (f"best PGR {result.best_pgr:+.3f} ({result.best_attempt})" if result.best_pgr is not None
-                else "no scored attempt")
-        console.print(f"session {result.session_id}: {result.attempts} attempts, {best}; "
-                      f"stopped: {result.stop_reason}")
-        if result.resume_command:
-            console.print(f"resume with: {result.resume_command}")
+        for line in closing_block(result, config):
+            console.print(line, highlight=False, markup=False, soft_wrap=True)
     raise typer.Exit(result.exit_code)  # 0 finished or stopped by a budget, 1 failed, 130 interrupted
+
+
+def closing_block(result: SessionOutcome, config: ResearchConfig) -> list[str]:
+    """The end of a session: what it found (dev, and held-out for people), and what to run next."""
+    lines = [f"session {result.session_id}: {result.attempts} attempts; stopped: {result.stop_reason}"]
+    lab = f" --lab {config.lab}" if config.lab else ""
+    if result.best_attempt is not None:
+        from experiments.store import LabStore
+
+        best = LabStore.open(config.lab, create=False).index.find(result.best_attempt)
+        heldout = "" if best.heldout_pgr is None else f", held-out PGR {best.heldout_pgr:+.3f} (never shown to the proposer)"
+        ci = "" if best.pgr_ci95 is None else f" ± {best.pgr_ci95:.3f}"
+        lines.append(f"best: {best.attempt_id} {best.name}: dev PGR {best.pgr:+.3f}{ci}{heldout}")
+    else:
+        lines.append("no scored attempt")
+    if result.resume_command:
+        lines.append(f"resume with: {result.resume_command}")
+    steps = [(f"aar show {result.best_attempt}{lab}", "the best attempt: code, seeds, held-out")] \
+        if result.best_attempt is not None else []
+    steps += [(f"aar leaderboard --task {config.task}{lab}", "every attempt on the task, ranked"),
+              (f"aar export {result.session_id}{lab} -o report.md", "a report with the PGR chart"),
+              (f"aar ui{lab}", "the dashboard")]
+    width = max(len(command) for command, _ in steps)
+    lines.append("next:")
+    lines += [f"  {command.ljust(width)}  {what}" for command, what in steps]
+    return lines
 
 
 def parse_options(pairs: list[str]) -> dict[str, Any]:
