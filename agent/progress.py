@@ -110,8 +110,14 @@ class LiveReporter(Reporter):
         self._live.stop()
 
 
+QUIET = {"on": False}  # set by the CLI's --quiet: no progress lines, errors and results only
+
+
 def make_reporter(plain: bool | None = None) -> Reporter:
-    """Live panel on an interactive terminal, plain lines otherwise (CI, pipes, --plain)."""
+    """Live panel on an interactive terminal, plain lines otherwise (CI, pipes, --plain);
+    silent under ``aar --quiet``."""
+    if QUIET["on"]:
+        return Reporter(Console(stderr=True, quiet=True))
     if plain is None:
         plain = not sys.stderr.isatty() or bool(os.environ.get("CI"))
     return Reporter() if plain else LiveReporter()

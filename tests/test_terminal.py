@@ -97,3 +97,13 @@ def test_closing_block_names_the_best_with_held_out_and_the_next_commands(tmp_pa
     for command in (f"aar show {SESSION}-0002 --lab {store.path}", "aar leaderboard --task wordnet-10",
                     f"aar export {SESSION} --lab {store.path}", f"aar ui --lab {store.path}"):
         assert command in text, text
+
+
+def test_quiet_silences_progress_but_not_the_reporter_contract(monkeypatch):
+    from agent.progress import QUIET, make_reporter
+
+    monkeypatch.setitem(QUIET, "on", True)
+    reporter = make_reporter()
+    assert reporter.console.quiet
+    reporter.start("s1", 1, {})
+    reporter.stop("done")  # no output, no error

@@ -37,9 +37,9 @@ def _global_options(
 ) -> None:
     """Automated alignment researcher: weak-to-strong ideas as code, scored in a sandbox, kept in git."""
     if quiet:
-        from agent.cli.common import console
+        from agent.progress import QUIET
 
-        console.quiet = True
+        QUIET["on"] = True
 
 COMMAND_MODULES = ["agent.cli.harness", "agent.cli.research", "agent.cli.history", "agent.cli.ui"]
 
