@@ -83,7 +83,7 @@ def worker_groups(requests: Sequence[SeedRequest]) -> list[list[int]]:
     groups: dict[tuple, list[list[int]]] = {}
     for i, req in enumerate(requests):
         pt = req.passthrough
-        gpu = bool(pt is not None and pt.device_nodes)
+        gpu = bool(pt is not None and pt.has_gpu)
         key = (req.idea.resolve(), req.public_dir, repr(req.limits), id(req.isolation), _passthrough_key(pt),
                i if gpu else -1)
         job = _job(req)
@@ -102,4 +102,4 @@ def _job(req: SeedRequest) -> tuple[int, int]:
 def _passthrough_key(pt: Passthrough | None) -> tuple:
     if pt is None:
         return ()
-    return pt.ro_paths, pt.device_nodes, tuple(sorted(pt.env.items())), pt.device
+    return pt.ro_paths, pt.device_nodes, tuple(sorted(pt.env.items())), pt.device, pt.ro_binds, pt.node_binds

@@ -42,7 +42,7 @@ _archives: dict[tuple[str, str], tuple[str, list[Any]]] = {}  # (public dir, sta
 def _seed_task(job: ShippedSeed, archive: list[Any]) -> RunOutput:
     # The archive ref travels boxed in a list, so Ray does not fetch it before the task starts:
     # a node that already holds this cache never downloads it again.
-    return run_shipped(job, lambda: ray.get(archive[0]), [int(g) for g in ray.get_gpu_ids()])
+    return run_shipped(job, lambda: ray.get(archive[0]), [str(g) for g in ray.get_gpu_ids()])
 
 
 _remote_seed = ray.remote(_seed_task)
