@@ -121,7 +121,7 @@ def shipped_seed(req: SeedRequest, threads: int, digest: str) -> ShippedSeed:
     gives the task) and the driver's --strict-limits as a field of its own (sandbox.execution.ray_node)."""
     pt = req.passthrough
     # The head's driver-library mounts are the head's; a node finds its own.
-    libs = set(driver_lib_dirs()) if pt and pt.device_nodes else set()
+    libs = set(driver_lib_dirs()) if pt and pt.has_gpu else set()
     models = tuple(dict.fromkeys([*req.models, *(p for p in (pt.ro_paths if pt else ()) if p not in libs)]))
     return ShippedSeed(idea_name=req.idea.stem, idea_code=req.idea.read_text(), seed=req.seed,
                        limits=replace(req.limits, threads=threads), isolation=req.isolation.name,

@@ -30,6 +30,7 @@ from sandbox.results import IdeaResult, PairedDiff, SeedResult
 from sandbox.runtime.context import weak_teacher_dir
 from sandbox.scoring.flags import code_flags, result_flags
 from sandbox.scoring.t_stats import scipy_stats, t_half_width, t_test_p_value
+from sandbox.tasks.models import model_mounts
 
 VANILLA = baseline_path(VANILLA_NAME)
 ROW_SUM_TOLERANCE = 1e-3
@@ -142,8 +143,9 @@ class Evaluator:
         self.time_budget_s = time_budget_s
         self.executor = executor or LocalExecutor(self.parallel, slots)
         self.card = cache.card()
-        # Fine-tune tasks: the student's weights are mounted read-only into every run.
-        self.model_paths = [self.card.student.model_dir] if self.card.student else []
+        # Fine-tune tasks: the student's weights are mounted read-only into every run (with the
+        # hub cache's blobs/ a snapshot's files link to).
+        self.model_paths = model_mounts(self.card.student.model_dir) if self.card.student else []
         self.vanilla_idea = baseline_path(vanilla_name(self.card.kind))
         self.baselines = cache.baselines()
         b = self.baselines

@@ -146,6 +146,30 @@ def model_dir(ref: str) -> tuple[Path, str | None]:
     return path.resolve(), (ggufs[0].name if ggufs and not (path / "config.json").is_file() else None)
 
 
+def model_mounts(model_path: str | Path) -> list[str]:
+    """What a sandbox must see to load the model at ``model_path``: the directory itself, and
+    the directories its symlinks resolve into outside it. A hub snapshot's files are links into
+    the cache's ``blobs/`` (``snapshots/<rev>/config.json -> ../../blobs/<sha>``), which dangle
+    in a sandbox that was given the snapshot folder alone."""
+    root = Path(model_path)
+    real_root = Path(os.path.realpath(root))
+    outside: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [*dirnames, *filenames]:
+            entry = Path(dirpath) / name
+            if not entry.is_symlink():
+                continue
+            target = Path(os.path.realpath(entry))
+            if not target.exists():
+                raise AssetMissingError(f"{entry} links to {target}, which does not exist: the download is "
+                                        "incomplete; download the model again")
+            if target != real_root and real_root not in target.parents:
+                outside.add(str(target if target.is_dir() else target.parent))
+    # A linked directory inside another one found here needs no bind of its own.
+    kept = sorted(d for d in outside if not any(o != d and d.startswith(o.rstrip("/") + "/") for o in outside))
+    return [str(root), *kept]
+
+
 def model_family(path: Path, gguf: str | None) -> str:
     """'causal' for *ForCausalLM architectures and GGUF files, else 'encoder'."""
     if gguf:
