@@ -15,6 +15,18 @@ from sandbox.execution.run_output import CANCELLED, RunOutput
 from sandbox.isolation.base import SeedJob
 from sandbox.isolation.devices import Passthrough
 
+# One GPU seed per GPU at a time, whichever executor or evaluator of this process asks: the
+# rest queue here (several copies of a 4B model training on one GPU at once would not fit).
+_GPU_GATES: dict[str, threading.Lock] = {}
+_GATES_LOCK = threading.Lock()
+GATE_POLL_S = 0.5  # a queued GPU seed sees a cancel within this
+
+
+def gpu_gate(key: str) -> threading.Lock:
+    """The lock of the GPU ``key`` names (sandbox.isolation.devices.Passthrough.gpu_key)."""
+    with _GATES_LOCK:
+        return _GPU_GATES.setdefault(key, threading.Lock())
+
 
 class LocalExecutor(Executor):
     """Seeds on this machine: a warm worker (sandbox.execution.supervisor) forks a child per seed, up to
@@ -43,6 +55,20 @@ class LocalExecutor(Executor):
         return outputs  # type: ignore[return-value]
 
     def _run_group(self, reqs: list[SeedRequest]) -> list[RunOutput]:
+        first = reqs[0]
+        key = first.passthrough.gpu_key if first.passthrough is not None else None
+        if key is None:
+            return self._run_now(reqs)
+        gate = gpu_gate(key)
+        while not gate.acquire(timeout=GATE_POLL_S):  # queued behind the seed on this GPU
+            if self._cancelled.is_set():
+                return self._run_now(reqs)  # reports them killed
+        try:
+            return self._run_now(reqs)
+        finally:
+            gate.release()
+
+    def _run_now(self, reqs: list[SeedRequest]) -> list[RunOutput]:
         first = reqs[0]
         if self._cancelled.is_set():
             return [RunOutput("killed", error=CANCELLED, isolation=first.isolation.name) for _ in reqs]

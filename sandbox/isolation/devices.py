@@ -98,6 +98,15 @@ class Passthrough:
     def has_gpu(self) -> bool:
         return bool(self.device_nodes or self.node_binds)
 
+    @property
+    def gpu_key(self) -> str | None:
+        """What names this run's GPU on the host (its node, and the MIG instance if any): runs
+        with the same key share one GPU, so they take turns (sandbox.execution.local)."""
+        if not self.has_gpu:
+            return None
+        node = (self.node_binds[0][0] if self.node_binds else self.device_nodes[0])
+        return f"{node}#{self.env.get('CUDA_VISIBLE_DEVICES', '')}"
+
 
 def bwrap_args(p: Passthrough | None) -> list[str]:
     """bwrap arguments for ``p``; they must come after ``--dev /dev`` in the argv."""

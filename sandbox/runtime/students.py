@@ -138,6 +138,18 @@ def _base_model(spec_json: str, n_classes: int, dtype_name: str) -> tuple[nn.Mod
     return model, tokenizer
 
 
+def release_models() -> None:
+    """Drop the pretrained weights held for reuse and give cached GPU memory back to the
+    driver: the cache build calls this before seeds start, so a seed has the whole GPU (and
+    the parent no longer holds a 4B model in host RAM)."""
+    import gc
+
+    _base_model.cache_clear()
+    gc.collect()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+
+
 def load_student(spec: StudentSpec, n_classes: int, *, lora: LoraSpec | dict | None = None,
                  seed: int = 0, device: str = "auto") -> Student:
     """A fresh trainable student: all weights, or frozen weights plus a LoRA adapter."""

@@ -11,7 +11,7 @@ import os
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ from sandbox.baseline_ideas import VANILLA_NAME, baseline_path, vanilla_name
 from sandbox.cache.task_cache import TaskCache, stat
 from sandbox.errors import BudgetExhaustedError, HarnessError
 from sandbox.execution.base import Executor, SeedRequest, SeedResources
+from sandbox.execution.gpu_probe import PROBE_TIME_S, require_cuda
 from sandbox.execution.local import LocalExecutor
 from sandbox.execution.run_output import RunOutput
 from sandbox.files import atomic_write
@@ -36,8 +37,22 @@ VANILLA = baseline_path(VANILLA_NAME)
 ROW_SUM_TOLERANCE = 1e-3
 FAR_FROM_WEAK_TV = 0.25
 # GPU runs: CUDA reserves address space far beyond what it uses, so the per-process address-space
-# cap cannot apply; the GPU's own memory bounds what a run can hold there.
-GPU_RUN_MEMORY_BYTES = 1 << 46
+# cap cannot apply; the GPU's own memory bounds what a run can hold there, and host RAM is held
+# by the run's cgroup (gpu_seed_memory).
+GPU_RUN_ADDRESS_BYTES = 1 << 46
+GPU_HOST_RAM_SHARE = 0.75  # of the host's RAM, split between the GPUs' seeds (one per GPU at once)
+MIN_GPU_SEED_MEMORY = 8 << 30
+
+
+def host_ram_bytes() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def gpu_seed_memory(n_gpus: int, ram_bytes: int | None = None) -> int:
+    """Host RAM one GPU seed may hold: a share of the host's, split between its GPUs (at least
+    what a CPU seed gets: a 4B model is loaded in host memory before it moves to its GPU)."""
+    ram = host_ram_bytes() if ram_bytes is None else ram_bytes
+    return max(MIN_GPU_SEED_MEMORY, int(ram * GPU_HOST_RAM_SHARE) // max(1, n_gpus))
 
 
 @dataclass
@@ -160,6 +175,20 @@ class Evaluator:
                 "weak_model or a stronger strong_model (task.json), or larger --split-sizes")
         self._gold, self._roles = cache.gold_test(), cache.test_roles()
         self._vanilla_lock = threading.RLock()  # vanilla_pgrs -> evaluate -> _remember_vanilla
+        self._probe_lock = threading.Lock()
+        self._probed: set[str] = set()  # GPUs whose sandboxed CUDA probe passed
+
+    def check_gpus(self) -> None:
+        """The sandboxed CUDA probe on every GPU this evaluator gives seeds, once each, before
+        any seed: a broken set-up is one line naming the missing piece, not N failed seeds."""
+        with self._probe_lock:
+            for gpu in self.gpus:
+                if gpu not in self._probed:
+                    pt = run_passthrough(self.device, self.model_paths, gpu)
+                    limits = replace(self._limits(), time_s=PROBE_TIME_S)  # a GPU seed's, briefer
+                    require_cuda(self.cache.public_dir, self.card.weak_seeds[0], pt, self.isolation, f"GPU {gpu}",
+                                 limits)
+                    self._probed.add(gpu)
 
     def warm_up(self) -> None:
         """Start the executor's warm worker now (a session calls this before its first idea
@@ -172,7 +201,8 @@ class Evaluator:
     def _limits(self) -> Limits:
         limits = Limits(time_s=self.time_budget_s, threads=max(1, (os.cpu_count() or 1) // self.parallel))
         if self.device == "cuda":
-            limits.memory_bytes = GPU_RUN_MEMORY_BYTES
+            limits.address_bytes = GPU_RUN_ADDRESS_BYTES
+            limits.memory_bytes = gpu_seed_memory(len(self.gpus))
         return limits
 
     def evaluate(self, idea: Path, seeds: list[int], name: str | None = None,
@@ -181,6 +211,8 @@ class Evaluator:
         missing = [s for s in seeds if s not in self.card.weak_seeds]
         if missing:
             raise ValueError(f"seeds {missing} have no weak teacher; build the cache with more seeds")
+        if self.device == "cuda":
+            self.check_gpus()
         if charge:  # reserve up front, so researchers sharing a budget never overdraw it
             self.budget.charge(len(seeds))
         started = time.monotonic()
