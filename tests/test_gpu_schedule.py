@@ -52,3 +52,29 @@ def test_gpu_seeds_get_a_host_ram_share_and_room_for_cudas_address_space():
     limits = Limits(memory_bytes=gpu_seed_memory(2, ram), address_bytes=GPU_RUN_ADDRESS_BYTES)
     assert child_rlimits(limits)["RLIMIT_AS"] == GPU_RUN_ADDRESS_BYTES and limits.memory_bytes == 48 << 30
     assert child_rlimits(Limits())["RLIMIT_AS"] == Limits().memory_bytes, "CPU runs: as before"
+
+
+def test_a_remote_executor_leaves_the_gpu_to_the_node_and_asks_for_the_tasks_cpus(small_cache, tmp_path):
+    """With Ray, the head (no GPU here) asks for one GPU and the task's threads per seed, not a
+    share of its own cores; the node resolves Ray's id to its own device node."""
+    import pytest
+
+    pytest.importorskip("ray")
+    from sandbox.baseline_ideas import VANILLA_NAME, baseline_path
+    from sandbox.execution.ray_executor import RayExecutor, shipped_seed
+    from sandbox.execution.ray_node import node_passthrough
+    from sandbox.scoring.evaluator import REMOTE_SEED_THREADS, Evaluator
+
+    never_connected = object.__new__(RayExecutor)  # only the requests it would get are under test
+    ev = Evaluator(small_cache, executor=never_connected, device="cuda", isolation="bwrap")
+    assert ev.device == "cuda" and ev.gpus == [], "no GPU of the head's is named"
+    req = ev.request(baseline_path(VANILLA_NAME), small_cache.card().weak_seeds[0])
+    assert req.passthrough.device == "cuda" and not req.passthrough.has_gpu
+    threads = REMOTE_SEED_THREADS[("features", "cuda")]
+    assert req.resources.gpus == 1.0 and req.resources.cpus == threads == req.limits.threads
+    assert req.limits.address_bytes == GPU_RUN_ADDRESS_BYTES
+    job = shipped_seed(req, threads, "digest")
+    assert job.device == "cuda" and job.passthrough
+    host = fake_host_tree(tmp_path / "node")
+    p = node_passthrough(job, ["1"], host)
+    assert (str(host.dev_root / "nvidia1"), "/dev/nvidia1") in p.node_binds and p.env["CUDA_VISIBLE_DEVICES"] == "0"

@@ -154,6 +154,7 @@ class RayExecutor(Executor):
     """Seeds as Ray tasks on the cluster at ``options.ray_address``."""
 
     name = "ray"
+    remote = True
 
     def __init__(self, options: ExecutorOptions) -> None:
         self.options = options

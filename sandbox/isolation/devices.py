@@ -325,18 +325,27 @@ def gpu_passthrough(entry: str, lib_dirs: list[str] | None = None, host: GpuHost
     return host.passthrough(host.resolve(entry), lib_dirs)
 
 
-def resolve_device(requested: str, host: GpuHost | None = None) -> str:
-    """'cpu' or 'cuda' for ``--device auto|cpu|cuda``; 'cuda' needs a GPU and a CUDA torch."""
+def resolve_device(requested: str, host: GpuHost | None = None, remote: bool = False) -> str:
+    """'cpu' or 'cuda' for ``--device auto|cpu|cuda``; 'cuda' needs a GPU and a CUDA torch here,
+    unless seeds run on other machines (``remote``: each node resolves its own GPU)."""
     if requested not in DEVICE_CHOICES:
         raise HarnessError(f"unknown device {requested!r}: use one of {', '.join(DEVICE_CHOICES)}")
     if requested == "cpu":
         return "cpu"
+    if remote and requested == "cuda":
+        return "cuda"
     has_gpu = bool(host_gpus(host)) and _torch_has_cuda()
     if requested == "cuda" and not has_gpu:
         raise HarnessError("--device cuda: no GPU visible (the NVIDIA driver lists none, CUDA_VISIBLE_DEVICES "
                            "is empty, or torch is a CPU build); install a CUDA build of torch on a GPU machine, "
                            "or use --device cpu")
     return "cuda" if has_gpu else "cpu"
+
+
+def build_device(device: str, host: GpuHost | None = None) -> str:
+    """Where this machine builds a task's cache (teachers, ceilings) for seeds on ``device``:
+    its own GPU if it has one, else its CPU (a Ray head needs no GPU of its own)."""
+    return resolve_device("auto", host) if device == "cuda" else device
 
 
 def _torch_has_cuda() -> bool:

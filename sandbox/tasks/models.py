@@ -203,11 +203,15 @@ def resolve_student(ref: str, classes: list[str], *, label_words: list[str] | No
 # Model settings a task.json can name with "preset" (its own keys override the preset's).
 PRESETS: dict[str, dict] = {
     # The reference weak-to-strong benchmark's setting: a small chat model teaches a 4B base
-    # model, trained with a rank-32 LoRA adapter. hf: ids must be downloaded beforehand (or
-    # replace them with local directories in task.json); meant for a GPU (--device cuda).
+    # model, trained with a rank-32 LoRA adapter on the attention's query and value projections
+    # (stated, not left to peft's per-version default; a task.json "lora" with its own "targets",
+    # e.g. adding "k_proj", "o_proj", "gate_proj", "up_proj", "down_proj", replaces it). hf: ids
+    # must be downloaded beforehand (or replace them with local directories in task.json); meant
+    # for a GPU (--device cuda).
     "qwen-reference": {
         "kind": "finetune", "weak_model": "hf:Qwen/Qwen1.5-0.5B-Chat",
-        "strong_model": "hf:Qwen/Qwen3-4B-Base", "lora": {"rank": 32, "alpha": 64}, "max_len": 512,
+        "strong_model": "hf:Qwen/Qwen3-4B-Base",
+        "lora": {"rank": 32, "alpha": 64, "targets": ["q_proj", "v_proj"]}, "max_len": 512,
         "template": "reference",  # its prompts and label tokens (chat template for the chat weak model)
     },
 }
