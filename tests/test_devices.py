@@ -181,6 +181,8 @@ def run(ctx):
     ctx.report("other_pci", os.path.exists("/sys/bus/pci/devices/0000:19:00.0/vendor"))
     ctx.report("numa", ",".join(sorted(os.listdir("/sys/devices/system/node"))))
     ctx.report("gpu_nodes", ",".join(sorted(n for n in os.listdir("/dev") if n.startswith("nvidia"))))
+    caps = "/dev/nvidia-caps"
+    ctx.report("caps", ",".join(sorted(os.listdir(caps))) if os.path.isdir(caps) else "none")
     try:
         open("/sys/module/nvidia/initstate", "w").write("x")
         ctx.report("sys_writable", True)
@@ -205,6 +207,14 @@ def test_sandboxed_gpu_seed_sees_its_sysfs_and_nodes_only(small_cache, tmp_path)
     assert d["other_pci"] is False and d["numa"] == "node0" and d["sys_writable"] is False
     assert d["gpu_nodes"] == ",".join(sorted(["nvidia1", "nvidia-modeset", "nvidia-uvm", "nvidia-uvm-tools",
                                               "nvidiactl"]))
+    assert d["caps"] == "none"
+    mig_host = fake_host_tree(tmp_path / "mig-host", mig_caps=True)
+    mig_host.nvml = FakeNvml(mig_on={1: [(MIG_UUID, 3, 0)]})
+    out = run_idea(idea, small_cache.public_dir, 0, Limits(time_s=120), get_isolation("bwrap"),
+                   passthrough=gpu_passthrough(MIG_UUID, lib_dirs=[], host=mig_host))
+    assert out.status == "ok", (out.error, out.log_tail[-3000:])
+    assert out.diagnostics["cuda_visible"] == MIG_UUID
+    assert out.diagnostics["caps"] == "nvidia-cap39,nvidia-cap40", "its own MIG caps, readable by the seed's uid"
 
 
 EXTRA_IDEA = '''

@@ -117,9 +117,13 @@ def bwrap_args(p: Passthrough | None) -> list[str]:
         args += ["--ro-bind", path, path]
     for src, dest in p.ro_binds:
         args += ["--ro-bind", src, dest]
-    for node in p.device_nodes:
-        args += ["--dev-bind", node, node]
-    for src, dest in p.node_binds:
+    made: set[str] = set()
+    for src, dest in [*((n, n) for n in p.device_nodes), *p.node_binds]:
+        parent = os.path.dirname(dest)
+        if parent != "/dev" and parent not in made:  # /dev/nvidia-caps: inside the sandbox's own
+            # /dev, made 0755 (bwrap would make it 0700 as root: the seed's uid could not enter it)
+            args += ["--perms", "0755", "--dir", parent]
+            made.add(parent)
         args += ["--dev-bind", src, dest]
     return args
 

@@ -160,7 +160,7 @@ def finetune(
             stop = time_limit_s is not None and time.monotonic() - start > time_limit_s
             if step % eval_every == 0 or step == total or stop:
                 record = {"step": float(step), "loss": running / max(1, step),
-                          "seconds": time.monotonic() - start}
+                          "seconds": time.monotonic() - start, "tokens": float(student.tokens_trained)}
                 if val is not None:
                     record["weak_val_agreement"] = _agreement(student, val[0], val[1], 2 * batch_size, max_len)
                     student.model.train()

@@ -57,6 +57,7 @@ class Student:
     lora: LoraSpec | None = None
     label_ids: list[int] | None = None
     history: list[dict[str, float]] = field(default_factory=list)
+    tokens_trained: int = 0  # non-padding tokens of every training batch so far (throughput)
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
@@ -75,6 +76,8 @@ class Student:
     def class_logits(self, texts: list[str], max_len: int | None = None) -> torch.Tensor:
         """(n, n_classes) logits for a batch of texts (with gradients when training)."""
         enc = self.encode(texts, max_len)
+        if self.model.training:
+            self.tokens_trained += int(enc["attention_mask"].sum())
         with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
                             enabled=self.autocast_dtype is not None):
             if self.spec.family == "encoder":
