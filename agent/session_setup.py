@@ -34,7 +34,7 @@ from sandbox.execution.base import Executor, ExecutorConfig, ExecutorOptions
 from sandbox.execution.local import seeds_at_once
 from sandbox.execution.registry import get_executor
 from sandbox.files import atomic_write, file_lock
-from sandbox.isolation.devices import resolve_device
+from sandbox.isolation.devices import build_device, resolve_device
 from sandbox.results import IdeaResult, hide_heldout
 from sandbox.runtime.context import TaskCard
 from sandbox.scoring.evaluator import Evaluator, ScoringBudget
@@ -203,9 +203,9 @@ def open_session(config: ResearchConfig, *, show_progress: bool = True,
     if config.run.transfer_task:
         get_task(config.run.transfer_task)  # a wrong transfer task fails now, not after the session
     seeds = list(range(config.seeds))
-    device = resolve_device(config.device)
+    device = resolve_device(config.device, remote=config.executor.name != "local")
     cache = open_cache(spec, n_weak_seeds=max([config.seeds, *(config.run.racing or [])]), show_progress=show_progress,
-                       device=device)
+                       device=build_device(device))
     deferred = config.baselines_deferred
     if deferred is None:  # a cold start: research starts without them (see complete_baselines)
         deferred = not (cache.private_dir / baseline_summary_name(seeds)).is_file()
@@ -253,12 +253,13 @@ def _reopen(asked: ResearchConfig, store: LabStore, show_progress: bool,
                                   executor=asked.executor)
     spec = get_task(manifest.task, _sizes(config.run.split_sizes))
     cache = open_cache(spec, n_weak_seeds=max([len(manifest.seeds), *(config.run.racing or [])]),
-                       show_progress=show_progress, device=resolve_device(config.device))
+                       show_progress=show_progress,
+                       device=build_device(resolve_device(config.device, remote=config.executor.name != "local")))
     if cache.key != manifest.cache_key:
         raise HarnessError(
             f"task data or models changed since session {session_id} (cache {cache.key} ≠ "
             f"{manifest.cache_key}); start a new session or replay it with `aar replay`")
-    stored = run_config(config, resolve_device(config.device))
+    stored = run_config(config, resolve_device(config.device, remote=config.executor.name != "local"))
     if manifest.run != stored:
         store.update_session(session_id, {"run": stored.model_dump(mode="json")})
         manifest = store.manifest(session_id)
@@ -278,7 +279,7 @@ def _context(config: ResearchConfig, store: LabStore, manifest: SessionManifest,
                                                                             slots=slots))
     evaluator = Evaluator(cache, isolation=config.run.isolation, budget=scoring, parallel=parallel,
                           time_budget_s=config.run.time_budget_s, executor=executor,
-                          device=resolve_device(config.device))
+                          device=resolve_device(config.device, remote=config.executor.name != "local"))
     evaluator.warm_up()
     elapsed = max([manifest.elapsed_s, *(a.session_elapsed_s or 0.0 for a in attempts)])
     tracker = BudgetTracker(config.run.budgets, attempts=len(attempts), elapsed_s=elapsed,

@@ -102,3 +102,45 @@ def test_lora_smollm2_student_through_the_sandbox(tmp_path, cache_dir):
     assert 0 < seed.diagnostics["trainable"] < 5_000_000
     b = cache.baselines()  # 16 dev rows: weak and ceiling may tie, and PGR is then undefined
     assert seed.dev_acc is not None and (seed.pgr is None) == (b.ceiling_dev.mean == b.weak_dev.mean)
+
+
+def test_overlong_input_keeps_its_cue_and_every_option(smol):
+    """A preference row longer than max_len loses the start of its question, never the cue or
+    an option: the last tokens are still the cue's, so the label slot stays the next token."""
+    from sandbox.runtime.students import fitted_input
+
+    question = " ".join(f"word{i}" for i in range(200))
+    text = f"Question: {question}\nAnswer A: the red one\nAnswer B: the blue one"
+    max_len = smol.spec.max_len
+    fitted = fitted_input(text, smol.spec, smol.tokenizer, max_len)
+    assert fitted.endswith("Answer A: the red one\nAnswer B: the blue one" + smol.spec.cue)
+    assert "word199" in fitted and "word0 " not in fitted, "the question's start went"
+    enc = smol.encode([text, "Question: short?\nAnswer A: x\nAnswer B: y"])
+    cue_ids = smol.tokenizer(smol.spec.cue, add_special_tokens=False)["input_ids"]
+    assert enc["input_ids"].shape[1] <= max_len
+    for row in enc["input_ids"].tolist():
+        assert row[-len(cue_ids):] == cue_ids, "the cue ends every row: the label slot follows it"
+    short = "Is the sky blue?\nyes"
+    assert fitted_input(short, smol.spec, smol.tokenizer, max_len) == short + smol.spec.cue, "short rows as before"
+    with pytest.raises(ValueError, match="raise max_len"):
+        fitted_input(text, smol.spec, smol.tokenizer, 3)
+
+
+def test_causal_training_checkpoints_activations_without_a_kv_cache(smol):
+    """Gradient checkpointing with use_cache off, and a LoRA adapter still learns through it."""
+    from sandbox.runtime import finetune
+    from sandbox.runtime.finetuning import checkpoint_activations
+    from sandbox.runtime.students import load_student
+
+    student = load_student(smol.spec, 2, lora={"rank": 2, "alpha": 4}, seed=0, device="cpu")
+    base = student.model.get_base_model()
+    texts = ["Is fire hot?\nyes", "Is ice hot?\nyes", "Is snow cold?\nyes", "Is lava cold?\nyes"]
+    targets = np.array([[0, 1], [1, 0], [0, 1], [1, 0]], dtype=np.float32)
+    before = {n: p.detach().clone() for n, p in student.model.named_parameters() if "lora_B" in n}
+    assert checkpoint_activations(student, None) is False, "None: only on a GPU"
+    finetune(student, texts, targets, epochs=1, batch_size=4, lr=1e-2, gradient_checkpointing=True)
+    assert getattr(base, "is_activation_checkpointing", None) or base.is_gradient_checkpointing
+    assert base.config.use_cache is False
+    after = dict(student.model.named_parameters())
+    assert any(not torch.equal(before[n], after[n]) for n in before), "the adapter trained through checkpoints"
+    assert student.history and np.isfinite(student.history[-1]["loss"])

@@ -43,7 +43,10 @@ def test_finetune_task_dir_with_preset_and_causal_model(tmp_path):
     spec = get_task(str(tmp_path))
     assert (spec.kind, spec.weak_model, spec.strong_model) == (
         "finetune", "hf:Qwen/Qwen1.5-0.5B-Chat", "hf:Qwen/Qwen3-4B-Base")
-    assert spec.lora == {"rank": 32, "alpha": 64}
+    assert spec.lora == {"rank": 32, "alpha": 64, "targets": ["q_proj", "v_proj"]}, "targets stated"
+    mine = {"rank": 16, "alpha": 32, "targets": ["q_proj", "k_proj", "v_proj", "o_proj"]}
+    (tmp_path / "task.json").write_text(json.dumps({"preset": "qwen-reference", "lora": mine}))
+    assert get_task(str(tmp_path)).lora == mine, "a task.json's own adapter replaces the preset's"
     (tmp_path / "task.json").write_text(json.dumps({"preset": "nope"}))
     with pytest.raises(HarnessError, match="unknown preset 'nope'; use one of qwen-reference"):
         get_task(str(tmp_path))

@@ -32,6 +32,7 @@ from sandbox.isolation.base import DEFAULT_ISOLATION, Limits, SeedJob, child_env
 from sandbox.isolation.devices import gpu_passthrough, run_passthrough
 from sandbox.isolation.registry import get_isolation
 from sandbox.scoring.evaluator import Evaluator
+from tests.gpu_fakes import fake_host_tree
 
 BWRAP_OK, BWRAP_WHY = get_isolation("bwrap").available()
 needs_bwrap = pytest.mark.skipif(not BWRAP_OK, reason=f"bwrap unavailable: {BWRAP_WHY}")
@@ -324,7 +325,8 @@ def test_worker_groups_share_a_worker_per_attempt_and_keep_gpus_apart(tmp_path):
     models = run_passthrough("cpu", [str(tmp_path)])
     cpu = [_request(tmp_path, s, models) for s in range(3)]
     assert worker_groups(cpu) == [[0, 1, 2]], "all seeds of a CPU attempt share one worker"
-    gpu = [_request(tmp_path, s, gpu_passthrough([s % 2], lib_dirs=[])) for s in range(3)]
+    host = fake_host_tree(tmp_path / "host")
+    gpu = [_request(tmp_path, s, gpu_passthrough(str(s % 2), lib_dirs=[], host=host)) for s in range(3)]
     assert worker_groups(gpu) == [[0], [1], [2]], "a GPU seed keeps a sandbox (and GPU) of its own"
     again = [_request(tmp_path, 0), _request(tmp_path, 0), _request(tmp_path, 0, student_seed=5)]
     assert worker_groups(again) == [[0, 2], [1]], "a repeated seed goes to another worker"

@@ -37,7 +37,7 @@ from sandbox.execution.base import ExecutorOptions
 from sandbox.execution.registry import get_executor
 from sandbox.isolation.base import SEED_TIME_S
 from sandbox.isolation.cgroups import STRICT_ENV
-from sandbox.isolation.devices import resolve_device
+from sandbox.isolation.devices import build_device, resolve_device
 from sandbox.results import IdeaResult
 from sandbox.scoring.evaluator import Evaluator
 from sandbox.tasks import get_task, list_tasks
@@ -122,9 +122,9 @@ def baselines_cmd(task: str = TASK_OPTION, seeds: int = SEEDS_OPTION, json_out: 
                   seed_resources: str | None = SEED_RESOURCES_OPTION) -> None:
     """Score every built-in baseline idea: PGR mean ± CI, paired difference vs vanilla, time."""
     isolation = resolve_isolation(isolation, unsafe)
-    device = resolve_device(device)
+    device = resolve_device(device, remote=executor != "local")  # a Ray head needs no GPU
     runner = get_executor(ExecutorOptions(resolve_executor(executor, ray_address, seed_resources)))
-    cache = _open(task, split_sizes, seeds, json_out, device)
+    cache = _open(task, split_sizes, seeds, json_out, build_device(device))
     evaluator = Evaluator(cache, isolation=isolation, device=device, time_budget_s=time_budget,
                           executor=runner)
     fixed = cache.baselines()
@@ -164,7 +164,7 @@ def eval_cmd(idea: Path = typer.Argument(..., help="The idea file (defines run(c
              seed_resources: str | None = SEED_RESOURCES_OPTION) -> None:
     """Score one idea file on a task."""
     isolation = resolve_isolation(isolation, unsafe)
-    device = resolve_device(device)
+    device = resolve_device(device, remote=executor != "local")  # a Ray head needs no GPU
     if strict_limits:  # read by every run's limits, here and in the processes it starts
         os.environ[STRICT_ENV] = "1"
     runner = get_executor(ExecutorOptions(resolve_executor(executor, ray_address, seed_resources)))
@@ -174,7 +174,7 @@ def eval_cmd(idea: Path = typer.Argument(..., help="The idea file (defines run(c
         idea.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         fail(f"{idea}: cannot read it ({exc.__class__.__name__}); pass a readable UTF-8 .py file")
-    cache = _open(task, split_sizes, seeds, json_out, device)
+    cache = _open(task, split_sizes, seeds, json_out, build_device(device))
     result = Evaluator(cache, isolation=isolation, time_budget_s=time_budget,
                        device=device, executor=runner).evaluate(idea, list(range(seeds)))
     if json_out:

@@ -22,6 +22,9 @@ def run(ctx: IdeaContext) -> np.ndarray:
     probs = predict_proba(student, ctx.test_texts)
     ctx.report("peak_rss_mb", round(peak_rss_mb()))
     ctx.report("cpu_s", round(cpu_seconds(), 1))
+    if student.history:  # training throughput (benchmarks/gpu_check.py prints tokens/s)
+        ctx.report("train_s", round(student.history[-1]["seconds"], 2))
+        ctx.report("train_tokens", int(student.history[-1]["tokens"]))
     if peak_gpu_mb() is not None:
         ctx.report("peak_gpu_mb", round(peak_gpu_mb()))
     return probs

@@ -140,11 +140,17 @@ def open_cache(spec: TaskSpec, n_weak_seeds: int = DEFAULT_WEAK_SEEDS, show_prog
     n_weak_seeds = max(n_weak_seeds, spec.fixed_seeds or (DEFAULT_WEAK_SEEDS if spec.kind == "features" else 1))
     if cache.exists() and len(cache.card().weak_seeds) >= n_weak_seeds:
         return cache
-    with file_lock(root / "locks" / f"{cache.key}.lock"):
-        if not cache.exists():
-            _build(cache, data, show_progress, device)
-        if len(cache.card().weak_seeds) < n_weak_seeds:
-            _add_weak_seeds(cache, data, n_weak_seeds, device, show_progress)
+    try:
+        with file_lock(root / "locks" / f"{cache.key}.lock"):
+            if not cache.exists():
+                _build(cache, data, show_progress, device)
+            if len(cache.card().weak_seeds) < n_weak_seeds:
+                _add_weak_seeds(cache, data, n_weak_seeds, device, show_progress)
+    finally:
+        if spec.kind == "finetune":  # the students it trained: their GPU memory goes before any seed
+            from sandbox.runtime.students import release_models
+
+            release_models()
     return cache
 
 

@@ -60,6 +60,9 @@ class Executor:
     """Runs batches of seed requests; thread-safe (parallel researchers share one)."""
 
     name = "base"
+    # Seeds run on other machines: each node resolves its own GPU (the head's are not theirs),
+    # and a seed asks for what its task needs, not a share of the head's cores.
+    remote = False
 
     def run(self, requests: Sequence[SeedRequest]) -> list[RunOutput]:
         """Run every request (all seeds of one attempt); outputs in request order. A seed that

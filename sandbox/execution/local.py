@@ -15,6 +15,18 @@ from sandbox.execution.run_output import CANCELLED, RunOutput
 from sandbox.isolation.base import SeedJob
 from sandbox.isolation.devices import Passthrough
 
+# One GPU seed per GPU at a time, whichever executor or evaluator of this process asks: the
+# rest queue here (several copies of a 4B model training on one GPU at once would not fit).
+_GPU_GATES: dict[str, threading.Lock] = {}
+_GATES_LOCK = threading.Lock()
+GATE_POLL_S = 0.5  # a queued GPU seed sees a cancel within this
+
+
+def gpu_gate(key: str) -> threading.Lock:
+    """The lock of the GPU ``key`` names (sandbox.isolation.devices.Passthrough.gpu_key)."""
+    with _GATES_LOCK:
+        return _GPU_GATES.setdefault(key, threading.Lock())
+
 
 class LocalExecutor(Executor):
     """Seeds on this machine: a warm worker (sandbox.execution.supervisor) forks a child per seed, up to
@@ -43,6 +55,20 @@ class LocalExecutor(Executor):
         return outputs  # type: ignore[return-value]
 
     def _run_group(self, reqs: list[SeedRequest]) -> list[RunOutput]:
+        first = reqs[0]
+        key = first.passthrough.gpu_key if first.passthrough is not None else None
+        if key is None:
+            return self._run_now(reqs)
+        gate = gpu_gate(key)
+        while not gate.acquire(timeout=GATE_POLL_S):  # queued behind the seed on this GPU
+            if self._cancelled.is_set():
+                return self._run_now(reqs)  # reports them killed
+        try:
+            return self._run_now(reqs)
+        finally:
+            gate.release()
+
+    def _run_now(self, reqs: list[SeedRequest]) -> list[RunOutput]:
         first = reqs[0]
         if self._cancelled.is_set():
             return [RunOutput("killed", error=CANCELLED, isolation=first.isolation.name) for _ in reqs]
@@ -83,7 +109,7 @@ def worker_groups(requests: Sequence[SeedRequest]) -> list[list[int]]:
     groups: dict[tuple, list[list[int]]] = {}
     for i, req in enumerate(requests):
         pt = req.passthrough
-        gpu = bool(pt is not None and pt.device_nodes)
+        gpu = bool(pt is not None and pt.has_gpu)
         key = (req.idea.resolve(), req.public_dir, repr(req.limits), id(req.isolation), _passthrough_key(pt),
                i if gpu else -1)
         job = _job(req)
@@ -102,4 +128,4 @@ def _job(req: SeedRequest) -> tuple[int, int]:
 def _passthrough_key(pt: Passthrough | None) -> tuple:
     if pt is None:
         return ()
-    return pt.ro_paths, pt.device_nodes, tuple(sorted(pt.env.items())), pt.device
+    return pt.ro_paths, pt.device_nodes, tuple(sorted(pt.env.items())), pt.device, pt.ro_binds, pt.node_binds

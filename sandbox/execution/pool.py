@@ -34,7 +34,7 @@ class WorkerPool:
     @staticmethod
     def accepts(isolation: Isolation, passthrough: Passthrough | None) -> bool:
         """A GPU run keeps a worker of its own (only its GPU's device nodes are mounted)."""
-        return isolation.self_join and not (passthrough is not None and passthrough.device_nodes)
+        return isolation.self_join and not (passthrough is not None and passthrough.has_gpu)
 
     def acquire(self, public_dir: Path, limits: Limits, isolation: Isolation,
                 passthrough: Passthrough | None) -> WarmWorker:

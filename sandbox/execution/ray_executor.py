@@ -42,7 +42,7 @@ _archives: dict[tuple[str, str], tuple[str, list[Any]]] = {}  # (public dir, sta
 def _seed_task(job: ShippedSeed, archive: list[Any]) -> RunOutput:
     # The archive ref travels boxed in a list, so Ray does not fetch it before the task starts:
     # a node that already holds this cache never downloads it again.
-    return run_shipped(job, lambda: ray.get(archive[0]), [int(g) for g in ray.get_gpu_ids()])
+    return run_shipped(job, lambda: ray.get(archive[0]), [str(g) for g in ray.get_gpu_ids()])
 
 
 _remote_seed = ray.remote(_seed_task)
@@ -121,7 +121,7 @@ def shipped_seed(req: SeedRequest, threads: int, digest: str) -> ShippedSeed:
     gives the task) and the driver's --strict-limits as a field of its own (sandbox.execution.ray_node)."""
     pt = req.passthrough
     # The head's driver-library mounts are the head's; a node finds its own.
-    libs = set(driver_lib_dirs()) if pt and pt.device_nodes else set()
+    libs = set(driver_lib_dirs()) if pt and pt.has_gpu else set()
     models = tuple(dict.fromkeys([*req.models, *(p for p in (pt.ro_paths if pt else ()) if p not in libs)]))
     return ShippedSeed(idea_name=req.idea.stem, idea_code=req.idea.read_text(), seed=req.seed,
                        limits=replace(req.limits, threads=threads), isolation=req.isolation.name,
@@ -154,6 +154,7 @@ class RayExecutor(Executor):
     """Seeds as Ray tasks on the cluster at ``options.ray_address``."""
 
     name = "ray"
+    remote = True
 
     def __init__(self, options: ExecutorOptions) -> None:
         self.options = options

@@ -33,7 +33,7 @@ from sandbox.execution.pool import run_idea
 from sandbox.execution.run_output import RunOutput
 from sandbox.isolation.base import Limits
 from sandbox.isolation.cgroups import support as cgroup_support
-from sandbox.isolation.devices import Passthrough, run_passthrough
+from sandbox.isolation.devices import GpuHost, Passthrough, run_passthrough
 from sandbox.isolation.registry import get_isolation
 from sandbox.paths import cache_root
 
@@ -132,15 +132,16 @@ def missing_model(models: tuple[str, ...]) -> str | None:
     return None
 
 
-def node_passthrough(job: ShippedSeed, gpu_ids: list[int]) -> Passthrough | None:
-    """This node's passthrough: the model paths, and the GPU Ray gave this task (its own
-    device nodes and driver libraries, not the head's)."""
+def node_passthrough(job: ShippedSeed, gpu_ids: list[str], host: GpuHost | None = None) -> Passthrough | None:
+    """This node's passthrough: the model paths, and the GPU Ray gave this task, resolved here
+    on the node (Ray's id is an entry of the node's CUDA_VISIBLE_DEVICES or its index in PCI
+    bus order, never a /dev minor): its own device nodes, sysfs and driver libraries."""
     if not job.passthrough:
         return None
     if job.device == "cuda" and not gpu_ids:
         raise HarnessError("this seed trains on cuda but Ray gave its task no GPU: "
                            "pass --seed-resources gpus=1")
-    return run_passthrough(job.device, list(job.models), int(gpu_ids[0]) if gpu_ids else None)
+    return run_passthrough(job.device, list(job.models), str(gpu_ids[0]) if gpu_ids else None, host)
 
 
 def strict_refusal(limits: Limits) -> str | None:
@@ -153,7 +154,7 @@ def strict_refusal(limits: Limits) -> str | None:
             "delegated cgroup v2 scope), or drop --strict-limits to run with per-process limits there")
 
 
-def run_shipped(job: ShippedSeed, fetch: Callable[[], bytes], gpu_ids: list[int] | None = None) -> RunOutput:
+def run_shipped(job: ShippedSeed, fetch: Callable[[], bytes], gpu_ids: list[str] | None = None) -> RunOutput:
     """Run one shipped seed on this node. Problems of the node come back as an ``error``
     output naming the node, never as an exception (which Ray would retry)."""
     limits = job.node_limits()

@@ -37,7 +37,10 @@ class Limits:
     """Resource limits for one idea process (tree)."""
 
     time_s: float = SEED_TIME_S
-    memory_bytes: int = 8 << 30
+    memory_bytes: int = 8 << 30  # the whole run's memory (its cgroup), and RLIMIT_AS unless address_bytes
+    # RLIMIT_AS where it must differ: CUDA reserves address space far beyond what it uses, so a
+    # GPU run raises it while memory_bytes (its cgroup) still bounds what it holds in host RAM.
+    address_bytes: int | None = None
     file_bytes: int = 256 << 20
     open_files: int = 256
     processes: int = 128  # RLIMIT_NPROC: processes *and* threads (torch's pools count)
@@ -193,7 +196,7 @@ def set_rlimits(limits: Limits, runtime_bytes: int = 0) -> None:
     ``runtime_bytes``: address space allowed on top of the limit (the warm worker's runtime,
     which each seed's child inherits and then gets the limit beyond)."""
     for res, value in (
-        (resource.RLIMIT_AS, limits.memory_bytes + runtime_bytes), (resource.RLIMIT_FSIZE, limits.file_bytes),
+        (resource.RLIMIT_AS, address_space(limits) + runtime_bytes), (resource.RLIMIT_FSIZE, limits.file_bytes),
         (resource.RLIMIT_NOFILE, limits.open_files), (resource.RLIMIT_CORE, 0),
         (resource.RLIMIT_CPU, cpu_seconds(limits)),
     ):
@@ -202,8 +205,13 @@ def set_rlimits(limits: Limits, runtime_bytes: int = 0) -> None:
     # it in each seed's child after the drop to the seed's own uid.
 
 
+def address_space(limits: Limits) -> int:
+    """RLIMIT_AS of a run: ``address_bytes`` where set, else its memory limit."""
+    return limits.memory_bytes if limits.address_bytes is None else limits.address_bytes
+
+
 def child_rlimits(limits: Limits) -> dict[str, int]:
-    return {"RLIMIT_AS": limits.memory_bytes, "RLIMIT_FSIZE": limits.file_bytes,
+    return {"RLIMIT_AS": address_space(limits), "RLIMIT_FSIZE": limits.file_bytes,
             "RLIMIT_NOFILE": limits.open_files, "RLIMIT_CORE": 0, "RLIMIT_CPU": cpu_seconds(limits)}
 
 

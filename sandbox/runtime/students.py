@@ -57,6 +57,7 @@ class Student:
     lora: LoraSpec | None = None
     label_ids: list[int] | None = None
     history: list[dict[str, float]] = field(default_factory=list)
+    tokens_trained: int = 0  # non-padding tokens of every training batch so far (throughput)
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
@@ -66,15 +67,17 @@ class Student:
         return None
 
     def encode(self, texts: list[str], max_len: int | None = None) -> dict[str, torch.Tensor]:
+        limit = max_len or self.spec.max_len
         if self.spec.family == "causal":
-            texts = [student_input(t, self.spec, self.tokenizer) for t in texts]
-        enc = self.tokenizer(list(texts), padding=True, truncation=True,
-                             max_length=max_len or self.spec.max_len, return_tensors="pt")
+            texts = [fitted_input(t, self.spec, self.tokenizer, limit) for t in texts]
+        enc = self.tokenizer(list(texts), padding=True, truncation=True, max_length=limit, return_tensors="pt")
         return {k: v.to(self.device) for k, v in enc.items()}
 
     def class_logits(self, texts: list[str], max_len: int | None = None) -> torch.Tensor:
         """(n, n_classes) logits for a batch of texts (with gradients when training)."""
         enc = self.encode(texts, max_len)
+        if self.model.training:
+            self.tokens_trained += int(enc["attention_mask"].sum())
         with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
                             enabled=self.autocast_dtype is not None):
             if self.spec.family == "encoder":
@@ -85,6 +88,28 @@ class Student:
 
     def trainable_parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+
+
+# Tokens kept free when a text is cut to fit: pieces tokenized apart may merge differently.
+BOUNDARY_TOKENS = 2
+
+
+def fitted_input(text: str, spec: StudentSpec, tokenizer: Any, max_len: int) -> str:
+    """A causal student's input that fits ``max_len`` tokens with the cue (and chat turn) whole:
+    an overlong text loses tokens from its start, so what comes last (the options, the label
+    slot after the cue) survives; cutting the joined string on the right would drop the cue and
+    make the "label slot" a token in the middle of the text. The tokenizer truncates from the
+    left too (load_student), in case a cut text still tokenizes a token longer."""
+    rendered = student_input(text, spec, tokenizer)
+    if len(tokenizer(rendered)["input_ids"]) <= max_len:
+        return rendered
+    overhead = len(tokenizer(student_input("", spec, tokenizer))["input_ids"])
+    budget = max_len - overhead - BOUNDARY_TOKENS
+    if budget < 1:
+        raise ValueError(f"max_len {max_len} leaves no room for the text beside the cue and template "
+                         f"({overhead} tokens); raise max_len in task.json")
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    return student_input(tokenizer.decode(ids[-budget:]), spec, tokenizer)
 
 
 def pick_device(requested: str = "auto") -> torch.device:
@@ -132,17 +157,36 @@ def _base_model(spec_json: str, n_classes: int, dtype_name: str) -> tuple[nn.Mod
     else:
         model = AutoModelForCausalLM.from_pretrained(spec.model_dir, dtype=dtype, **kwargs)
         tokenizer.padding_side = "left"
+        tokenizer.truncation_side = "left"  # the cue and label slot are at the end (fitted_input)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         model.config.pad_token_id = tokenizer.pad_token_id
+        model.config.use_cache = False  # never generates: a KV cache would only hold memory
     return model, tokenizer
+
+
+def release_models() -> None:
+    """Drop the pretrained weights held for reuse and give cached GPU memory back to the
+    driver: the cache build calls this before seeds start, so a seed has the whole GPU (and
+    the parent no longer holds a 4B model in host RAM)."""
+    import gc
+
+    _base_model.cache_clear()
+    gc.collect()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 def load_student(spec: StudentSpec, n_classes: int, *, lora: LoraSpec | dict | None = None,
                  seed: int = 0, device: str = "auto") -> Student:
     """A fresh trainable student: all weights, or frozen weights plus a LoRA adapter."""
     dev = pick_device(device)
-    causal_bf16 = spec.family == "causal" and dev.type == "cuda" and torch.cuda.is_bf16_supported()
+    lora_spec = LoraSpec.model_validate(lora) if isinstance(lora, dict) else lora
+    # bf16 weights only where they stay frozen (under a LoRA adapter, which peft keeps in fp32):
+    # trained in pure bf16, updates of 5e-5 round away; all weights train as fp32 masters under
+    # bf16 autocast (Student.autocast_dtype).
+    causal_bf16 = (spec.family == "causal" and lora_spec is not None and dev.type == "cuda"
+                   and torch.cuda.is_bf16_supported())
     if not os.path.isdir(spec.model_dir):
         raise FileNotFoundError(f"student weights {spec.model_dir} are not visible here")
     torch.manual_seed(seed)  # the classification head's initialisation
@@ -152,7 +196,6 @@ def load_student(spec: StudentSpec, n_classes: int, *, lora: LoraSpec | dict | N
     if spec.family == "encoder":
         torch.manual_seed(seed)
         _reset_head(model)
-    lora_spec = LoraSpec.model_validate(lora) if isinstance(lora, dict) else lora
     if lora_spec is not None:
         model = _with_lora(model, lora_spec, spec.family)
     model.to(dev)

@@ -11,7 +11,7 @@ import os
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,23 +20,43 @@ from sandbox.baseline_ideas import VANILLA_NAME, baseline_path, vanilla_name
 from sandbox.cache.task_cache import TaskCache, stat
 from sandbox.errors import BudgetExhaustedError, HarnessError
 from sandbox.execution.base import Executor, SeedRequest, SeedResources
+from sandbox.execution.gpu_probe import PROBE_IDEA, PROBE_TIME_S, probe_verdict
 from sandbox.execution.local import LocalExecutor
 from sandbox.execution.run_output import RunOutput
 from sandbox.files import atomic_write
 from sandbox.isolation.base import DEFAULT_ISOLATION, SEED_TIME_S, Isolation, Limits
-from sandbox.isolation.devices import host_gpus, resolve_device, run_passthrough
+from sandbox.isolation.devices import Passthrough, host_gpus, resolve_device, run_passthrough
 from sandbox.isolation.registry import get_isolation
 from sandbox.results import IdeaResult, PairedDiff, SeedResult
 from sandbox.runtime.context import weak_teacher_dir
 from sandbox.scoring.flags import code_flags, result_flags
 from sandbox.scoring.t_stats import scipy_stats, t_half_width, t_test_p_value
+from sandbox.tasks.models import model_mounts
 
 VANILLA = baseline_path(VANILLA_NAME)
 ROW_SUM_TOLERANCE = 1e-3
 FAR_FROM_WEAK_TV = 0.25
 # GPU runs: CUDA reserves address space far beyond what it uses, so the per-process address-space
-# cap cannot apply; the GPU's own memory bounds what a run can hold there.
-GPU_RUN_MEMORY_BYTES = 1 << 46
+# cap cannot apply; the GPU's own memory bounds what a run can hold there, and host RAM is held
+# by the run's cgroup (gpu_seed_memory).
+GPU_RUN_ADDRESS_BYTES = 1 << 46
+# Threads (so CPUs asked of the cluster) per seed on a remote executor, by (task kind, device):
+# heads on cached features need one; a fine-tune seed tokenizes and feeds its model.
+REMOTE_SEED_THREADS = {("features", "cpu"): 1, ("features", "cuda"): 1, ("finetune", "cpu"): 2,
+                       ("finetune", "cuda"): 4}
+GPU_HOST_RAM_SHARE = 0.75  # of the host's RAM, split between the GPUs' seeds (one per GPU at once)
+MIN_GPU_SEED_MEMORY = 8 << 30
+
+
+def host_ram_bytes() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def gpu_seed_memory(n_gpus: int, ram_bytes: int | None = None) -> int:
+    """Host RAM one GPU seed may hold: a share of the host's, split between its GPUs (at least
+    what a CPU seed gets: a 4B model is loaded in host memory before it moves to its GPU)."""
+    ram = host_ram_bytes() if ram_bytes is None else ram_bytes
+    return max(MIN_GPU_SEED_MEMORY, int(ram * GPU_HOST_RAM_SHARE) // max(1, n_gpus))
 
 
 @dataclass
@@ -135,15 +155,19 @@ class Evaluator:
         self.cache = cache
         self.isolation = get_isolation(isolation) if isinstance(isolation, str) else isolation
         self.budget = budget or ScoringBudget()
-        self.device = resolve_device(device)
-        self.gpus = host_gpus() if self.device == "cuda" else []
-        # On GPUs, one seed per GPU at a time (seed i of a batch gets GPU i mod n).
+        self.remote = bool(executor is not None and executor.remote)
+        self.device = resolve_device(device, remote=self.remote)
+        # GPUs of this machine; a remote executor's nodes resolve their own (sandbox.execution.ray_node).
+        self.gpus = host_gpus() if self.device == "cuda" and not self.remote else []
+        # On GPUs, one seed per GPU at a time (seed i of a batch gets GPU i mod n; the local
+        # executor queues seeds given the same GPU).
         self.parallel = max(1, min(parallel or os.cpu_count() or 1, len(self.gpus) or 1 << 16))
         self.time_budget_s = time_budget_s
         self.executor = executor or LocalExecutor(self.parallel, slots)
         self.card = cache.card()
-        # Fine-tune tasks: the student's weights are mounted read-only into every run.
-        self.model_paths = [self.card.student.model_dir] if self.card.student else []
+        # Fine-tune tasks: the student's weights are mounted read-only into every run (with the
+        # hub cache's blobs/ a snapshot's files link to).
+        self.model_paths = model_mounts(self.card.student.model_dir) if self.card.student else []
         self.vanilla_idea = baseline_path(vanilla_name(self.card.kind))
         self.baselines = cache.baselines()
         b = self.baselines
@@ -158,6 +182,26 @@ class Evaluator:
                 "weak_model or a stronger strong_model (task.json), or larger --split-sizes")
         self._gold, self._roles = cache.gold_test(), cache.test_roles()
         self._vanilla_lock = threading.RLock()  # vanilla_pgrs -> evaluate -> _remember_vanilla
+        self._probe_lock = threading.Lock()
+        self._probed = False  # the sandboxed CUDA probe passed (check_gpus)
+
+    def check_gpus(self) -> None:
+        """The sandboxed CUDA probe before any seed, once: on every GPU this machine gives seeds,
+        or on a node of a remote executor, through the executor and in the sandbox a seed gets.
+        A broken set-up is then one line naming the missing piece, not N failed seeds."""
+        with self._probe_lock:
+            if self._probed:
+                return
+            positions = range(len(self.gpus)) if self.gpus else range(1)
+            reqs = [replace(r, limits=replace(r.limits, time_s=PROBE_TIME_S))
+                    for r in (self.request(PROBE_IDEA, self.card.weak_seeds[0], i) for i in positions)]
+            for i, out in enumerate(self.executor.run(reqs)):
+                where = f"GPU {self.gpus[i]}" if self.gpus else f"a {self.executor.name} node's GPU"
+                problem = probe_verdict(out)
+                if problem:
+                    raise HarnessError(f"CUDA probe in the {self.isolation.name} sandbox of {where} failed: "
+                                       f"{problem}; fix that, or run with --device cpu")
+            self._probed = True
 
     def warm_up(self) -> None:
         """Start the executor's warm worker now (a session calls this before its first idea
@@ -167,10 +211,19 @@ class Evaluator:
         threading.Thread(target=scipy_stats, name="stats-import", daemon=True).start()
         self.executor.warm(self.request(self.vanilla_idea, self.card.weak_seeds[0]))
 
+    def _threads(self) -> int:
+        """Threads per seed: this machine's cores split between the seeds it runs at once (on
+        GPUs: cores / GPUs); on a remote executor what the task's seeds need, never a share of
+        the head's cores, which a smaller node could not schedule (--seed-resources overrides)."""
+        if self.remote:
+            return REMOTE_SEED_THREADS[(self.card.kind, self.device)]
+        return max(1, (os.cpu_count() or 1) // self.parallel)
+
     def _limits(self) -> Limits:
-        limits = Limits(time_s=self.time_budget_s, threads=max(1, (os.cpu_count() or 1) // self.parallel))
+        limits = Limits(time_s=self.time_budget_s, threads=self._threads())
         if self.device == "cuda":
-            limits.memory_bytes = GPU_RUN_MEMORY_BYTES
+            limits.address_bytes = GPU_RUN_ADDRESS_BYTES
+            limits.memory_bytes = gpu_seed_memory(max(1, len(self.gpus)))
         return limits
 
     def evaluate(self, idea: Path, seeds: list[int], name: str | None = None,
@@ -179,6 +232,8 @@ class Evaluator:
         missing = [s for s in seeds if s not in self.card.weak_seeds]
         if missing:
             raise ValueError(f"seeds {missing} have no weak teacher; build the cache with more seeds")
+        if self.device == "cuda":
+            self.check_gpus()
         if charge:  # reserve up front, so researchers sharing a budget never overdraw it
             self.budget.charge(len(seeds))
         started = time.monotonic()
@@ -217,11 +272,16 @@ class Evaluator:
         """One seed run: public inputs only (an executor may send it to another machine),
         plus the student's weights and, on GPUs, one GPU (``position`` mod the GPU count)."""
         gpu = self.gpus[position % len(self.gpus)] if self.gpus else None
+        if self.remote and self.device == "cuda":  # the node that runs it resolves its own GPU
+            passthrough = Passthrough(device="cuda").with_paths(*self.model_paths)
+        else:
+            passthrough = run_passthrough(self.device, self.model_paths, gpu)
+        limits = self._limits()
         return SeedRequest(idea=idea.resolve(), seed=seed, public_dir=self.cache.public_dir,
-                           limits=self._limits(), isolation=self.isolation,
-                           cache_key=self.card.cache_key,
-                           resources=SeedResources(gpus=1.0 if gpu is not None else 0.0),
-                           passthrough=run_passthrough(self.device, self.model_paths, gpu))
+                           limits=limits, isolation=self.isolation, cache_key=self.card.cache_key,
+                           resources=SeedResources(cpus=float(limits.threads),
+                                                   gpus=1.0 if self.device == "cuda" else 0.0),
+                           passthrough=passthrough)
 
     def score(self, out: RunOutput, seed: int, charge: bool = True) -> SeedResult:
         base = SeedResult(seed=seed, status=out.status, runtime_s=out.runtime_s, error=out.error,

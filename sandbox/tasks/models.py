@@ -146,6 +146,30 @@ def model_dir(ref: str) -> tuple[Path, str | None]:
     return path.resolve(), (ggufs[0].name if ggufs and not (path / "config.json").is_file() else None)
 
 
+def model_mounts(model_path: str | Path) -> list[str]:
+    """What a sandbox must see to load the model at ``model_path``: the directory itself, and
+    the directories its symlinks resolve into outside it. A hub snapshot's files are links into
+    the cache's ``blobs/`` (``snapshots/<rev>/config.json -> ../../blobs/<sha>``), which dangle
+    in a sandbox that was given the snapshot folder alone."""
+    root = Path(model_path)
+    real_root = Path(os.path.realpath(root))
+    outside: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [*dirnames, *filenames]:
+            entry = Path(dirpath) / name
+            if not entry.is_symlink():
+                continue
+            target = Path(os.path.realpath(entry))
+            if not target.exists():
+                raise AssetMissingError(f"{entry} links to {target}, which does not exist: the download is "
+                                        "incomplete; download the model again")
+            if target != real_root and real_root not in target.parents:
+                outside.add(str(target if target.is_dir() else target.parent))
+    # A linked directory inside another one found here needs no bind of its own.
+    kept = sorted(d for d in outside if not any(o != d and d.startswith(o.rstrip("/") + "/") for o in outside))
+    return [str(root), *kept]
+
+
 def model_family(path: Path, gguf: str | None) -> str:
     """'causal' for *ForCausalLM architectures and GGUF files, else 'encoder'."""
     if gguf:
@@ -179,11 +203,15 @@ def resolve_student(ref: str, classes: list[str], *, label_words: list[str] | No
 # Model settings a task.json can name with "preset" (its own keys override the preset's).
 PRESETS: dict[str, dict] = {
     # The reference weak-to-strong benchmark's setting: a small chat model teaches a 4B base
-    # model, trained with a rank-32 LoRA adapter. hf: ids must be downloaded beforehand (or
-    # replace them with local directories in task.json); meant for a GPU (--device cuda).
+    # model, trained with a rank-32 LoRA adapter on the attention's query and value projections
+    # (stated, not left to peft's per-version default; a task.json "lora" with its own "targets",
+    # e.g. adding "k_proj", "o_proj", "gate_proj", "up_proj", "down_proj", replaces it). hf: ids
+    # must be downloaded beforehand (or replace them with local directories in task.json); meant
+    # for a GPU (--device cuda).
     "qwen-reference": {
         "kind": "finetune", "weak_model": "hf:Qwen/Qwen1.5-0.5B-Chat",
-        "strong_model": "hf:Qwen/Qwen3-4B-Base", "lora": {"rank": 32, "alpha": 64}, "max_len": 512,
+        "strong_model": "hf:Qwen/Qwen3-4B-Base",
+        "lora": {"rank": 32, "alpha": 64, "targets": ["q_proj", "v_proj"]}, "max_len": 512,
         "template": "reference",  # its prompts and label tokens (chat template for the chat weak model)
     },
 }
