@@ -26,6 +26,10 @@ class FixedBaselines(BaseModel):
     ceiling_dev: Stat = Field(description="Strong head trained on gold labels: dev accuracy.")
     ceiling_heldout: Stat = Field(description="Strong ceiling accuracy on the held-out split.")
     ceiling_recipe: str = Field(description="How the ceiling head was trained.")
+    reference_seeds: list[int] = Field(
+        default_factory=list,
+        description="The fixed seeds these references average (the task's own, however many teacher "
+                    "seeds the cache holds); empty in caches summarised before references were fixed.")
 
     @property
     def gap_dev(self) -> float:

@@ -42,6 +42,9 @@ from sandbox.tasks.spec import LabeledData, TaskSpec
 CACHE_FORMAT = 3  # 2: secret test order and roles; 3: features, teachers, ceilings computed on one
 # thread per piece (sandbox/cache/threads.py). Older caches rebuild.
 DEFAULT_WEAK_SEEDS = 5
+# A fine-tune ceiling is a training run per seed: its references rest on the one seed every
+# fine-tune cache builds anyway (a task.json "fixed_seeds" asks for more).
+FT_REFERENCE_SEEDS = 1
 SECRET_NAME = "split_secret"
 CEILING_RECIPE = "train_head defaults (linear, 20 epochs, lr 3e-3) on final layer, gold one-hot, seed s"
 
@@ -121,6 +124,13 @@ def find_baseline_summary(cache_key: str, seeds: list[int], root: Path | None = 
     return None
 
 
+def reference_seeds(spec: TaskSpec) -> list[int]:
+    """The seeds whose weak teachers and ceilings make the task's fixed references: a function
+    of the task alone, so a run's PGR does not move when the cache gains teacher seeds."""
+    n = spec.fixed_seeds or (DEFAULT_WEAK_SEEDS if spec.kind == "features" else FT_REFERENCE_SEEDS)
+    return list(range(n))
+
+
 def locate_cache(spec: TaskSpec, root: Path | None = None) -> tuple[TaskCache, LabeledData]:
     """Where the task's cache is (built or not) and its data; split sizes fitted to the data."""
     data = spec.load()
@@ -137,14 +147,19 @@ def open_cache(spec: TaskSpec, n_weak_seeds: int = DEFAULT_WEAK_SEEDS, show_prog
     root = cache.root
     # Fine-tune ceilings cost a training run per seed: build only the seeds asked for, unless the
     # task fixes how many its baselines average (split-file tasks: the reference's 16).
-    n_weak_seeds = max(n_weak_seeds, spec.fixed_seeds or (DEFAULT_WEAK_SEEDS if spec.kind == "features" else 1))
-    if cache.exists() and len(cache.card().weak_seeds) >= n_weak_seeds:
+    n_weak_seeds = max(n_weak_seeds, len(reference_seeds(cache.spec)))
+    if (cache.exists() and len(cache.card().weak_seeds) >= n_weak_seeds
+            and cache.baselines().reference_seeds == reference_seeds(cache.spec)):
         return cache
     with file_lock(root / "locks" / f"{cache.key}.lock"):
         if not cache.exists():
             _build(cache, data, show_progress, device)
         if len(cache.card().weak_seeds) < n_weak_seeds:
             _add_weak_seeds(cache, data, n_weak_seeds, device, show_progress)
+        if cache.baselines().reference_seeds != reference_seeds(cache.spec):
+            # summarised before references were fixed (averaged over every seed it held): redo
+            # from the per-seed figures it kept, without training anything again
+            _write_summary(cache, _load_per_seed(cache))
     return cache
 
 
@@ -277,14 +292,13 @@ def _add_weak_seeds(cache: TaskCache, data: LabeledData, n_seeds: int, device: s
     gold_unl = np.load(cache.private_dir / "gold_unlabeled.npy")
     per_seed = _load_per_seed(cache)
     todo = [seed for seed in range(n_seeds) if seed not in card.weak_seeds]
-    recipe = ft_cache.CEILING_RECIPE_FT if card.kind == "finetune" else CEILING_RECIPE
     with progress_bar(f"{cache.spec.name}: weak teachers and ceilings", len(todo), show_progress) as advance:
         for seed in todo:
             _add_weak_seed(cache, seed, per_seed, gold_test, roles, gold_unl, device)
             card.weak_seeds = sorted({*card.weak_seeds, seed})
             # saved per seed: a build killed later keeps the seeds it finished
             atomic_write(cache.private_dir / "per_seed_baselines.json", json.dumps(per_seed, indent=1))
-            atomic_write(cache.private_dir / "baselines.json", _summarise(per_seed, recipe).model_dump_json(indent=2))
+            _write_summary(cache, per_seed)
             atomic_write(cache.public_dir / "card.json", card.model_dump_json(indent=2))
             advance(1)
 
@@ -320,13 +334,22 @@ def _load_per_seed(cache: TaskCache) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _summarise(per_seed: dict, recipe: str = CEILING_RECIPE) -> FixedBaselines:
-    seeds = sorted(per_seed, key=int)
+def _write_summary(cache: TaskCache, per_seed: dict) -> None:
+    recipe = ft_cache.CEILING_RECIPE_FT if cache.spec.kind == "finetune" else CEILING_RECIPE
+    summary = summarise(per_seed, reference_seeds(cache.spec), recipe)
+    atomic_write(cache.private_dir / "baselines.json", summary.model_dump_json(indent=2))
+
+
+def summarise(per_seed: dict, references: list[int], recipe: str = CEILING_RECIPE) -> FixedBaselines:
+    """The fixed references: the mean over the ``references`` seeds only (other seeds' teachers
+    serve ideas, never the references). While a build has not reached every reference seed yet,
+    the ones it has (its summary is marked incomplete by ``reference_seeds``)."""
+    seeds = [str(s) for s in references if str(s) in per_seed]
     pick = lambda part, who: stat([per_seed[s][part][who] for s in seeds])  # noqa: E731
     return FixedBaselines(
         weak_dev=pick("dev", "weak"), weak_heldout=pick("heldout", "weak"),
         ceiling_dev=pick("dev", "ceiling"), ceiling_heldout=pick("heldout", "ceiling"),
-        ceiling_recipe=recipe,
+        ceiling_recipe=recipe, reference_seeds=[int(s) for s in seeds],
     )
 
 
