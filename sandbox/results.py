@@ -36,6 +36,25 @@ class FixedBaselines(BaseModel):
         return self.ceiling_dev.mean - self.weak_dev.mean
 
 
+class CeilingCheck(BaseModel):
+    """Is the gold-trained ceiling itself under-trained? Its recipe against the same head trained
+    longer, on one reference seed (what an at-the-ceiling flag explains itself with)."""
+
+    seed: int = Field(description="The reference seed both ceilings were trained with.")
+    recipe_epochs: int = Field(description="Epochs of the ceiling recipe.")
+    longer_epochs: int = Field(description="Epochs of the longer-trained ceiling.")
+    recipe_dev: float = Field(description="Dev accuracy of the recipe's ceiling on that seed.")
+    longer_dev: float = Field(description="Dev accuracy of the longer-trained ceiling.")
+    train_fit: float = Field(description="The recipe's ceiling's accuracy on its own gold training rows.")
+    longer_train_fit: float = Field(description="The longer-trained ceiling's accuracy on those rows.")
+    noise: float = Field(description="Dev accuracy the ceiling moves by across reference seeds "
+                                      "(95% half-width; one dev row where that is 0).")
+
+    @property
+    def under_trained(self) -> bool:
+        return self.longer_dev - self.recipe_dev > self.noise
+
+
 class PairedDiff(BaseModel):
     """Paired difference of per-seed PGR against the vanilla baseline on the same seeds."""
 

@@ -28,7 +28,8 @@ from sandbox.isolation.devices import host_gpus, resolve_device, run_passthrough
 from sandbox.isolation.registry import get_isolation
 from sandbox.results import IdeaResult, PairedDiff, SeedResult
 from sandbox.runtime.context import weak_teacher_dir
-from sandbox.scoring.flags import code_flags, result_flags
+from sandbox.scoring.ceiling_check import ceiling_check
+from sandbox.scoring.flags import at_ceiling_flag, code_flags, reaches_ceiling, result_flags
 from sandbox.scoring.t_stats import scipy_stats, t_half_width, t_test_p_value
 
 VANILLA = baseline_path(VANILLA_NAME)
@@ -282,6 +283,8 @@ class Evaluator:
         )
         if not ok:
             return result
+        if reaches_ceiling(ok, b):  # the check trains two heads once per cache, only when needed
+            result.warnings = sorted({*result.warnings, at_ceiling_flag(ok, b, ceiling_check(self.cache))})
         pgrs = [r.pgr for r in ok if r.pgr is not None]
         if pgrs:  # none where the task has no gap (require_gap=False runs)
             result.pgr, result.pgr_ci95 = stat(pgrs), t_half_width(pgrs)
