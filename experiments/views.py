@@ -69,11 +69,13 @@ def ideas_table(rows: list[AttemptSummary], title: str) -> Table:
 
 
 def checks_text(checks: list[IdeaCheck]) -> str:
-    """An attempt's end-of-session checks in a cell: fresh-seed and transfer held-out PGR."""
+    """An attempt's end-of-session checks in a cell: fresh-seed and transfer held-out PGR, and the
+    fresh seeds' PGR on dev's confirmation part (rows the search never saw scores of)."""
     parts = []
     for c in checks:
         where = "fresh seeds" if c.kind == "confirm" else f"on {c.task}"
-        parts.append(f"{where}: {num(c.heldout_pgr, True)}" if c.status == "ok" else f"{where}: {c.status}")
+        confirm = f" (confirmation part {num(c.confirm_pgr, True)})" if c.confirm_pgr is not None else ""
+        parts.append(f"{where}: {num(c.heldout_pgr, True)}{confirm}" if c.status == "ok" else f"{where}: {c.status}")
     return "; ".join(parts)
 
 

@@ -72,6 +72,8 @@ def test_session_end_checks_on_fresh_seeds_and_a_second_task(tmp_path, small_cac
     transfers = [c for c in checks if c.kind == "transfer"]
     (confirm,) = [c for c in checks if c.kind == "confirm"]
     assert confirm.seeds == [2, 3] and confirm.status == "ok"
+    # fresh seeds, scored on dev's confirmation part: rows whose scores the search never saw
+    assert confirm.confirm_pgr is not None and len(confirm.confirm_pgr_values or []) == 2
     # each new leader was transferred while the search ran, the final one included (checked once)
     (top,) = top_attempts(store.attempts(outcome.session_id), 1)
     assert [c.attempt_id for c in transfers].count(top.attempt_id) == 1
@@ -81,7 +83,7 @@ def test_session_end_checks_on_fresh_seeds_and_a_second_task(tmp_path, small_cac
     monkeypatch.setattr(console, "width", 400)  # made at import: wide enough that no cell wraps
     assert run_app(app) == 0
     out = capsys.readouterr().out
-    assert "fresh seeds:" in out and "on other@" in out
+    assert "fresh seeds:" in out and "on other@" in out and "(confirmation part" in out
 
 
 def _check(longer_dev: float) -> CeilingCheck:

@@ -30,7 +30,16 @@ import numpy as np
 from sandbox.cache import finetune as ft_cache
 from sandbox.cache.encoders import get_encoder
 from sandbox.cache.progress import progress_bar
-from sandbox.cache.splits import make_splits, role_splits, secret_group_layout, secret_test_layout
+from sandbox.cache.splits import (
+    CONFIRMATION,
+    HELDOUT,
+    SELECTION,
+    confirmation_part,
+    make_splits,
+    role_splits,
+    secret_group_layout,
+    secret_test_layout,
+)
 from sandbox.cache.teachers import WEAK_CONFIG, fit_feature_teacher, fit_tfidf_teacher
 from sandbox.cache.threads import single_threaded
 from sandbox.files import atomic_write, file_lock
@@ -39,8 +48,9 @@ from sandbox.results import FixedBaselines, Stat
 from sandbox.runtime.context import TaskCard, weak_teacher_dir
 from sandbox.tasks.spec import LabeledData, TaskSpec
 
-CACHE_FORMAT = 3  # 2: secret test order and roles; 3: features, teachers, ceilings computed on one
-# thread per piece (sandbox/cache/threads.py). Older caches rebuild.
+CACHE_FORMAT = 4  # 2: secret test order and roles; 3: features, teachers, ceilings computed on one
+# thread per piece (sandbox/cache/threads.py); 4: dev divided into a selection and a confirmation
+# part (test role 2). Older caches rebuild.
 DEFAULT_WEAK_SEEDS = 5
 # A fine-tune ceiling is a training run per seed: its references rest on the one seed every
 # fine-tune cache builds anyway (a task.json "fixed_seeds" asks for more).
@@ -107,7 +117,7 @@ class TaskCache:
         return np.load(self.private_dir / "gold_test.npy")
 
     def test_roles(self) -> np.ndarray:
-        """0 for dev rows, 1 for held-out rows of the test split."""
+        """Per test row: 0 dev's selection part, 2 dev's confirmation part, 1 held-out."""
         return np.load(self.private_dir / "test_roles.npy")
 
 
@@ -217,8 +227,20 @@ def _build(cache: TaskCache, data: LabeledData, show_progress: bool, device: str
 
 
 def _split(data: LabeledData, spec: TaskSpec, secret: bytes) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
-    """(indices per split, test indices in the secret order, their roles 0 dev / 1 held-out).
-    Split-file tasks keep each file's role and divide only test, by whole consistency_id groups."""
+    """(indices per split, test indices in the secret order, their roles: 0 dev selection part,
+    2 dev confirmation part, 1 held-out). Split-file tasks keep each file's role and divide only
+    test, by whole consistency_id groups."""
+    splits, test_idx, roles = _dev_and_heldout(data, spec, secret)
+    labels = np.asarray(data.labels)
+    return splits, test_idx, confirmation_part(roles, labels[test_idx], _test_groups(data, test_idx), secret)
+
+
+def _test_groups(data: LabeledData, test_idx: np.ndarray) -> list[str] | None:
+    return [data.groups[i] for i in test_idx] if data.groups else None
+
+
+def _dev_and_heldout(data: LabeledData, spec: TaskSpec,
+                     secret: bytes) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     labels = np.asarray(data.labels)
     if data.roles is not None:
         groups = data.groups or [""] * len(labels)
@@ -325,7 +347,8 @@ def _add_weak_seed(cache: TaskCache, seed: int, per_seed: dict, gold_test: np.nd
             "weak": float((probs["test"].argmax(1) == gold_test)[roles == r].mean()),
             "ceiling": float((ceiling.argmax(1) == gold_test)[roles == r].mean()),
         }
-        for part, r in (("dev", 0), ("heldout", 1))
+        for part, r in (("dev", SELECTION), ("heldout", HELDOUT), ("confirm", CONFIRMATION))
+        if (roles == r).any()
     }
 
 
@@ -346,9 +369,12 @@ def summarise(per_seed: dict, references: list[int], recipe: str = CEILING_RECIP
     the ones it has (its summary is marked incomplete by ``reference_seeds``)."""
     seeds = [str(s) for s in references if str(s) in per_seed]
     pick = lambda part, who: stat([per_seed[s][part][who] for s in seeds])  # noqa: E731
+    confirm = all("confirm" in per_seed[s] for s in seeds)
     return FixedBaselines(
         weak_dev=pick("dev", "weak"), weak_heldout=pick("heldout", "weak"),
         ceiling_dev=pick("dev", "ceiling"), ceiling_heldout=pick("heldout", "ceiling"),
+        weak_confirm=pick("confirm", "weak") if confirm else None,
+        ceiling_confirm=pick("confirm", "ceiling") if confirm else None,
         ceiling_recipe=recipe, reference_seeds=[int(s) for s in seeds],
     )
 
