@@ -40,7 +40,12 @@ from sandbox.cache.splits import (
     secret_group_layout,
     secret_test_layout,
 )
-from sandbox.cache.teachers import WEAK_CONFIG, fit_feature_teacher, fit_tfidf_teacher
+from sandbox.cache.teachers import (
+    WEAK_CONFIG,
+    fit_feature_teacher,
+    fit_pair_tfidf_teacher,
+    fit_tfidf_teacher,
+)
 from sandbox.cache.threads import single_threaded
 from sandbox.files import atomic_write, file_lock
 from sandbox.paths import cache_root
@@ -56,6 +61,7 @@ DEFAULT_WEAK_SEEDS = 5
 # fine-tune cache builds anyway (a task.json "fixed_seeds" asks for more).
 FT_REFERENCE_SEEDS = 1
 SECRET_NAME = "split_secret"
+PAIR_SIDES = "pair_sides.json"  # private: preference rows' sides per split, for pair-aware weak teachers
 CEILING_RECIPE = "train_head defaults (linear, 20 epochs, lr 3e-3) on final layer, gold one-hot, seed s"
 
 
@@ -192,7 +198,14 @@ def _build(cache: TaskCache, data: LabeledData, show_progress: bool, device: str
 
     texts = text_of(splits["unlabeled"]) + text_of(test_idx)
     student = ft_cache.student_spec(spec, data.classes) if spec.kind == "finetune" else None
-    if student is None or ft_cache.uses_encoder_features(spec):
+    pair_aware = data.pairs is not None and spec.kind == "features"
+    if data.pairs is not None:  # the weak teacher sees the pair, side by side (any task kind)
+        (private / PAIR_SIDES).write_text(json.dumps(
+            {name: _sides(data, idx) for name, idx in (("weak_train", splits["weak_train"]),
+                                                        ("unlabeled", splits["unlabeled"]), ("test", test_idx))}))
+    if pair_aware:
+        feats = _pair_features(spec, data, np.concatenate([splits["unlabeled"], test_idx]), show_progress)
+    elif student is None or ft_cache.uses_encoder_features(spec):
         strong = get_encoder(spec.strong_model)
         with progress_bar(f"{spec.name}: strong features ({strong.name})", len(texts), show_progress) as advance:
             feats = strong.encode(texts, advance)
@@ -204,10 +217,15 @@ def _build(cache: TaskCache, data: LabeledData, show_progress: bool, device: str
         np.save(public / "features" / f"unlabeled__{layer}.npy", array[:n_unl])
         np.save(public / "features" / f"test__{layer}.npy", array[n_unl:])
     if data.soft is None and spec.weak_model != "tfidf" and not ft_cache.weak_is_lm(spec):
-        weak_enc = get_encoder(spec.weak_model)
-        all_texts = text_of(splits["weak_train"]) + texts
-        with progress_bar(f"{spec.name}: weak features ({weak_enc.name})", len(all_texts), show_progress) as advance:
-            weak_feats = weak_enc.encode(all_texts, advance)["final"]
+        if data.pairs is not None:
+            rows = np.concatenate([splits["weak_train"], splits["unlabeled"], test_idx])
+            weak_feats = _pair_features(spec, data, rows, show_progress, spec.weak_model)["final"]
+        else:
+            weak_enc = get_encoder(spec.weak_model)
+            all_texts = text_of(splits["weak_train"]) + texts
+            with progress_bar(f"{spec.name}: weak features ({weak_enc.name})", len(all_texts),
+                              show_progress) as advance:
+                weak_feats = weak_enc.encode(all_texts, advance)["final"]
         np.save(private / "weak_features.npy", weak_feats)
     card = TaskCard(
         name=spec.name, description=spec.description, classes=data.classes, n_unlabeled=n_unl,
@@ -215,6 +233,7 @@ def _build(cache: TaskCache, data: LabeledData, show_progress: bool, device: str
         layers=list(feats), feature_dim=int(feats["final"].shape[1]), weak_seeds=[], cache_key=cache.key,
         kind=spec.kind, student=student,
         row_keys=sorted({k for row in data.extras or [] for k in row}),
+        pair_features=pair_aware,
     )
     (public / "card.json").write_text(card.model_dump_json(indent=2))
     (private / "build.json").write_text(json.dumps({
@@ -224,6 +243,25 @@ def _build(cache: TaskCache, data: LabeledData, show_progress: bool, device: str
         if final.exists():
             shutil.rmtree(final)
         tmp.rename(final)
+
+
+def _sides(data: LabeledData, idx: np.ndarray) -> list[tuple[str, str]]:
+    """Each preference row's two sides as texts of their own: prompt + first, prompt + second."""
+    pairs = data.pairs or []
+    return [(f"{pairs[i][0]}\n{pairs[i][1]}", f"{pairs[i][0]}\n{pairs[i][2]}") for i in idx]
+
+
+def _pair_features(spec: TaskSpec, data: LabeledData, idx: np.ndarray, show_progress: bool,
+                   model: str | None = None) -> dict[str, np.ndarray]:
+    """Pair-aware features of preference rows: each side encoded apart, per layer [A, B, A - B]."""
+    from sandbox.runtime.pairs import pair_rows
+
+    encoder = get_encoder(model or spec.strong_model)
+    sides = _sides(data, idx)
+    texts = [a for a, _ in sides] + [b for _, b in sides]
+    with progress_bar(f"{spec.name}: pair features ({encoder.name})", len(texts), show_progress) as advance:
+        both = encoder.encode(texts, advance)
+    return {layer: pair_rows(arr[: len(sides)], arr[len(sides):]) for layer, arr in both.items()}
 
 
 def _split(data: LabeledData, spec: TaskSpec, secret: bytes) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
@@ -279,6 +317,10 @@ def _teacher_probs(cache: TaskCache, seed: int, device: str = "auto") -> dict[st
         return {name: np.load(private / f"given_soft_{name}.npy") for name in ("unlabeled", "test")}
     gold = np.load(private / "gold_weak_train.npy")
     n_classes = len(cache.card().classes)
+    if cache.spec.weak_model == "tfidf" and (private / PAIR_SIDES).is_file():
+        sides = json.loads((private / PAIR_SIDES).read_text())
+        return fit_pair_tfidf_teacher([tuple(s) for s in sides["weak_train"]], gold,
+                                      {name: [tuple(s) for s in sides[name]] for name in ("unlabeled", "test")}, seed)
     if cache.spec.weak_model == "tfidf" or ft_cache.weak_is_lm(cache.spec):
         texts = json.loads((public / "texts.json").read_text())
         train_texts = json.loads((private / "weak_train_texts.json").read_text())
@@ -289,6 +331,12 @@ def _teacher_probs(cache: TaskCache, seed: int, device: str = "auto") -> dict[st
     feats = np.load(private / "weak_features.npy")
     n_wt, n_unl = len(gold), cache.card().n_unlabeled
     predict = {"unlabeled": feats[n_wt : n_wt + n_unl], "test": feats[n_wt + n_unl :]}
+    if (private / PAIR_SIDES).is_file():  # pair features: trained on each pair both ways round
+        from sandbox.runtime.pairs import swap_sides
+
+        x, y = feats[:n_wt], np.asarray(gold)
+        return fit_feature_teacher(np.concatenate([x, swap_sides(x)]), np.concatenate([y, 1 - y]), n_classes,
+                                   predict, seed)
     return fit_feature_teacher(feats[:n_wt], gold, n_classes, predict, seed)
 
 
@@ -304,6 +352,10 @@ def _ceiling(cache: TaskCache, seed: int, gold_unl: np.ndarray, device: str) -> 
     x_unl = np.load(cache.public_dir / "features" / "unlabeled__final.npy")
     x_test = np.load(cache.public_dir / "features" / "test__final.npy")
     onehot = np.eye(len(card.classes), dtype=np.float32)[gold_unl]
+    if card.pair_features:  # label symmetrisation: every gold pair both ways round
+        from sandbox.runtime.pairs import symmetrised
+
+        x_unl, onehot = symmetrised(x_unl, onehot)
     return train_head(x_unl, onehot, seed=seed, epochs=20).predict_proba(x_test)
 
 
