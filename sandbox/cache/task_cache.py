@@ -24,6 +24,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -62,6 +63,7 @@ DEFAULT_WEAK_SEEDS = 5
 FT_REFERENCE_SEEDS = 1
 SECRET_NAME = "split_secret"
 PAIR_SIDES = "pair_sides.json"  # private: preference rows' sides per split, for pair-aware weak teachers
+CEILING_EPOCHS = 20
 CEILING_RECIPE = "train_head defaults (linear, 20 epochs, lr 3e-3) on final layer, gold one-hot, seed s"
 
 
@@ -347,16 +349,22 @@ def _ceiling(cache: TaskCache, seed: int, gold_unl: np.ndarray, device: str) -> 
         texts = ft_cache.public_texts(cache.public_dir)
         return ft_cache.ceiling_probs(card.student, len(card.classes), texts["unlabeled"], gold_unl,
                                       texts["test"], seed, device)
+    x_test = np.load(cache.public_dir / "features" / "test__final.npy")
+    return features_ceiling(cache, seed, gold_unl).predict_proba(x_test)
+
+
+def features_ceiling(cache: TaskCache, seed: int, gold_unl: np.ndarray, epochs: int = CEILING_EPOCHS) -> Any:
+    """The features ceiling recipe's head (``epochs`` other than the recipe's: the ceiling check)."""
     from sandbox.runtime.train import train_head
 
+    card = cache.card()
     x_unl = np.load(cache.public_dir / "features" / "unlabeled__final.npy")
-    x_test = np.load(cache.public_dir / "features" / "test__final.npy")
     onehot = np.eye(len(card.classes), dtype=np.float32)[gold_unl]
     if card.pair_features:  # label symmetrisation: every gold pair both ways round
         from sandbox.runtime.pairs import symmetrised
 
         x_unl, onehot = symmetrised(x_unl, onehot)
-    return train_head(x_unl, onehot, seed=seed, epochs=20).predict_proba(x_test)
+    return train_head(x_unl, onehot, seed=seed, epochs=epochs)
 
 
 def _add_weak_seeds(cache: TaskCache, data: LabeledData, n_seeds: int, device: str = "auto",

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from sandbox.cache.task_cache import TaskCache
+from sandbox.cache.splits import SELECTION
+from sandbox.cache.task_cache import CEILING_EPOCHS, TaskCache, features_ceiling
 from sandbox.cache.threads import single_threaded
 from sandbox.files import atomic_write, file_lock
 from sandbox.results import CeilingCheck
 from sandbox.scoring.t_stats import t_half_width
 
 CHECK_FILE = "ceiling_check.json"
-RECIPE_EPOCHS = 20  # the features ceiling recipe (task_cache.CEILING_RECIPE)
 LONGER_FACTOR = 3
 
 
@@ -32,25 +32,23 @@ def ceiling_check(cache: TaskCache) -> CeilingCheck | None:
 
 
 def _run_check(cache: TaskCache) -> CeilingCheck:
-    from sandbox.runtime.train import train_head
-
-    card, baselines = cache.card(), cache.baselines()
+    baselines = cache.baselines()
     seed = (baselines.reference_seeds or [0])[0]
     x_unl = np.load(cache.public_dir / "features" / "unlabeled__final.npy")
     x_test = np.load(cache.public_dir / "features" / "test__final.npy")
     gold_unl = np.load(cache.private_dir / "gold_unlabeled.npy")
-    dev = cache.test_roles() == 0
+    dev = cache.test_roles() == SELECTION
     gold_dev = cache.gold_test()[dev]
-    onehot = np.eye(len(card.classes), dtype=np.float32)[gold_unl]
+    longer = CEILING_EPOCHS * LONGER_FACTOR
     fits = {}
     with single_threaded():  # a linear head: one thread is fastest (sandbox/cache/threads.py)
-        for epochs in (RECIPE_EPOCHS, RECIPE_EPOCHS * LONGER_FACTOR):
-            head = train_head(x_unl, onehot, seed=seed, epochs=epochs)
+        for epochs in (CEILING_EPOCHS, longer):
+            head = features_ceiling(cache, seed, gold_unl, epochs)
             fits[epochs] = (float((head.predict_proba(x_test)[dev].argmax(1) == gold_dev).mean()),
                             float((head.predict_proba(x_unl).argmax(1) == gold_unl).mean()))
     noise = t_half_width(baselines.ceiling_dev.values) or 0.0
     return CeilingCheck(
-        seed=seed, recipe_epochs=RECIPE_EPOCHS, longer_epochs=RECIPE_EPOCHS * LONGER_FACTOR,
-        recipe_dev=fits[RECIPE_EPOCHS][0], longer_dev=fits[RECIPE_EPOCHS * LONGER_FACTOR][0],
-        train_fit=fits[RECIPE_EPOCHS][1], longer_train_fit=fits[RECIPE_EPOCHS * LONGER_FACTOR][1],
+        seed=seed, recipe_epochs=CEILING_EPOCHS, longer_epochs=longer,
+        recipe_dev=fits[CEILING_EPOCHS][0], longer_dev=fits[longer][0],
+        train_fit=fits[CEILING_EPOCHS][1], longer_train_fit=fits[longer][1],
         noise=max(noise, 1.0 / max(1, int(dev.sum()))))
