@@ -84,7 +84,9 @@ def leaderboard_table(rows: list[AttemptSummary], task: str,
     shown = [r for r in rows if (checks or {}).get(r.attempt_id)]  # the column only when there are checks
     table = Table("rank", "attempt", "idea", "dev PGR ± 95% CI", "Δ vs vanilla", "seeds", "dev acc",
                   "held-out acc", "held-out PGR", *(["checks (held-out PGR)"] if shown else []), "session",
-                  "review", title=f"leaderboard: {task}", caption="held-out figures are never shown to proposers")
+                  "review", title=f"leaderboard: {task}",
+                  caption="dev figures: dev's selection part, the rows the search chose on (a dev-only verdict); "
+                          "held-out and the checks' confirmation part were never shown to proposers")
     for rank, r in enumerate(rows, start=1):
         extra = [checks_text((checks or {}).get(r.attempt_id, []))] if shown else []
         table.add_row(str(rank), short_id(r), rich_text(r.name, 40), pgr_ci(r.pgr, r.pgr_ci95),
