@@ -25,12 +25,15 @@ def _check(evaluator: Evaluator, attempt: Attempt, kind: str, seeds: list[int]) 
     return IdeaCheck(attempt_id=attempt.attempt_id, kind=kind, task=evaluator.card.name, seeds=seeds,
                      status=r.status, pgr=r.pgr.mean if r.pgr else None,
                      heldout_pgr=r.heldout_pgr.mean if r.heldout_pgr else None,
+                     confirm_pgr=r.confirm_pgr.mean if r.confirm_pgr else None,
+                     confirm_pgr_values=r.confirm_pgr.values if r.confirm_pgr else None,
                      search_pgr=attempt.result.pgr.mean if attempt.result and attempt.result.pgr else None)
 
 
 def run_checks(ctx: SessionContext, confirm_top: int, confirm_seeds: int, transfer_task: str | None,
                reporter: Reporter) -> list[IdeaCheck]:
-    """Confirm the top ideas on ``confirm_seeds`` fresh seeds; transfer the best to ``transfer_task``."""
+    """Confirm the top ideas on ``confirm_seeds`` fresh seeds, scored on dev's confirmation part
+    (rows whose scores the search never saw) and held-out; transfer the best to ``transfer_task``."""
     top = top_attempts(ctx.attempts, max(confirm_top, 1 if transfer_task else 0))
     checks: list[IdeaCheck] = []
     used = max([len(a.result.seeds) for a in ctx.attempts if a.result] + [len(ctx.manifest.seeds)])

@@ -41,6 +41,7 @@ from sandbox.scoring.evaluator import Evaluator, ScoringBudget
 from sandbox.tasks import SplitSizes, get_task
 
 HELDOUT_KEY = "heldout_pgr"
+CONFIRM_KEY = "confirm_pgr"
 
 
 class ResearchConfig(BaseModel):
@@ -190,6 +191,9 @@ def summary_row(idea: Path, r: IdeaResult) -> dict[str, Any]:
             # per-seed values: reports test gains over baselines paired by seed
             "pgr_values": r.pgr.values if r.pgr else None,
             HELDOUT_KEY + "_values": r.heldout_pgr.values if r.heldout_pgr else None,
+            # dev's confirmation part, which no proposer sees (hide_heldout drops these keys)
+            CONFIRM_KEY: r.confirm_pgr.mean if r.confirm_pgr else None,
+            CONFIRM_KEY + "_values": r.confirm_pgr.values if r.confirm_pgr else None,
             "description": ast.get_docstring(ast.parse(idea.read_text())) or ""}
 
 

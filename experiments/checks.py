@@ -22,8 +22,11 @@ class IdeaCheck(BaseModel):
     task: str = Field(description="Task identity it was scored on.")
     seeds: list[int] = Field(description="Seeds it ran on (fresh: never seen by the search).")
     status: str = Field(description="ok or the failing status.")
-    pgr: float | None = Field(None, description="Mean dev PGR on those seeds.")
+    pgr: float | None = Field(None, description="Mean PGR on dev's selection part (the rows the search chose on).")
     heldout_pgr: float | None = Field(None, description="Mean held-out PGR on those seeds.")
+    confirm_pgr: float | None = Field(None, description="Mean PGR on dev's confirmation part (rows the search "
+                                                        "never saw scores of) on those seeds.")
+    confirm_pgr_values: list[float] | None = Field(None, description="Per-seed confirmation-part PGR, in seed order.")
     search_pgr: float | None = Field(None, description="Its dev PGR during the search, for comparison.")
 
 

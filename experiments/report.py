@@ -75,23 +75,38 @@ def _gain(attempt_values: list[float], base_values: list[float] | None, base_mea
 
 
 def holdout_verdict(data: SessionData) -> str:
-    """One paragraph: best attempt vs best built-in baseline, on dev and on held-out, each gain
-    judged by its 95% interval (paired over seeds when the baseline's per-seed values are kept)."""
+    """One paragraph: best attempt vs best built-in baseline on each part of the test split, each
+    gain judged by its 95% interval (paired over seeds when the baseline's per-seed values are
+    kept) and labelled by the data it comes from: only the parts the search never chose on (dev's
+    confirmation part, held-out) can say a gain holds; the dev selection part's verdict is dev-only."""
     best = next((r for r in data.rows if data.best and r.attempt_id == data.best.attempt_id), None)
     base = best_baseline(data.manifest)
     if best is None or base is None:
         return "Not available: no scored attempt, or the task cache's baseline summary is missing."
     ho = base.get("heldout_pgr")
-    text = (f"Best attempt #{best.index}: dev PGR {_num(best.pgr, True)}, held-out PGR "
-            f"{_num(best.heldout_pgr, True)}. Best built-in baseline ({base['name']}): dev PGR "
-            f"{_num(base['pgr'], True)}, held-out PGR {_num(ho, True)}.")
     result = data.best.result if data.best else None
-    if result is None or result.pgr is None or result.heldout_pgr is None or ho is None:
+    confirm = result.confirm_pgr if result else None
+    text = (f"Best attempt #{best.index}: dev PGR {_num(best.pgr, True)} (selection part), confirmation part "
+            f"{_num(confirm.mean if confirm else None, True)}, held-out PGR {_num(best.heldout_pgr, True)}. "
+            f"Best built-in baseline ({base['name']}): dev PGR {_num(base['pgr'], True)}, confirmation part "
+            f"{_num(base.get('confirm_pgr'), True)}, held-out PGR {_num(ho, True)}.")
+    if result is None or result.pgr is None:
         return text
-    dev = _gain(result.pgr.values, base.get("pgr_values"), base["pgr"])
-    held = _gain(result.heldout_pgr.values, base.get("heldout_pgr_values"), ho)
-    return (f"{text} Gain over the baseline: dev {dev[0]:+.3f}: {gain_verdict(*dev)}; held-out {held[0]:+.3f}: "
-            f"{gain_verdict(*held)}. The gain holds only where its interval excludes 0.")
+    verdicts = [f"dev selection part {_part_verdict(result.pgr.values, base, 'pgr')} — dev-only: the search "
+                "chose on these rows, so this says nothing about data it never saw"]
+    if confirm is not None and base.get("confirm_pgr") is not None:
+        verdicts.append(f"dev confirmation part (rows whose scores no proposer saw) "
+                        f"{_part_verdict(confirm.values, base, 'confirm_pgr')}")
+    if result.heldout_pgr is not None and ho is not None:
+        verdicts.append(f"held-out {_part_verdict(result.heldout_pgr.values, base, 'heldout_pgr')}")
+    return (f"{text} Gain over the baseline, by the data it comes from: {'; '.join(verdicts)}. A gain holds "
+            "only where its interval excludes 0 on data the search did not choose on (the confirmation part, "
+            "held-out).")
+
+
+def _part_verdict(values: list[float], base: dict, key: str) -> str:
+    gain = _gain(values, base.get(key + "_values"), base[key])
+    return f"{gain[0]:+.3f}: {gain_verdict(*gain)}"
 
 
 def load(store: LabStore, session_id: str) -> SessionData:

@@ -75,11 +75,13 @@ def ideas_table(rows: list[AttemptSummary], title: str) -> Table:
 
 
 def checks_text(checks: list[IdeaCheck]) -> str:
-    """An attempt's end-of-session checks in a cell: fresh-seed and transfer held-out PGR."""
+    """An attempt's end-of-session checks in a cell: fresh-seed and transfer held-out PGR, and the
+    fresh seeds' PGR on dev's confirmation part (rows the search never saw scores of)."""
     parts = []
     for c in checks:
         where = "fresh seeds" if c.kind == "confirm" else f"on {c.task}"
-        parts.append(f"{where}: {num(c.heldout_pgr, True)}" if c.status == "ok" else f"{where}: {c.status}")
+        confirm = f" (confirmation part {num(c.confirm_pgr, True)})" if c.confirm_pgr is not None else ""
+        parts.append(f"{where}: {num(c.heldout_pgr, True)}{confirm}" if c.status == "ok" else f"{where}: {c.status}")
     return "; ".join(parts)
 
 
@@ -88,7 +90,9 @@ def leaderboard_table(rows: list[AttemptSummary], task: str,
     shown = [r for r in rows if (checks or {}).get(r.attempt_id)]  # the column only when there are checks
     table = Table("rank", "attempt", "idea", "dev PGR ± 95% CI", "Δ vs vanilla", "seeds", "dev acc",
                   "held-out acc", "held-out PGR", *(["checks (held-out PGR)"] if shown else []),
-                  "review", title=f"leaderboard: {task}", caption="held-out figures are never shown to proposers")
+                  "review", title=f"leaderboard: {task}",
+                  caption="dev figures: dev's selection part, the rows the search chose on (a dev-only verdict); "
+                          "held-out and the checks' confirmation part were never shown to proposers")
     for rank, r in enumerate(rows, start=1):
         extra = [checks_text((checks or {}).get(r.attempt_id, []))] if shown else []
         table.add_row(str(rank), r.attempt_id, rich_text(r.name, 40), pgr_ci(r.pgr, r.pgr_ci95),

@@ -21,15 +21,41 @@ class Stat(BaseModel):
 class FixedBaselines(BaseModel):
     """Weak-teacher accuracy and gold-trained strong ceiling, per test part, over seeds."""
 
-    weak_dev: Stat = Field(description="Weak teacher accuracy on the dev split.")
+    weak_dev: Stat = Field(description="Weak teacher accuracy on dev (its selection part: what proposers see).")
     weak_heldout: Stat = Field(description="Weak teacher accuracy on the held-out split.")
-    ceiling_dev: Stat = Field(description="Strong head trained on gold labels: dev accuracy.")
+    ceiling_dev: Stat = Field(description="Strong head trained on gold labels: dev (selection part) accuracy.")
     ceiling_heldout: Stat = Field(description="Strong ceiling accuracy on the held-out split.")
+    weak_confirm: Stat | None = Field(None, description="Weak teacher accuracy on dev's confirmation part "
+                                                        "(never shown to proposers; None in older caches).")
+    ceiling_confirm: Stat | None = Field(None, description="Strong ceiling accuracy on dev's confirmation part.")
     ceiling_recipe: str = Field(description="How the ceiling head was trained.")
+    reference_seeds: list[int] = Field(
+        default_factory=list,
+        description="The fixed seeds these references average (the task's own, however many teacher "
+                    "seeds the cache holds); empty in caches summarised before references were fixed.")
 
     @property
     def gap_dev(self) -> float:
         return self.ceiling_dev.mean - self.weak_dev.mean
+
+
+class CeilingCheck(BaseModel):
+    """Is the gold-trained ceiling itself under-trained? Its recipe against the same head trained
+    longer, on one reference seed (what an at-the-ceiling flag explains itself with)."""
+
+    seed: int = Field(description="The reference seed both ceilings were trained with.")
+    recipe_epochs: int = Field(description="Epochs of the ceiling recipe.")
+    longer_epochs: int = Field(description="Epochs of the longer-trained ceiling.")
+    recipe_dev: float = Field(description="Dev accuracy of the recipe's ceiling on that seed.")
+    longer_dev: float = Field(description="Dev accuracy of the longer-trained ceiling.")
+    train_fit: float = Field(description="The recipe's ceiling's accuracy on its own gold training rows.")
+    longer_train_fit: float = Field(description="The longer-trained ceiling's accuracy on those rows.")
+    noise: float = Field(description="Dev accuracy the ceiling moves by across reference seeds "
+                                      "(95% half-width; one dev row where that is 0).")
+
+    @property
+    def under_trained(self) -> bool:
+        return self.longer_dev - self.recipe_dev > self.noise
 
 
 class PairedDiff(BaseModel):
@@ -50,6 +76,8 @@ class SeedResult(BaseModel):
     pgr: float | None = Field(None, description="PGR on dev against the fixed baselines.")
     heldout_acc: float | None = Field(None, description="Held-out accuracy (never shown to proposers).")
     heldout_pgr: float | None = Field(None, description="Held-out PGR (never shown to proposers).")
+    confirm_acc: float | None = Field(None, description="Accuracy on dev's confirmation part (never shown to proposers).")
+    confirm_pgr: float | None = Field(None, description="PGR on dev's confirmation part (never shown to proposers).")
     runtime_s: float = Field(0.0, description="Wall-clock seconds of the idea process.")
     warnings: list[str] = Field(default_factory=list, description="Degenerate-output flags etc.")
     diagnostics: dict[str, float | int | str | bool] = Field(
@@ -75,6 +103,9 @@ class IdeaResult(BaseModel):
     dev_acc: Stat | None = Field(None, description="Dev transfer accuracy over the ok seeds.")
     heldout_acc: Stat | None = Field(None, description="Held-out accuracy (kept from proposers).")
     heldout_pgr: Stat | None = Field(None, description="Held-out PGR (kept from proposers).")
+    confirm_acc: Stat | None = Field(None, description="Accuracy on dev's confirmation part (kept from proposers).")
+    confirm_pgr: Stat | None = Field(None, description="PGR on dev's confirmation part (kept from proposers): "
+                                                       "rows the search never chose on.")
     vs_vanilla: PairedDiff | None = Field(None, description="Paired PGR difference vs vanilla.")
     weak_acc_dev: float = Field(description="Fixed baseline: weak accuracy on dev.")
     ceiling_acc_dev: float = Field(description="Fixed baseline: strong ceiling on dev.")
@@ -142,12 +173,13 @@ def _coarse(value: float | None, step: float) -> float | None:
     return None if value is None else round(round(value / step) * step, 6)
 
 
-HELDOUT_MARKERS = ("heldout", "held_out")
+# Held-out rows and dev's confirmation part: scored, never shown while a search runs.
+HELDOUT_MARKERS = ("heldout", "held_out", "confirm")
 
 
 def hide_heldout(value: Any) -> Any:
-    """A copy of ``value`` without any key that names a held-out figure, at any depth: the one
-    place that decides what of a result (or a baseline row) a proposer may see."""
+    """A copy of ``value`` without any key that names a held-out or confirmation-part figure,
+    at any depth: the one place that decides what of a result (or a baseline row) a proposer may see."""
     if isinstance(value, dict):
         return {k: hide_heldout(v) for k, v in value.items()
                 if not any(m in str(k).lower() for m in HELDOUT_MARKERS)}

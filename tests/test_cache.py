@@ -73,3 +73,50 @@ def test_a_build_killed_after_a_teacher_was_written_resumes(small_cache, tmp_pat
     again = open_cache(spec, n_weak_seeds=5, show_progress=False, root=tmp_path)
     assert again.card().weak_seeds == [0, 1, 2, 3, 4]
     assert np.load(public / "weak" / "seed_4" / "test_probs.npy").shape[0] == again.card().n_test
+
+
+def _copy_cache(small_cache, root):
+    import shutil
+
+    for store in ("public", "private"):
+        shutil.copytree(small_cache.root / store / small_cache.public_dir.name, root / store / small_cache.public_dir.name)
+
+
+def test_references_do_not_move_with_the_number_of_teacher_seeds(small_cache, tmp_path):
+    """Issue 28: the same predictions got a PGR .004-.007 apart depending on how many teacher
+    seeds the cache held (the references averaged them all); now the fixed seeds alone count."""
+    from sandbox.cache.task_cache import reference_seeds
+    from sandbox.execution.run_output import RunOutput
+    from sandbox.scoring.evaluator import Evaluator
+
+    _copy_cache(small_cache, tmp_path)
+    spec = get_task("wordnet-10", SplitSizes.parse(SMALL))
+    before = small_cache.baselines()
+    more = open_cache(spec, n_weak_seeds=7, show_progress=False, root=tmp_path)
+    assert more.card().weak_seeds == list(range(7)) and reference_seeds(spec) == list(range(5))
+    after = more.baselines()
+    assert after.reference_seeds == [0, 1, 2, 3, 4]
+    assert (after.weak_dev, after.ceiling_dev, after.ceiling_heldout) == (before.weak_dev, before.ceiling_dev,
+                                                                          before.ceiling_heldout)
+    per_seed = json.loads((more.private_dir / "per_seed_baselines.json").read_text())
+    all_seven = np.mean([per_seed[str(s)]["dev"]["weak"] for s in range(7)])
+    assert all_seven != before.weak_dev.mean  # the mean over every seed would have moved
+    preds = np.load(more.public_dir / "weak" / "seed_6" / "test_probs.npy")
+    out = RunOutput(status="ok", predictions=preds)
+    few, many = (Evaluator(c, require_gap=False).score(out, 0, charge=False) for c in (small_cache, more))
+    assert few.pgr == many.pgr and few.heldout_pgr == many.heldout_pgr
+
+
+def test_a_summary_averaged_over_every_seed_is_redone_on_open(small_cache, tmp_path):
+    """Caches summarised before references were fixed get the fixed ones from their per-seed
+    figures when opened, with nothing trained again."""
+    _copy_cache(small_cache, tmp_path)
+    private = tmp_path / "private" / small_cache.public_dir.name
+    old = small_cache.baselines().model_dump()
+    old.update(reference_seeds=[], weak_dev={**old["weak_dev"], "mean": 0.5})  # as an old cache wrote it
+    (private / "baselines.json").write_text(json.dumps(old))
+    teachers = sorted((tmp_path / "public").rglob("test_probs.npy"))
+    mtimes = [p.stat().st_mtime_ns for p in teachers]
+    again = open_cache(get_task("wordnet-10", SplitSizes.parse(SMALL)), show_progress=False, root=tmp_path)
+    assert again.baselines() == small_cache.baselines()
+    assert [p.stat().st_mtime_ns for p in teachers] == mtimes

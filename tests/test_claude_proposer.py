@@ -20,7 +20,7 @@ from tests.fakes.scripts import (
     tool_results,
     tool_use,
 )
-from tests.fakes.tools import HELDOUT_MARK, RecordingTools, canned_result
+from tests.fakes.tools import CONFIRM_MARK, HELDOUT_MARK, RecordingTools, canned_result
 
 GOOD = "import numpy as np\n\ndef run(ctx):\n    return np.asarray(ctx.weak_test_probs)\n"
 IDEAS = [("soft targets", "Plain soft CE is the reference.", GOOD),
@@ -76,6 +76,7 @@ def test_session_dispatches_tools_and_feeds_back_dev_figures_only():
     assert "a001" in board and "a002" in board
     everything = json.dumps(bodies)
     assert str(HELDOUT_MARK) not in everything and "heldout" not in everything
+    assert str(CONFIRM_MARK) not in everything and "confirm_" not in everything
     for body in bodies:
         assert_valid_transcript(body["messages"])
     assert all("cache_control" not in json.dumps(m) for m in tools.saved[-1]["messages"])

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from sandbox.results import FixedBaselines, SeedResult, Stat
+from sandbox.results import CeilingCheck, FixedBaselines, SeedResult, Stat
 from sandbox.scoring.flags import code_flags, result_flags
 from tests.test_history_support import result
 
@@ -72,6 +72,8 @@ def test_session_end_checks_on_fresh_seeds_and_a_second_task(tmp_path, small_cac
     transfers = [c for c in checks if c.kind == "transfer"]
     (confirm,) = [c for c in checks if c.kind == "confirm"]
     assert confirm.seeds == [2, 3] and confirm.status == "ok"
+    # fresh seeds, scored on dev's confirmation part: rows whose scores the search never saw
+    assert confirm.confirm_pgr is not None and len(confirm.confirm_pgr_values or []) == 2
     # each new leader was transferred while the search ran, the final one included (checked once)
     (top,) = top_attempts(store.attempts(outcome.session_id), 1)
     assert [c.attempt_id for c in transfers].count(top.attempt_id) == 1
@@ -81,4 +83,50 @@ def test_session_end_checks_on_fresh_seeds_and_a_second_task(tmp_path, small_cac
     monkeypatch.setattr(console, "width", 400)  # made at import: wide enough that no cell wraps
     assert run_app(app) == 0
     out = capsys.readouterr().out
-    assert "fresh seeds:" in out and "on other@" in out
+    assert "fresh seeds:" in out and "on other@" in out and "(confirmation part" in out
+
+
+def _check(longer_dev: float) -> CeilingCheck:
+    return CeilingCheck(seed=0, recipe_epochs=20, longer_epochs=60, recipe_dev=0.8, longer_dev=longer_dev,
+                        train_fit=0.9, longer_train_fit=0.97, noise=0.005)
+
+
+def test_pgr_at_the_ceiling_is_flagged_with_the_ceiling_recipe_check():
+    from sandbox.scoring.flags import at_ceiling_flag, reaches_ceiling
+
+    at = seeds([0.797, 0.8, 0.801])  # inside the ceiling's interval: not "beyond both", yet at it
+    assert reaches_ceiling(at, BASE) and not any("beyond both" in f for f in result_flags(at, BASE))
+    assert not reaches_ceiling(seeds([0.75, 0.76, 0.77]), BASE)
+    under = at_ceiling_flag(at, BASE, _check(0.83))
+    pgr = (sum([0.797, 0.8, 0.801]) / 3 - BASE.weak_dev.mean) / BASE.gap_dev
+    assert under.startswith(f"integrity: dev PGR {pgr:.3f}: at or above the gold-trained ceiling")
+    assert "is under-trained" in under and "0.830 on dev vs 0.800 (+0.030" in under
+    assert "not under-trained" in at_ceiling_flag(at, BASE, _check(0.802))
+    assert "check not run" in at_ceiling_flag(at, BASE, None)
+
+
+def test_the_evaluator_flags_a_result_at_the_ceiling_and_checks_the_recipe(small_cache, tmp_path):
+    """Gold predictions (as a leak would give) score PGR > 1: flagged, with the check measured on
+    the real cache (two heads trained on its gold) and kept for the next flag."""
+    import shutil
+
+    import numpy as np
+
+    from sandbox.cache.task_cache import TaskCache
+    from sandbox.execution.run_output import RunOutput
+    from sandbox.scoring.evaluator import Evaluator
+
+    for store in ("public", "private"):
+        shutil.copytree(small_cache.root / store / small_cache.public_dir.name, tmp_path / store / small_cache.public_dir.name)
+    cache = TaskCache(spec=small_cache.spec, key=small_cache.key, root=tmp_path)
+    ev = Evaluator(cache)
+    gold = np.eye(len(ev.card.classes))[cache.gold_test()]
+    scored = [ev.score(RunOutput(status="ok", predictions=gold), s, charge=False) for s in (0, 1)]
+    flags = [w for w in ev._aggregate("leak", scored, None).warnings if "at or above" in w]
+    assert len(flags) == 1 and "ceiling-recipe check: the ceiling is" in flags[0]
+    check = CeilingCheck.model_validate_json((cache.private_dir / "ceiling_check.json").read_text())
+    assert (check.recipe_epochs, check.longer_epochs) == (20, 60) and 0 < check.recipe_dev <= 1
+    assert abs(check.recipe_dev - cache.baselines().ceiling_dev.values[0]) < 1e-9  # the recipe, reproduced
+    weak = [ev.score(RunOutput(status="ok", predictions=np.load(cache.public_dir / "weak" / "seed_0" / "test_probs.npy")),
+                     0, charge=False)]
+    assert not any("at or above" in w for w in ev._aggregate("weak", weak, None).warnings)

@@ -11,7 +11,7 @@ from agent.proposers.retries import retry_after
 from sandbox.errors import HarnessError
 from tests.fakes.messages_server import CHAT_PATH, MessagesServer
 from tests.fakes.scripts import chat_text, chat_tool_call, error_step, scripted_openai_session
-from tests.fakes.tools import HELDOUT_MARK, RecordingTools
+from tests.fakes.tools import CONFIRM_MARK, HELDOUT_MARK, RecordingTools
 
 GOOD = "def run(ctx):\n    return ctx.weak_test_probs\n"
 IDEAS = [("soft", "reference", GOOD), ("hard", "argmax targets", GOOD + "# hard\n")]
@@ -53,6 +53,7 @@ def test_session_through_function_calling():
     result = tool_messages(bodies[1])[0]
     assert result["tool_call_id"] == "call_run_0" and "0.450 ± 0.057" in result["content"]
     assert str(HELDOUT_MARK) not in json.dumps(bodies)
+    assert str(CONFIRM_MARK) not in json.dumps(bodies) and "confirm_" not in json.dumps(bodies)
     assert tools.finished == ["Done."]
     assert "authorization" not in {k.lower() for k in server.requests[0]["headers"]}  # no key configured, none sent
     assert tools.cost == 0.0  # a local model is not in the price table

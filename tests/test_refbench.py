@@ -56,7 +56,7 @@ def test_split_files_keep_their_roles_groups_and_given_soft_labels(tmp_path):
         side.setdefault(extra["consistency_id"], set()).add(int(role))
     assert all(len(s) == 1 for s in side.values())
     assert Counter(e["consistency_id"] for e in extras["test"]) == {g: test_group_sizes[g] for g in side}
-    assert {0, 1} == {int(r) for r in roles} and max(test_group_sizes.values()) > 1
+    assert {0, 1, 2} == {int(r) for r in roles} and max(test_group_sizes.values()) > 1  # 2: confirmation part
     # the given soft labels are every weak seed's labels, and the weak accuracy is scored from them
     soft_of = {_binary_text(r): r["soft_label"] for name in ("train_unlabel", "test")
                for r in _rows(BINARY / f"{name}.jsonl")}

@@ -58,6 +58,24 @@ def test_feedback_never_carries_held_out_figures(session, small_cache):
     assert "heldout" not in view
 
 
+def test_no_feedback_path_exposes_confirmation_part_scores(session, small_cache):
+    """Dev's confirmation part is scored and stored with every attempt, and reaches no proposer:
+    not the result view (every proposer's feedback, leaderboard and show_attempt go through it),
+    not the offline search's saved state, not the baseline table sessions are shown."""
+    from agent.session_setup import open_session
+
+    lab, outcome = session
+    store = LabStore.open(lab)
+    for attempt in store.attempts(outcome.session_id):
+        confirm = attempt.result.confirm_pgr
+        assert confirm is not None and len(confirm.values) == SEEDS  # scored and kept
+        shown = attempt.result.for_proposer().model_dump_json() + json.dumps(attempt.transcript)
+        assert "confirm" not in shown
+        assert not any(repr(value) in shown for value in confirm.values)  # nor its figures under another key
+    ctx = open_session(config(lab, max_attempts=1), show_progress=False)
+    assert ctx.baseline_summary and "confirm" not in json.dumps(ctx.baseline_summary)
+
+
 def test_resume_continues_the_search(small_cache, tmp_path):
     first = run_research(config(tmp_path, max_attempts=2))
     resumed = run_research(config(tmp_path, max_attempts=4, resume=first.session_id))
@@ -128,6 +146,8 @@ def test_report_says_whether_the_gain_holds_and_proposers_never_see_held_out(ses
     lab, outcome = session
     text, _ = render(LabStore.open(lab), outcome.session_id, "md")
     assert "Does the gain hold on the held-out split?" in text and "held-out PGR" in text
+    assert "dev selection part" in text and "dev-only: the search chose on these rows" in text
+    assert "dev confirmation part (rows whose scores no proposer saw)" in text
     # a session started now (the baselines computed by the first one's end) is shown them, dev only
     ctx = open_session(config(lab, max_attempts=1), show_progress=False)
     assert not ctx.manifest.baselines_deferred

@@ -60,3 +60,35 @@ def test_cache_keeps_its_split_secret_private(small_cache):
 
     assert len((small_cache.private_dir / SECRET_NAME).read_bytes()) == 32
     assert not any(p.name == SECRET_NAME for p in small_cache.public_dir.rglob("*"))
+
+
+def test_dev_is_divided_into_a_selection_and_a_confirmation_part_by_the_secret():
+    from sandbox.cache.splits import (
+        CONFIRMATION,
+        HELDOUT,
+        SELECTION,
+        confirmation_part,
+        secret_test_layout,
+    )
+
+    labels = np.repeat(np.arange(4), 50)
+    idx, roles = secret_test_layout(np.arange(200), labels, 120, b"k" * 32)
+    three = confirmation_part(roles, labels[idx], None, b"k" * 32)
+    assert ((three == HELDOUT) == (roles == HELDOUT)).all()  # the held-out line does not move
+    assert int((three == CONFIRMATION).sum()) == int((three == SELECTION).sum()) == 60
+    assert np.bincount(labels[idx][three == CONFIRMATION], minlength=4).tolist() == [15] * 4
+    other = confirmation_part(roles, labels[idx], None, b"j" * 32)
+    assert not (other == three).all() and (confirmation_part(roles, labels[idx], None, b"k" * 32) == three).all()
+    groups = [f"g{i // 4}" for i in range(len(idx))]  # groups of 4 rows: never split
+    grouped = confirmation_part(roles, labels[idx], groups, b"k" * 32)
+    for g in set(groups):
+        assert len({int(grouped[i]) for i in range(len(idx)) if groups[i] == g and roles[i] == SELECTION}) <= 1
+
+
+def test_a_cache_scores_every_part_and_its_references_cover_each(small_cache):
+    from sandbox.cache.splits import CONFIRMATION, SELECTION
+
+    roles = small_cache.test_roles()
+    assert int((roles == CONFIRMATION).sum()) == int((roles == SELECTION).sum()) == 100  # SMALL dev 200
+    b = small_cache.baselines()
+    assert b.weak_confirm is not None and b.ceiling_confirm is not None and b.weak_confirm.n == b.weak_dev.n

@@ -8,6 +8,10 @@ from sandbox.errors import HarnessError
 from sandbox.tasks.spec import SplitSizes
 
 SPLITS = ("weak_train", "unlabeled", "dev", "heldout")
+# Test roles: dev's selection part (the only test rows whose scores reach a proposer), held-out,
+# and dev's confirmation part (scored, never shown: what `--confirm` and verdicts rest on).
+SELECTION, HELDOUT, CONFIRMATION = 0, 1, 2
+CONFIRM_FRACTION = 0.5
 
 
 def _per_class(total: int, n_classes: int) -> list[int]:
@@ -145,3 +149,37 @@ def secret_test_layout(test_idx: np.ndarray, labels: np.ndarray, n_dev: int,
     roles[np.asarray(dev, dtype=np.int64)] = 0
     order = rng.permutation(len(test_idx))
     return test_idx[order], roles[order]
+
+
+def confirmation_part(roles: np.ndarray, test_labels: np.ndarray, groups: list[str] | None,
+                      secret: bytes) -> np.ndarray:
+    """``roles`` with a secret share (``CONFIRM_FRACTION``) of the dev rows moved to the
+    confirmation part: class-balanced, or by whole ``consistency_id`` groups where the rows have
+    them. The draw uses its own stream of the secret, so the dev/held-out line is unchanged."""
+    roles = np.asarray(roles).copy()
+    dev = np.flatnonzero(roles == SELECTION)
+    n_confirm = int(len(dev) * CONFIRM_FRACTION)
+    if n_confirm == 0:
+        return roles
+    rng = np.random.default_rng([int.from_bytes(secret, "big"), CONFIRMATION])
+    if groups is not None and any(groups[i] for i in dev):
+        members = _group_members(dev, groups)
+        chosen: list[int] = []
+        for g in rng.permutation(len(members)):
+            if len(chosen) + len(members[g]) <= n_confirm:
+                chosen += members[g]
+        roles[np.asarray(chosen, dtype=np.int64)] = CONFIRMATION
+        return roles
+    labels = np.asarray(test_labels)[dev]
+    classes = np.unique(labels)
+    pools = [list(rng.permutation(dev[labels == c])) for c in classes]
+    want = _per_class(n_confirm, len(classes))
+    picked: list[int] = []
+    for c in range(len(classes)):
+        picked += pools[c][: want[c]]
+        pools[c] = pools[c][want[c]:]
+    while len(picked) < n_confirm:  # a class short of its share: top up from the largest left
+        c = max(range(len(classes)), key=lambda k: len(pools[k]))
+        picked.append(pools[c].pop(0))
+    roles[np.asarray(picked, dtype=np.int64)] = CONFIRMATION
+    return roles

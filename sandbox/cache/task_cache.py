@@ -24,14 +24,29 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from sandbox.cache import finetune as ft_cache
 from sandbox.cache.encoders import get_encoder
 from sandbox.cache.progress import progress_bar
-from sandbox.cache.splits import make_splits, role_splits, secret_group_layout, secret_test_layout
-from sandbox.cache.teachers import WEAK_CONFIG, fit_feature_teacher, fit_tfidf_teacher
+from sandbox.cache.splits import (
+    CONFIRMATION,
+    HELDOUT,
+    SELECTION,
+    confirmation_part,
+    make_splits,
+    role_splits,
+    secret_group_layout,
+    secret_test_layout,
+)
+from sandbox.cache.teachers import (
+    WEAK_CONFIG,
+    fit_feature_teacher,
+    fit_pair_tfidf_teacher,
+    fit_tfidf_teacher,
+)
 from sandbox.cache.threads import single_threaded
 from sandbox.files import atomic_write, file_lock
 from sandbox.paths import cache_root
@@ -39,10 +54,16 @@ from sandbox.results import FixedBaselines, Stat
 from sandbox.runtime.context import TaskCard, weak_teacher_dir
 from sandbox.tasks.spec import LabeledData, TaskSpec
 
-CACHE_FORMAT = 3  # 2: secret test order and roles; 3: features, teachers, ceilings computed on one
-# thread per piece (sandbox/cache/threads.py). Older caches rebuild.
+CACHE_FORMAT = 4  # 2: secret test order and roles; 3: features, teachers, ceilings computed on one
+# thread per piece (sandbox/cache/threads.py); 4: dev divided into a selection and a confirmation
+# part (test role 2). Older caches rebuild.
 DEFAULT_WEAK_SEEDS = 5
+# A fine-tune ceiling is a training run per seed: its references rest on the one seed every
+# fine-tune cache builds anyway (a task.json "fixed_seeds" asks for more).
+FT_REFERENCE_SEEDS = 1
 SECRET_NAME = "split_secret"
+PAIR_SIDES = "pair_sides.json"  # private: preference rows' sides per split, for pair-aware weak teachers
+CEILING_EPOCHS = 20
 CEILING_RECIPE = "train_head defaults (linear, 20 epochs, lr 3e-3) on final layer, gold one-hot, seed s"
 
 
@@ -104,7 +125,7 @@ class TaskCache:
         return np.load(self.private_dir / "gold_test.npy")
 
     def test_roles(self) -> np.ndarray:
-        """0 for dev rows, 1 for held-out rows of the test split."""
+        """Per test row: 0 dev's selection part, 2 dev's confirmation part, 1 held-out."""
         return np.load(self.private_dir / "test_roles.npy")
 
 
@@ -119,6 +140,13 @@ def find_baseline_summary(cache_key: str, seeds: list[int], root: Path | None = 
         if (folder / baseline_summary_name(seeds)).is_file():
             return folder / baseline_summary_name(seeds)
     return None
+
+
+def reference_seeds(spec: TaskSpec) -> list[int]:
+    """The seeds whose weak teachers and ceilings make the task's fixed references: a function
+    of the task alone, so a run's PGR does not move when the cache gains teacher seeds."""
+    n = spec.fixed_seeds or (DEFAULT_WEAK_SEEDS if spec.kind == "features" else FT_REFERENCE_SEEDS)
+    return list(range(n))
 
 
 def locate_cache(spec: TaskSpec, root: Path | None = None) -> tuple[TaskCache, LabeledData]:
@@ -137,8 +165,9 @@ def open_cache(spec: TaskSpec, n_weak_seeds: int = DEFAULT_WEAK_SEEDS, show_prog
     root = cache.root
     # Fine-tune ceilings cost a training run per seed: build only the seeds asked for, unless the
     # task fixes how many its baselines average (split-file tasks: the reference's 16).
-    n_weak_seeds = max(n_weak_seeds, spec.fixed_seeds or (DEFAULT_WEAK_SEEDS if spec.kind == "features" else 1))
-    if cache.exists() and len(cache.card().weak_seeds) >= n_weak_seeds:
+    n_weak_seeds = max(n_weak_seeds, len(reference_seeds(cache.spec)))
+    if (cache.exists() and len(cache.card().weak_seeds) >= n_weak_seeds
+            and cache.baselines().reference_seeds == reference_seeds(cache.spec)):
         return cache
     try:
         with file_lock(root / "locks" / f"{cache.key}.lock"):
@@ -146,6 +175,10 @@ def open_cache(spec: TaskSpec, n_weak_seeds: int = DEFAULT_WEAK_SEEDS, show_prog
                 _build(cache, data, show_progress, device)
             if len(cache.card().weak_seeds) < n_weak_seeds:
                 _add_weak_seeds(cache, data, n_weak_seeds, device, show_progress)
+            if cache.baselines().reference_seeds != reference_seeds(cache.spec):
+                # summarised before references were fixed (averaged over every seed it held): redo
+                # from the per-seed figures it kept, without training anything again
+                _write_summary(cache, _load_per_seed(cache))
     finally:
         if spec.kind == "finetune":  # the students it trained: their GPU memory goes before any seed
             from sandbox.runtime.students import release_models
@@ -173,7 +206,14 @@ def _build(cache: TaskCache, data: LabeledData, show_progress: bool, device: str
 
     texts = text_of(splits["unlabeled"]) + text_of(test_idx)
     student = ft_cache.student_spec(spec, data.classes) if spec.kind == "finetune" else None
-    if student is None or ft_cache.uses_encoder_features(spec):
+    pair_aware = data.pairs is not None and spec.kind == "features"
+    if data.pairs is not None:  # the weak teacher sees the pair, side by side (any task kind)
+        (private / PAIR_SIDES).write_text(json.dumps(
+            {name: _sides(data, idx) for name, idx in (("weak_train", splits["weak_train"]),
+                                                        ("unlabeled", splits["unlabeled"]), ("test", test_idx))}))
+    if pair_aware:
+        feats = _pair_features(spec, data, np.concatenate([splits["unlabeled"], test_idx]), show_progress)
+    elif student is None or ft_cache.uses_encoder_features(spec):
         strong = get_encoder(spec.strong_model)
         with progress_bar(f"{spec.name}: strong features ({strong.name})", len(texts), show_progress) as advance:
             feats = strong.encode(texts, advance)
@@ -185,10 +225,15 @@ def _build(cache: TaskCache, data: LabeledData, show_progress: bool, device: str
         np.save(public / "features" / f"unlabeled__{layer}.npy", array[:n_unl])
         np.save(public / "features" / f"test__{layer}.npy", array[n_unl:])
     if data.soft is None and spec.weak_model != "tfidf" and not ft_cache.weak_is_lm(spec):
-        weak_enc = get_encoder(spec.weak_model)
-        all_texts = text_of(splits["weak_train"]) + texts
-        with progress_bar(f"{spec.name}: weak features ({weak_enc.name})", len(all_texts), show_progress) as advance:
-            weak_feats = weak_enc.encode(all_texts, advance)["final"]
+        if data.pairs is not None:
+            rows = np.concatenate([splits["weak_train"], splits["unlabeled"], test_idx])
+            weak_feats = _pair_features(spec, data, rows, show_progress, spec.weak_model)["final"]
+        else:
+            weak_enc = get_encoder(spec.weak_model)
+            all_texts = text_of(splits["weak_train"]) + texts
+            with progress_bar(f"{spec.name}: weak features ({weak_enc.name})", len(all_texts),
+                              show_progress) as advance:
+                weak_feats = weak_enc.encode(all_texts, advance)["final"]
         np.save(private / "weak_features.npy", weak_feats)
     card = TaskCard(
         name=spec.name, description=spec.description, classes=data.classes, n_unlabeled=n_unl,
@@ -196,6 +241,7 @@ def _build(cache: TaskCache, data: LabeledData, show_progress: bool, device: str
         layers=list(feats), feature_dim=int(feats["final"].shape[1]), weak_seeds=[], cache_key=cache.key,
         kind=spec.kind, student=student,
         row_keys=sorted({k for row in data.extras or [] for k in row}),
+        pair_features=pair_aware,
     )
     (public / "card.json").write_text(card.model_dump_json(indent=2))
     (private / "build.json").write_text(json.dumps({
@@ -207,9 +253,40 @@ def _build(cache: TaskCache, data: LabeledData, show_progress: bool, device: str
         tmp.rename(final)
 
 
+def _sides(data: LabeledData, idx: np.ndarray) -> list[tuple[str, str]]:
+    """Each preference row's two sides as texts of their own: prompt + first, prompt + second."""
+    pairs = data.pairs or []
+    return [(f"{pairs[i][0]}\n{pairs[i][1]}", f"{pairs[i][0]}\n{pairs[i][2]}") for i in idx]
+
+
+def _pair_features(spec: TaskSpec, data: LabeledData, idx: np.ndarray, show_progress: bool,
+                   model: str | None = None) -> dict[str, np.ndarray]:
+    """Pair-aware features of preference rows: each side encoded apart, per layer [A, B, A - B]."""
+    from sandbox.runtime.pairs import pair_rows
+
+    encoder = get_encoder(model or spec.strong_model)
+    sides = _sides(data, idx)
+    texts = [a for a, _ in sides] + [b for _, b in sides]
+    with progress_bar(f"{spec.name}: pair features ({encoder.name})", len(texts), show_progress) as advance:
+        both = encoder.encode(texts, advance)
+    return {layer: pair_rows(arr[: len(sides)], arr[len(sides):]) for layer, arr in both.items()}
+
+
 def _split(data: LabeledData, spec: TaskSpec, secret: bytes) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
-    """(indices per split, test indices in the secret order, their roles 0 dev / 1 held-out).
-    Split-file tasks keep each file's role and divide only test, by whole consistency_id groups."""
+    """(indices per split, test indices in the secret order, their roles: 0 dev selection part,
+    2 dev confirmation part, 1 held-out). Split-file tasks keep each file's role and divide only
+    test, by whole consistency_id groups."""
+    splits, test_idx, roles = _dev_and_heldout(data, spec, secret)
+    labels = np.asarray(data.labels)
+    return splits, test_idx, confirmation_part(roles, labels[test_idx], _test_groups(data, test_idx), secret)
+
+
+def _test_groups(data: LabeledData, test_idx: np.ndarray) -> list[str] | None:
+    return [data.groups[i] for i in test_idx] if data.groups else None
+
+
+def _dev_and_heldout(data: LabeledData, spec: TaskSpec,
+                     secret: bytes) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     labels = np.asarray(data.labels)
     if data.roles is not None:
         groups = data.groups or [""] * len(labels)
@@ -248,6 +325,10 @@ def _teacher_probs(cache: TaskCache, seed: int, device: str = "auto") -> dict[st
         return {name: np.load(private / f"given_soft_{name}.npy") for name in ("unlabeled", "test")}
     gold = np.load(private / "gold_weak_train.npy")
     n_classes = len(cache.card().classes)
+    if cache.spec.weak_model == "tfidf" and (private / PAIR_SIDES).is_file():
+        sides = json.loads((private / PAIR_SIDES).read_text())
+        return fit_pair_tfidf_teacher([tuple(s) for s in sides["weak_train"]], gold,
+                                      {name: [tuple(s) for s in sides[name]] for name in ("unlabeled", "test")}, seed)
     if cache.spec.weak_model == "tfidf" or ft_cache.weak_is_lm(cache.spec):
         texts = json.loads((public / "texts.json").read_text())
         train_texts = json.loads((private / "weak_train_texts.json").read_text())
@@ -258,6 +339,12 @@ def _teacher_probs(cache: TaskCache, seed: int, device: str = "auto") -> dict[st
     feats = np.load(private / "weak_features.npy")
     n_wt, n_unl = len(gold), cache.card().n_unlabeled
     predict = {"unlabeled": feats[n_wt : n_wt + n_unl], "test": feats[n_wt + n_unl :]}
+    if (private / PAIR_SIDES).is_file():  # pair features: trained on each pair both ways round
+        from sandbox.runtime.pairs import swap_sides
+
+        x, y = feats[:n_wt], np.asarray(gold)
+        return fit_feature_teacher(np.concatenate([x, swap_sides(x)]), np.concatenate([y, 1 - y]), n_classes,
+                                   predict, seed)
     return fit_feature_teacher(feats[:n_wt], gold, n_classes, predict, seed)
 
 
@@ -268,12 +355,22 @@ def _ceiling(cache: TaskCache, seed: int, gold_unl: np.ndarray, device: str) -> 
         texts = ft_cache.public_texts(cache.public_dir)
         return ft_cache.ceiling_probs(card.student, len(card.classes), texts["unlabeled"], gold_unl,
                                       texts["test"], seed, device)
+    x_test = np.load(cache.public_dir / "features" / "test__final.npy")
+    return features_ceiling(cache, seed, gold_unl).predict_proba(x_test)
+
+
+def features_ceiling(cache: TaskCache, seed: int, gold_unl: np.ndarray, epochs: int = CEILING_EPOCHS) -> Any:
+    """The features ceiling recipe's head (``epochs`` other than the recipe's: the ceiling check)."""
     from sandbox.runtime.train import train_head
 
+    card = cache.card()
     x_unl = np.load(cache.public_dir / "features" / "unlabeled__final.npy")
-    x_test = np.load(cache.public_dir / "features" / "test__final.npy")
     onehot = np.eye(len(card.classes), dtype=np.float32)[gold_unl]
-    return train_head(x_unl, onehot, seed=seed, epochs=20).predict_proba(x_test)
+    if card.pair_features:  # label symmetrisation: every gold pair both ways round
+        from sandbox.runtime.pairs import symmetrised
+
+        x_unl, onehot = symmetrised(x_unl, onehot)
+    return train_head(x_unl, onehot, seed=seed, epochs=epochs)
 
 
 def _add_weak_seeds(cache: TaskCache, data: LabeledData, n_seeds: int, device: str = "auto",
@@ -283,14 +380,13 @@ def _add_weak_seeds(cache: TaskCache, data: LabeledData, n_seeds: int, device: s
     gold_unl = np.load(cache.private_dir / "gold_unlabeled.npy")
     per_seed = _load_per_seed(cache)
     todo = [seed for seed in range(n_seeds) if seed not in card.weak_seeds]
-    recipe = ft_cache.CEILING_RECIPE_FT if card.kind == "finetune" else CEILING_RECIPE
     with progress_bar(f"{cache.spec.name}: weak teachers and ceilings", len(todo), show_progress) as advance:
         for seed in todo:
             _add_weak_seed(cache, seed, per_seed, gold_test, roles, gold_unl, device)
             card.weak_seeds = sorted({*card.weak_seeds, seed})
             # saved per seed: a build killed later keeps the seeds it finished
             atomic_write(cache.private_dir / "per_seed_baselines.json", json.dumps(per_seed, indent=1))
-            atomic_write(cache.private_dir / "baselines.json", _summarise(per_seed, recipe).model_dump_json(indent=2))
+            _write_summary(cache, per_seed)
             atomic_write(cache.public_dir / "card.json", card.model_dump_json(indent=2))
             advance(1)
 
@@ -317,7 +413,8 @@ def _add_weak_seed(cache: TaskCache, seed: int, per_seed: dict, gold_test: np.nd
             "weak": float((probs["test"].argmax(1) == gold_test)[roles == r].mean()),
             "ceiling": float((ceiling.argmax(1) == gold_test)[roles == r].mean()),
         }
-        for part, r in (("dev", 0), ("heldout", 1))
+        for part, r in (("dev", SELECTION), ("heldout", HELDOUT), ("confirm", CONFIRMATION))
+        if (roles == r).any()
     }
 
 
@@ -326,13 +423,25 @@ def _load_per_seed(cache: TaskCache) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _summarise(per_seed: dict, recipe: str = CEILING_RECIPE) -> FixedBaselines:
-    seeds = sorted(per_seed, key=int)
+def _write_summary(cache: TaskCache, per_seed: dict) -> None:
+    recipe = ft_cache.CEILING_RECIPE_FT if cache.spec.kind == "finetune" else CEILING_RECIPE
+    summary = summarise(per_seed, reference_seeds(cache.spec), recipe)
+    atomic_write(cache.private_dir / "baselines.json", summary.model_dump_json(indent=2))
+
+
+def summarise(per_seed: dict, references: list[int], recipe: str = CEILING_RECIPE) -> FixedBaselines:
+    """The fixed references: the mean over the ``references`` seeds only (other seeds' teachers
+    serve ideas, never the references). While a build has not reached every reference seed yet,
+    the ones it has (its summary is marked incomplete by ``reference_seeds``)."""
+    seeds = [str(s) for s in references if str(s) in per_seed]
     pick = lambda part, who: stat([per_seed[s][part][who] for s in seeds])  # noqa: E731
+    confirm = all("confirm" in per_seed[s] for s in seeds)
     return FixedBaselines(
         weak_dev=pick("dev", "weak"), weak_heldout=pick("heldout", "weak"),
         ceiling_dev=pick("dev", "ceiling"), ceiling_heldout=pick("heldout", "ceiling"),
-        ceiling_recipe=recipe,
+        weak_confirm=pick("confirm", "weak") if confirm else None,
+        ceiling_confirm=pick("confirm", "ceiling") if confirm else None,
+        ceiling_recipe=recipe, reference_seeds=[int(s) for s in seeds],
     )
 
 

@@ -29,6 +29,28 @@ def fit_tfidf_teacher(train_texts: list[str], train_labels: np.ndarray, n_classe
     return _fit_logreg(x_train, np.asarray(train_labels)[keep], n_classes, feats, seed, TFIDF_C)
 
 
+def fit_pair_tfidf_teacher(train_sides: list[tuple[str, str]], train_labels: np.ndarray,
+                           predict: dict[str, list[tuple[str, str]]], seed: int) -> dict[str, np.ndarray]:
+    """A TF-IDF teacher that sees the pair: features [A, B, A - B] of the two sides (each prompt +
+    answer), trained on every weak-train pair as given and with its sides swapped (label flipped),
+    so it cannot prefer a position and tells which side carries the words it learned."""
+    from scipy import sparse
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from sandbox.runtime.pairs import pair_rows
+
+    keep = subsample(len(train_sides), seed)
+    vec = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=1)
+    vec.fit([side for i in keep for side in train_sides[i]])
+    encode = lambda sides, swap=False: pair_rows(  # noqa: E731
+        *(vec.transform([s[j] for s in sides]) for j in ((1, 0) if swap else (0, 1))))
+    kept = [train_sides[i] for i in keep]
+    x_train = sparse.vstack([encode(kept), encode(kept, swap=True)], format="csr")
+    y = np.asarray(train_labels)[keep]
+    feats = {name: encode(sides) for name, sides in predict.items()}
+    return _fit_logreg(x_train, np.concatenate([y, 1 - y]), 2, feats, seed, TFIDF_C)
+
+
 def fit_feature_teacher(train_x: np.ndarray, train_labels: np.ndarray, n_classes: int,
                         predict: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
     keep = subsample(len(train_x), seed)

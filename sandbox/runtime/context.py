@@ -49,6 +49,10 @@ class TaskCard(BaseModel):
     row_keys: list[str] = Field(
         default_factory=list, description="Split-file tasks: the rows' other keys (consistency_id, subset, "
         "...), read with ctx.row_extras(split).")
+    pair_features: bool = Field(
+        False, description="Preference feature tasks: each feature row is [side A, side B, A - B] (three "
+        "blocks of feature_dim / 3), each side encoded apart as prompt + answer; swap_sides() in "
+        "sandbox.runtime.pairs swaps them (and the A/B targets) for label symmetrisation.")
 
 
 class JobSpec(BaseModel):

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from sandbox.baseline_ideas import VANILLA_NAME, baseline_path, vanilla_name
+from sandbox.cache.splits import CONFIRMATION, HELDOUT, SELECTION
 from sandbox.cache.task_cache import TaskCache, stat
 from sandbox.errors import BudgetExhaustedError, HarnessError
 from sandbox.execution.base import Executor, SeedRequest, SeedResources
@@ -29,7 +30,8 @@ from sandbox.isolation.devices import Passthrough, host_gpus, resolve_device, ru
 from sandbox.isolation.registry import get_isolation
 from sandbox.results import IdeaResult, PairedDiff, SeedResult
 from sandbox.runtime.context import weak_teacher_dir
-from sandbox.scoring.flags import code_flags, result_flags
+from sandbox.scoring.ceiling_check import ceiling_check
+from sandbox.scoring.flags import at_ceiling_flag, code_flags, reaches_ceiling, result_flags
 from sandbox.scoring.t_stats import scipy_stats, t_half_width, t_test_p_value
 from sandbox.tasks.models import model_mounts
 
@@ -295,16 +297,25 @@ class Evaluator:
         if probs is None:
             return base.model_copy(update={"status": "invalid", "error": problem})
         correct = probs.argmax(1) == self._gold
-        dev_acc = float(correct[self._roles == 0].mean())
-        ho_acc = float(correct[self._roles == 1].mean())
+        dev_acc = float(correct[self._roles == SELECTION].mean())
+        ho_acc = float(correct[self._roles == HELDOUT].mean())
         b = self.baselines
         weak_test = np.load(weak_teacher_dir(self.cache.public_dir, seed) / "test_probs.npy")
         return base.model_copy(update={
             "dev_acc": dev_acc, "heldout_acc": ho_acc,
             "pgr": _gap_fraction(dev_acc, b.weak_dev.mean, b.ceiling_dev.mean),
             "heldout_pgr": _gap_fraction(ho_acc, b.weak_heldout.mean, b.ceiling_heldout.mean),
+            **self._confirmation_scores(correct),
             "warnings": degeneracy_warnings(probs, weak_test),
         })
+
+    def _confirmation_scores(self, correct: np.ndarray) -> dict[str, float | None]:
+        """Accuracy and PGR on dev's confirmation part (none in a cache built without one)."""
+        b, part = self.baselines, self._roles == CONFIRMATION
+        if not part.any() or b.weak_confirm is None or b.ceiling_confirm is None:
+            return {}
+        acc = float(correct[part].mean())
+        return {"confirm_acc": acc, "confirm_pgr": _gap_fraction(acc, b.weak_confirm.mean, b.ceiling_confirm.mean)}
 
     def vanilla_pgrs(self, seeds: list[int]) -> dict[int, float]:
         """Per-seed dev PGR of the vanilla baseline (computed once per cache, not charged)."""
@@ -342,6 +353,8 @@ class Evaluator:
         )
         if not ok:
             return result
+        if reaches_ceiling(ok, b):  # the check trains two heads once per cache, only when needed
+            result.warnings = sorted({*result.warnings, at_ceiling_flag(ok, b, ceiling_check(self.cache))})
         pgrs = [r.pgr for r in ok if r.pgr is not None]
         if pgrs:  # none where the task has no gap (require_gap=False runs)
             result.pgr, result.pgr_ci95 = stat(pgrs), t_half_width(pgrs)
@@ -349,6 +362,10 @@ class Evaluator:
         result.heldout_acc = stat([r.heldout_acc for r in ok if r.heldout_acc is not None])
         heldout = [r.heldout_pgr for r in ok if r.heldout_pgr is not None]
         result.heldout_pgr = stat(heldout) if heldout else None
+        confirm = [r.confirm_pgr for r in ok if r.confirm_pgr is not None]
+        if len(confirm) == len(ok):
+            result.confirm_pgr = stat(confirm)
+            result.confirm_acc = stat([r.confirm_acc for r in ok if r.confirm_acc is not None])
         if vanilla:
             result.vs_vanilla = paired_difference({r.seed: r.pgr for r in ok if r.pgr is not None}, vanilla)
         return result

@@ -2,6 +2,8 @@
 (so review, the leaderboard and the proposer all see them).
 
 - dev accuracy above the gold-trained ceiling by more than both intervals (leaked labels?);
+- dev accuracy at or above the ceiling at all (PGR near or past 1), explained with the ceiling-recipe
+  check (is the gold-trained ceiling itself under-trained?);
 - per-seed accuracy that swings far more than the ceiling's (answers that depend on the seed,
   not on the inputs);
 - a seed denied by the sandbox, or code that reaches for files, processes or the network
@@ -14,7 +16,7 @@ import re
 
 import numpy as np
 
-from sandbox.results import FixedBaselines, SeedResult
+from sandbox.results import CeilingCheck, FixedBaselines, SeedResult
 from sandbox.scoring.t_stats import t_half_width
 
 PREFIX = "integrity: "
@@ -58,3 +60,36 @@ def result_flags(seeds: list[SeedResult], baselines: FixedBaselines) -> list[str
             flags.append(f"{PREFIX}dev accuracy changes with the seed far beyond noise "
                          f"(sd {swing:.3f} vs {noise:.3f} allowed)")
     return flags
+
+
+def reaches_ceiling(seeds: list[SeedResult], baselines: FixedBaselines) -> bool:
+    """Mean dev accuracy at the gold-trained ceiling (inside its 95% interval over the
+    reference seeds) or above it: the score says the weak labels lost nothing, which needs a reason."""
+    accs = [s.dev_acc for s in seeds if s.status == "ok" and s.dev_acc is not None]
+    ceiling = baselines.ceiling_dev
+    return bool(accs) and float(np.mean(accs)) >= ceiling.mean - _half_width(ceiling.values)
+
+
+def at_ceiling_flag(seeds: list[SeedResult], baselines: FixedBaselines, check: CeilingCheck | None) -> str:
+    """The flag for ``reaches_ceiling``, with what the ceiling-recipe check found."""
+    accs = [s.dev_acc for s in seeds if s.status == "ok" and s.dev_acc is not None]
+    mean, ceiling = float(np.mean(accs)), baselines.ceiling_dev
+    pgr = (mean - baselines.weak_dev.mean) / baselines.gap_dev if baselines.gap_dev else float("nan")
+    head = (f"{PREFIX}dev PGR {pgr:.3f}: at or above the gold-trained ceiling (dev accuracy {mean:.3f}, ceiling "
+            f"{ceiling.mean:.3f} ± {_half_width(ceiling.values):.3f} over {ceiling.n} reference seed(s)); "
+            "either the ceiling is weak for this task or the idea gets gold-like signal (check it for leaks)")
+    return f"{head}; {ceiling_check_text(check)}"
+
+
+def ceiling_check_text(check: CeilingCheck | None) -> str:
+    """One clause: is the ceiling under-trained by its own recipe?"""
+    if check is None:
+        return ("ceiling-recipe check not run: a fine-tune ceiling is a training run per seed (retrain it "
+                "longer yourself to see whether it is under-trained)")
+    measured = (f"trained {check.longer_epochs} instead of {check.recipe_epochs} epochs on seed {check.seed} it "
+                f"scores {check.longer_dev:.3f} on dev vs {check.recipe_dev:.3f} ({check.longer_dev - check.recipe_dev:+.3f}; "
+                f"seed noise {check.noise:.3f}), fitting its gold training rows {check.longer_train_fit:.3f} vs "
+                f"{check.train_fit:.3f}")
+    if check.under_trained:
+        return f"ceiling-recipe check: the ceiling is under-trained ({measured}), so part of this PGR is the ceiling's shortfall"
+    return f"ceiling-recipe check: the ceiling is not under-trained by its epochs ({measured})"

@@ -149,6 +149,12 @@ class _Rows:
         self.rows.append(row)
         self.wheres.append(where)
 
+    def pairs(self) -> list[tuple[str, str, str]] | None:
+        """Preference rows: (prompt, first, second) each, so the cache can encode the sides apart."""
+        if self.first_schema is None or self.first_schema[0] != "preference":
+            return None
+        return [(str(r["prompt"]), str(r["first"]), str(r["second"])) for r in self.rows]
+
     def classes(self) -> list[str]:
         classes = sorted(set(self.names))
         if len(classes) < 2:
@@ -163,7 +169,8 @@ def labeled_rows(rows: Iterable[tuple[str, dict]], what: str, template: str = "c
         seen.add(where, row)
     classes = seen.classes()
     index = {c: i for i, c in enumerate(classes)}
-    return LabeledData(texts=seen.texts, labels=[index[c] for c in seen.names], classes=classes)
+    return LabeledData(texts=seen.texts, labels=[index[c] for c in seen.names], classes=classes,
+                       pairs=seen.pairs())
 
 
 def is_split_directory(directory: Path) -> bool:
@@ -195,6 +202,7 @@ def split_file_rows(directory: Path, template: str = "reference") -> LabeledData
         groups=[str(row.get("consistency_id", "")) for row in seen.rows],
         soft=_given_soft_labels(seen, roles, len(classes)),
         extras=[{k: v for k, v in row.items() if k not in hidden} for row in seen.rows],
+        pairs=seen.pairs(),
     )
 
 

@@ -95,13 +95,15 @@ class LabeledData:
     groups: list[str] | None = None  # each row's consistency_id ("" for none): kept on one side of dev/held-out
     soft: list[list[float] | None] | None = None  # each row's given weak soft label (the teacher's output)
     extras: list[dict] | None = None  # each row's keys beyond its schema, offered to ideas (never a label)
+    # Preference rows: (prompt, first, second) each; feature tasks encode the sides apart (pair-aware)
+    pairs: list[tuple[str, str, str]] | None = None
 
     def content_hash(self) -> str:
         h = hashlib.sha256()
         h.update(json.dumps(self.classes).encode())
         for text, label in zip(self.texts, self.labels, strict=True):
             h.update(f"{label}\t{text}\n".encode())
-        for name in ("roles", "groups", "soft", "extras"):
+        for name in ("roles", "groups", "soft", "extras", "pairs"):
             if getattr(self, name) is not None:
                 h.update(name.encode() + json.dumps(getattr(self, name), sort_keys=True).encode())
         return h.hexdigest()

@@ -33,6 +33,7 @@ CARD = {"name": "wordnet-10", "description": "WordNet noun supersense of a word 
         "layers": ["layer_2", "layer_4", "final"], "feature_dim": 384, "weak_seeds": [0, 1, 2],
         "cache_key": "abc123", "kind": "features"}
 HELDOUT_MARK = 0.777  # a held-out figure no prompt may contain
+CONFIRM_MARK = 0.6543  # a figure of dev's confirmation part, which no prompt may contain either
 
 
 def _stat(values: list[float]) -> Stat:
@@ -50,13 +51,14 @@ def canned_result(name: str, pgrs: list[float], *, status: str = "ok", error: st
         return IdeaResult(idea=name, task="wordnet-10", cache_key="abc123", status=status, seeds=seeds,
                           weak_acc_dev=weak, ceiling_acc_dev=ceiling, runtime_s=4.5, isolation="process")
     seeds = [SeedResult(seed=s, status="ok", pgr=p, dev_acc=weak + p * (ceiling - weak), heldout_pgr=HELDOUT_MARK,
-                        heldout_acc=HELDOUT_MARK, runtime_s=2.0, warnings=warnings or [],
+                        heldout_acc=HELDOUT_MARK, confirm_pgr=CONFIRM_MARK, confirm_acc=CONFIRM_MARK, runtime_s=2.0, warnings=warnings or [],
                         diagnostics={"kept_fraction": 0.61}) for s, p in enumerate(pgrs)]
     half = 1.96 * statistics.stdev(pgrs) / len(pgrs) ** 0.5 if len(pgrs) > 1 else None
     return IdeaResult(
         idea=name, task="wordnet-10", cache_key="abc123", status="ok", seeds=seeds, pgr=_stat(pgrs),
         pgr_ci95=half, dev_acc=_stat([s.dev_acc or 0.0 for s in seeds]), heldout_acc=_stat([HELDOUT_MARK]),
-        heldout_pgr=_stat([HELDOUT_MARK]), vs_vanilla=PairedDiff(mean=statistics.fmean(pgrs) - 0.2, ci95=0.05,
+        heldout_pgr=_stat([HELDOUT_MARK]), confirm_pgr=_stat([CONFIRM_MARK]), confirm_acc=_stat([CONFIRM_MARK]),
+        vs_vanilla=PairedDiff(mean=statistics.fmean(pgrs) - 0.2, ci95=0.05,
                                                                p_value=0.031, n=len(pgrs)),
         weak_acc_dev=weak, ceiling_acc_dev=ceiling, runtime_s=2.0 * len(pgrs), warnings=warnings or [],
         isolation="process")
