@@ -132,6 +132,10 @@ class LoopTools:
         self._charge(request, response)
         return response
 
+    def charge_abandoned(self, request: dict[str, Any], partial: dict[str, Any], error: str) -> None:
+        if self._recorded is None:  # a replay calls no model
+            self._charge(request, partial, error=error)
+
     def _charge(self, request: dict[str, Any], response: dict[str, Any], error: str | None = None) -> None:
         """Record one call for the next attempt and count its cost. Replayed responses cost
         nothing now; the offline proposer's carry no usage at all."""

@@ -142,6 +142,10 @@ class ResearchTools(Protocol):
         """Send ``request`` through ``transport`` (or, in replay, answer from the recording);
         record it for the next attempt and charge its cost. May raise BudgetStop."""
 
+    def charge_abandoned(self, request: dict[str, Any], partial: dict[str, Any], error: str) -> None:
+        """Record and charge an answer to ``request`` that was given up after it started (the
+        API bills it): ``partial`` is the message so far with its usage, ``error`` why."""
+
     def run_experiment(self, spec: ExperimentSpec) -> Feedback:
         """Score the idea in the sandbox, commit the attempt, return the proposer's view of the
         result (never held-out figures). Raises BudgetStop when no budget is left."""

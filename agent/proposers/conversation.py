@@ -48,9 +48,12 @@ class ChatBackend(Protocol):
     def request(self, system: str, messages: list[dict[str, Any]], tools: list[ToolDef]) -> dict[str, Any]:
         """The full, JSON-able request for one model call."""
 
-    def send(self, request: dict[str, Any], notice: Callable[[str], None]) -> dict[str, Any]:
+    def send(self, request: dict[str, Any], notice: Callable[[str], None],
+             abandoned: Callable[[dict[str, Any], str], None]) -> dict[str, Any]:
         """The transport: send the request (retrying as the options say, each wait announced
-        through ``notice``), return the response as a dict; ModelCallError when it fails."""
+        through ``notice``), return the response as a dict; ModelCallError when it fails.
+        Each answer given up after it started (a stream broken off, then retried, or cancelled)
+        goes to ``abandoned`` with what arrived and why, so that its cost is charged."""
 
     def parse(self, response: dict[str, Any]) -> Turn:
         """Translate a response."""
@@ -105,8 +108,7 @@ class Conversation:
         while not state.finished:
             self._maybe_compact(state)
             request = self.backend.request(system, state.messages, defs)
-            turn = self.backend.parse(self.tools.model_call(
-                request, lambda r: self.backend.send(r, self.tools.notice)))
+            turn = self.backend.parse(self.tools.model_call(request, self._transport))
             state.last_input_tokens = turn.input_tokens
             if turn.message is not None:
                 state.messages.append(turn.message)
@@ -116,6 +118,12 @@ class Conversation:
             else:
                 self._no_call(state, turn)
             self._save(state)
+
+    def _transport(self, request: dict[str, Any]) -> dict[str, Any]:
+        def abandoned(partial: dict[str, Any], error: str) -> None:
+            self.tools.charge_abandoned(request, partial, error)
+
+        return self.backend.send(request, self.tools.notice, abandoned)
 
     # --- start and resume ---------------------------------------------------------------
     def _start(self) -> ConversationState:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from typing import Any
 
 import openai
@@ -79,7 +80,9 @@ class OpenAIBackend(ChatBackend):
             request["max_tokens"] = self.options.max_tokens
         return request
 
-    def send(self, request: dict[str, Any], notice: Notice) -> dict[str, Any]:
+    def send(self, request: dict[str, Any], notice: Notice,
+             abandoned: Callable[[dict[str, Any], str], None]) -> dict[str, Any]:
+        """Not streamed: an answer either arrives whole or is not billed, so ``abandoned`` is unused."""
         o = self.options
         try:
             return call_with_retries(lambda: self._create(request), RETRYABLE, _wait_hint, max_retries=o.max_retries,
