@@ -105,7 +105,7 @@ def research_cmd(
         console.print(f"session {result.session_id}: {result.attempts} attempts, {best}; "
                       f"stopped: {result.stop_reason}")
         if result.resume_command:
-            console.print(f"resume with: {result.resume_command}")
+            console.print(f"resume with: {result.resume_command}", highlight=False, soft_wrap=True)
     raise typer.Exit(result.exit_code)  # 0 finished or stopped by a budget, 1 failed, 130 interrupted
 
 
@@ -139,12 +139,12 @@ def _run_group(config: ResearchConfig, researchers: int, json_out: bool) -> None
     if json_out:
         print_json(group.model_dump())
     else:
-        _print_group(group)
+        _print_group(group, config.lab)
     codes = {r.exit_code for r in group.researchers} | ({1} if group.summary["errors"] else set())
     raise typer.Exit(130 if 130 in codes else max(codes, default=0))
 
 
-def _print_group(group: GroupOutcome) -> None:
+def _print_group(group: GroupOutcome, lab: Path | None) -> None:
     for r in group.researchers:
         best = f"{r.best_pgr:+.3f}" if r.best_pgr is not None else "—"
         console.print(f"{r.session_id}: {r.attempts} attempts, best PGR {best}; "
@@ -157,4 +157,6 @@ def _print_group(group: GroupOutcome) -> None:
     for line in s["findings"]:
         console.print(f"finding: {line}", highlight=False, markup=False)
     if any(r.resume_command for r in group.researchers):
-        console.print(f"resume with: aar research --resume {group.group}")
+        from experiments.store import lab_path, resume_command
+
+        console.print(f"resume with: {resume_command(lab_path(lab), group.group)}", highlight=False, soft_wrap=True)
