@@ -202,3 +202,16 @@ def test_an_error_object_in_a_200_is_an_api_error_with_its_message(code, retried
                 openai(server, max_retries=1, retry_base_s=0.05).run(tools)
             assert "answered 200 with an error" in str(info.value)
             assert "upstream model is down" in str(info.value) and len(server.requests) == 1
+
+
+def test_a_context_length_400_is_compacted_and_asked_again():
+    too_long = error_step(400, message="This model's maximum context length is 32768 tokens. However, you "
+                                       "requested 40000 tokens.")
+    script = [*scripted_openai_session(IDEAS)[:-1], chat_tool_call("show_leaderboard", {}, call_id="call_b"),
+              too_long, chat_tool_call("finish", {"summary": "s"})]
+    tools = RecordingTools()
+    with MessagesServer(script) as server:
+        openai(server, keep_rounds=1).run(tools)
+    bodies = server.bodies(CHAT_PATH)
+    assert tools.finished == ["s"] and len(bodies) == 5
+    assert len(bodies[4]["messages"]) < len(bodies[3]["messages"]) and "compacted" in bodies[4]["messages"][1]["content"]

@@ -42,6 +42,11 @@ class ModelCallError(HarnessError):
         self.partial = partial
 
 
+class ContextTooLong(ModelCallError):
+    """The API refused the request because the prompt is longer than the model's context (a 400
+    "prompt is too long"): the conversation compacts its transcript and asks again."""
+
+
 class ExperimentSpec(BaseModel):
     """One experiment a proposer asks for."""
 

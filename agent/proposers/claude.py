@@ -26,6 +26,7 @@ from pydantic import Field
 
 from agent.costs import normalize_usage, price_for, prices_path
 from agent.proposers.base import (
+    ContextTooLong,
     ModelCallError,
     Proposer,
     ProposerConfig,
@@ -229,7 +230,10 @@ class AnthropicBackend(ChatBackend):
                                      max_retries=o.max_retries, base_s=o.retry_base_s,
                                      max_wait_s=o.retry_max_wait_s, notice=notice, what=_short)
         except (anthropic.APIStatusError, anthropic.APIConnectionError, StreamFault) as exc:
-            raise ModelCallError(describe_failure(exc, self.model, o.max_retries)) from exc
+            line = describe_failure(exc, self.model, o.max_retries)
+            if isinstance(exc, anthropic.BadRequestError) and "prompt is too long" in line.lower():
+                raise ContextTooLong(line) from exc
+            raise ModelCallError(line) from exc
 
     def _stream(self, request: dict[str, Any], abandoned: Abandoned) -> dict[str, Any]:
         """One streamed call; the final Message as a dict. A stream that breaks off after
@@ -355,7 +359,7 @@ class ClaudeProposer(Proposer):
         policy = ContextPolicy(max_chars=self.options.compact_chars, max_input_tokens=self.options.compact_tokens,
                                keep_rounds=self.options.keep_rounds)
         Conversation(self.backend(), tools, direction=self.config.direction, policy=policy,
-                     max_nudges=self.options.max_nudges).run()
+                     max_nudges=self.options.max_nudges, max_lookups=self.options.max_lookups).run()
 
 
 __all__ = ["ClaudeOptions", "ClaudeProposer", "DEFAULT_MODEL", "make_client", "resolve_provider"]

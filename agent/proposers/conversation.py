@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, Field
 
 from agent.prompting import prompt_text, render
-from agent.proposers.base import ResearchTools
+from agent.proposers.base import BudgetStop, ContextTooLong, ResearchTools
 from agent.proposers.tooling import ToolDef, ToolOutcome, available_tools, dispatch
 from agent.proposers.views import budget_view, task_intro
 from sandbox.errors import HarnessError
@@ -86,6 +86,7 @@ class ConversationState(BaseModel):
     pending: list[dict[str, Any]] = Field(default_factory=list,
                                           description="Results of a tool round not yet in the transcript.")
     nudges: int = Field(0, description="Consecutive turns without a tool call.")
+    lookups: int = Field(0, description="Consecutive tool rounds without an experiment (look-ups only).")
     compactions: int = Field(0, description="How often the transcript was compacted.")
     last_input_tokens: int = Field(0, description="Input tokens the last call read.")
     finished: bool = Field(False, description="True once the session ended.")
@@ -100,6 +101,7 @@ class Conversation:
     direction: str | None = None
     policy: ContextPolicy = field(default_factory=ContextPolicy)
     max_nudges: int = 1
+    max_lookups: int = 8
 
     def run(self) -> None:
         defs = available_tools(self.tools)
@@ -108,7 +110,13 @@ class Conversation:
         while not state.finished:
             self._maybe_compact(state)
             request = self.backend.request(system, state.messages, defs)
-            turn = self.backend.parse(self.tools.model_call(request, self._transport))
+            try:
+                turn = self.backend.parse(self.tools.model_call(request, self._transport))
+            except ContextTooLong:
+                if not self._compact_to_fit(state):
+                    raise
+                self._save(state)  # a resume starts from the compacted transcript
+                continue
             state.last_input_tokens = turn.input_tokens
             if turn.message is not None:
                 state.messages.append(turn.message)
@@ -171,6 +179,21 @@ class Conversation:
         state.pending = []
         state.nudges = 0
         state.finished = any(o.finished for _, o in answered)
+        if not state.finished:
+            self._count_lookups(state, calls)
+
+    def _count_lookups(self, state: ConversationState, calls: list[ToolCall]) -> None:
+        """Look-up rounds in a row are bounded: the model is told at the cap, stopped at twice it."""
+        if any(c.name == "run_experiment" for c in calls):
+            state.lookups = 0
+            return
+        state.lookups += 1
+        if state.lookups >= 2 * self.max_lookups:
+            self._save(state)
+            raise BudgetStop(f"the model looked things up {state.lookups} turns in a row without running "
+                             "an experiment (raise the option max_lookups to allow more)")
+        if state.lookups == self.max_lookups:
+            self.backend.add_user_text(state.messages, render("lookups", turns=self.max_lookups))
 
     def _no_call(self, state: ConversationState, turn: Turn) -> None:
         if turn.stop == "context" and self._compact(state):
@@ -195,19 +218,24 @@ class Conversation:
         if size > self.policy.max_chars or state.last_input_tokens > self.policy.max_input_tokens:
             self._compact(state)
 
-    def _compact(self, state: ConversationState) -> bool:
+    def _compact_to_fit(self, state: ConversationState) -> bool:
+        """After a prompt-too-long refusal: compact, keeping fewer rounds each time it recurs."""
+        return any(self._compact(state, keep) for keep in range(self.policy.keep_rounds, -1, -1))
+
+    def _compact(self, state: ConversationState, keep_rounds: int | None = None) -> bool:
         """Replace all but the last rounds by the intro plus a table of attempts."""
+        keep = self.policy.keep_rounds if keep_rounds is None else keep_rounds
         starts = [i for i, m in enumerate(state.messages) if m.get("role") == "assistant"]
-        if len(starts) <= self.policy.keep_rounds:
+        if len(starts) <= keep:
             return False
-        cut = starts[-self.policy.keep_rounds] if self.policy.keep_rounds > 0 else len(state.messages)
+        cut = starts[-keep] if keep > 0 else len(state.messages)
         dropped = state.messages[:cut]
         notes = _last_text(dropped)
         kept = state.messages[cut:]
         state.messages = []
         # The intro again, but with today's budget (the saved one says "0 attempts used").
         intro = task_intro(self.tools.task_card, self.tools.baselines, self.direction or self.tools.direction,
-                           self.tools.budget_status())
+                           self.tools.budget_status(), compacted=True)
         self.backend.add_user_text(state.messages, render(
             "compaction", intro=intro.strip(), attempts=state.attempts, dropped=len(dropped), notes=notes))
         state.messages.extend(kept)

@@ -19,6 +19,7 @@ import openai
 from pydantic import Field
 
 from agent.proposers.base import (
+    ContextTooLong,
     ModelCallError,
     Proposer,
     ProposerConfig,
@@ -34,6 +35,9 @@ from sandbox.errors import HarnessError
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 STOPS = {"tool_calls": "tool_use", "function_call": "tool_use", "stop": "end_turn", "length": "max_tokens",
          "content_filter": "refusal"}
+# How OpenAI, vLLM and llama.cpp servers word a prompt longer than the context (in a 400).
+CONTEXT_ERRORS = ("maximum context length", "context_length_exceeded", "context length", "prompt is too long",
+                  "exceeds the available context")
 INVALID_ARGUMENTS = "{}"  # what stands in the transcript for arguments that are not JSON
 
 
@@ -120,7 +124,10 @@ class OpenAIBackend(ChatBackend):
             raise ModelCallError(f"could not reach {self.url} after {o.max_retries} retries "
                                  f"({type(exc).__name__}: {exc}): is the server running?") from exc
         except openai.APIStatusError as exc:
-            raise ModelCallError(self._failed(exc)) from exc
+            line = self._failed(exc)
+            if exc.status_code == 400 and any(k in line.lower() for k in CONTEXT_ERRORS):
+                raise ContextTooLong(line) from exc
+            raise ModelCallError(line) from exc
         except BodyError as exc:
             retried = f" after {o.max_retries} retries" if _wait_hint(exc) is not None else ""
             raise ModelCallError(f"{self.url} answered 200 with an error{retried} ({exc.message})") from exc
@@ -238,4 +245,4 @@ class OpenAIProposer(Proposer):
         policy = ContextPolicy(max_chars=self.options.compact_chars, max_input_tokens=self.options.compact_tokens,
                                keep_rounds=self.options.keep_rounds)
         Conversation(self.backend(), tools, direction=self.config.direction, policy=policy,
-                     max_nudges=self.options.max_nudges).run()
+                     max_nudges=self.options.max_nudges, max_lookups=self.options.max_lookups).run()
