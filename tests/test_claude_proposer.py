@@ -509,3 +509,31 @@ def test_an_experiment_resets_the_look_up_count():
     with MessagesServer(script) as server:
         claude(server, max_lookups=2).run(tools)
     assert tools.finished == ["s"] and "looked things up" not in json.dumps(server.bodies())
+
+
+def test_a_call_the_budget_stopped_is_told_the_budget_on_resume_not_interrupted():
+    """Issue 24: in a two-call turn past the budget, the second call hears why it did not run."""
+    both = {"message": {"content": [
+        {"type": "tool_use", "id": "toolu_one", "name": "run_experiment",
+         "input": {"name": "one", "hypothesis": "h", "code": GOOD}},
+        {"type": "tool_use", "id": "toolu_two", "name": "run_experiment",
+         "input": {"name": "two", "hypothesis": "h", "code": GOOD + "# two\n"}}]}}
+    tools = RecordingTools(max_attempts=1)
+    with MessagesServer([both]) as server:
+        with pytest.raises(BudgetStop):
+            claude(server).run(tools)
+    resumed = RecordingTools(state=tools.saved[-1])
+    with MessagesServer([tool_use("finish", {"summary": "s"})]) as server:
+        claude(server).run(resumed)
+    results = {b["tool_use_id"]: b for b in tool_results(server.bodies()[0])}
+    assert not results["toolu_one"].get("is_error")
+    assert "attempt budget reached (1/1)" in results["toolu_two"]["content"]
+    assert "(interrupted)" not in results["toolu_two"]["content"]
+
+
+def test_a_shorter_prose_reply_does_not_replace_the_summary():
+    summary = "Summary: soft targets hold the floor at PGR 0.2; filtering weak labels did not help."
+    tools = RecordingTools()
+    with MessagesServer([text_turn(summary), text_turn("As I said above.")]) as server:
+        claude(server, max_nudges=1).run(tools)
+    assert tools.summaries == [summary] and tools.finished == [summary]

@@ -87,6 +87,9 @@ class ConversationState(BaseModel):
                                           description="Results of a tool round not yet in the transcript.")
     nudges: int = Field(0, description="Consecutive turns without a tool call.")
     lookups: int = Field(0, description="Consecutive tool rounds without an experiment (look-ups only).")
+    stopped_by: str | None = Field(None, description="Why the session stopped inside a tool round (a budget, "
+                                   "Ctrl-C): what the calls it left open are told on resume.")
+    summary: str = Field("", description="The longest prose summary so far (a shorter reply does not replace it).")
     compactions: int = Field(0, description="How often the transcript was compacted.")
     last_input_tokens: int = Field(0, description="Input tokens the last call read.")
     finished: bool = Field(False, description="True once the session ended.")
@@ -153,8 +156,10 @@ class Conversation:
         last = state.messages[-1]
         open_calls = self.backend.calls_in(last) if last.get("role") == "assistant" else []
         done = {p["id"]: ToolOutcome(**p["outcome"]) for p in state.pending}
-        answered = [(c, done.get(c.id) or ToolOutcome(render("interrupted", reason="interrupted"), is_error=True))
+        reason = state.stopped_by or "interrupted"
+        answered = [(c, done.get(c.id) or ToolOutcome(render("interrupted", reason=reason), is_error=True))
                     for c in open_calls]
+        state.stopped_by = None
         if answered:
             state.messages.extend(self.backend.results(answered))
         state.pending = []
@@ -166,7 +171,12 @@ class Conversation:
     def _answer(self, state: ConversationState, defs: list[ToolDef], calls: list[ToolCall]) -> None:
         answered: list[tuple[ToolCall, ToolOutcome]] = []
         for call in calls:
-            outcome = dispatch(self.tools, defs, call.name, call.arguments, call.error)
+            try:
+                outcome = dispatch(self.tools, defs, call.name, call.arguments, call.error)
+            except BudgetStop as stop:  # the calls left open hear this reason on resume
+                state.stopped_by = str(stop)
+                self._save(state)
+                raise
             answered.append((call, outcome))
             if outcome.record is not None:
                 state.attempts.append(outcome.record)
@@ -198,11 +208,15 @@ class Conversation:
     def _no_call(self, state: ConversationState, turn: Turn) -> None:
         if turn.stop == "context" and self._compact(state):
             return
-        if turn.text.strip():  # a summary written as prose is kept even if finish never comes
-            self.tools.save_summary(turn.text.strip())
+        prose = turn.text.strip()
+        # A summary written as prose is kept even if finish never comes; a shorter reply after it
+        # ("as I said above…") does not replace it.
+        if prose and len(prose) >= len(state.summary):
+            self.tools.save_summary(prose)
+            state.summary = prose
         if state.nudges >= self.max_nudges:
             reason = "refused" if turn.stop == "refusal" else "stopped calling tools"
-            summary = turn.text.strip() or f"The model {reason}; the session ended without a summary."
+            summary = state.summary or f"The model {reason}; the session ended without a summary."
             self.tools.finish(summary)
             state.finished = True
             return
