@@ -37,6 +37,7 @@ from agent.session_setup import SessionContext, seed_runs
 from experiments.forum import Forum
 from experiments.layout import PENDING_CALLS_FILE, UNATTACHED_USAGE_FILE
 from experiments.schemas import Attempt, SessionStatus, TokenUsage
+from experiments.store import resume_command
 from sandbox.errors import BudgetExhaustedError, HarnessError
 from sandbox.results import IdeaResult
 
@@ -131,6 +132,10 @@ class LoopTools:
                 self.call_in_flight = False
         self._charge(request, response)
         return response
+
+    def charge_abandoned(self, request: dict[str, Any], partial: dict[str, Any], error: str) -> None:
+        if self._recorded is None:  # a replay calls no model
+            self._charge(request, partial, error=error)
 
     def _charge(self, request: dict[str, Any], response: dict[str, Any], error: str | None = None) -> None:
         """Record one call for the next attempt and count its cost. Replayed responses cost
@@ -332,7 +337,7 @@ def outcome(ctx: SessionContext, reason: str, ending: Ending) -> SessionOutcome:
         session_id=ctx.session_id, attempts=len(ctx.attempts), stop_reason=reason, ending=ending,
         best_attempt=ctx.best[0] if ctx.best else None, best_pgr=ctx.best[1] if ctx.best else None,
         cost_usd=ctx.tracker.cost_usd,
-        resume_command=f"aar research --resume {ctx.session_id}" if ending in ("interrupted", "failed") else None,
+        resume_command=resume_command(ctx.store.path, ctx.session_id) if ending in ("interrupted", "failed") else None,
     )
 
 

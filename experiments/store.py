@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -68,6 +69,13 @@ _FOLDER_INDEX = re.compile(r"^(\d+)-")
 def lab_path(path: Path | str | None = None) -> Path:
     """The lab location: explicit argument, else $AAR_LAB, else ./aar-lab."""
     return Path(path or os.environ.get(LAB_ENV) or DEFAULT_LAB).expanduser().resolve()
+
+
+def resume_command(lab: Path, session_or_group: str, command: str = "aar research") -> str:
+    """The command that continues a session (or group), with ``--lab`` unless ``lab`` is the
+    default one (./aar-lab), so that it works as printed from the same folder."""
+    at = "" if Path(lab).resolve() == Path(DEFAULT_LAB).resolve() else f" --lab {shlex.quote(str(lab))}"
+    return f"{command} --resume {shlex.quote(session_or_group)}{at}"
 
 
 def check_session_id(session_id: str) -> str:

@@ -458,3 +458,83 @@ def test_a_summary_written_as_prose_is_kept_without_finish():
         with pytest.raises(HarnessError):
             claude(server).run(tools)
     assert tools.summaries == ["Summary: the floor holds."] and tools.finished == []
+
+
+def test_a_prompt_too_long_is_compacted_and_asked_again():
+    """Issue 24: a 400 "prompt is too long" compacts the transcript at once (fewer rounds each time
+    it recurs) instead of ending the session; the saved state is the compacted one."""
+    too_long = error_step(400, message="prompt is too long: 250000 tokens > 200000 maximum")
+    script = [*scripted_claude_session(IDEAS, leaderboard=True)[:-1], too_long, too_long,
+              tool_use("finish", {"summary": "s"})]
+    tools = RecordingTools()
+    with MessagesServer(script) as server:
+        claude(server, max_retries=3, keep_rounds=2).run(tools)
+    bodies = server.bodies()
+    assert tools.finished == ["s"] and len(bodies) == 6 and len(tools.experiments) == 2
+    assert len(bodies[4]["messages"]) < len(bodies[3]["messages"])  # compacted, not the same request again
+    assert len(bodies[5]["messages"]) < len(bodies[4]["messages"])  # the second refusal kept fewer rounds
+    first = bodies[4]["messages"][0]["content"][0]["text"]
+    assert "compacted" in first and "Continue from the attempts below" in first
+    assert "Begin with a short plan" not in first
+    assert_valid_transcript(bodies[5]["messages"])
+    compacted = [s for s in tools.saved if s["compactions"]]
+    assert compacted and compacted[0]["messages"][0] == bodies[4]["messages"][0]  # a resume starts compacted
+
+
+def test_a_prompt_too_long_with_nothing_left_to_compact_is_one_line():
+    tools = RecordingTools()
+    with MessagesServer([error_step(400, message="prompt is too long: 9 tokens > 1 maximum")]) as server:
+        with pytest.raises(HarnessError, match="prompt is too long") as info:
+            claude(server).run(tools)
+    assert "\n" not in str(info.value) and len(server.requests) == 1
+
+
+def test_look_up_turns_are_bounded():
+    """Issue 24: after max_lookups rounds without an experiment the model is told to run one or
+    finish; after as many again the session stops."""
+    looks = [tool_use("show_leaderboard", {}, call_id=f"toolu_look_{k}") for k in range(5)]
+    tools = RecordingTools()
+    with MessagesServer(looks) as server:
+        with pytest.raises(BudgetStop, match="4 turns in a row without running an experiment"):
+            claude(server, max_lookups=2).run(tools)
+    bodies = server.bodies()
+    told = [i for i, b in enumerate(bodies) if "looked things up for 2 turns" in json.dumps(b["messages"][-1])]
+    assert told == [2] and len(bodies) == 4 and server.remaining == 1
+
+
+def test_an_experiment_resets_the_look_up_count():
+    script = [tool_use("show_leaderboard", {}, call_id="toolu_a"),
+              *scripted_claude_session(IDEAS[:1], leaderboard=False)[:-1],
+              tool_use("show_leaderboard", {}, call_id="toolu_b"), tool_use("finish", {"summary": "s"})]
+    tools = RecordingTools()
+    with MessagesServer(script) as server:
+        claude(server, max_lookups=2).run(tools)
+    assert tools.finished == ["s"] and "looked things up" not in json.dumps(server.bodies())
+
+
+def test_a_call_the_budget_stopped_is_told_the_budget_on_resume_not_interrupted():
+    """Issue 24: in a two-call turn past the budget, the second call hears why it did not run."""
+    both = {"message": {"content": [
+        {"type": "tool_use", "id": "toolu_one", "name": "run_experiment",
+         "input": {"name": "one", "hypothesis": "h", "code": GOOD}},
+        {"type": "tool_use", "id": "toolu_two", "name": "run_experiment",
+         "input": {"name": "two", "hypothesis": "h", "code": GOOD + "# two\n"}}]}}
+    tools = RecordingTools(max_attempts=1)
+    with MessagesServer([both]) as server:
+        with pytest.raises(BudgetStop):
+            claude(server).run(tools)
+    resumed = RecordingTools(state=tools.saved[-1])
+    with MessagesServer([tool_use("finish", {"summary": "s"})]) as server:
+        claude(server).run(resumed)
+    results = {b["tool_use_id"]: b for b in tool_results(server.bodies()[0])}
+    assert not results["toolu_one"].get("is_error")
+    assert "attempt budget reached (1/1)" in results["toolu_two"]["content"]
+    assert "(interrupted)" not in results["toolu_two"]["content"]
+
+
+def test_a_shorter_prose_reply_does_not_replace_the_summary():
+    summary = "Summary: soft targets hold the floor at PGR 0.2; filtering weak labels did not help."
+    tools = RecordingTools()
+    with MessagesServer([text_turn(summary), text_turn("As I said above.")]) as server:
+        claude(server, max_nudges=1).run(tools)
+    assert tools.summaries == [summary] and tools.finished == [summary]

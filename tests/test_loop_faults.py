@@ -188,13 +188,15 @@ def test_a_200_that_is_not_a_message_fails_cleanly_and_keeps_the_cost(small_cach
     kept = json.loads(store.read_session_file(out.session_id, PENDING_CALLS_FILE) or "[]")
     assert len(kept) == 1 and out.cost_usd == pytest.approx(billed([server])[0])
 
-    cut = {**tool_use("finish", {"summary": "s"}, usage=BIG), "cut_after_events": 3}  # truncated stream
-    with MessagesServer([cut]) as server:
-        out = run_research(config(tmp_path / "cut", server, max_attempts=5), Reporter())
-    assert out.ending == "failed" and "ended before the message did" in out.stop_reason
-    assert out.cost_usd == pytest.approx(billed([server])[0]) and out.cost_usd > 0  # input was billed
-    kept = json.loads(LabStore.open(tmp_path / "cut").read_session_file(out.session_id, PENDING_CALLS_FILE))
-    assert kept[0]["error"] and kept[0]["usage"]["cache_read_tokens"] == 900_000
+    # A truncated stream is retried (issue 24); its input was billed, so it is charged as well.
+    cut = {**tool_use("show_leaderboard", {}, usage=BIG), "cut_after_events": 3}
+    cfg = config(tmp_path / "cut", server, max_attempts=5)
+    cfg.run.options = {"retry_base_s": 0.05}
+    with MessagesServer([cut, tool_use("finish", {"summary": "s"}, usage=BIG)]) as server:
+        cfg.run.base_url = server.url
+        out = run_research(cfg, Reporter())
+    assert out.ending == "finished" and len(server.requests) == 2
+    assert out.cost_usd == pytest.approx(billed([server])[0]) and len(server.billed) == 2
 
 
 def test_the_cli_exits_1_with_one_line_on_a_body_that_is_not_json(small_cache, tmp_path, aar):
@@ -207,6 +209,9 @@ def test_the_cli_exits_1_with_one_line_on_a_body_that_is_not_json(small_cache, t
     assert "Traceback" not in err and "not a message stream" in out and "resume with:" in out
     sid = out.split("--resume ")[1].split()[0]
     assert LabStore.open(tmp_path).manifest(sid).status == "failed"
+    # Issue 24: the hint is printed once, and names the lab the session was started in.
+    assert (out + err).count("resume with:") == 1 and (out + err).count("--resume") == 1
+    assert f"resume with: aar research --resume {sid} --lab {tmp_path}" in out
 
 
 def test_the_cli_error_handler_works_with_the_installed_typer(monkeypatch, capsys):
@@ -304,3 +309,12 @@ def test_leaderboard_shows_vs_vanilla_and_p(small_cache, tmp_path):
     row = next(line for line in board.splitlines() if "weak copy" in line)
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[5] not in ("", "n/a", "—") and cells[6] not in ("", "n/a", "—"), board
+
+
+def test_the_resume_command_names_the_lab_only_when_it_is_not_the_default(tmp_path, monkeypatch):
+    from experiments.store import resume_command
+
+    monkeypatch.chdir(tmp_path)
+    assert resume_command(tmp_path / "aar-lab", "s1") == "aar research --resume s1"
+    odd = tmp_path / "my lab"
+    assert resume_command(odd, "s1") == f"aar research --resume s1 --lab '{odd}'"  # quoted for the shell

@@ -169,3 +169,50 @@ def test_the_official_sdk_is_used_and_a_body_that_is_not_json_is_one_line():
                 openai(server, max_retries=0).run(RecordingTools())
         assert "\n" not in str(info.value)
     assert OpenAIOptions().max_retries >= 10
+
+
+def test_arguments_that_are_not_json_leave_a_valid_transcript():
+    """Issue 24: servers that parse the history (vLLM) answer 400 to a transcript holding
+    arguments that are not JSON; a placeholder stands there, and the model still hears why."""
+    script = [chat_tool_call("run_experiment", '{"name": "x", "code": ', call_id="call_bad"),
+              chat_tool_call("show_leaderboard", {}), chat_tool_call("finish", {"summary": "s"})]
+    tools = RecordingTools()
+    with MessagesServer(script) as server:
+        openai(server).run(tools)
+    bodies = server.bodies(CHAT_PATH)
+    for body in bodies[1:]:  # every later request, as a parsing server would check it
+        for message in body["messages"]:
+            for call in message.get("tool_calls") or []:
+                json.loads(call["function"]["arguments"])
+    bad = next(m for m in bodies[1]["messages"] if m.get("tool_calls"))["tool_calls"][0]
+    assert bad["id"] == "call_bad" and json.loads(bad["function"]["arguments"]) == {}
+    assert "not valid JSON" in tool_messages(bodies[1])[0]["content"] and tools.finished == ["s"]
+
+
+@pytest.mark.parametrize(("code", "retried"), [(503, True), ("429", True), (None, False), (400, False)])
+def test_an_error_object_in_a_200_is_an_api_error_with_its_message(code, retried):
+    error = {"message": "upstream model is down", "type": "server_error", **({"code": code} if code else {})}
+    script = [{"completion": {"error": error}}, chat_tool_call("finish", {"summary": "s"})]
+    tools = RecordingTools()
+    with MessagesServer(script) as server:
+        if retried:
+            openai(server, max_retries=1, retry_base_s=0.05).run(tools)
+            assert tools.finished == ["s"] and "upstream model is down" in tools.notices[0]
+        else:
+            with pytest.raises(HarnessError) as info:
+                openai(server, max_retries=1, retry_base_s=0.05).run(tools)
+            assert "answered 200 with an error" in str(info.value)
+            assert "upstream model is down" in str(info.value) and len(server.requests) == 1
+
+
+def test_a_context_length_400_is_compacted_and_asked_again():
+    too_long = error_step(400, message="This model's maximum context length is 32768 tokens. However, you "
+                                       "requested 40000 tokens.")
+    script = [*scripted_openai_session(IDEAS)[:-1], chat_tool_call("show_leaderboard", {}, call_id="call_b"),
+              too_long, chat_tool_call("finish", {"summary": "s"})]
+    tools = RecordingTools()
+    with MessagesServer(script) as server:
+        openai(server, keep_rounds=1).run(tools)
+    bodies = server.bodies(CHAT_PATH)
+    assert tools.finished == ["s"] and len(bodies) == 5
+    assert len(bodies[4]["messages"]) < len(bodies[3]["messages"]) and "compacted" in bodies[4]["messages"][1]["content"]

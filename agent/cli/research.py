@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -109,7 +110,7 @@ def research_cmd(
 def closing_block(result: SessionOutcome, config: ResearchConfig) -> list[str]:
     """The end of a session: what it found (dev, and held-out for people), and what to run next."""
     lines = [f"session {result.session_id}: {result.attempts} attempts; stopped: {result.stop_reason}"]
-    lab = f" --lab {config.lab}" if config.lab else ""
+    lab = f" --lab {shlex.quote(str(config.lab))}" if config.lab else ""
     if result.best_attempt is not None:
         from experiments.store import LabStore
 
@@ -162,12 +163,12 @@ def _run_group(config: ResearchConfig, researchers: int, json_out: bool) -> None
     if json_out:
         print_json(group.model_dump())
     else:
-        _print_group(group)
+        _print_group(group, config.lab)
     codes = {r.exit_code for r in group.researchers} | ({1} if group.summary["errors"] else set())
     raise typer.Exit(130 if 130 in codes else max(codes, default=0))
 
 
-def _print_group(group: GroupOutcome) -> None:
+def _print_group(group: GroupOutcome, lab: Path | None) -> None:
     for r in group.researchers:
         best = f"{r.best_pgr:+.3f}" if r.best_pgr is not None else "—"
         console.print(f"{r.session_id}: {r.attempts} attempts, best PGR {best}; "
@@ -180,4 +181,6 @@ def _print_group(group: GroupOutcome) -> None:
     for line in s["findings"]:
         console.print(f"finding: {line}", highlight=False, markup=False)
     if any(r.resume_command for r in group.researchers):
-        console.print(f"resume with: aar research --resume {group.group}")
+        from experiments.store import lab_path, resume_command
+
+        console.print(f"resume with: {resume_command(lab_path(lab), group.group)}", highlight=False, soft_wrap=True)

@@ -42,6 +42,11 @@ class ModelCallError(HarnessError):
         self.partial = partial
 
 
+class ContextTooLong(ModelCallError):
+    """The API refused the request because the prompt is longer than the model's context (a 400
+    "prompt is too long"): the conversation compacts its transcript and asks again."""
+
+
 class ExperimentSpec(BaseModel):
     """One experiment a proposer asks for."""
 
@@ -141,6 +146,10 @@ class ResearchTools(Protocol):
     def model_call(self, request: dict[str, Any], transport: Transport) -> dict[str, Any]:
         """Send ``request`` through ``transport`` (or, in replay, answer from the recording);
         record it for the next attempt and charge its cost. May raise BudgetStop."""
+
+    def charge_abandoned(self, request: dict[str, Any], partial: dict[str, Any], error: str) -> None:
+        """Record and charge an answer to ``request`` that was given up after it started (the
+        API bills it): ``partial`` is the message so far with its usage, ``error`` why."""
 
     def run_experiment(self, spec: ExperimentSpec) -> Feedback:
         """Score the idea in the sandbox, commit the attempt, return the proposer's view of the

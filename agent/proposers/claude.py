@@ -5,8 +5,12 @@ The direct API, Amazon Bedrock and Google Vertex are reached with the SDK's own 
 may pass the non-streaming limit) and goes through ``tools.model_call`` with the full
 ``messages.stream`` kwargs as the recorded request and the final Message as the response.
 408/409/429/5xx/529 and timeouts are retried by agent/proposers/retries.py (exponential
-backoff with jitter, Retry-After honoured); a call that still fails, or an answer that is no
-message stream (a proxy's HTML page, a cut-off stream), becomes a one-line ``ModelCallError``.
+backoff with jitter, Retry-After honoured), and so is a stream that breaks off mid-way (an
+``event: error`` such as overloaded_error, a data line that is not JSON, an end before
+``message_stop``; one that already brought ``message_delta`` is complete enough and accepted).
+Every stream that started is charged through the ``abandoned`` hook, since the API bills it. A
+call that still fails, or an answer that is no message stream (a proxy's HTML page), becomes a
+one-line ``ModelCallError``.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+from collections.abc import Callable
 from typing import Any, Literal
 
 import anthropic
@@ -21,6 +26,7 @@ from pydantic import Field
 
 from agent.costs import normalize_usage, price_for, prices_path
 from agent.proposers.base import (
+    ContextTooLong,
     ModelCallError,
     Proposer,
     ProposerConfig,
@@ -105,17 +111,48 @@ def make_client(provider: Provider, options: ClaudeOptions, base_url: str | None
         raise HarnessError(f"cannot set up the {provider} client: {' '.join(str(exc).split())}") from exc
 
 
-RETRYABLE = (anthropic.APIStatusError, anthropic.APIConnectionError)
+# The HTTP status an error event's type would have had as a whole answer (its retry policy).
+EVENT_STATUS = {"overloaded_error": 529, "api_error": 500, "rate_limit_error": 429, "timeout_error": 504,
+                "invalid_request_error": 400, "authentication_error": 401, "permission_error": 403,
+                "not_found_error": 404, "request_too_large": 413, "billing_error": 402}
+Abandoned = Callable[[dict[str, Any], str], None]  # (the message so far, why it was given up)
+
+
+class StreamFault(Exception):
+    """A streamed answer that broke off after it started; ``status`` is the HTTP status that
+    decides whether it is retried (None: like a lost connection, always retried)."""
+
+    def __init__(self, detail: str, status: int | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.status = status
+
+
+RETRYABLE = (anthropic.APIStatusError, anthropic.APIConnectionError, StreamFault)
 
 
 def _wait_hint(exc: Exception) -> float | None:
     if isinstance(exc, anthropic.APIStatusError):
         return status_wait_hint(exc.status_code, exc.response.headers)
+    if isinstance(exc, StreamFault):
+        return status_wait_hint(exc.status, {})
     return status_wait_hint(None, {})
 
 
 def _short(exc: Exception) -> str:
+    if isinstance(exc, StreamFault):
+        return exc.detail
     return _error_detail(exc) if isinstance(exc, anthropic.APIStatusError) else type(exc).__name__
+
+
+def _event_fault(exc: anthropic.APIStatusError) -> StreamFault:
+    """An ``event: error`` inside a 200 stream, as the fault its type stands for."""
+    body: dict[str, Any] = exc.body if isinstance(exc.body, dict) else {}
+    inner = body.get("error")
+    err: dict[str, Any] = inner if isinstance(inner, dict) else body
+    kind = str(err.get("type") or "api_error")
+    message = " ".join(str(err.get("message") or exc.message).split())
+    return StreamFault(f"error event in the stream ({kind}: {message})", EVENT_STATUS.get(kind, 500))
 
 
 def _error_detail(exc: anthropic.APIStatusError) -> str:
@@ -138,6 +175,11 @@ def describe_failure(exc: Exception, model: str, retries: int) -> str:
         return f"the API rejected the request ({_error_detail(exc)})"
     if isinstance(exc, anthropic.APIStatusError):
         return f"the API still failed after {retries} retries ({_error_detail(exc)}): try again later or raise max_retries"
+    if isinstance(exc, StreamFault) and status_wait_hint(exc.status, {}) is None:
+        return f"the API rejected the request mid-stream ({exc.detail})"
+    if isinstance(exc, StreamFault):
+        return (f"the API's message stream still broke off after {retries} retries ({exc.detail}): "
+                "try again later or raise max_retries")
     return (f"could not reach the API after {retries} retries ({' '.join(str(exc).split())}): "
             "check the network or ANTHROPIC_BASE_URL")
 
@@ -179,37 +221,47 @@ class AnthropicBackend(ChatBackend):
             request["thinking"] = {"type": "adaptive"}
         return request
 
-    def send(self, request: dict[str, Any], notice: Notice) -> dict[str, Any]:
+    def send(self, request: dict[str, Any], notice: Notice, abandoned: Abandoned) -> dict[str, Any]:
         if self._client is None:
             self._client = self._client_factory()
         o = self.options
         try:
-            return call_with_retries(lambda: self._stream(request), RETRYABLE, _wait_hint,
+            return call_with_retries(lambda: self._stream(request, abandoned), RETRYABLE, _wait_hint,
                                      max_retries=o.max_retries, base_s=o.retry_base_s,
                                      max_wait_s=o.retry_max_wait_s, notice=notice, what=_short)
-        except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
-            raise ModelCallError(describe_failure(exc, self.model, o.max_retries)) from exc
+        except (anthropic.APIStatusError, anthropic.APIConnectionError, StreamFault) as exc:
+            line = describe_failure(exc, self.model, o.max_retries)
+            if isinstance(exc, anthropic.BadRequestError) and "prompt is too long" in line.lower():
+                raise ContextTooLong(line) from exc
+            raise ModelCallError(line) from exc
 
-    def _stream(self, request: dict[str, Any]) -> dict[str, Any]:
-        """One streamed call; the final Message as a dict. An answer that ends before
-        ``message_stop`` (or is no event stream at all) is an error carrying what arrived."""
+    def _stream(self, request: dict[str, Any], abandoned: Abandoned) -> dict[str, Any]:
+        """One streamed call; the final Message as a dict. A stream that breaks off after
+        ``message_start`` is charged (``abandoned``) and raised as a StreamFault (retried); one
+        that ends after ``message_delta`` without ``message_stop`` is accepted as it stands."""
         assert self._client is not None
+        seen: set[str] = set()
         with self._client.messages.stream(**request) as stream:
-            complete = False
-            for event in stream:
-                complete = complete or event.type == "message_stop"
-            if complete:
-                return stream.get_final_message().model_dump(mode="json")
-            kind = stream.response.headers.get("content-type", "no content type")
             try:
-                partial: dict[str, Any] | None = stream.current_message_snapshot.model_dump(mode="json")
-            except AssertionError:  # the SDK's way of saying no message_start arrived
-                partial = None
-        if partial is None:
-            raise ModelCallError(f"the API answered {stream.response.status_code} with {kind}, not a message "
-                                 f"stream: is a proxy in the way? Check ANTHROPIC_BASE_URL ({self._client.base_url})")
-        raise ModelCallError("the API's message stream ended before the message did (connection cut): "
-                             "resume the session to try again", partial=partial)
+                for event in stream:
+                    seen.add(event.type)
+                if "message_stop" in seen:
+                    return stream.get_final_message().model_dump(mode="json")
+                if "message_delta" in seen:  # every content block and the stop reason arrived
+                    return _snapshot(stream) or {}
+                if "message_start" in seen:
+                    raise StreamFault("the stream ended before the message did (connection cut)")
+            except BaseException as exc:  # Ctrl-C included: a started stream is billed
+                partial = _snapshot(stream) if "message_start" in seen else None
+                fault = _as_fault(exc)
+                if partial is not None:
+                    abandoned(partial, str(fault or exc) or type(exc).__name__)
+                if fault is not None and fault is not exc:
+                    raise fault from exc
+                raise
+            kind = stream.response.headers.get("content-type", "no content type")
+        raise ModelCallError(f"the API answered {stream.response.status_code} with {kind}, not a message "
+                             f"stream: is a proxy in the way? Check ANTHROPIC_BASE_URL ({self._client.base_url})")
 
     def parse(self, response: dict[str, Any]) -> Turn:
         blocks = [b for b in (_clean_block(b) for b in response.get("content") or []) if b is not None]
@@ -244,6 +296,25 @@ class AnthropicBackend(ChatBackend):
                                        else list(content)) + [block]
         else:
             messages.append({"role": "user", "content": [block]})
+
+
+def _snapshot(stream: Any) -> dict[str, Any] | None:
+    """The message a stream has built so far (None before ``message_start``)."""
+    try:
+        return stream.current_message_snapshot.model_dump(mode="json")  # type: ignore[no-any-return]
+    except AssertionError:  # the SDK's way of saying no message_start arrived
+        return None
+
+
+def _as_fault(exc: BaseException) -> Exception | None:
+    """A mid-stream failure as the retryable error it is (None: not one, e.g. Ctrl-C)."""
+    if isinstance(exc, StreamFault | anthropic.APIConnectionError):
+        return exc
+    if isinstance(exc, anthropic.APIStatusError) and exc.status_code < 300:  # an ``event: error``
+        return _event_fault(exc)
+    if isinstance(exc, ValueError):  # json.JSONDecodeError, or tool input JSON that does not parse
+        return StreamFault(f"a garbled line in the stream ({' '.join(str(exc).split())[:120]})")
+    return None
 
 
 def _with_breakpoint(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -288,7 +359,7 @@ class ClaudeProposer(Proposer):
         policy = ContextPolicy(max_chars=self.options.compact_chars, max_input_tokens=self.options.compact_tokens,
                                keep_rounds=self.options.keep_rounds)
         Conversation(self.backend(), tools, direction=self.config.direction, policy=policy,
-                     max_nudges=self.options.max_nudges).run()
+                     max_nudges=self.options.max_nudges, max_lookups=self.options.max_lookups).run()
 
 
 __all__ = ["ClaudeOptions", "ClaudeProposer", "DEFAULT_MODEL", "make_client", "resolve_provider"]

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, Field
 
 from agent.prompting import prompt_text, render
-from agent.proposers.base import ResearchTools
+from agent.proposers.base import BudgetStop, ContextTooLong, ResearchTools
 from agent.proposers.tooling import ToolDef, ToolOutcome, available_tools, dispatch
 from agent.proposers.views import budget_view, task_intro
 from sandbox.errors import HarnessError
@@ -48,9 +48,12 @@ class ChatBackend(Protocol):
     def request(self, system: str, messages: list[dict[str, Any]], tools: list[ToolDef]) -> dict[str, Any]:
         """The full, JSON-able request for one model call."""
 
-    def send(self, request: dict[str, Any], notice: Callable[[str], None]) -> dict[str, Any]:
+    def send(self, request: dict[str, Any], notice: Callable[[str], None],
+             abandoned: Callable[[dict[str, Any], str], None]) -> dict[str, Any]:
         """The transport: send the request (retrying as the options say, each wait announced
-        through ``notice``), return the response as a dict; ModelCallError when it fails."""
+        through ``notice``), return the response as a dict; ModelCallError when it fails.
+        Each answer given up after it started (a stream broken off, then retried, or cancelled)
+        goes to ``abandoned`` with what arrived and why, so that its cost is charged."""
 
     def parse(self, response: dict[str, Any]) -> Turn:
         """Translate a response."""
@@ -83,6 +86,10 @@ class ConversationState(BaseModel):
     pending: list[dict[str, Any]] = Field(default_factory=list,
                                           description="Results of a tool round not yet in the transcript.")
     nudges: int = Field(0, description="Consecutive turns without a tool call.")
+    lookups: int = Field(0, description="Consecutive tool rounds without an experiment (look-ups only).")
+    stopped_by: str | None = Field(None, description="Why the session stopped inside a tool round (a budget, "
+                                   "Ctrl-C): what the calls it left open are told on resume.")
+    summary: str = Field("", description="The longest prose summary so far (a shorter reply does not replace it).")
     compactions: int = Field(0, description="How often the transcript was compacted.")
     last_input_tokens: int = Field(0, description="Input tokens the last call read.")
     finished: bool = Field(False, description="True once the session ended.")
@@ -97,6 +104,7 @@ class Conversation:
     direction: str | None = None
     policy: ContextPolicy = field(default_factory=ContextPolicy)
     max_nudges: int = 1
+    max_lookups: int = 8
 
     def run(self) -> None:
         defs = available_tools(self.tools)
@@ -105,8 +113,13 @@ class Conversation:
         while not state.finished:
             self._maybe_compact(state)
             request = self.backend.request(system, state.messages, defs)
-            turn = self.backend.parse(self.tools.model_call(
-                request, lambda r: self.backend.send(r, self.tools.notice)))
+            try:
+                turn = self.backend.parse(self.tools.model_call(request, self._transport))
+            except ContextTooLong:
+                if not self._compact_to_fit(state):
+                    raise
+                self._save(state)  # a resume starts from the compacted transcript
+                continue
             state.last_input_tokens = turn.input_tokens
             if turn.message is not None:
                 state.messages.append(turn.message)
@@ -116,6 +129,12 @@ class Conversation:
             else:
                 self._no_call(state, turn)
             self._save(state)
+
+    def _transport(self, request: dict[str, Any]) -> dict[str, Any]:
+        def abandoned(partial: dict[str, Any], error: str) -> None:
+            self.tools.charge_abandoned(request, partial, error)
+
+        return self.backend.send(request, self.tools.notice, abandoned)
 
     # --- start and resume ---------------------------------------------------------------
     def _start(self) -> ConversationState:
@@ -137,8 +156,10 @@ class Conversation:
         last = state.messages[-1]
         open_calls = self.backend.calls_in(last) if last.get("role") == "assistant" else []
         done = {p["id"]: ToolOutcome(**p["outcome"]) for p in state.pending}
-        answered = [(c, done.get(c.id) or ToolOutcome(render("interrupted", reason="interrupted"), is_error=True))
+        reason = state.stopped_by or "interrupted"
+        answered = [(c, done.get(c.id) or ToolOutcome(render("interrupted", reason=reason), is_error=True))
                     for c in open_calls]
+        state.stopped_by = None
         if answered:
             state.messages.extend(self.backend.results(answered))
         state.pending = []
@@ -150,7 +171,12 @@ class Conversation:
     def _answer(self, state: ConversationState, defs: list[ToolDef], calls: list[ToolCall]) -> None:
         answered: list[tuple[ToolCall, ToolOutcome]] = []
         for call in calls:
-            outcome = dispatch(self.tools, defs, call.name, call.arguments, call.error)
+            try:
+                outcome = dispatch(self.tools, defs, call.name, call.arguments, call.error)
+            except BudgetStop as stop:  # the calls left open hear this reason on resume
+                state.stopped_by = str(stop)
+                self._save(state)
+                raise
             answered.append((call, outcome))
             if outcome.record is not None:
                 state.attempts.append(outcome.record)
@@ -163,15 +189,34 @@ class Conversation:
         state.pending = []
         state.nudges = 0
         state.finished = any(o.finished for _, o in answered)
+        if not state.finished:
+            self._count_lookups(state, calls)
+
+    def _count_lookups(self, state: ConversationState, calls: list[ToolCall]) -> None:
+        """Look-up rounds in a row are bounded: the model is told at the cap, stopped at twice it."""
+        if any(c.name == "run_experiment" for c in calls):
+            state.lookups = 0
+            return
+        state.lookups += 1
+        if state.lookups >= 2 * self.max_lookups:
+            self._save(state)
+            raise BudgetStop(f"the model looked things up {state.lookups} turns in a row without running "
+                             "an experiment (raise the option max_lookups to allow more)")
+        if state.lookups == self.max_lookups:
+            self.backend.add_user_text(state.messages, render("lookups", turns=self.max_lookups))
 
     def _no_call(self, state: ConversationState, turn: Turn) -> None:
         if turn.stop == "context" and self._compact(state):
             return
-        if turn.text.strip():  # a summary written as prose is kept even if finish never comes
-            self.tools.save_summary(turn.text.strip())
+        prose = turn.text.strip()
+        # A summary written as prose is kept even if finish never comes; a shorter reply after it
+        # ("as I said above…") does not replace it.
+        if prose and len(prose) >= len(state.summary):
+            self.tools.save_summary(prose)
+            state.summary = prose
         if state.nudges >= self.max_nudges:
             reason = "refused" if turn.stop == "refusal" else "stopped calling tools"
-            summary = turn.text.strip() or f"The model {reason}; the session ended without a summary."
+            summary = state.summary or f"The model {reason}; the session ended without a summary."
             self.tools.finish(summary)
             state.finished = True
             return
@@ -187,19 +232,24 @@ class Conversation:
         if size > self.policy.max_chars or state.last_input_tokens > self.policy.max_input_tokens:
             self._compact(state)
 
-    def _compact(self, state: ConversationState) -> bool:
+    def _compact_to_fit(self, state: ConversationState) -> bool:
+        """After a prompt-too-long refusal: compact, keeping fewer rounds each time it recurs."""
+        return any(self._compact(state, keep) for keep in range(self.policy.keep_rounds, -1, -1))
+
+    def _compact(self, state: ConversationState, keep_rounds: int | None = None) -> bool:
         """Replace all but the last rounds by the intro plus a table of attempts."""
+        keep = self.policy.keep_rounds if keep_rounds is None else keep_rounds
         starts = [i for i, m in enumerate(state.messages) if m.get("role") == "assistant"]
-        if len(starts) <= self.policy.keep_rounds:
+        if len(starts) <= keep:
             return False
-        cut = starts[-self.policy.keep_rounds] if self.policy.keep_rounds > 0 else len(state.messages)
+        cut = starts[-keep] if keep > 0 else len(state.messages)
         dropped = state.messages[:cut]
         notes = _last_text(dropped)
         kept = state.messages[cut:]
         state.messages = []
         # The intro again, but with today's budget (the saved one says "0 attempts used").
         intro = task_intro(self.tools.task_card, self.tools.baselines, self.direction or self.tools.direction,
-                           self.tools.budget_status())
+                           self.tools.budget_status(), compacted=True)
         self.backend.add_user_text(state.messages, render(
             "compaction", intro=intro.strip(), attempts=state.attempts, dropped=len(dropped), notes=notes))
         state.messages.extend(kept)

@@ -12,12 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from typing import Any
 
 import openai
 from pydantic import Field
 
 from agent.proposers.base import (
+    ContextTooLong,
     ModelCallError,
     Proposer,
     ProposerConfig,
@@ -33,7 +35,23 @@ from sandbox.errors import HarnessError
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 STOPS = {"tool_calls": "tool_use", "function_call": "tool_use", "stop": "end_turn", "length": "max_tokens",
          "content_filter": "refusal"}
-RETRYABLE = (openai.APIStatusError, openai.APIConnectionError)
+# How OpenAI, vLLM and llama.cpp servers word a prompt longer than the context (in a 400).
+CONTEXT_ERRORS = ("maximum context length", "context_length_exceeded", "context length", "prompt is too long",
+                  "exceeds the available context")
+INVALID_ARGUMENTS = "{}"  # what stands in the transcript for arguments that are not JSON
+
+
+class BodyError(Exception):
+    """A 200 whose body is an error object (``{"error": {...}}``, as some proxies and routers
+    answer); ``status`` is its code when it names an HTTP status (its retry policy), else 400."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+RETRYABLE = (openai.APIStatusError, openai.APIConnectionError, BodyError)
 
 
 class OpenAIOptions(ChatOptions):
@@ -46,7 +64,20 @@ class OpenAIOptions(ChatOptions):
 def _wait_hint(exc: Exception) -> float | None:
     if isinstance(exc, openai.APIStatusError):
         return status_wait_hint(exc.status_code, exc.response.headers)
+    if isinstance(exc, BodyError):
+        return status_wait_hint(exc.status, {})
     return status_wait_hint(None, {})
+
+
+def _body_error(answer: dict[str, Any]) -> BodyError | None:
+    """The error object of a 200 body that carries one instead of choices."""
+    err = answer.get("error")
+    if not err or answer.get("choices"):
+        return None
+    inner: dict[str, Any] = err if isinstance(err, dict) else {"message": str(err)}
+    code = inner.get("code")
+    status = int(code) if isinstance(code, int | str) and str(code).isdigit() and 400 <= int(code) < 600 else 400
+    return BodyError(" ".join(f"{status}: {inner.get('message') or inner}".split()), status)
 
 
 def _error_text(exc: openai.APIStatusError) -> str:
@@ -57,6 +88,8 @@ def _error_text(exc: openai.APIStatusError) -> str:
 
 
 def _short(exc: Exception) -> str:
+    if isinstance(exc, BodyError):
+        return f"an error in a 200 answer ({exc.message})"
     return _error_text(exc) if isinstance(exc, openai.APIStatusError) else type(exc).__name__
 
 
@@ -79,7 +112,9 @@ class OpenAIBackend(ChatBackend):
             request["max_tokens"] = self.options.max_tokens
         return request
 
-    def send(self, request: dict[str, Any], notice: Notice) -> dict[str, Any]:
+    def send(self, request: dict[str, Any], notice: Notice,
+             abandoned: Callable[[dict[str, Any], str], None]) -> dict[str, Any]:
+        """Not streamed: an answer either arrives whole or is not billed, so ``abandoned`` is unused."""
         o = self.options
         try:
             return call_with_retries(lambda: self._create(request), RETRYABLE, _wait_hint, max_retries=o.max_retries,
@@ -89,7 +124,13 @@ class OpenAIBackend(ChatBackend):
             raise ModelCallError(f"could not reach {self.url} after {o.max_retries} retries "
                                  f"({type(exc).__name__}: {exc}): is the server running?") from exc
         except openai.APIStatusError as exc:
-            raise ModelCallError(self._failed(exc)) from exc
+            line = self._failed(exc)
+            if exc.status_code == 400 and any(k in line.lower() for k in CONTEXT_ERRORS):
+                raise ContextTooLong(line) from exc
+            raise ModelCallError(line) from exc
+        except BodyError as exc:
+            retried = f" after {o.max_retries} retries" if _wait_hint(exc) is not None else ""
+            raise ModelCallError(f"{self.url} answered 200 with an error{retried} ({exc.message})") from exc
 
     def _create(self, request: dict[str, Any]) -> dict[str, Any]:
         if self._client is None:  # a local server needs no key: send no Authorization header at all
@@ -104,7 +145,11 @@ class OpenAIBackend(ChatBackend):
         if isinstance(answer, str):  # the SDK hands back a body that is not JSON as text
             raise ModelCallError(f"{self.url} answered with {answer[:60]!r}…, not a chat completion: "
                                  "is a proxy in the way? Check --base-url")
-        return answer.model_dump(mode="json")
+        dumped: dict[str, Any] = answer.model_dump(mode="json")
+        fault = _body_error(dumped)
+        if fault is not None:
+            raise fault
+        return dumped
 
     def _failed(self, exc: openai.APIStatusError) -> str:
         if exc.status_code in (401, 403):
@@ -122,6 +167,7 @@ class OpenAIBackend(ChatBackend):
         message = choice.get("message") or {}
         text = message.get("content") or ""
         calls = self.calls_in(message)
+        unparsed = [c.error is not None for c in calls]  # before a length cut names its own error
         stop = STOPS.get(choice.get("finish_reason") or "", "other")
         if message.get("refusal"):
             stop, text = "refusal", text or str(message["refusal"])
@@ -129,8 +175,11 @@ class OpenAIBackend(ChatBackend):
             calls[-1].error = "your output hit the length limit, so this call's arguments are incomplete"
         kept: dict[str, Any] = {"role": "assistant", "content": text}
         if calls:
+            # Arguments that are not JSON are kept as a valid placeholder: servers that parse the
+            # history (vLLM) would answer 400 to every later request; the model gets the error.
             kept["tool_calls"] = [{"id": c.id, "type": "function", "function": {
-                "name": c.name, "arguments": _raw_arguments(message, i)}} for i, c in enumerate(calls)]
+                "name": c.name, "arguments": INVALID_ARGUMENTS if unparsed[i] else _raw_arguments(message, i)}}
+                for i, c in enumerate(calls)]
         usage = response.get("usage") or {}
         has_content = bool(text.strip()) or bool(calls)
         return Turn(text=text, calls=calls, stop=stop, input_tokens=int(usage.get("prompt_tokens") or 0),
@@ -196,4 +245,4 @@ class OpenAIProposer(Proposer):
         policy = ContextPolicy(max_chars=self.options.compact_chars, max_input_tokens=self.options.compact_tokens,
                                keep_rounds=self.options.keep_rounds)
         Conversation(self.backend(), tools, direction=self.config.direction, policy=policy,
-                     max_nudges=self.options.max_nudges).run()
+                     max_nudges=self.options.max_nudges, max_lookups=self.options.max_lookups).run()

@@ -24,6 +24,9 @@ class ChatOptions(BaseModel):
     compact_tokens: int = Field(120_000, ge=1_000, description="Compact when a call read more input tokens than this.")
     keep_rounds: int = Field(2, ge=0, description="Recent model turns kept verbatim by a compaction.")
     max_nudges: int = Field(1, ge=0, description="Turns without a tool call answered with a nudge before stopping.")
+    max_lookups: int = Field(8, ge=1, description=(
+        "Turns in a row without an experiment (only look-ups: leaderboard, attempts, findings) before the model "
+        "is told to run one or finish; after as many again the session stops."))
 
 
 OptionsT = TypeVar("OptionsT", bound=ChatOptions)

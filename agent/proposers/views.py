@@ -125,6 +125,7 @@ def attempt_text(attempt: AttemptView) -> str:
 
 
 def task_intro(card: dict[str, Any], baselines: list[BaselineRow], direction: str | None,
-               budget: BudgetStatus | None) -> str:
+               budget: BudgetStatus | None, compacted: bool = False) -> str:
+    """The first user message; ``compacted``: as it heads a compacted transcript (no "begin")."""
     return render("task_card", card=card, baselines=[baseline_row(b) for b in baselines],
-                  direction=direction, budget=budget_view(budget))
+                  direction=direction, budget=budget_view(budget), compacted=compacted)

@@ -11,7 +11,14 @@ Each request takes the next step of the script. A step is a dict:
                           answer 200 with this body as it is (a proxy's page, truncated JSON);
   optional "delay_s": seconds to wait before answering (to provoke client timeouts);
   optional "cut_after_events": with a streamed answer, close the connection after this many
-                          server-sent events (a stream cut off mid-way).
+                          server-sent events (a stream cut off mid-way; all but the last:
+                          no message_stop);
+  optional "error_event": with a streamed answer, after ``cut_after_events`` events (default 1)
+                          send ``event: error`` with this error ({"type": "overloaded_error", ...});
+  optional "garbled": with a streamed answer, after ``cut_after_events`` events (default 1) send
+                          a data line that is not JSON (a proxy that cut a line short).
+A streamed answer that broke off is billed as the API bills it: the usage its sent events carry
+(message_start's, updated by message_delta's when that was sent).
 A request with ``"stream": true`` gets the Message as server-sent events, as the API sends them.
 or, in process, a callable ``step(request_body) -> dict`` returning such a dict.
 Every request is recorded (method, path, headers, JSON body). When the script is used up the
@@ -98,6 +105,17 @@ def message_events(message: dict[str, Any]) -> list[dict[str, Any]]:
                    "delta": {"stop_reason": message["stop_reason"], "stop_sequence": message["stop_sequence"]}})
     events.append({"type": "message_stop"})
     return events
+
+
+def billed_usage(sent: list[dict[str, Any]]) -> dict[str, Any]:
+    """The usage of a (possibly broken-off) stream: message_start's, then message_delta's counts."""
+    usage: dict[str, Any] = {}
+    for event in sent:
+        if event["type"] == "message_start":
+            usage = dict(event["message"]["usage"])
+        elif event["type"] == "message_delta":
+            usage.update(event.get("usage") or {})
+    return usage
 
 
 def complete_chat(partial: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
@@ -217,19 +235,31 @@ class MessagesServer:
                 elif path == MESSAGES_PATH and "message" in step:
                     message = complete_message(step["message"], body)
                     if body.get("stream"):
-                        events = message_events(message)
-                        cut = step.get("cut_after_events")
-                        self._send_events(events if cut is None else events[:cut], step.get("headers", {}))
-                        usage = message["usage"] if cut is None else events[0]["message"]["usage"]
+                        usage = self._stream(message, step)
                     else:
                         self._send(200, message, step.get("headers", {}))
                         usage = message["usage"]
-                    server.billed.append({"model": message["model"], "usage": dict(usage)})
+                    if usage:  # a stream cut before message_start is not billed
+                        server.billed.append({"model": message["model"], "usage": dict(usage)})
                 elif path == CHAT_PATH and "completion" in step:
                     self._send(200, complete_chat(step["completion"], body), step.get("headers", {}))
                 else:
                     wrong = f"fake server: step {sorted(step)} does not answer {path}"
                     self._send(400, error_body(path, 400, {"message": wrong}), {"x-should-retry": "false"})
+
+            def _stream(self, message: dict[str, Any], step: dict[str, Any]) -> dict[str, Any]:
+                """Send the Message as events, broken off as the step says; the usage billed."""
+                events = message_events(message)
+                faulty = "error_event" in step or step.get("garbled")
+                cut = step.get("cut_after_events", 1 if faulty else None)
+                sent = events if cut is None else events[:cut]
+                tail = ""
+                if "error_event" in step:
+                    tail = f"event: error\ndata: {json.dumps({'type': 'error', 'error': step['error_event']})}\n\n"
+                elif step.get("garbled"):
+                    tail = 'event: content_block_delta\ndata: {"type": "content_block_delta", "index": 0, "delta\n\n'
+                self._send_events(sent, step.get("headers", {}), tail)
+                return billed_usage(sent)
 
             def _client_gone(self) -> bool:
                 readable, _, _ = select.select([self.connection], [], [], 0)
@@ -240,8 +270,8 @@ class MessagesServer:
                 except OSError:
                     return True
 
-            def _send_events(self, events: list[dict[str, Any]], headers: dict[str, str]) -> None:
-                data = "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events).encode()
+            def _send_events(self, events: list[dict[str, Any]], headers: dict[str, str], tail: str = "") -> None:
+                data = ("".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events) + tail).encode()
                 self._send_bytes(200, data, "text/event-stream", headers)
                 self.close_connection = True  # a cut stream ends with the connection
 

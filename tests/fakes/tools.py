@@ -104,6 +104,12 @@ class RecordingTools:
                            "cost": usage.cost_usd})
         return response
 
+    def charge_abandoned(self, request: dict[str, Any], partial: dict[str, Any], error: str) -> None:
+        usage = cost_of(request["model"], partial)
+        self.cost += usage.cost_usd
+        self.calls.append({"request": request, "response": partial, "usage": usage.model_dump(),
+                           "cost": usage.cost_usd, "error": error})
+
     # --- research tools -----------------------------------------------------------------
     def run_experiment(self, spec: ExperimentSpec) -> Feedback:
         if self.max_attempts is not None and len(self.experiments) >= self.max_attempts:
