@@ -37,6 +37,7 @@ from agent.session_setup import SessionContext, seed_runs
 from experiments.forum import Forum
 from experiments.layout import PENDING_CALLS_FILE, UNATTACHED_USAGE_FILE
 from experiments.schemas import Attempt, SessionStatus, TokenUsage
+from experiments.workspace import Workspace
 from sandbox.errors import BudgetExhaustedError, HarnessError
 from sandbox.results import IdeaResult
 
@@ -92,6 +93,12 @@ class LoopTools:
         self.racer = make_racer(ctx)
         self.transfer = TransferWatch(ctx, ctx.config.run.transfer_task) if ctx.config.run.transfer_task else None
         self.refusals = 0
+        # The researcher's files: what the session's branch holds (a resumed session's), else empty.
+        self.workspace = Workspace.from_tree(ctx.store.objects, ctx.store.workspace_tree(ctx.session_id))
+
+    def workspace_tree(self) -> bytes | None:
+        """The workspace's git tree, written once per change (None while it is empty)."""
+        return self.workspace.to_tree(self.ctx.store.objects)
 
     def _left_over_calls(self) -> list[dict[str, Any]]:
         """Calls an earlier run made after its last attempt (on resume): spent, and held by the
@@ -206,7 +213,8 @@ class LoopTools:
                 log: str) -> Attempt:
         attempt = self.ctx.new_attempt(index, spec, result, status, log, self._pending, self._pending_usage())
         self._pending = []
-        self.ctx.store.record_attempt(attempt, self.pending_files() if self._pending_file else None)
+        self.ctx.store.record_attempt(attempt, self.pending_files() if self._pending_file else None,
+                                      self.workspace_tree())
         self.ctx.attempts.append(attempt)
         self.novelty.add(attempt)
         return attempt
@@ -259,8 +267,10 @@ class LoopTools:
 
     def save_state(self, state: dict[str, Any]) -> None:
         # The calls made so far travel with the state: a crash loses at most the call in flight.
+        # ... and so do the workspace's files, so an edit is never lost to an interruption.
         self.ctx.store.write_session_files(self.ctx.session_id, {STATE_FILE: json.dumps(state),
-                                                                 **(self.pending_files() if self.has_pending else {})})
+                                                                 **(self.pending_files() if self.has_pending else {})},
+                                           self.workspace_tree())
 
     def load_state(self) -> dict[str, Any] | None:
         text = self.ctx.store.read_session_file(self.ctx.session_id, STATE_FILE)

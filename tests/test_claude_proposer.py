@@ -357,8 +357,11 @@ def test_prompts_are_versioned_and_strict():
         render("feedback")
     assert len(directions()) >= 6
     every = list(_REGISTRY.values())
+    custom = [t for t in anthropic_tools(every) if "type" not in t]  # client tools carry no schema
     assert all(t["description"] and all(p["description"] for p in t["input_schema"]["properties"].values())
-               for t in anthropic_tools(every))
+               for t in custom) and len(custom) == len([t for t in every if t.anthropic_spec is None])
+    assert all(f["function"]["description"] and all(p["description"] for p in
+               f["function"]["parameters"]["properties"].values()) for f in openai_tools(every))
     assert len(openai_tools(every)) == len(every)
 
 

@@ -11,13 +11,16 @@ from __future__ import annotations
 import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
 from sandbox.errors import HarnessError, UnknownNameError
 from sandbox.registry import Registry
 from sandbox.results import ResultView
+
+if TYPE_CHECKING:
+    from experiments.workspace import Workspace
 
 # How a session ended: the proposer finished, a budget stopped it, it failed, or Ctrl-C.
 Ending = Literal["finished", "budget", "failed", "interrupted"]
@@ -137,6 +140,7 @@ class ResearchTools(Protocol):
     task_card: dict[str, Any]
     baselines: list[BaselineRow]
     direction: str | None
+    workspace: Workspace | None  # the researcher's files (the file tools edit it), None: no file tools
 
     def model_call(self, request: dict[str, Any], transport: Transport) -> dict[str, Any]:
         """Send ``request`` through ``transport`` (or, in replay, answer from the recording);

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -31,6 +31,20 @@ class RunExperimentInput(_Input):
     hypothesis: str = Field(min_length=1, description="Rationale.")
     code: str = Field(min_length=1, description="The idea file.")
     parent_id: str | None = Field(None, description="Attempt built on.")
+
+
+class EditFilesInput(_Input):
+    """The text editor's commands (Anthropic's ``text_editor_20250728`` client tool), on the
+    researcher's workspace: ``view`` of a folder lists it."""
+
+    command: Literal["view", "create", "str_replace", "insert"] = Field(description="What to do.")
+    path: str = Field(description="A path relative to the workspace.")
+    file_text: str | None = Field(None, description="create: the whole file.")
+    old_str: str | None = Field(None, description="str_replace: the text to replace, occurring once.")
+    new_str: str | None = Field(None, description="str_replace: its replacement.")
+    insert_line: int | None = Field(None, description="insert: the line after which to insert (0: top).")
+    insert_text: str | None = Field(None, description="insert: the text to insert.")
+    view_range: list[int] | None = Field(None, description="view: [first, last] lines (last -1: to the end).")
 
 
 class ShowLeaderboardInput(_Input):
@@ -74,6 +88,9 @@ class ToolDef:
     input_model: type[BaseModel]
     handler: Handler
     available: Callable[[ResearchTools], bool] = lambda tools: True
+    # A client tool type the Anthropic API defines (Claude is trained on it): sent as this spec
+    # instead of a custom tool with a schema; other providers get the plain function tool.
+    anthropic_spec: dict[str, Any] | None = None
 
 
 def _run_experiment(tools: ResearchTools, args: RunExperimentInput) -> ToolOutcome:
@@ -81,6 +98,28 @@ def _run_experiment(tools: ResearchTools, args: RunExperimentInput) -> ToolOutco
                           parent_id=args.parent_id or None)
     feedback = tools.run_experiment(spec)
     return ToolOutcome(feedback_text(feedback, tools.budget_status()), record=attempt_record(feedback))
+
+
+def _needed(value: Any, name: str, command: str) -> Any:
+    if value is None:
+        raise ValueError(f"{command} needs {name}")
+    return value
+
+
+def _edit_files(tools: ResearchTools, args: EditFilesInput) -> ToolOutcome:
+    ws = tools.workspace
+    if ws is None:
+        raise HarnessError("this session has no workspace")
+    if args.command == "view":
+        return ToolOutcome(ws.view(args.path, args.view_range))
+    if args.command == "create":
+        return ToolOutcome(ws.create(args.path, _needed(args.file_text, "file_text", "create")))
+    if args.command == "str_replace":
+        return ToolOutcome(ws.str_replace(args.path, _needed(args.old_str, "old_str", "str_replace"),
+                                          args.new_str or ""))
+    text = args.insert_text if args.insert_text is not None else args.new_str  # older editor versions
+    return ToolOutcome(ws.insert(args.path, _needed(args.insert_line, "insert_line", "insert"),
+                                 _needed(text, "insert_text", "insert")))
 
 
 def _show_leaderboard(tools: ResearchTools, args: ShowLeaderboardInput) -> ToolOutcome:
@@ -106,6 +145,8 @@ def _read_findings(tools: ResearchTools, args: ReadFindingsInput) -> ToolOutcome
     return ToolOutcome(render("findings", findings=[scrub(f) for f in findings]))
 
 
+EDITOR_TOOL = "str_replace_based_edit_tool"  # the name the API fixes for its text editor tool
+EDITOR_TYPE = "text_editor_20250728"  # anthropic/types/tool_text_editor_20250728_param.py
 _REGISTRY: dict[str, ToolDef] = {}
 
 
@@ -121,6 +162,8 @@ for _tool in (
     ToolDef("finish", FinishInput, _finish),
     ToolDef("post_finding", PostFindingInput, _post_finding),
     ToolDef("read_findings", ReadFindingsInput, _read_findings),
+    ToolDef(EDITOR_TOOL, EditFilesInput, _edit_files, available=lambda tools: getattr(tools, "workspace", None) is not None,
+            anthropic_spec={"type": EDITOR_TYPE, "name": EDITOR_TOOL}),
 ):
     register_tool(_tool)
 
@@ -132,7 +175,7 @@ def available_tools(tools: ResearchTools) -> list[ToolDef]:
 
 def _json_type(prop: dict[str, Any]) -> dict[str, Any]:
     options = [o for o in prop.get("anyOf", [prop]) if o.get("type") != "null"]
-    kept = {k: v for k, v in options[0].items() if k in ("type", "minimum", "maximum", "minLength")}
+    kept = {k: v for k, v in options[0].items() if k in ("type", "minimum", "maximum", "minLength", "enum", "items")}
     return kept
 
 
@@ -158,7 +201,8 @@ def description(tool: ToolDef) -> str:
 
 
 def anthropic_tools(defs: list[ToolDef]) -> list[dict[str, Any]]:
-    return [{"name": t.name, "description": description(t), "input_schema": input_schema(t)} for t in defs]
+    return [dict(t.anthropic_spec) if t.anthropic_spec else
+            {"name": t.name, "description": description(t), "input_schema": input_schema(t)} for t in defs]
 
 
 def openai_tools(defs: list[ToolDef]) -> list[dict[str, Any]]:
