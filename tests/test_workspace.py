@@ -231,3 +231,34 @@ def test_the_editor_is_a_plain_function_tool_for_openai_and_only_with_a_workspac
     assert params["view_range"]["items"] == {"type": "integer"} and "relative" in spec["description"]
     bad = dispatch(RecordingTools(workspace=Workspace()), defs, EDITOR_TOOL, {"command": "delete", "path": "a"})
     assert bad.is_error and "command" in bad.text
+
+
+# --- the research loop: committed with the attempt and the state, restored on --resume ----------
+def test_the_loop_commits_the_workspace_and_resume_restores_it(small_cache, tmp_path, anthropic_env):
+    from agent.progress import Reporter
+    from agent.research import run_research
+    from tests.test_e2e_claude import PLAIN, config
+
+    edit = EDITOR_TOOL
+    first_script = [
+        tool_use(edit, {"command": "create", "path": "helpers.py", "file_text": HELPER}, call_id="t1"),
+        tool_use("run_experiment", {"name": "teacher floor", "hypothesis": "The teacher as a floor.",
+                                    "code": PLAIN}, call_id="t2"),
+        tool_use(edit, {"command": "create", "path": "notes.md", "file_text": "floor measured\n"}, call_id="t3"),
+    ]  # then the script runs out: the server refuses the next call and the session fails
+    with MessagesServer(first_script) as server:
+        first = run_research(config(tmp_path, server, max_attempts=5), Reporter())
+    assert first.ending == "failed" and first.attempts == 1
+    store = LabStore.open(tmp_path)
+    (only,) = store.attempts(first.session_id)
+    ran_with = Workspace.from_tree(store.objects, store.attempt_workspace(only.attempt_id))
+    assert ran_with.files == {"helpers.py": HELPER.encode()}  # what existed when it ran
+    now = Workspace.from_tree(store.objects, store.workspace_tree(first.session_id))
+    assert now.files == {"helpers.py": HELPER.encode(), "notes.md": b"floor measured\n"}  # the edit after it
+    resumed_script = [tool_use(edit, {"command": "view", "path": "notes.md"}, call_id="t4"),
+                      tool_use("finish", {"summary": "done"}, call_id="t5")]
+    with MessagesServer(resumed_script) as server:
+        again = run_research(config(tmp_path, server, max_attempts=5, resume=first.session_id), Reporter())
+    assert again.stop_reason == "the proposer finished"
+    assert "floor measured" in result_text(tool_results(server.bodies()[1])[0])
+    assert LabStore.open(tmp_path).check().ok
