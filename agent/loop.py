@@ -20,6 +20,7 @@ from agent.interrupts import graceful_interrupts
 from agent.novelty import Duplicate, NoveltyGate
 from agent.progress import Reporter
 from agent.proposers.base import (
+    AnalysisReply,
     AttemptView,
     BaselineRow,
     BudgetStatus,
@@ -36,9 +37,11 @@ from agent.racing import lower_bound, make_racer
 from agent.session_setup import SessionContext, seed_runs
 from experiments.forum import Forum
 from experiments.layout import PENDING_CALLS_FILE, UNATTACHED_USAGE_FILE
-from experiments.schemas import Attempt, SessionStatus, TokenUsage
+from experiments.schemas import Attempt, SessionStatus, TokenUsage, slug, utc_now
 from experiments.workspace import Workspace
 from sandbox.errors import BudgetExhaustedError, HarnessError
+from sandbox.execution.analysis import AnalysisOutput, write_idea, write_wrapper
+from sandbox.execution.analysis import run_analysis as run_in_sandbox
 from sandbox.results import IdeaResult
 
 STATE_FILE = "proposer_state.json"
@@ -95,6 +98,10 @@ class LoopTools:
         self.refusals = 0
         # The researcher's files: what the session's branch holds (a resumed session's), else empty.
         self.workspace = Workspace.from_tree(ctx.store.objects, ctx.store.workspace_tree(ctx.session_id))
+        # Analysis time spent before a resume is read back from the runs the lab holds.
+        runs = ctx.store.analysis_runs(ctx.session_id)
+        self.tracker.analysis_runs = len(runs)
+        self.tracker.analysis_s = sum(float(r.get("runtime_s", 0.0)) for r in runs.values())
 
     def workspace_tree(self) -> bytes | None:
         """The workspace's git tree, written once per change (None while it is empty)."""
@@ -164,7 +171,7 @@ class LoopTools:
     def run_experiment(self, spec: ExperimentSpec) -> Feedback:
         self.tracker.check()
         self._refuse_before_running(spec)
-        duplicate = self.novelty.check(spec.code)
+        duplicate = self.novelty.check(spec.code, self.workspace.identity())
         if duplicate is not None:
             return self._refuse(spec, duplicate)
         self.refusals = 0
@@ -199,7 +206,11 @@ class LoopTools:
     def _score(self, spec: ExperimentSpec) -> tuple[IdeaResult, str]:
         with tempfile.TemporaryDirectory(prefix="aar-idea-") as tmp:
             path = Path(tmp) / "idea.py"
-            path.write_text(spec.code, encoding="utf-8")
+            if self.workspace.files:  # a multi-file idea: the workspace on its import path, read-only
+                name = f"workspace/{self.workspace.check_path(spec.path)}" if spec.path else "idea.py"
+                path = write_idea(spec.code, name, Path(tmp), self.workspace.text_files())
+            else:
+                path.write_text(spec.code, encoding="utf-8")
             try:
                 left = self.tracker.seed_runs_left()  # the last attempt may run on fewer seeds
                 result = (self.racer.evaluate(path, spec.name, max_seeds=left) if self.racer else
@@ -212,11 +223,14 @@ class LoopTools:
     def _record(self, index: int, spec: ExperimentSpec, result: IdeaResult | None, status: str,
                 log: str) -> Attempt:
         attempt = self.ctx.new_attempt(index, spec, result, status, log, self._pending, self._pending_usage())
+        if self.workspace.files:  # what it ran with: the snapshot itself is in its folder
+            attempt.extra["workspace"] = {"entry": spec.path, "files": sorted(self.workspace.files),
+                                          "modules": bool(self.workspace.identity())}
         self._pending = []
         self.ctx.store.record_attempt(attempt, self.pending_files() if self._pending_file else None,
                                       self.workspace_tree())
         self.ctx.attempts.append(attempt)
-        self.novelty.add(attempt)
+        self.novelty.add(attempt, self.workspace.identity())
         return attempt
 
     def _refuse(self, spec: ExperimentSpec, duplicate: Duplicate) -> Feedback:
@@ -236,6 +250,42 @@ class LoopTools:
     def _feedback(self, attempt: Attempt, result: IdeaResult) -> Feedback:
         return Feedback(attempt_id=attempt.attempt_id, name=attempt.name, status=attempt.status,
                         result=result.for_proposer(), budget=self.budget_status())
+
+    # --- analysis runs -----------------------------------------------------------------
+    def run_analysis(self, name: str, code: str | None, path: str | None) -> AnalysisReply:
+        self.tracker.check()
+        self.tracker.check_analysis()
+        if (code is None) == (path is None):
+            raise HarnessError("give either code (inline Python) or path (a workspace file), not both or neither")
+        source, filename = (code, "analysis.py") if code is not None else (
+            self.workspace.text(path or ""), f"workspace/{self.workspace.check_path(path or '')}")
+        index = self.tracker.analysis_runs + 1
+        self.reporter.step(f"analysis {index}: {name[:60]}")
+        with tempfile.TemporaryDirectory(prefix="aar-analysis-") as tmp:
+            entry = write_wrapper(source, filename, Path(tmp), self.workspace.text_files())
+            # The teacher of the session's first seed; the evaluator's executor and limits, so the
+            # run takes the warm worker a seed would: no evaluator call, nothing is scored.
+            request = self.ctx.evaluator.request(entry, self.ctx.manifest.seeds[0])
+            out = run_in_sandbox(self.ctx.evaluator.executor, request)
+        self.tracker.analysis_runs = index
+        self.tracker.analysis_s += out.runtime_s
+        folder = f"{index:04d}-{slug(name)}"
+        self._record_analysis(folder, name, source, path, out)
+        self.reporter.line(f"analysis {index} {name[:50]}: {out.status} in {out.runtime_s:.1f}s, "
+                           f"{len(out.figures)} figure(s)")
+        return AnalysisReply(analysis_id=folder, name=name, source=path or "inline", output=out,
+                             budget=self.budget_status())
+
+    def _record_analysis(self, folder: str, name: str, source: str, path: str | None, out: AnalysisOutput) -> None:
+        meta = {"name": name, "source": path or "inline", "status": out.status, "runtime_s": out.runtime_s,
+                "reports": out.reports, "figures": [f.name for f in out.figures], "dropped": out.dropped,
+                "error": out.error, "researcher": self.ctx.researcher, "created_at": utc_now(),
+                "weak_seed": self.ctx.manifest.seeds[0]}
+        files: dict[str, bytes | str] = {"analysis.json": json.dumps(meta, indent=2) + "\n", "code.py": source,
+                                         "output.txt": out.output + (f"\n{out.traceback}" if out.traceback else "")}
+        files.update({f"figures/{f.name}": f.png for f in out.figures})
+        self.ctx.store.record_analysis(self.ctx.session_id, folder, files, self.workspace_tree(),
+                                       f"analysis {folder}: {out.status}")
 
     # --- looking around ----------------------------------------------------------------
     def leaderboard(self, limit: int = 10) -> list[LeaderboardRow]:

@@ -29,6 +29,8 @@ import git
 
 from experiments.gitobjects import BLOB_MODE, TREE_MODE, GitObjects, RefConflict, identity
 from experiments.layout import (
+    ANALYSES_DIR,
+    ANALYSIS_FILE,
     ATTEMPT_FILES,
     ATTEMPTS_DIR,
     DEFAULT_LAB,
@@ -328,6 +330,45 @@ class LabStore:
         entry = self.objects.lookup(self.objects.commit_tree(row.commit),
                                     f"{ATTEMPTS_DIR}/{row.folder}/{WORKSPACE_DIR}")
         return entry[0] if entry is not None and entry[1] == TREE_MODE else None
+
+    # -- analysis runs -------------------------------------------------------------------
+    def record_analysis(self, session_id: str, folder: str, files: dict[str, bytes | str],
+                        workspace: bytes | None, subject: str) -> str:
+        """Commit one analysis run as ``analyses/<folder>/`` (its files, the workspace it saw in
+        ``workspace/``) and the branch's ``workspace/``; returns the commit sha."""
+        blobs: dict[str, tuple[bytes, int]] = {}
+        below: dict[str, dict[str, tuple[bytes, int]]] = {}
+        for rel, data in files.items():
+            head, _, rest = rel.partition("/")
+            entry = (self.objects.blob(data), BLOB_MODE)
+            if rest:
+                below.setdefault(head, {})[rest] = entry
+            else:
+                blobs[head] = entry
+        for name, entries in below.items():
+            blobs[name] = (self.objects.tree(entries), TREE_MODE)
+        if workspace is not None:
+            blobs[WORKSPACE_DIR] = (workspace, TREE_MODE)
+        tree = self.objects.tree(blobs)
+        path = f"{ANALYSES_DIR}/{folder}"
+        message = f"{subject}\n\n" + _trailers({"Aar-Kind": "analysis", "Aar-Session": session_id, "Aar-Path": path})
+
+        def edit(root: bytes) -> bytes:
+            if self.objects.lookup(root, path) is not None:
+                raise StoreError(f"analysis {folder} already exists in session {session_id}; "
+                                 "take the index from analysis_runs()")
+            return _with_workspace(self.objects, self.objects.put(root, path, (tree, TREE_MODE)), workspace)
+
+        return self._change(session_id, edit, message)
+
+    def analysis_runs(self, session_id: str) -> dict[str, dict[str, Any]]:
+        """``folder -> analysis.json`` of the session's analysis runs, in folder order."""
+        entry = self.objects.lookup(self.objects.commit_tree(self._head(session_id)), ANALYSES_DIR)
+        runs: dict[str, dict[str, Any]] = {}
+        for name, (sha, mode) in sorted(self.objects.read_tree(entry[0]).items() if entry else []):
+            meta = self.objects.read_tree(sha).get(ANALYSIS_FILE) if mode == TREE_MODE else None
+            runs[name] = json.loads(self.objects.read(meta[0], "blob")) if meta else {}
+        return runs
 
     def sessions(self) -> list[SessionSummary]:
         return self.index.sessions()

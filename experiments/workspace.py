@@ -123,6 +123,20 @@ class Workspace:
         rows = [f"{n}  ({len(self.files[n]):,} bytes)" for n in names]
         return f"{where}: {len(names)} file(s)\n" + "\n".join(rows) + f"\n({self.usage_line()})"
 
+    def text_files(self) -> dict[str, str]:
+        """The files that are UTF-8 text (what a run can import), by path."""
+        out = {}
+        for rel, data in self.files.items():
+            try:
+                out[rel] = data.decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+        return out
+
+    def identity(self) -> str:
+        """The Python files' text, in path order: what makes a multi-file idea this idea."""
+        return "\n".join(f"# {rel}\n{text}" for rel, text in sorted(self.text_files().items()) if rel.endswith(".py"))
+
     def usage_line(self) -> str:
         return (f"workspace: {len(self.files)}/{self.limits.max_files} files, "
                 f"{_kib(self.total_bytes())} of {_kib(self.limits.max_total_bytes)}")

@@ -20,6 +20,7 @@ from agent.proposers.tooling import (
 from experiments.gitobjects import BLOB_MODE, TREE_MODE
 from experiments.store import LabStore
 from experiments.workspace import Workspace, WorkspaceError, WorkspaceLimits
+from sandbox.execution.analysis import check_png
 from tests.fakes.messages_server import MessagesServer
 from tests.fakes.scripts import result_text, tool_results, tool_use
 from tests.fakes.tools import RecordingTools
@@ -262,3 +263,70 @@ def test_the_loop_commits_the_workspace_and_resume_restores_it(small_cache, tmp_
     assert again.stop_reason == "the proposer finished"
     assert "floor measured" in result_text(tool_results(server.bodies()[1])[0])
     assert LabStore.open(tmp_path).check().ok
+
+
+# --- the must-show path: analysis, a helper module, a multi-file idea, a plot seen as an image ---
+LOOK_AT_WEAK = '''
+import numpy as np
+soft = ctx.weak_soft
+prior = soft.mean(axis=0)
+print("weak prior", np.round(prior, 3).tolist())
+ctx.report("weak_confident_share", float((soft.max(axis=1) > 0.6).mean()))
+ctx.save_png("confidence", np.tile(np.sort(soft.max(axis=1))[None, :], (16, 1)))
+'''
+HELPER_MODULE = '''"""Helpers kept in the workspace."""
+
+from sandbox.runtime import train_head
+
+
+def fit(ctx):
+    head = train_head(ctx.features("unlabeled"), ctx.weak_soft, seed=ctx.seed)
+    return head.predict_proba(ctx.features("test"))
+'''
+ENTRY = "from helpers import fit\n\n\ndef run(ctx):\n    return fit(ctx)\n"
+
+
+def test_claude_analyses_writes_a_helper_and_runs_a_multi_file_idea(small_cache, tmp_path, anthropic_env):
+    from agent.progress import Reporter
+    from agent.research import run_research
+    from tests.test_e2e_claude import config
+
+    edit = EDITOR_TOOL
+    script = [
+        tool_use("run_analysis", {"name": "weak label look", "code": LOOK_AT_WEAK}, call_id="a1"),
+        tool_use(edit, {"command": "create", "path": "helpers.py", "file_text": HELPER_MODULE}, call_id="e1"),
+        tool_use(edit, {"command": "create", "path": "main.py", "file_text": ENTRY}, call_id="e2"),
+        tool_use("run_experiment", {"name": "vanilla via helper", "hypothesis": "The helper reproduces vanilla.",
+                                    "path": "main.py"}, call_id="x1"),
+        tool_use("run_analysis", {"name": "helper import", "code": "import helpers\nprint(helpers.fit.__module__)"},
+                 call_id="a2"),
+        tool_use("finish", {"summary": "looked, wrote a helper, ran it"}, call_id="f1"),
+    ]
+    with MessagesServer(script) as server:
+        out = run_research(config(tmp_path, server, max_attempts=5, max_analysis_s=600), Reporter())
+    assert out.stop_reason == "the proposer finished" and server.remaining == 0, out
+    bodies = server.bodies()
+    look = tool_results(bodies[1])[0]
+    blocks = look["content"]
+    assert blocks[0]["type"] == "text" and "weak prior" in blocks[0]["text"] and "Not scored" in blocks[0]["text"]
+    assert "weak_confident_share=" in blocks[0]["text"] and "analysis time used" in blocks[0]["text"]
+    (image,) = [b for b in blocks if b["type"] == "image"]
+    assert image["source"]["media_type"] == "image/png"
+    import base64
+    assert check_png(base64.b64decode(image["source"]["data"]))[0] is None
+    ran = result_text(tool_results(bodies[4])[0])
+    assert ": ok" in ran and "PGR (dev)" in ran
+    assert "helpers" in result_text(tool_results(bodies[5])[0])  # an analysis imports the workspace too
+    store = LabStore.open(tmp_path)
+    (attempt_,) = store.attempts(out.session_id)
+    assert attempt_.code == ENTRY and attempt_.extra["workspace"]["entry"] == "main.py"
+    snap = Workspace.from_tree(store.objects, store.attempt_workspace(attempt_.attempt_id))
+    assert snap.text("helpers.py") == HELPER_MODULE and snap.text("main.py") == ENTRY
+    runs = store.analysis_runs(out.session_id)
+    assert list(runs) == ["0001-weak-label-look", "0002-helper-import"]
+    assert runs["0001-weak-label-look"]["figures"] == ["confidence.png"] and runs["0001-weak-label-look"]["status"] == "ok"
+    files = git(store.path, "ls-tree", "-r", "--name-only", f"sessions/{out.session_id}").split()
+    assert "analyses/0001-weak-label-look/figures/confidence.png" in files
+    assert "analyses/0002-helper-import/workspace/helpers.py" in files
+    assert attempt_.result.pgr is not None and len(attempt_.result.seeds) == 2  # the only scoring calls
+    assert store.check().ok

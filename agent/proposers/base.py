@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from pydantic import BaseModel, Field
 
 from sandbox.errors import HarnessError, UnknownNameError
+from sandbox.execution.analysis import AnalysisOutput
 from sandbox.registry import Registry
 from sandbox.results import ResultView
 
@@ -52,6 +53,8 @@ class ExperimentSpec(BaseModel):
     hypothesis: str = Field(description="Why this should recover more of the gap (the rationale).")
     code: str = Field(description="The idea file: Python source defining run(ctx).")
     parent_id: str | None = Field(None, description="The attempt this one builds on, if any.")
+    path: str | None = Field(None, description="The workspace file ``code`` was read from (the entry of a "
+                                               "multi-file idea), or None for inline code.")
 
 
 class LeaderboardRow(BaseModel):
@@ -78,6 +81,9 @@ class BudgetStatus(BaseModel):
     cost_left_usd: float | None = Field(None, description="Cost left under --max-cost.")
     elapsed_s: float = Field(0.0, description="Research time so far (setup and checks excluded).")
     time_left_s: float | None = Field(None, description="Research time left under --max-time.")
+    analysis_runs: int = Field(0, description="Analysis runs made so far.")
+    analysis_s_used: float = Field(0.0, description="Sandbox seconds analysis runs took so far.")
+    analysis_s_left: float | None = Field(None, description="Analysis seconds left under --max-analysis-time.")
 
 
 class Feedback(BaseModel):
@@ -108,6 +114,16 @@ class AttemptView(BaseModel):
     parent_id: str | None = Field(None, description="The attempt it built on.")
     status: str = Field(description="Attempt status.")
     result: ResultView | None = Field(None, description="Its scored result (dev figures only).")
+
+
+class AnalysisReply(BaseModel):
+    """What ``run_analysis`` returns: the run's committed folder and what it gave back."""
+
+    analysis_id: str = Field(description="The run's folder under analyses/ on the session branch.")
+    name: str = Field(description="The name the model gave the run.")
+    source: str = Field(description="'inline' or the workspace path it ran.")
+    output: AnalysisOutput = Field(description="Output, reports, checked figures, status.")
+    budget: BudgetStatus = Field(description="Budgets after the run.")
 
 
 class BaselineRow(BaseModel):
@@ -149,6 +165,10 @@ class ResearchTools(Protocol):
     def run_experiment(self, spec: ExperimentSpec) -> Feedback:
         """Score the idea in the sandbox, commit the attempt, return the proposer's view of the
         result (never held-out figures). Raises BudgetStop when no budget is left."""
+
+    def run_analysis(self, name: str, code: str | None, path: str | None) -> AnalysisReply:
+        """Run Python (inline, or a workspace file) in the sandbox against the gold-free context;
+        never scored; commits the run. Raises HarnessError when no analysis time is left."""
 
     def leaderboard(self, limit: int = 10) -> list[LeaderboardRow]:
         """Best attempts of this session so far (dev figures only)."""

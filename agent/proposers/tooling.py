@@ -7,14 +7,20 @@ join with ``register_tool``; a tool whose ``available`` check fails is not offer
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.prompting import prompt_table, render
 from agent.proposers.base import ExperimentSpec, ResearchTools
-from agent.proposers.views import attempt_record, attempt_text, feedback_text, leaderboard_text
+from agent.proposers.views import (
+    analysis_text,
+    attempt_record,
+    attempt_text,
+    feedback_text,
+    leaderboard_text,
+)
 from sandbox.errors import HarnessError
 from sandbox.results import hide_heldout as scrub
 
@@ -29,7 +35,8 @@ class _Input(BaseModel):
 class RunExperimentInput(_Input):
     name: str = Field(min_length=1, max_length=120, description="Idea name.")
     hypothesis: str = Field(min_length=1, description="Rationale.")
-    code: str = Field(min_length=1, description="The idea file.")
+    code: str | None = Field(None, min_length=1, description="The idea file.")
+    path: str | None = Field(None, min_length=1, description="A workspace file as the entry.")
     parent_id: str | None = Field(None, description="Attempt built on.")
 
 
@@ -45,6 +52,12 @@ class EditFilesInput(_Input):
     insert_line: int | None = Field(None, description="insert: the line after which to insert (0: top).")
     insert_text: str | None = Field(None, description="insert: the text to insert.")
     view_range: list[int] | None = Field(None, description="view: [first, last] lines (last -1: to the end).")
+
+
+class RunAnalysisInput(_Input):
+    name: str = Field(min_length=1, max_length=120, description="Run name.")
+    code: str | None = Field(None, min_length=1, description="Inline Python.")
+    path: str | None = Field(None, min_length=1, description="Workspace file.")
 
 
 class ShowLeaderboardInput(_Input):
@@ -77,6 +90,7 @@ class ToolOutcome:
     is_error: bool = False
     finished: bool = False
     record: dict[str, Any] | None = None  # an attempt row for the compaction table
+    images: list[tuple[str, bytes]] = field(default_factory=list)  # (name, PNG) an analysis drew
 
 
 Handler = Callable[[ResearchTools, Any], ToolOutcome]
@@ -94,8 +108,13 @@ class ToolDef:
 
 
 def _run_experiment(tools: ResearchTools, args: RunExperimentInput) -> ToolOutcome:
-    spec = ExperimentSpec(name=args.name, hypothesis=args.hypothesis, code=args.code,
-                          parent_id=args.parent_id or None)
+    if (args.code is None) == (args.path is None):
+        raise ValueError("give either code (the idea file) or path (a workspace file as the entry), not both")
+    if args.path is not None and tools.workspace is None:
+        raise ValueError("this session has no workspace: give the idea as code")
+    code = args.code if args.code is not None else tools.workspace.text(args.path)  # type: ignore[union-attr]
+    spec = ExperimentSpec(name=args.name, hypothesis=args.hypothesis, code=code,
+                          parent_id=args.parent_id or None, path=args.path)
     feedback = tools.run_experiment(spec)
     return ToolOutcome(feedback_text(feedback, tools.budget_status()), record=attempt_record(feedback))
 
@@ -120,6 +139,12 @@ def _edit_files(tools: ResearchTools, args: EditFilesInput) -> ToolOutcome:
     text = args.insert_text if args.insert_text is not None else args.new_str  # older editor versions
     return ToolOutcome(ws.insert(args.path, _needed(args.insert_line, "insert_line", "insert"),
                                  _needed(text, "insert_text", "insert")))
+
+
+def _run_analysis(tools: ResearchTools, args: RunAnalysisInput) -> ToolOutcome:
+    reply = tools.run_analysis(args.name, args.code, args.path)
+    return ToolOutcome(analysis_text(reply), is_error=reply.output.status != "ok",
+                       images=[(f.name, f.png) for f in reply.output.figures])
 
 
 def _show_leaderboard(tools: ResearchTools, args: ShowLeaderboardInput) -> ToolOutcome:
@@ -157,6 +182,7 @@ def register_tool(tool: ToolDef) -> ToolDef:
 
 for _tool in (
     ToolDef("run_experiment", RunExperimentInput, _run_experiment),
+    ToolDef("run_analysis", RunAnalysisInput, _run_analysis, available=lambda tools: hasattr(tools, "run_analysis")),
     ToolDef("show_leaderboard", ShowLeaderboardInput, _show_leaderboard),
     ToolDef("show_attempt", ShowAttemptInput, _show_attempt),
     ToolDef("finish", FinishInput, _finish),

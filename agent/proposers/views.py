@@ -11,7 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from agent.prompting import render
-from agent.proposers.base import AttemptView, BaselineRow, BudgetStatus, Feedback, LeaderboardRow
+from agent.proposers.base import (
+    AnalysisReply,
+    AttemptView,
+    BaselineRow,
+    BudgetStatus,
+    Feedback,
+    LeaderboardRow,
+)
 from sandbox.results import ResultView, SeedView, Stat
 
 TRACEBACK_CHARS = 4000
@@ -110,6 +117,12 @@ def baseline_row(row: BaselineRow) -> dict[str, Any]:
 
 def feedback_text(feedback: Feedback, budget: BudgetStatus | None) -> str:
     return render("feedback", result=feedback_view(feedback), budget=budget_view(budget))
+
+
+def analysis_text(reply: AnalysisReply) -> str:
+    """An analysis run's result as text (its figures travel beside it, as the backend allows)."""
+    return render("analysis", run=reply.model_dump(exclude={"output": {"figures": {"__all__": {"png"}}}}),
+                  budget=budget_view(reply.budget))
 
 
 def leaderboard_text(rows: list[LeaderboardRow]) -> str:
