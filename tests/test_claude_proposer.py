@@ -105,7 +105,7 @@ def test_malformed_input_and_unknown_tools_get_error_results():
     results = [tool_results(b)[0] for b in server.bodies()[1:]]
     assert all(r.get("is_error") for r in results)
     texts = [result_text(r) for r in results]
-    assert "code: Field required" in texts[0] and "run_experiment(name: string" in texts[0]
+    assert "give either code" in texts[0] and "run_experiment(name: string" in texts[0]
     assert "lr: Extra inputs are not permitted" in texts[1]
     assert "unknown tool" in texts[2] and "run_experiment" in texts[2]
     assert "no attempt 'a999'" in texts[3]

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agent.prompting import prompt_table, render
 from agent.proposers.base import ExperimentSpec, ResearchTools
@@ -39,6 +39,12 @@ class RunExperimentInput(_Input):
     path: str | None = Field(None, min_length=1, description="A workspace file as the entry.")
     parent_id: str | None = Field(None, description="Attempt built on.")
 
+    @model_validator(mode="after")
+    def _one_source(self) -> RunExperimentInput:
+        if (self.code is None) == (self.path is None):
+            raise ValueError("give either code (the idea file) or path (a workspace file as the entry), not both")
+        return self
+
 
 class EditFilesInput(_Input):
     """The text editor's commands (Anthropic's ``text_editor_20250728`` client tool), on the
@@ -58,6 +64,12 @@ class RunAnalysisInput(_Input):
     name: str = Field(min_length=1, max_length=120, description="Run name.")
     code: str | None = Field(None, min_length=1, description="Inline Python.")
     path: str | None = Field(None, min_length=1, description="Workspace file.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> RunAnalysisInput:
+        if (self.code is None) == (self.path is None):
+            raise ValueError("give either code (inline Python) or path (a workspace file), not both")
+        return self
 
 
 class ShowLeaderboardInput(_Input):
@@ -108,8 +120,6 @@ class ToolDef:
 
 
 def _run_experiment(tools: ResearchTools, args: RunExperimentInput) -> ToolOutcome:
-    if (args.code is None) == (args.path is None):
-        raise ValueError("give either code (the idea file) or path (a workspace file as the entry), not both")
     if args.path is not None and tools.workspace is None:
         raise ValueError("this session has no workspace: give the idea as code")
     code = args.code if args.code is not None else tools.workspace.text(args.path)  # type: ignore[union-attr]
@@ -248,7 +258,7 @@ def _validation_message(exc: ValidationError) -> str:
     problems = []
     for err in exc.errors(include_url=False):
         where = ".".join(str(p) for p in err["loc"]) or "input"
-        problems.append(f"{where}: {err['msg']}")
+        problems.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
     return "; ".join(problems)
 
 
