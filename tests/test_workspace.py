@@ -330,3 +330,16 @@ def test_claude_analyses_writes_a_helper_and_runs_a_multi_file_idea(small_cache,
     assert "analyses/0002-helper-import/workspace/helpers.py" in files
     assert attempt_.result.pgr is not None and len(attempt_.result.seeds) == 2  # the only scoring calls
     assert store.check().ok
+    # replay: the attempt reruns from its committed snapshot; --llm re-drives the recorded
+    # responses (file and analysis calls included) and reproduces the PGR
+    from agent.replay_llm import replay_llm
+    from experiments.replay import replay_session
+
+    report = replay_session(store, out.session_id)
+    assert report.reproduced == report.compared == 1, report
+    again = replay_llm(out.session_id, tmp_path, isolation=config(tmp_path).run.isolation)
+    assert again.reproduced, again
+    replayed = LabStore.open(tmp_path).attempts(again.replay_session)[0]
+    assert Workspace.from_tree(store.objects, LabStore.open(tmp_path).attempt_workspace(replayed.attempt_id)).files \
+        == snap.files
+    assert LabStore.open(tmp_path).check().ok
