@@ -7,6 +7,7 @@ every attempt to the lab repository as it happens.
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from agent.proposers.base import (
     Ending,
     ExperimentSpec,
     Feedback,
+    ImportReply,
     LeaderboardRow,
     ModelCallError,
     Proposer,
@@ -36,7 +38,7 @@ from agent.proposers.base import (
 from agent.racing import lower_bound, make_racer
 from agent.session_setup import SessionContext, seed_runs
 from experiments.forum import Forum
-from experiments.layout import PENDING_CALLS_FILE, UNATTACHED_USAGE_FILE
+from experiments.layout import PENDING_CALLS_FILE, UNATTACHED_USAGE_FILE, StoreError
 from experiments.schemas import Attempt, SessionStatus, TokenUsage, slug, utc_now
 from experiments.workspace import Workspace
 from sandbox.errors import BudgetExhaustedError, HarnessError
@@ -297,12 +299,37 @@ class LoopTools:
             vs_vanilla=r.vs_vanilla.mean if r.vs_vanilla else None,
             vs_vanilla_p=r.vs_vanilla.p_value if r.vs_vanilla else None) for a, r in scored[:limit]]
 
-    def show_attempt(self, attempt_id: str) -> AttemptView:
+    def _find_attempt(self, attempt_id: str) -> Attempt:
+        """An attempt of this session by id or prefix, else one of any session of the lab."""
         match = [a for a in self.ctx.attempts if a.attempt_id.startswith(attempt_id)]
-        if len(match) != 1:
-            raise HarnessError(f"attempt {attempt_id!r} not found in this session" if not match
-                               else f"attempt prefix {attempt_id!r} is ambiguous")
-        a = match[0]
+        if len(match) > 1:
+            raise HarnessError(f"attempt prefix {attempt_id!r} is ambiguous: give more characters")
+        if match:
+            return match[0]
+        try:
+            return self.ctx.store.get_attempt(attempt_id)
+        except StoreError as exc:
+            raise HarnessError(f"no attempt {attempt_id!r} in this lab: give an attempt_id from a result, the "
+                               "leaderboard or a finding") from exc
+
+    def import_attempt(self, attempt_id: str) -> ImportReply:
+        found = self._find_attempt(attempt_id)
+        files: dict[str, bytes] = {"idea.py": found.code.encode("utf-8")}
+        tree = self.ctx.store.attempt_workspace(found.attempt_id) if found.extra.get("workspace") else None
+        if tree is not None:
+            files.update({f"workspace/{rel}": data
+                          for rel, data in Workspace.from_tree(self.ctx.store.objects, tree).files.items()})
+        folder = "imported/a_" + re.sub(r"[^A-Za-z0-9_]", "_", found.attempt_id)  # an importable package name
+        written = self.workspace.add_files(folder, files)
+        self.reporter.line(f"imported attempt {found.attempt_id} ({len(written)} files) into {folder}")
+        return ImportReply(attempt=self._view(found), session_id=found.session_id, folder=folder, files=written,
+                           workspace=self.workspace.usage_line())
+
+    def show_attempt(self, attempt_id: str) -> AttemptView:
+        return self._view(self._find_attempt(attempt_id))
+
+    @staticmethod
+    def _view(a: Attempt) -> AttemptView:
         return AttemptView(attempt_id=a.attempt_id, name=a.name, hypothesis=a.rationale, code=a.code,
                            parent_id=a.parent_id, status=a.status,
                            result=a.result.for_proposer() if a.result else None)

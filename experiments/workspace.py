@@ -201,6 +201,19 @@ class Workspace:
         self._put(rel, "\n".join(lines).encode("utf-8"))
         return f"inserted {new_text.count(chr(10)) + 1} line(s) after line {line} of {rel} ({self.usage_line()})"
 
+    def add_files(self, folder: str, files: dict[str, bytes]) -> list[str]:
+        """Copy ``files`` below ``folder``, all or nothing (a cap that one file would pass leaves
+        the workspace as it was); returns the paths written."""
+        base = self.check_path(folder)
+        trial = Workspace(self.files, self.limits)
+        written = []
+        for rel, data in sorted(files.items()):
+            path = self.check_path(f"{base}/{rel}")
+            trial._put(path, data)
+            written.append(path)
+        self.files, self._tree = trial.files, None
+        return written
+
     # --- git ----------------------------------------------------------------------------
     def to_tree(self, objects: GitObjects) -> bytes | None:
         """The git tree of the files (None when empty); written once per change."""

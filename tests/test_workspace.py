@@ -4,6 +4,7 @@ every attempt and saved state, restore on --resume, and the text editor tool thr
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -291,6 +292,12 @@ def test_claude_analyses_writes_a_helper_and_runs_a_multi_file_idea(small_cache,
     from agent.research import run_research
     from tests.test_e2e_claude import config
 
+    earlier = LabStore.open(tmp_path)  # an earlier session of the lab, with a helper of its own
+    earlier.create_session(manifest("earlier-session"))
+    prior = attempt("earlier-session", 1, "prior helper idea")
+    kept = Workspace({"prior_helpers.py": b"K = 3\n"})
+    prior.extra["workspace"] = {"entry": None, "files": ["prior_helpers.py"], "modules": True}
+    earlier.record_attempt(prior, workspace=kept.to_tree(earlier.objects))
     edit = EDITOR_TOOL
     script = [
         tool_use("run_analysis", {"name": "weak label look", "code": LOOK_AT_WEAK}, call_id="a1"),
@@ -300,6 +307,8 @@ def test_claude_analyses_writes_a_helper_and_runs_a_multi_file_idea(small_cache,
                                     "path": "main.py"}, call_id="x1"),
         tool_use("run_analysis", {"name": "helper import", "code": "import helpers\nprint(helpers.fit.__module__)"},
                  call_id="a2"),
+        tool_use("import_attempt", {"attempt_id": prior.attempt_id}, call_id="i1"),
+        tool_use("show_attempt", {"attempt_id": prior.attempt_id}, call_id="s1"),
         tool_use("finish", {"summary": "looked, wrote a helper, ran it"}, call_id="f1"),
     ]
     with MessagesServer(script) as server:
@@ -317,7 +326,15 @@ def test_claude_analyses_writes_a_helper_and_runs_a_multi_file_idea(small_cache,
     ran = result_text(tool_results(bodies[4])[0])
     assert ": ok" in ran and "PGR (dev)" in ran
     assert "helpers" in result_text(tool_results(bodies[5])[0])  # an analysis imports the workspace too
+    imported = result_text(tool_results(bodies[6])[0])
+    folder = "imported/a_" + prior.attempt_id.replace("-", "_")
+    assert f"into `{folder}/`" in imported and "prior helper idea" in imported and "PGR" in imported
+    assert f"{folder}/workspace/prior_helpers.py" in imported
+    assert "epochs=11" in result_text(tool_results(bodies[7])[0])  # show_attempt reaches the other session
+    assert "heldout" not in json.dumps(bodies).lower()
     store = LabStore.open(tmp_path)
+    now = Workspace.from_tree(store.objects, store.workspace_tree(out.session_id))
+    assert now.text(f"{folder}/workspace/prior_helpers.py") == "K = 3\n" and "epochs=11" in now.text(f"{folder}/idea.py")
     (attempt_,) = store.attempts(out.session_id)
     assert attempt_.code == ENTRY and attempt_.extra["workspace"]["entry"] == "main.py"
     snap = Workspace.from_tree(store.objects, store.attempt_workspace(attempt_.attempt_id))

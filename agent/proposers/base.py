@@ -126,6 +126,16 @@ class AnalysisReply(BaseModel):
     budget: BudgetStatus = Field(description="Budgets after the run.")
 
 
+class ImportReply(BaseModel):
+    """What ``import_attempt`` returns: the attempt and where its files now are."""
+
+    attempt: AttemptView = Field(description="The imported attempt (dev figures only).")
+    session_id: str = Field(description="The session it came from.")
+    folder: str = Field(description="The workspace folder its files were copied to.")
+    files: list[str] = Field(description="The workspace paths written.")
+    workspace: str = Field(description="The workspace's usage after the copy.")
+
+
 class BaselineRow(BaseModel):
     """A built-in baseline as the task introduction shows it (dev figures only)."""
 
@@ -169,6 +179,10 @@ class ResearchTools(Protocol):
     def run_analysis(self, name: str, code: str | None, path: str | None) -> AnalysisReply:
         """Run Python (inline, or a workspace file) in the sandbox against the gold-free context;
         never scored; commits the run. Raises HarnessError when no analysis time is left."""
+
+    def import_attempt(self, attempt_id: str) -> ImportReply:
+        """Copy any attempt's files of the lab (its idea file and workspace snapshot; another
+        researcher's or an earlier session's) into this researcher's workspace."""
 
     def leaderboard(self, limit: int = 10) -> list[LeaderboardRow]:
         """Best attempts of this session so far (dev figures only)."""

@@ -19,6 +19,7 @@ from agent.proposers.views import (
     attempt_record,
     attempt_text,
     feedback_text,
+    import_text,
     leaderboard_text,
 )
 from sandbox.errors import HarnessError
@@ -70,6 +71,10 @@ class RunAnalysisInput(_Input):
         if (self.code is None) == (self.path is None):
             raise ValueError("give either code (inline Python) or path (a workspace file), not both")
         return self
+
+
+class ImportAttemptInput(_Input):
+    attempt_id: str = Field(min_length=1, description="Attempt id.")
 
 
 class ShowLeaderboardInput(_Input):
@@ -157,6 +162,10 @@ def _run_analysis(tools: ResearchTools, args: RunAnalysisInput) -> ToolOutcome:
                        images=[(f.name, f.png) for f in reply.output.figures])
 
 
+def _import_attempt(tools: ResearchTools, args: ImportAttemptInput) -> ToolOutcome:
+    return ToolOutcome(import_text(tools.import_attempt(args.attempt_id)))
+
+
 def _show_leaderboard(tools: ResearchTools, args: ShowLeaderboardInput) -> ToolOutcome:
     return ToolOutcome(leaderboard_text(tools.leaderboard(limit=args.limit)))
 
@@ -193,6 +202,8 @@ def register_tool(tool: ToolDef) -> ToolDef:
 for _tool in (
     ToolDef("run_experiment", RunExperimentInput, _run_experiment),
     ToolDef("run_analysis", RunAnalysisInput, _run_analysis, available=lambda tools: hasattr(tools, "run_analysis")),
+    ToolDef("import_attempt", ImportAttemptInput, _import_attempt,
+            available=lambda tools: getattr(tools, "workspace", None) is not None and hasattr(tools, "import_attempt")),
     ToolDef("show_leaderboard", ShowLeaderboardInput, _show_leaderboard),
     ToolDef("show_attempt", ShowAttemptInput, _show_attempt),
     ToolDef("finish", FinishInput, _finish),

@@ -17,6 +17,7 @@ from agent.proposers.base import (
     BaselineRow,
     BudgetStatus,
     Feedback,
+    ImportReply,
     LeaderboardRow,
 )
 from sandbox.results import ResultView, SeedView, Stat
@@ -117,6 +118,14 @@ def baseline_row(row: BaselineRow) -> dict[str, Any]:
 
 def feedback_text(feedback: Feedback, budget: BudgetStatus | None) -> str:
     return render("feedback", result=feedback_view(feedback), budget=budget_view(budget))
+
+
+def import_text(reply: ImportReply) -> str:
+    """The imported attempt (its code and dev result) and where its files now are."""
+    a = reply.attempt
+    view = {"attempt_id": a.attempt_id, "name": _cell(a.name), "parent_id": a.parent_id, "hypothesis": a.hypothesis,
+            "code": "", "result": result_view(a.result, a.attempt_id, a.name, a.status) if a.result else None}
+    return render("imported", reply={**reply.model_dump(), "attempt_view": view})
 
 
 def analysis_text(reply: AnalysisReply) -> str:
