@@ -9,6 +9,11 @@ from contextlib import contextmanager
 
 from agent.proposers.base import BudgetStop, Ending
 from experiments.schemas import Budgets
+from sandbox.errors import HarnessError
+
+
+class BudgetExhaustedForAnalysis(HarnessError):
+    """No analysis time is left: the model hears it and may still run experiments."""
 
 
 def parse_duration(text: str | None) -> float | None:
@@ -42,6 +47,8 @@ class BudgetTracker:
         self._elapsed_before = elapsed_s
         self._since: float | None = None  # when the clock last started; None while stopped
         self.off_clock_s = 0.0  # confirmation and transfer checks of this run (not charged)
+        self.analysis_s = 0.0  # sandbox seconds of analysis runs, earlier runs included (from the lab)
+        self.analysis_runs = 0
         self.best_pgr: float | None = None
         self.stop_reason: str | None = None
         self.stop_ending: Ending = "budget"
@@ -74,6 +81,18 @@ class BudgetTracker:
         cap = self.budgets.max_seed_runs
         return None if cap is None else max(0, cap - self.seed_runs)
 
+    def analysis_left(self) -> float | None:
+        cap = self.budgets.max_analysis_s
+        return None if cap is None else max(0.0, cap - self.analysis_s)
+
+    def check_analysis(self) -> None:
+        """Refuse an analysis run once the analysis time is spent (the session goes on)."""
+        left = self.analysis_left()
+        if left is not None and left <= 0:
+            raise BudgetExhaustedForAnalysis(
+                f"the analysis budget is spent ({self.analysis_s:.0f}s of {self.budgets.max_analysis_s:.0f}s): "
+                "run_experiment or finish instead (resume with a larger --max-analysis-time for more)")
+
     def request_stop(self, reason: str, ending: Ending = "budget") -> None:
         """Stop before the next step (the first request wins)."""
         if self.stop_reason is None:
@@ -103,4 +122,6 @@ class BudgetTracker:
             "seed_runs_used": self.seed_runs, "seed_runs_left": self.seed_runs_left(),
             "cost_usd": round(self.cost_usd, 4), "cost_left_usd": left(b.max_cost_usd, self.cost_usd),
             "elapsed_s": round(self.elapsed(), 1), "time_left_s": left(b.max_time_s, self.elapsed()),
+            "analysis_runs": self.analysis_runs, "analysis_s_used": round(self.analysis_s, 1),
+            "analysis_s_left": None if self.analysis_left() is None else round(self.analysis_left() or 0.0, 1),
         }

@@ -7,6 +7,7 @@ every attempt to the lab repository as it happens.
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from agent.interrupts import graceful_interrupts
 from agent.novelty import Duplicate, NoveltyGate
 from agent.progress import Reporter
 from agent.proposers.base import (
+    AnalysisReply,
     AttemptView,
     BaselineRow,
     BudgetStatus,
@@ -27,6 +29,7 @@ from agent.proposers.base import (
     Ending,
     ExperimentSpec,
     Feedback,
+    ImportReply,
     LeaderboardRow,
     ModelCallError,
     Proposer,
@@ -35,10 +38,13 @@ from agent.proposers.base import (
 from agent.racing import lower_bound, make_racer
 from agent.session_setup import SessionContext, seed_runs
 from experiments.forum import Forum
-from experiments.layout import PENDING_CALLS_FILE, UNATTACHED_USAGE_FILE
-from experiments.schemas import Attempt, SessionStatus, TokenUsage
+from experiments.layout import PENDING_CALLS_FILE, UNATTACHED_USAGE_FILE, StoreError
+from experiments.schemas import Attempt, SessionStatus, TokenUsage, slug, utc_now
 from experiments.store import resume_command
+from experiments.workspace import Workspace
 from sandbox.errors import BudgetExhaustedError, HarnessError
+from sandbox.execution.analysis import AnalysisOutput, write_idea, write_wrapper
+from sandbox.execution.analysis import run_analysis as run_in_sandbox
 from sandbox.results import IdeaResult
 
 STATE_FILE = "proposer_state.json"
@@ -93,6 +99,16 @@ class LoopTools:
         self.racer = make_racer(ctx)
         self.transfer = TransferWatch(ctx, ctx.config.run.transfer_task) if ctx.config.run.transfer_task else None
         self.refusals = 0
+        # The researcher's files: what the session's branch holds (a resumed session's), else empty.
+        self.workspace = Workspace.from_tree(ctx.store.objects, ctx.store.workspace_tree(ctx.session_id))
+        # Analysis time spent before a resume is read back from the runs the lab holds.
+        runs = ctx.store.analysis_runs(ctx.session_id)
+        self.tracker.analysis_runs = len(runs)
+        self.tracker.analysis_s = sum(float(r.get("runtime_s", 0.0)) for r in runs.values())
+
+    def workspace_tree(self) -> bytes | None:
+        """The workspace's git tree, written once per change (None while it is empty)."""
+        return self.workspace.to_tree(self.ctx.store.objects)
 
     def _left_over_calls(self) -> list[dict[str, Any]]:
         """Calls an earlier run made after its last attempt (on resume): spent, and held by the
@@ -162,7 +178,7 @@ class LoopTools:
     def run_experiment(self, spec: ExperimentSpec) -> Feedback:
         self.tracker.check()
         self._refuse_before_running(spec)
-        duplicate = self.novelty.check(spec.code)
+        duplicate = self.novelty.check(spec.code, self.workspace.identity())
         if duplicate is not None:
             return self._refuse(spec, duplicate)
         self.refusals = 0
@@ -198,7 +214,11 @@ class LoopTools:
     def _score(self, spec: ExperimentSpec) -> tuple[IdeaResult, str]:
         with tempfile.TemporaryDirectory(prefix="aar-idea-") as tmp:
             path = Path(tmp) / "idea.py"
-            path.write_text(spec.code, encoding="utf-8")
+            if self.workspace.files:  # a multi-file idea: the workspace on its import path, read-only
+                name = f"workspace/{self.workspace.check_path(spec.path)}" if spec.path else "idea.py"
+                path = write_idea(spec.code, name, Path(tmp), self.workspace.text_files())
+            else:
+                path.write_text(spec.code, encoding="utf-8")
             try:
                 left = self.tracker.seed_runs_left()  # the last attempt may run on fewer seeds
                 result = (self.racer.evaluate(path, spec.name, max_seeds=left) if self.racer else
@@ -211,10 +231,14 @@ class LoopTools:
     def _record(self, index: int, spec: ExperimentSpec, result: IdeaResult | None, status: str,
                 log: str) -> Attempt:
         attempt = self.ctx.new_attempt(index, spec, result, status, log, self._pending, self._pending_usage())
+        if self.workspace.files:  # what it ran with: the snapshot itself is in its folder
+            attempt.extra["workspace"] = {"entry": spec.path, "files": sorted(self.workspace.files),
+                                          "modules": bool(self.workspace.identity())}
         self._pending = []
-        self.ctx.store.record_attempt(attempt, self.pending_files() if self._pending_file else None)
+        self.ctx.store.record_attempt(attempt, self.pending_files() if self._pending_file else None,
+                                      self.workspace_tree())
         self.ctx.attempts.append(attempt)
-        self.novelty.add(attempt)
+        self.novelty.add(attempt, self.workspace.identity())
         return attempt
 
     def _refuse(self, spec: ExperimentSpec, duplicate: Duplicate) -> Feedback:
@@ -235,6 +259,42 @@ class LoopTools:
         return Feedback(attempt_id=attempt.attempt_id, name=attempt.name, status=attempt.status,
                         result=result.for_proposer(), budget=self.budget_status())
 
+    # --- analysis runs -----------------------------------------------------------------
+    def run_analysis(self, name: str, code: str | None, path: str | None) -> AnalysisReply:
+        self.tracker.check()
+        self.tracker.check_analysis()
+        if (code is None) == (path is None):
+            raise HarnessError("give either code (inline Python) or path (a workspace file), not both or neither")
+        source, filename = (code, "analysis.py") if code is not None else (
+            self.workspace.text(path or ""), f"workspace/{self.workspace.check_path(path or '')}")
+        index = self.tracker.analysis_runs + 1
+        self.reporter.step(f"analysis {index}: {name[:60]}")
+        with tempfile.TemporaryDirectory(prefix="aar-analysis-") as tmp:
+            entry = write_wrapper(source, filename, Path(tmp), self.workspace.text_files())
+            # The teacher of the session's first seed; the evaluator's executor and limits, so the
+            # run takes the warm worker a seed would: no evaluator call, nothing is scored.
+            request = self.ctx.evaluator.request(entry, self.ctx.manifest.seeds[0])
+            out = run_in_sandbox(self.ctx.evaluator.executor, request)
+        self.tracker.analysis_runs = index
+        self.tracker.analysis_s += out.runtime_s
+        folder = f"{index:04d}-{slug(name)}"
+        self._record_analysis(folder, name, source, path, out)
+        self.reporter.line(f"analysis {index} {name[:50]}: {out.status} in {out.runtime_s:.1f}s, "
+                           f"{len(out.figures)} figure(s)")
+        return AnalysisReply(analysis_id=folder, name=name, source=path or "inline", output=out,
+                             budget=self.budget_status())
+
+    def _record_analysis(self, folder: str, name: str, source: str, path: str | None, out: AnalysisOutput) -> None:
+        meta = {"name": name, "source": path or "inline", "status": out.status, "runtime_s": out.runtime_s,
+                "reports": out.reports, "figures": [f.name for f in out.figures], "dropped": out.dropped,
+                "error": out.error, "researcher": self.ctx.researcher, "created_at": utc_now(),
+                "weak_seed": self.ctx.manifest.seeds[0]}
+        files: dict[str, bytes | str] = {"analysis.json": json.dumps(meta, indent=2) + "\n", "code.py": source,
+                                         "output.txt": out.output + (f"\n{out.traceback}" if out.traceback else "")}
+        files.update({f"figures/{f.name}": f.png for f in out.figures})
+        self.ctx.store.record_analysis(self.ctx.session_id, folder, files, self.workspace_tree(),
+                                       f"analysis {folder}: {out.status}")
+
     # --- looking around ----------------------------------------------------------------
     def leaderboard(self, limit: int = 10) -> list[LeaderboardRow]:
         scored = [(a, a.result) for a in self.ctx.attempts if a.result is not None and lower_bound(a.result) is not None]
@@ -245,12 +305,37 @@ class LoopTools:
             vs_vanilla=r.vs_vanilla.mean if r.vs_vanilla else None,
             vs_vanilla_p=r.vs_vanilla.p_value if r.vs_vanilla else None) for a, r in scored[:limit]]
 
-    def show_attempt(self, attempt_id: str) -> AttemptView:
+    def _find_attempt(self, attempt_id: str) -> Attempt:
+        """An attempt of this session by id or prefix, else one of any session of the lab."""
         match = [a for a in self.ctx.attempts if a.attempt_id.startswith(attempt_id)]
-        if len(match) != 1:
-            raise HarnessError(f"attempt {attempt_id!r} not found in this session" if not match
-                               else f"attempt prefix {attempt_id!r} is ambiguous")
-        a = match[0]
+        if len(match) > 1:
+            raise HarnessError(f"attempt prefix {attempt_id!r} is ambiguous: give more characters")
+        if match:
+            return match[0]
+        try:
+            return self.ctx.store.get_attempt(attempt_id)
+        except StoreError as exc:
+            raise HarnessError(f"no attempt {attempt_id!r} in this lab: give an attempt_id from a result, the "
+                               "leaderboard or a finding") from exc
+
+    def import_attempt(self, attempt_id: str) -> ImportReply:
+        found = self._find_attempt(attempt_id)
+        files: dict[str, bytes] = {"idea.py": found.code.encode("utf-8")}
+        tree = self.ctx.store.attempt_workspace(found.attempt_id) if found.extra.get("workspace") else None
+        if tree is not None:
+            files.update({f"workspace/{rel}": data
+                          for rel, data in Workspace.from_tree(self.ctx.store.objects, tree).files.items()})
+        folder = "imported/a_" + re.sub(r"[^A-Za-z0-9_]", "_", found.attempt_id)  # an importable package name
+        written = self.workspace.add_files(folder, files)
+        self.reporter.line(f"imported attempt {found.attempt_id} ({len(written)} files) into {folder}")
+        return ImportReply(attempt=self._view(found), session_id=found.session_id, folder=folder, files=written,
+                           workspace=self.workspace.usage_line())
+
+    def show_attempt(self, attempt_id: str) -> AttemptView:
+        return self._view(self._find_attempt(attempt_id))
+
+    @staticmethod
+    def _view(a: Attempt) -> AttemptView:
         return AttemptView(attempt_id=a.attempt_id, name=a.name, hypothesis=a.rationale, code=a.code,
                            parent_id=a.parent_id, status=a.status,
                            result=a.result.for_proposer() if a.result else None)
@@ -265,8 +350,10 @@ class LoopTools:
 
     def save_state(self, state: dict[str, Any]) -> None:
         # The calls made so far travel with the state: a crash loses at most the call in flight.
+        # ... and so do the workspace's files, so an edit is never lost to an interruption.
         self.ctx.store.write_session_files(self.ctx.session_id, {STATE_FILE: json.dumps(state),
-                                                                 **(self.pending_files() if self.has_pending else {})})
+                                                                 **(self.pending_files() if self.has_pending else {})},
+                                           self.workspace_tree())
 
     def load_state(self) -> dict[str, Any] | None:
         text = self.ctx.store.read_session_file(self.ctx.session_id, STATE_FILE)

@@ -80,11 +80,20 @@ class NoveltyGate:
             gate.add(attempt)
         return gate
 
-    def add(self, attempt: Attempt) -> None:
+    def add(self, attempt: Attempt, workspace: str | None = None) -> None:
+        """Remember an attempt's code; ``workspace``: the Python files it could import (a
+        multi-file idea is its entry and its modules together). An attempt that ran with a
+        workspace not given here (read back on resume) is not keyed: its helpers are unknown."""
         if attempt.status in NOT_TRIED or not attempt.code:
             return
+        if workspace is None and attempt.extra.get("workspace", {}).get("modules"):
+            return
         pgr = attempt.result.pgr.mean if attempt.result and attempt.result.pgr else None
-        self.seen.setdefault(code_key(attempt.code), Duplicate(attempt.attempt_id, attempt.name, pgr))
+        self.seen.setdefault(_key(attempt.code, workspace), Duplicate(attempt.attempt_id, attempt.name, pgr))
 
-    def check(self, code: str) -> Duplicate | None:
-        return self.seen.get(code_key(code))
+    def check(self, code: str, workspace: str | None = None) -> Duplicate | None:
+        return self.seen.get(_key(code, workspace))
+
+
+def _key(code: str, workspace: str | None) -> str:
+    return code_key(code) if not workspace else code_key(code) + ":" + code_key(workspace)

@@ -12,6 +12,9 @@ SESSION_REFS = "refs/heads/sessions/"
 SESSION_FILE = "session.json"
 ATTEMPTS_DIR = "attempts"
 STATE_DIR = "state"
+ANALYSES_DIR = "analyses"  # one folder per analysis run: code, output, figures, the workspace it saw
+ANALYSIS_FILE = "analysis.json"
+WORKSPACE_DIR = "workspace"  # the researcher's files: at the branch root and in each attempt folder
 # Model calls made after a session's last attempt (no attempt holds them): the calls in full,
 # and their summed TokenUsage (small, for the index). Written together, in one commit.
 PENDING_CALLS_FILE = "pending_calls.json"

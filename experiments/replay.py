@@ -8,6 +8,7 @@ the replay is itself a session (proposer ``replay``, ``parent_session`` the orig
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +27,7 @@ from experiments.schemas import (
     utc_now,
 )
 from experiments.store import LabStore
+from experiments.workspace import Workspace
 from sandbox.results import IdeaResult
 
 if TYPE_CHECKING:
@@ -161,6 +163,18 @@ def replay_session(store: LabStore, session_id: str, task: str | None = None, se
     return report
 
 
+def _evaluate_with_workspace(store: LabStore, evaluator: Evaluator, attempt: Attempt, seeds: list[int],
+                             tree: bytes) -> IdeaResult:
+    """A multi-file attempt rerun from the workspace snapshot it was committed with."""
+    from sandbox.execution.analysis import write_idea
+
+    files = Workspace.from_tree(store.objects, tree).text_files()
+    entry = attempt.extra["workspace"].get("entry")
+    with tempfile.TemporaryDirectory(prefix="aar-replay-") as tmp:
+        path = write_idea(attempt.code, f"workspace/{entry}" if entry else "idea.py", Path(tmp), files)
+        return evaluator.evaluate(path, seeds, name=attempt.name)
+
+
 def _replay_one(store: LabStore, evaluator: Evaluator, manifest: SessionManifest, attempt: Attempt, step: int,
                 seeds: list[int], tolerance: float | None) -> ReplayRow:
     recorded_pgr = attempt.result.pgr.mean if attempt.result and attempt.result.pgr else None
@@ -169,7 +183,9 @@ def _replay_one(store: LabStore, evaluator: Evaluator, manifest: SessionManifest
                     replayed_pgr=None, max_seed_diff=None, reproduced=None, replay_attempt=None)
     if not attempt.code.strip():
         return row.model_copy(update={"note": "no code was recorded"})
-    result: IdeaResult = evaluator.evaluate_code(attempt.code, seeds, name=attempt.name)
+    tree = store.attempt_workspace(attempt.attempt_id) if attempt.extra.get("workspace") else None
+    result: IdeaResult = (_evaluate_with_workspace(store, evaluator, attempt, seeds, tree) if tree is not None
+                          else evaluator.evaluate_code(attempt.code, seeds, name=attempt.name))
     worst, ok, note = compare(attempt.result, result, tolerance) if tolerance is not None else (None, None, "")
     replay = Attempt(
         attempt_id=new_attempt_id(), session_id=manifest.session_id, index=step, name=attempt.name,
@@ -178,8 +194,8 @@ def _replay_one(store: LabStore, evaluator: Evaluator, manifest: SessionManifest
         log="\n".join(f"--- seed {s.seed}: {s.status}\n{s.log_tail}" for s in result.seeds),
         transcript=[], usage=TokenUsage(), created_at=utc_now(), researcher=attempt.researcher,
         extra={"replay_of": attempt.attempt_id, "recorded_pgr": recorded_pgr, "max_seed_diff": worst,
-               "reproduced": ok})
-    store.record_attempt(replay)
+               "reproduced": ok, **({"workspace": attempt.extra["workspace"]} if tree is not None else {})})
+    store.record_attempt(replay, workspace=tree)
     return row.model_copy(update={
         "replayed_status": result.status, "replayed_pgr": result.pgr.mean if result.pgr else None,
         "max_seed_diff": worst, "reproduced": ok, "replay_attempt": replay.attempt_id, "note": note})

@@ -98,6 +98,9 @@ class Budgets(BaseModel):
     max_seed_runs: int | None = Field(
         None, description="Stop once this many seed-runs (one idea scored on one seed) were spent; racing "
                           "gives promising ideas more seeds, so this, not attempts, measures the compute spent.")
+    max_analysis_s: float | None = Field(
+        None, description="Sandbox seconds the session's analysis runs may take together (each run's wall "
+                          "time, measured by the host); analysis runs are never scoring calls.")
 
 
 class RunConfig(BaseModel):

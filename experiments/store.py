@@ -5,7 +5,9 @@ Branch ``sessions/<session_id>`` holds::
     session.json                     the manifest
     attempts/0007-<name>/            one folder per attempt (``-<researcher>`` for r1, r2, ...)
         idea.py rationale.md result.json run.log transcript.json attempt.json
+        workspace/                   the researcher's workspace files the attempt ran with
     state/<relpath>                  files the research loop keeps for --resume
+    workspace/                       the researcher's workspace now (the same blobs: stored once)
 
 Writes never use a working tree: objects first, then the branch ref by compare-and-swap, all
 under one fcntl lock per lab, so parallel writers and killed processes leave a valid repository.
@@ -28,6 +30,8 @@ import git
 
 from experiments.gitobjects import BLOB_MODE, TREE_MODE, GitObjects, RefConflict, identity
 from experiments.layout import (
+    ANALYSES_DIR,
+    ANALYSIS_FILE,
     ATTEMPT_FILES,
     ATTEMPTS_DIR,
     DEFAULT_LAB,
@@ -36,6 +40,7 @@ from experiments.layout import (
     SESSION_FILE,
     SESSION_REFS,
     STATE_DIR,
+    WORKSPACE_DIR,
     StoreError,
 )
 from experiments.schemas import (
@@ -305,8 +310,9 @@ class LabStore:
         """Store ``state/<relpath>`` on the session branch (one commit); returns its sha."""
         return self.write_session_files(session_id, {relpath: text})
 
-    def write_session_files(self, session_id: str, files: dict[str, str]) -> str:
-        """Store several ``state/`` files in one commit; returns its sha."""
+    def write_session_files(self, session_id: str, files: dict[str, str], workspace: bytes | None = None) -> str:
+        """Store several ``state/`` files in one commit, with the researcher's workspace tree
+        when one is given; returns its sha."""
         blobs = {_state_path(rel): self.objects.blob(text) for rel, text in files.items()}
         message = f"state: {', '.join(files)}\n\n" + _trailers(
             {"Aar-Kind": "state", "Aar-Session": session_id, "Aar-Path": ", ".join(blobs)})
@@ -314,21 +320,77 @@ class LabStore:
         def edit(root: bytes) -> bytes:
             for path, blob in blobs.items():
                 root = self.objects.put(root, path, (blob, BLOB_MODE))
-            return root
+            return _with_workspace(self.objects, root, workspace)
 
         return self._change(session_id, edit, message)
 
     def read_session_file(self, session_id: str, relpath: str) -> str | None:
         return self.objects.read_text(self.objects.commit_tree(self._head(session_id)), _state_path(relpath))
 
+    def workspace_tree(self, session_id: str) -> bytes | None:
+        """The tree of the session's workspace at its head (None: no file was ever written)."""
+        entry = self.objects.lookup(self.objects.commit_tree(self._head(session_id)), WORKSPACE_DIR)
+        return entry[0] if entry is not None and entry[1] == TREE_MODE else None
+
+    def attempt_workspace(self, attempt_id: str) -> bytes | None:
+        """The workspace tree an attempt ran with (None: it had none)."""
+        row = self.index.find(attempt_id)
+        entry = self.objects.lookup(self.objects.commit_tree(row.commit),
+                                    f"{ATTEMPTS_DIR}/{row.folder}/{WORKSPACE_DIR}")
+        return entry[0] if entry is not None and entry[1] == TREE_MODE else None
+
+    # -- analysis runs -------------------------------------------------------------------
+    def record_analysis(self, session_id: str, folder: str, files: dict[str, bytes | str],
+                        workspace: bytes | None, subject: str) -> str:
+        """Commit one analysis run as ``analyses/<folder>/`` (its files, the workspace it saw in
+        ``workspace/``) and the branch's ``workspace/``; returns the commit sha."""
+        blobs: dict[str, tuple[bytes, int]] = {}
+        below: dict[str, dict[str, tuple[bytes, int]]] = {}
+        for rel, data in files.items():
+            head, _, rest = rel.partition("/")
+            entry = (self.objects.blob(data), BLOB_MODE)
+            if rest:
+                below.setdefault(head, {})[rest] = entry
+            else:
+                blobs[head] = entry
+        for name, entries in below.items():
+            blobs[name] = (self.objects.tree(entries), TREE_MODE)
+        if workspace is not None:
+            blobs[WORKSPACE_DIR] = (workspace, TREE_MODE)
+        tree = self.objects.tree(blobs)
+        path = f"{ANALYSES_DIR}/{folder}"
+        message = f"{subject}\n\n" + _trailers({"Aar-Kind": "analysis", "Aar-Session": session_id, "Aar-Path": path})
+
+        def edit(root: bytes) -> bytes:
+            if self.objects.lookup(root, path) is not None:
+                raise StoreError(f"analysis {folder} already exists in session {session_id}; "
+                                 "take the index from analysis_runs()")
+            return _with_workspace(self.objects, self.objects.put(root, path, (tree, TREE_MODE)), workspace)
+
+        return self._change(session_id, edit, message)
+
+    def analysis_runs(self, session_id: str) -> dict[str, dict[str, Any]]:
+        """``folder -> analysis.json`` of the session's analysis runs, in folder order."""
+        entry = self.objects.lookup(self.objects.commit_tree(self._head(session_id)), ANALYSES_DIR)
+        runs: dict[str, dict[str, Any]] = {}
+        for name, (sha, mode) in sorted(self.objects.read_tree(entry[0]).items() if entry else []):
+            meta = self.objects.read_tree(sha).get(ANALYSIS_FILE) if mode == TREE_MODE else None
+            runs[name] = json.loads(self.objects.read(meta[0], "blob")) if meta else {}
+        return runs
+
     def sessions(self) -> list[SessionSummary]:
         return self.index.sessions()
 
     # -- attempts ------------------------------------------------------------------------
-    def record_attempt(self, attempt: Attempt, session_files: dict[str, str] | None = None) -> str:
-        """Commit one attempt (and optionally session files in the same commit); returns the sha."""
+    def record_attempt(self, attempt: Attempt, session_files: dict[str, str] | None = None,
+                       workspace: bytes | None = None) -> str:
+        """Commit one attempt (and optionally session files in the same commit); returns the sha.
+        ``workspace``, the researcher's workspace tree, goes into the attempt's folder (the files
+        it ran with) and to the branch's ``workspace/`` (the files now): the same tree object."""
         folder = attempt_folder(attempt)
         blobs = {name: (self.objects.blob(text), BLOB_MODE) for name, text in attempt_files(attempt).items()}
+        if workspace is not None:
+            blobs[WORKSPACE_DIR] = (workspace, TREE_MODE)
         folder_tree = self.objects.tree(blobs)
         state = {_state_path(rel): self.objects.blob(text) for rel, text in (session_files or {}).items()}
 
@@ -337,7 +399,7 @@ class LabStore:
             root = self.objects.put(root, f"{ATTEMPTS_DIR}/{folder}", (folder_tree, TREE_MODE))
             for path, blob in state.items():
                 root = self.objects.put(root, path, (blob, BLOB_MODE))
-            return root
+            return _with_workspace(self.objects, root, workspace)
 
         author = git.Actor(f"aar {attempt.researcher}", "aar@localhost")
         return self._change(attempt.session_id, edit, attempt_message(attempt, folder), author,
@@ -416,6 +478,11 @@ class LabStore:
         from experiments.health import check_lab
 
         return check_lab(self, rebuild_index)
+
+
+def _with_workspace(objects: GitObjects, root: bytes, workspace: bytes | None) -> bytes:
+    """``root`` with its ``workspace/`` set to the given tree (unchanged when None)."""
+    return root if workspace is None else objects.put(root, WORKSPACE_DIR, (workspace, TREE_MODE))
 
 
 def _manifest_text(manifest: SessionManifest) -> str:

@@ -106,7 +106,7 @@ def test_malformed_input_and_unknown_tools_get_error_results():
     results = [tool_results(b)[0] for b in server.bodies()[1:]]
     assert all(r.get("is_error") for r in results)
     texts = [result_text(r) for r in results]
-    assert "code: Field required" in texts[0] and "run_experiment(name: string" in texts[0]
+    assert "give either code" in texts[0] and "run_experiment(name: string" in texts[0]
     assert "lr: Extra inputs are not permitted" in texts[1]
     assert "unknown tool" in texts[2] and "run_experiment" in texts[2]
     assert "no attempt 'a999'" in texts[3]
@@ -358,8 +358,11 @@ def test_prompts_are_versioned_and_strict():
         render("feedback")
     assert len(directions()) >= 6
     every = list(_REGISTRY.values())
+    custom = [t for t in anthropic_tools(every) if "type" not in t]  # client tools carry no schema
     assert all(t["description"] and all(p["description"] for p in t["input_schema"]["properties"].values())
-               for t in anthropic_tools(every))
+               for t in custom) and len(custom) == len([t for t in every if t.anthropic_spec is None])
+    assert all(f["function"]["description"] and all(p["description"] for p in
+               f["function"]["parameters"]["properties"].values()) for f in openai_tools(every))
     assert len(openai_tools(every)) == len(every)
 
 

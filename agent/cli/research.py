@@ -49,6 +49,9 @@ def research_cmd(
     max_cost: float | None = typer.Option(None, "--max-cost", min=0.0, help="Cost budget in USD."),
     max_time: str | None = typer.Option(None, "--max-time", help="Time budget: 90s, 15m, 2h."),
     target_pgr: float | None = typer.Option(None, "--target-pgr", help="Stop once dev PGR reaches this."),
+    max_analysis_time: str | None = typer.Option(None, "--max-analysis-time",
+                                                 help="Analysis budget: sandbox time of all analysis runs "
+                                                      "together (90s, 15m); never scoring calls."),
     seeds: int = typer.Option(3, "--seeds", min=1, max=16, help="Seeds per experiment."),
     direction: str | None = typer.Option(None, "--direction", help="Starting research direction."),
     resume: str | None = typer.Option(None, "--resume", help="Continue this session."),
@@ -78,6 +81,7 @@ def research_cmd(
     """Run a research session: a proposer writes ideas, the sandbox scores them, git keeps them."""
     try:
         max_time_s = parse_duration(max_time)
+        max_analysis_s = parse_duration(max_analysis_time)
         ladder = parse_ladder(racing)
     except ValueError as exc:
         fail(str(exc))
@@ -86,7 +90,7 @@ def research_cmd(
         console.print(f"no budget given: stopping after {max_attempts} attempts (set --max-attempts, "
                       "--max-time or --target-pgr)", highlight=False)
     budgets = Budgets(max_attempts=max_attempts, max_cost_usd=max_cost, max_time_s=max_time_s, target_pgr=target_pgr,
-                      max_scoring_calls=max_scoring_calls, max_seed_runs=max_seed_runs)
+                      max_scoring_calls=max_scoring_calls, max_seed_runs=max_seed_runs, max_analysis_s=max_analysis_s)
     run = RunConfig(budgets=budgets, split_sizes=split_sizes, isolation=resolve_isolation(isolation, unsafe_no_sandbox),
                     time_budget_s=time_budget, base_url=base_url, options=parse_options(option), racing=ladder,
                     confirm_top=confirm, transfer_task=transfer_task)

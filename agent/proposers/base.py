@@ -11,13 +11,17 @@ from __future__ import annotations
 import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
 from sandbox.errors import HarnessError, UnknownNameError
+from sandbox.execution.analysis import AnalysisOutput
 from sandbox.registry import Registry
 from sandbox.results import ResultView
+
+if TYPE_CHECKING:
+    from experiments.workspace import Workspace
 
 # How a session ended: the proposer finished, a budget stopped it, it failed, or Ctrl-C.
 Ending = Literal["finished", "budget", "failed", "interrupted"]
@@ -54,6 +58,8 @@ class ExperimentSpec(BaseModel):
     hypothesis: str = Field(description="Why this should recover more of the gap (the rationale).")
     code: str = Field(description="The idea file: Python source defining run(ctx).")
     parent_id: str | None = Field(None, description="The attempt this one builds on, if any.")
+    path: str | None = Field(None, description="The workspace file ``code`` was read from (the entry of a "
+                                               "multi-file idea), or None for inline code.")
 
 
 class LeaderboardRow(BaseModel):
@@ -80,6 +86,9 @@ class BudgetStatus(BaseModel):
     cost_left_usd: float | None = Field(None, description="Cost left under --max-cost.")
     elapsed_s: float = Field(0.0, description="Research time so far (setup and checks excluded).")
     time_left_s: float | None = Field(None, description="Research time left under --max-time.")
+    analysis_runs: int = Field(0, description="Analysis runs made so far.")
+    analysis_s_used: float = Field(0.0, description="Sandbox seconds analysis runs took so far.")
+    analysis_s_left: float | None = Field(None, description="Analysis seconds left under --max-analysis-time.")
 
 
 class Feedback(BaseModel):
@@ -112,6 +121,26 @@ class AttemptView(BaseModel):
     result: ResultView | None = Field(None, description="Its scored result (dev figures only).")
 
 
+class AnalysisReply(BaseModel):
+    """What ``run_analysis`` returns: the run's committed folder and what it gave back."""
+
+    analysis_id: str = Field(description="The run's folder under analyses/ on the session branch.")
+    name: str = Field(description="The name the model gave the run.")
+    source: str = Field(description="'inline' or the workspace path it ran.")
+    output: AnalysisOutput = Field(description="Output, reports, checked figures, status.")
+    budget: BudgetStatus = Field(description="Budgets after the run.")
+
+
+class ImportReply(BaseModel):
+    """What ``import_attempt`` returns: the attempt and where its files now are."""
+
+    attempt: AttemptView = Field(description="The imported attempt (dev figures only).")
+    session_id: str = Field(description="The session it came from.")
+    folder: str = Field(description="The workspace folder its files were copied to.")
+    files: list[str] = Field(description="The workspace paths written.")
+    workspace: str = Field(description="The workspace's usage after the copy.")
+
+
 class BaselineRow(BaseModel):
     """A built-in baseline as the task introduction shows it (dev figures only)."""
 
@@ -142,6 +171,7 @@ class ResearchTools(Protocol):
     task_card: dict[str, Any]
     baselines: list[BaselineRow]
     direction: str | None
+    workspace: Workspace | None  # the researcher's files (the file tools edit it), None: no file tools
 
     def model_call(self, request: dict[str, Any], transport: Transport) -> dict[str, Any]:
         """Send ``request`` through ``transport`` (or, in replay, answer from the recording);
@@ -154,6 +184,14 @@ class ResearchTools(Protocol):
     def run_experiment(self, spec: ExperimentSpec) -> Feedback:
         """Score the idea in the sandbox, commit the attempt, return the proposer's view of the
         result (never held-out figures). Raises BudgetStop when no budget is left."""
+
+    def run_analysis(self, name: str, code: str | None, path: str | None) -> AnalysisReply:
+        """Run Python (inline, or a workspace file) in the sandbox against the gold-free context;
+        never scored; commits the run. Raises HarnessError when no analysis time is left."""
+
+    def import_attempt(self, attempt_id: str) -> ImportReply:
+        """Copy any attempt's files of the lab (its idea file and workspace snapshot; another
+        researcher's or an earlier session's) into this researcher's workspace."""
 
     def leaderboard(self, limit: int = 10) -> list[LeaderboardRow]:
         """Best attempts of this session so far (dev figures only)."""

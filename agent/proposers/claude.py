@@ -15,6 +15,7 @@ one-line ``ModelCallError``.
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import json
 import os
@@ -282,7 +283,13 @@ class AnthropicBackend(ChatBackend):
     def results(self, answered: list[tuple[ToolCall, ToolOutcome]]) -> list[dict[str, Any]]:
         blocks = []
         for call, outcome in answered:
-            block: dict[str, Any] = {"type": "tool_result", "tool_use_id": call.id, "content": outcome.text}
+            content: Any = outcome.text
+            if outcome.images:  # the Messages API takes images inside a tool result: Claude sees its plots
+                content = [{"type": "text", "text": outcome.text}, *(
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                                 "data": base64.b64encode(png).decode("ascii")}}
+                    for _, png in outcome.images)]
+            block: dict[str, Any] = {"type": "tool_result", "tool_use_id": call.id, "content": content}
             if outcome.is_error:
                 block["is_error"] = True
             blocks.append(block)

@@ -18,6 +18,7 @@ from typing import Any
 import openai
 from pydantic import Field
 
+from agent.prompting import render
 from agent.proposers.base import (
     ContextTooLong,
     ModelCallError,
@@ -202,10 +203,16 @@ class OpenAIBackend(ChatBackend):
 
     def results(self, answered: list[tuple[ToolCall, ToolOutcome]]) -> list[dict[str, Any]]:
         return [{"role": "tool", "tool_call_id": call.id,
-                 "content": ("ERROR: " if outcome.is_error else "") + outcome.text} for call, outcome in answered]
+                 "content": ("ERROR: " if outcome.is_error else "") + outcome.text + _figures_note(outcome)}
+                for call, outcome in answered]
 
     def add_user_text(self, messages: list[dict[str, Any]], text: str) -> None:
         messages.append({"role": "user", "content": text})
+
+
+def _figures_note(outcome: ToolOutcome) -> str:
+    """Tool messages of chat completions carry text only: say what was saved instead."""
+    return "\n" + render("figures_not_shown", names=[n for n, _ in outcome.images]) if outcome.images else ""
 
 
 def _derived_id(raw: dict[str, Any]) -> str:

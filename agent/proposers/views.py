@@ -11,7 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 from agent.prompting import render
-from agent.proposers.base import AttemptView, BaselineRow, BudgetStatus, Feedback, LeaderboardRow
+from agent.proposers.base import (
+    AnalysisReply,
+    AttemptView,
+    BaselineRow,
+    BudgetStatus,
+    Feedback,
+    ImportReply,
+    LeaderboardRow,
+)
 from sandbox.results import ResultView, SeedView, Stat
 
 TRACEBACK_CHARS = 4000
@@ -110,6 +118,20 @@ def baseline_row(row: BaselineRow) -> dict[str, Any]:
 
 def feedback_text(feedback: Feedback, budget: BudgetStatus | None) -> str:
     return render("feedback", result=feedback_view(feedback), budget=budget_view(budget))
+
+
+def import_text(reply: ImportReply) -> str:
+    """The imported attempt (its code and dev result) and where its files now are."""
+    a = reply.attempt
+    view = {"attempt_id": a.attempt_id, "name": _cell(a.name), "parent_id": a.parent_id, "hypothesis": a.hypothesis,
+            "code": "", "result": result_view(a.result, a.attempt_id, a.name, a.status) if a.result else None}
+    return render("imported", reply={**reply.model_dump(), "attempt_view": view})
+
+
+def analysis_text(reply: AnalysisReply) -> str:
+    """An analysis run's result as text (its figures travel beside it, as the backend allows)."""
+    return render("analysis", run=reply.model_dump(exclude={"output": {"figures": {"__all__": {"png"}}}}),
+                  budget=budget_view(reply.budget))
 
 
 def leaderboard_text(rows: list[LeaderboardRow]) -> str:

@@ -26,8 +26,11 @@ from sandbox.untrusted import plain
 
 MAX_PREDICTION_BYTES = 64 << 20
 MAX_SMALL_FILE = 64_000
-RESULT_NAMES = ("predictions.npy", "diagnostics.json", "error.json")
-MAX_RESULT_BYTES = MAX_PREDICTION_BYTES + 2 * MAX_SMALL_FILE + 1024
+RESULT_NAMES = ("predictions.npy", "diagnostics.json", "error.json", "figures.json")
+MAX_FIGURES = 4  # an analysis run's PNG frames: figure-0.png ... (sandbox.runtime.analysis)
+MAX_FIGURE_BYTES = 1 << 20
+FIGURE_NAMES = tuple(f"figure-{k}.png" for k in range(MAX_FIGURES))
+MAX_RESULT_BYTES = MAX_PREDICTION_BYTES + 3 * MAX_SMALL_FILE + MAX_FIGURES * (MAX_FIGURE_BYTES + 1) + 1024
 MAX_DIAGNOSTIC_CHARS = 200
 LOG_HEAD = 4_000
 CANCELLED = "cancelled before it started (the session was interrupted)"
@@ -53,6 +56,8 @@ class RunOutput:
     runtime_s: float = 0.0
     isolation: str = "process"
     unenforced: list[str] = field(default_factory=list)  # whole-run limits this host could not enforce
+    figures: dict[str, bytes] = field(default_factory=dict)  # an analysis run's PNGs, by the name it gave
+    # (unchecked here: sandbox.execution.analysis checks them before anyone looks)
 
 
 class PipeReader(threading.Thread):
@@ -157,7 +162,7 @@ class ResultCapture(PipeReader):
             if end < 0:
                 return None, "malformed result stream"
             name, _, size = data[pos:end].decode("ascii", "replace").partition(" ")
-            if name not in RESULT_NAMES or not size.isdigit() or end + 1 + int(size) > len(data):
+            if name not in RESULT_NAMES + FIGURE_NAMES or not size.isdigit() or end + 1 + int(size) > len(data):
                 return None, "malformed result stream"
             files[name] = data[end + 1 : end + 1 + int(size)]
             pos = end + 1 + int(size)
@@ -227,7 +232,22 @@ def _success(files: dict[str, bytes], max_prediction_bytes: int) -> RunOutput:
     raw = _json_dict(_small(files, "diagnostics.json")) or {}
     diagnostics = {plain(k, 64): _diagnostic(v) for k, v in list(raw.items())[:64]
                    if isinstance(v, int | float | str | bool)}
-    return RunOutput("ok", predictions=predictions, diagnostics=diagnostics)
+    return RunOutput("ok", predictions=predictions, diagnostics=diagnostics, figures=_figures(files))
+
+
+def _figures(files: dict[str, bytes]) -> dict[str, bytes]:
+    """The figure frames by the names ``figures.json`` gives them (plain, unique), unchecked."""
+    try:
+        names = json.loads((_small(files, "figures.json") or b"[]").decode("utf-8", "replace"))
+    except (json.JSONDecodeError, RecursionError):
+        names = []
+    names = names if isinstance(names, list) else []
+    out: dict[str, bytes] = {}
+    for k, frame in enumerate(FIGURE_NAMES):
+        if frame in files:
+            given = plain(names[k], 64) if k < len(names) and isinstance(names[k], str) else frame
+            out[given if given and given not in out else f"{frame}"] = files[frame]
+    return out
 
 
 def _diagnostic(value: float | str | bool) -> float | str | bool:

@@ -89,6 +89,7 @@ class IdeaContext:
     started_at: float = field(default_factory=time.monotonic)
     diagnostics: dict[str, Any] = field(default_factory=dict)
     device: str = "cpu"
+    figures: list[tuple[str, bytes]] = field(default_factory=list)  # PNGs an analysis run sends back
     _texts: dict[str, list[str]] | None = None
 
     @classmethod
@@ -177,6 +178,21 @@ class IdeaContext:
 
     def time_left(self) -> float:
         return self.time_budget_s - self.elapsed()
+
+    def figure_path(self, name: str) -> Path:
+        """Where an analysis run saves a PNG figure (e.g. ``plt.savefig(ctx.figure_path("calib"))``)."""
+        from sandbox.runtime.analysis import figure_path
+
+        return figure_path(self, name)
+
+    def save_png(self, name: str, pixels: Any) -> Path:
+        """Save an image array, (H, W) gray or (H, W, 3) RGB, 0-255 or floats in [0, 1], as a
+        PNG figure of an analysis run."""
+        from sandbox.runtime.analysis import encode_png
+
+        path = self.figure_path(name)
+        path.write_bytes(encode_png(pixels))
+        return path
 
     def report(self, name: str, value: float | int | str | bool) -> None:
         """Record a named diagnostic (a number or a short string) returned with the result."""

@@ -80,4 +80,8 @@ def run_job(job: JobSpec, result_fd: int) -> int:
     send(result_fd, "predictions.npy", buf.getvalue())
     diagnostics = {k: v for k, v in ctx.diagnostics.items()}
     send(result_fd, "diagnostics.json", json.dumps(diagnostics, default=str).encode())
+    if ctx.figures:  # an analysis run's PNGs: names first, then one frame each
+        send(result_fd, "figures.json", json.dumps([name for name, _ in ctx.figures]).encode())
+        for k, (_, data) in enumerate(ctx.figures):
+            send(result_fd, f"figure-{k}.png", data)
     return 0

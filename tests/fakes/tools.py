@@ -23,6 +23,7 @@ from agent.proposers.base import (
     LeaderboardRow,
     Transport,
 )
+from experiments.workspace import Workspace
 from sandbox.errors import HarnessError
 from sandbox.results import IdeaResult, PairedDiff, ResultView, SeedResult, Stat
 
@@ -72,8 +73,9 @@ class RecordingTools:
     def __init__(self, *, max_attempts: int | None = None, max_cost: float | None = None,
                  results: Callable[[ExperimentSpec], IdeaResult] | None = None, direction: str | None = None,
                  state: dict[str, Any] | None = None, replay: list[dict[str, Any]] | None = None,
-                 leak_heldout: bool = False) -> None:
+                 leak_heldout: bool = False, workspace: Workspace | None = None) -> None:
         self.task_card = dict(CARD)
+        self.workspace = workspace  # None: the session offers no file tools
         self.baselines = [BaselineRow(name="vanilla_soft", pgr=0.2, pgr_ci95=0.06),
                           BaselineRow(name="confident_only", pgr=0.28, pgr_ci95=0.02)]
         self.direction = direction
