@@ -32,10 +32,11 @@ from agent.proposers.base import (
     Proposer,
     Transport,
 )
-from agent.racing import lower_bound, make_racer
+from agent.racing import make_racer
 from agent.session_setup import SessionContext, seed_runs
 from experiments.forum import Forum
 from experiments.layout import PENDING_CALLS_FILE, UNATTACHED_USAGE_FILE
+from experiments.ranking import result_bound, result_key
 from experiments.schemas import Attempt, SessionStatus, TokenUsage
 from sandbox.errors import BudgetExhaustedError, HarnessError
 from sandbox.results import IdeaResult
@@ -56,8 +57,9 @@ class SessionOutcome(BaseModel):
     attempts: int = Field(description="Attempts recorded in this session, all runs included.")
     stop_reason: str = Field(description="Why the loop stopped, in words.")
     ending: Ending = Field("finished", description="finished, budget, failed or interrupted.")
-    best_attempt: str | None = Field(None, description="Attempt id with the best dev PGR mean.")
+    best_attempt: str | None = Field(None, description="The best attempt (experiments/ranking.py), rejected ones left out.")
     best_pgr: float | None = Field(None, description="That attempt's dev PGR mean.")
+    best_lower: float | None = Field(None, description="That attempt's lower 95% bound of dev PGR (what ranks).")
     cost_usd: float = Field(0.0, description="Model cost of the session, all runs and calls included.")
     resume_command: str | None = Field(None, description="How to continue, when interrupted or failed.")
     replay_mismatches: int = Field(0, description="In a replay: requests that differed from the recording.")
@@ -169,10 +171,7 @@ class LoopTools:
         self.ctx.in_flight = None
         self.tracker.attempts += 1
         self.tracker.seed_runs += seed_runs(result)
-        if result.pgr is not None:
-            if self.tracker.best_pgr is None or result.pgr.mean > self.tracker.best_pgr:
-                self.tracker.best_pgr = result.pgr.mean
-                self.ctx.best = (attempt.attempt_id, result.pgr.mean)
+        self.ctx.update_best()
         self.reporter.attempt_done(self.tracker.attempts, attempt.attempt_id, spec.name, result.for_proposer().model_dump(),
                                    result.status, self.ctx.best, self.tracker.status())
         if self.transfer is not None:  # a new leader is scored on the transfer task at once
@@ -231,13 +230,20 @@ class LoopTools:
 
     # --- looking around ----------------------------------------------------------------
     def leaderboard(self, limit: int = 10) -> list[LeaderboardRow]:
-        scored = [(a, a.result) for a in self.ctx.attempts if a.result is not None and lower_bound(a.result) is not None]
-        scored.sort(key=lambda pair: -lower_bound(pair[1]))  # type: ignore[operator]  # leaders by lower bound
-        return [LeaderboardRow(
-            attempt_id=a.attempt_id, name=a.name, status=a.status, pgr=r.pgr.mean,  # type: ignore[union-attr]
-            pgr_ci95=r.pgr_ci95, dev_acc=r.dev_acc.mean if r.dev_acc else None,
+        """The session's leaders by the one ranking; rejected attempts follow, unranked, with their notes."""
+        rejected = [a for a in self.ctx.attempts if a.attempt_id in self.ctx.rejected and result_key(a.result)]
+        return [self._row(a) for a in self.ctx.ranked_attempts()[:limit]] + [self._row(a) for a in rejected]
+
+    def _row(self, a: Attempt) -> LeaderboardRow:
+        r = a.result
+        assert r is not None and r.pgr is not None  # only ranked (scored) attempts reach here
+        return LeaderboardRow(
+            attempt_id=a.attempt_id, name=a.name, status=a.status, pgr=r.pgr.mean, pgr_ci95=r.pgr_ci95,
+            pgr_lower=result_bound(r), dev_acc=r.dev_acc.mean if r.dev_acc else None,
             vs_vanilla=r.vs_vanilla.mean if r.vs_vanilla else None,
-            vs_vanilla_p=r.vs_vanilla.p_value if r.vs_vanilla else None) for a, r in scored[:limit]]
+            vs_vanilla_p=r.vs_vanilla.p_value if r.vs_vanilla else None,
+            review=self.ctx.reviews.get(a.attempt_id, (None, None))[0],
+            review_note=self.ctx.reviews.get(a.attempt_id, (None, None))[1])
 
     def show_attempt(self, attempt_id: str) -> AttemptView:
         match = [a for a in self.ctx.attempts if a.attempt_id.startswith(attempt_id)]
@@ -330,6 +336,7 @@ def outcome(ctx: SessionContext, reason: str, ending: Ending) -> SessionOutcome:
     return SessionOutcome(
         session_id=ctx.session_id, attempts=len(ctx.attempts), stop_reason=reason, ending=ending,
         best_attempt=ctx.best[0] if ctx.best else None, best_pgr=ctx.best[1] if ctx.best else None,
+        best_lower=ctx.best[2] if ctx.best else None,
         cost_usd=ctx.tracker.cost_usd,
         resume_command=f"aar research --resume {ctx.session_id}" if ending in ("interrupted", "failed") else None,
     )

@@ -46,7 +46,7 @@ def research_cmd(
     max_attempts: int | None = typer.Option(None, "--max-attempts", min=1, help="Attempt budget."),
     max_cost: float | None = typer.Option(None, "--max-cost", min=0.0, help="Cost budget in USD."),
     max_time: str | None = typer.Option(None, "--max-time", help="Time budget: 90s, 15m, 2h."),
-    target_pgr: float | None = typer.Option(None, "--target-pgr", help="Stop once dev PGR reaches this."),
+    target_pgr: float | None = typer.Option(None, "--target-pgr", help="Stop once the best attempt's lower 95% bound of dev PGR reaches this."),
     seeds: int = typer.Option(3, "--seeds", min=1, max=16, help="Seeds per experiment."),
     direction: str | None = typer.Option(None, "--direction", help="Starting research direction."),
     resume: str | None = typer.Option(None, "--resume", help="Continue this session."),
@@ -100,8 +100,8 @@ def research_cmd(
     if json_out:
         print_json(result.model_dump())
     else:
-        best = (f"best PGR {result.best_pgr:+.3f} ({result.best_attempt})" if result.best_pgr is not None
-                else "no scored attempt")
+        best = (f"best PGR {result.best_pgr:+.3f}, lower 95% bound {result.best_lower:+.3f} ({result.best_attempt})"
+                if result.best_pgr is not None and result.best_lower is not None else "no scored attempt")
         console.print(f"session {result.session_id}: {result.attempts} attempts, {best}; "
                       f"stopped: {result.stop_reason}")
         if result.resume_command:
@@ -146,7 +146,8 @@ def _run_group(config: ResearchConfig, researchers: int, json_out: bool) -> None
 
 def _print_group(group: GroupOutcome) -> None:
     for r in group.researchers:
-        best = f"{r.best_pgr:+.3f}" if r.best_pgr is not None else "—"
+        best = (f"{r.best_pgr:+.3f} (lower 95% bound {r.best_lower:+.3f})"
+                if r.best_pgr is not None and r.best_lower is not None else "—")
         console.print(f"{r.session_id}: {r.attempts} attempts, best PGR {best}; "
                       f"direction: {group.directions.get(r.session_id)}", highlight=False)
     s = group.summary

@@ -59,9 +59,13 @@ class LeaderboardRow(BaseModel):
     status: str = Field(description="Attempt status.")
     pgr: float = Field(description="Dev PGR mean over seeds.")
     pgr_ci95: float | None = Field(None, description="Half-width of the 95% CI of dev PGR.")
+    pgr_lower: float | None = Field(None, description="Lower 95% bound of dev PGR: what the leaders are ranked by.")
     vs_vanilla: float | None = Field(None, description="Paired dev PGR difference against vanilla.")
     vs_vanilla_p: float | None = Field(None, description="p-value of that paired difference.")
     dev_acc: float | None = Field(None, description="Dev transfer accuracy.")
+    review: str | None = Field(None, description="A human's latest verdict: accept (reviewed) or reject "
+                                                 "(unranked: do not build on it).")
+    review_note: str | None = Field(None, description="What the reviewer said.")
 
 
 class BudgetStatus(BaseModel):

@@ -30,7 +30,8 @@ from agent.proposers.search_space import (
     normalize,
     render_idea,
 )
-from agent.racing import UNTESTED_PENALTY
+from experiments.ranking import RankKey, rank_key
+from experiments.ranking import ranked as rank
 
 GENOME_PREFIX = "genome: "
 
@@ -83,10 +84,10 @@ def _family_genes(direction: str | None) -> tuple[str | None, list[str]]:
     return None, list(GENES)
 
 
-def score_of(result: dict[str, Any]) -> float:
-    """What ranks results: the lower 95% bound of dev PGR (mean minus the CI half-width)."""
-    ci = result.get("ci95")
-    return result["pgr"] - (ci if ci is not None else UNTESTED_PENALTY)
+def rank_of(result: dict[str, Any]) -> RankKey | None:
+    """What ranks results (experiments/ranking.py); a result a human rejected ranks not at all,
+    so it never parents a later genome."""
+    return None if result.get("rejected") else rank_key(result["pgr"], result.get("ci95"))
 
 
 def choose_next(request: dict[str, Any]) -> dict[str, Any]:
@@ -99,7 +100,7 @@ def choose_next(request: dict[str, Any]) -> dict[str, Any]:
     tried = {r["key"] for r in request["results"]}
     shared = [r for r in request.get("shared", []) if set(r.get("genome", {})) == set(BASE)]
     results = [{**r, "genome": {**BASE, **r["genome"]}, "index": i} for i, r in enumerate(request["results"])]
-    ranked = sorted((r for r in results if r["pgr"] is not None), key=lambda r: -score_of(r))
+    ranked = rank(results, rank_of)
     starts = starts_for_task if family is None else [{}] + [mutate(BASE, rng, genes, 1, space) for _ in range(3)]
     for start in starts:
         genome = normalize({**BASE, **start})
@@ -145,8 +146,7 @@ class OfflineProposer(Proposer):
             request = {"kind": "offline-search", "seed": self.config.seed, "step": state["step"],
                        "direction": self.config.direction or tools.direction,
                        # session-independent (no attempt ids), so a replay sends the same requests
-                       "results": [{k: r.get(k) for k in ("key", "genome", "pgr", "ci95")}
-                                   for r in state["results"]],
+                       "results": [self._seen(r) for r in state["results"]],
                        "card": {"key": card.get("cache_key"), "classes": card.get("classes"),
                                 "n_unlabeled": card.get("n_unlabeled"), "layers": layers,
                                 "kind": card.get("kind", "features")},
@@ -177,6 +177,13 @@ class OfflineProposer(Proposer):
             state["step"] += 1
             self._maybe_post(tools, state, name, feedback, genome, pgr)
             tools.save_state(state)
+
+    @staticmethod
+    def _seen(result: dict[str, Any]) -> dict[str, Any]:
+        """What the search policy sees of one result (no attempt ids: a replay sends the same
+        requests); ``rejected`` only where a human rejected it, so older recordings still match."""
+        seen = {k: result.get(k) for k in ("key", "genome", "pgr", "ci95")}
+        return {**seen, "rejected": True} if result.get("rejected") else seen
 
     @staticmethod
     def _shared_genomes(tools: ResearchTools) -> list[dict[str, Any]]:
