@@ -38,6 +38,8 @@ from experiments.forum import Forum
 from experiments.layout import PENDING_CALLS_FILE, UNATTACHED_USAGE_FILE
 from experiments.ranking import result_bound, result_key
 from experiments.schemas import Attempt, SessionStatus, TokenUsage
+from experiments.steering import Delivery
+from experiments.steering import inbox as steering_inbox
 from sandbox.errors import BudgetExhaustedError, HarnessError
 from sandbox.results import IdeaResult
 
@@ -48,6 +50,7 @@ EXIT_CODES: dict[Ending, int] = {"finished": 0, "budget": 0, "failed": 1, "inter
 SESSION_STATUS: dict[Ending, SessionStatus] = {"finished": "finished", "budget": "finished", "failed": "failed",
                                               "interrupted": "interrupted"}
 MAX_REFUSALS = 20  # repeats in a row before the session stops (a proposer stuck on one idea)
+STEERING_KEY = "steering"  # a transcript entry holding what reached the researcher (reviews, messages)
 
 
 class SessionOutcome(BaseModel):
@@ -94,6 +97,8 @@ class LoopTools:
         self.racer = make_racer(ctx)
         self.transfer = TransferWatch(ctx, ctx.config.run.transfer_task) if ctx.config.run.transfer_task else None
         self.refusals = 0
+        self.delivered = {d["id"] for e in [*(e for a in ctx.attempts for e in a.transcript), *self._pending]
+                          for d in e.get(STEERING_KEY, [])}  # what earlier runs delivered: never twice
 
     def _left_over_calls(self) -> list[dict[str, Any]]:
         """Calls an earlier run made after its last attempt (on resume): spent, and held by the
@@ -145,6 +150,7 @@ class LoopTools:
         self.reporter.model_call(usage.total_tokens, usage.cost_usd)
 
     def _replayed(self, request: dict[str, Any]) -> dict[str, Any]:
+        self._recorded_steering()  # a proposer that did not ask still gets what the original got
         if not self._recorded:
             raise ReplayExhausted("replay complete: every recorded response was used", "finished")
         entry = self._recorded.pop(0)
@@ -154,6 +160,48 @@ class LoopTools:
 
     def notice(self, text: str) -> None:
         self.reporter.step(text)
+
+    # --- steering: reviews and messages from people, between turns ------------------------
+    def inbox(self) -> list[Delivery]:
+        """What people said since the last turn (reviews of this session's attempts, messages to
+        this researcher), read from the lab, so another process's review arrives; each item once,
+        across resumes, recorded in the transcript so a replay delivers the same at the same turn."""
+        if self._recorded is not None:
+            new = self._recorded_steering()
+        else:
+            new = [d for d in steering_inbox(self.ctx.store, self.ctx.session_id, self.ctx.researcher)
+                   if d.id not in self.delivered]
+            if new:
+                self._pending.append({STEERING_KEY: [d.model_dump() for d in new], "usage": {}})
+                self._apply(new)
+        return new
+
+    def _recorded_steering(self) -> list[Delivery]:
+        """In a replay: the deliveries recorded before the next call, with attempt ids of this session."""
+        new: list[Delivery] = []
+        while self._recorded and STEERING_KEY in self._recorded[0]:
+            entry = self._recorded.pop(0)
+            self._pending.append(entry)
+            original = self.ctx.manifest.parent_session or ""
+            new += [Delivery.model_validate({**d, "attempt_id": d["attempt_id"].replace(original, self.ctx.session_id, 1)
+                                             if d.get("attempt_id") else None}) for d in entry[STEERING_KEY]]
+        self._apply(new)
+        return new
+
+    def _apply(self, new: list[Delivery]) -> None:
+        """Reviews take effect at once: a rejected attempt leaves the best, the racer's bar and
+        the leaderboard tool."""
+        for d in new:
+            self.delivered.add(d.id)
+            if d.kind == "review" and d.attempt_id and d.verdict:
+                self.ctx.reviews[d.attempt_id] = (d.verdict, d.text)
+                self.reporter.line(f"review of {d.attempt_id}: {d.verdict} ({d.author}: {d.text[:80]})")
+            else:
+                self.reporter.line(f"message from {d.author}: {d.text[:100]}")
+        if any(d.kind == "review" for d in new):
+            self.ctx.update_best()
+            if self.racer is not None:
+                self.racer.rebase(a.result for a in self.ctx.attempts if a.attempt_id not in self.ctx.rejected)
 
     # --- experiments -----------------------------------------------------------------
     def run_experiment(self, spec: ExperimentSpec) -> Feedback:

@@ -287,6 +287,15 @@ class LabIndex:
                 (row.session_id, row.researcher, row.index - 1, row.index + 1))}
         return found.get(row.index - 1), found.get(row.index + 1)
 
+    def session_reviews(self, session: str) -> list[tuple[str, int, Review]]:
+        """``(attempt_id, seq, review)`` of every review of the session's attempts, in order."""
+        self.refresh()
+        with self._db() as db:
+            return [(r["attempt_id"], r["seq"], Review(verdict=r["verdict"], note=r["note"], reviewer=r["reviewer"],
+                                             email=r["email"], created_at=r["created_at"])) for r in db.execute(
+                "SELECT rv.* FROM reviews rv JOIN attempts a USING(attempt_id) WHERE a.session_id = ? "
+                "ORDER BY rv.created_at, rv.attempt_id, rv.seq", (session,))]
+
     def latest_reviews(self, session: str | None = None) -> dict[str, tuple[str, str]]:
         """``attempt_id -> (verdict, note)`` of every reviewed attempt (of ``session``): its latest review."""
         self.refresh()

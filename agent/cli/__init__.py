@@ -14,7 +14,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-COMMAND_MODULES = ["agent.cli.harness", "agent.cli.research", "agent.cli.history", "agent.cli.ui"]
+COMMAND_MODULES = ["agent.cli.harness", "agent.cli.research", "agent.cli.history", "agent.cli.steering",
+                   "agent.cli.ui"]
 
 
 def main() -> None:

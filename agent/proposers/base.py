@@ -11,13 +11,16 @@ from __future__ import annotations
 import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
 from sandbox.errors import HarnessError, UnknownNameError
 from sandbox.registry import Registry
 from sandbox.results import ResultView
+
+if TYPE_CHECKING:
+    from experiments.steering import Delivery
 
 # How a session ended: the proposer finished, a budget stopped it, it failed, or Ctrl-C.
 Ending = Literal["finished", "budget", "failed", "interrupted"]
@@ -145,6 +148,9 @@ class ResearchTools(Protocol):
     def model_call(self, request: dict[str, Any], transport: Transport) -> dict[str, Any]:
         """Send ``request`` through ``transport`` (or, in replay, answer from the recording);
         record it for the next attempt and charge its cost. May raise BudgetStop."""
+
+    def inbox(self) -> list[Delivery]:
+        """Reviews and messages from people since the last turn (each once); call before each model call."""
 
     def run_experiment(self, spec: ExperimentSpec) -> Feedback:
         """Score the idea in the sandbox, commit the attempt, return the proposer's view of the
