@@ -49,7 +49,7 @@ class BudgetTracker:
         self.off_clock_s = 0.0  # confirmation and transfer checks of this run (not charged)
         self.analysis_s = 0.0  # sandbox seconds of analysis runs, earlier runs included (from the lab)
         self.analysis_runs = 0
-        self.best_pgr: float | None = None
+        self.best_lower: float | None = None  # the best attempt's lower 95% bound (experiments/ranking.py)
         self.stop_reason: str | None = None
         self.stop_ending: Ending = "budget"
 
@@ -111,8 +111,9 @@ class BudgetTracker:
             raise BudgetStop(f"cost budget reached (${self.cost_usd:.2f}/${b.max_cost_usd:.2f})")
         if b.max_time_s is not None and self.elapsed() >= b.max_time_s:
             raise BudgetStop(f"time budget reached ({self.elapsed():.0f}s/{b.max_time_s:.0f}s)")
-        if b.target_pgr is not None and self.best_pgr is not None and self.best_pgr >= b.target_pgr:
-            raise BudgetStop(f"target PGR reached ({self.best_pgr:.3f} ≥ {b.target_pgr})")
+        # The best attempt's lower bound, not its mean: one lucky seed does not end the session.
+        if b.target_pgr is not None and self.best_lower is not None and self.best_lower >= b.target_pgr:
+            raise BudgetStop(f"target PGR reached (lower 95% bound {self.best_lower:.3f} ≥ {b.target_pgr})")
 
     def status(self) -> dict[str, float | int | None]:
         b = self.budgets

@@ -1,11 +1,10 @@
-"""Confirmation and transfer checks, never charged to the session's budgets: each new best idea (by lower
-bound) is scored on a second task as soon as it leads (``TransferWatch``); at the end the top
+"""Confirmation and transfer checks, never charged to the session's budgets: each new best idea (by
+experiments/ranking.py; rejected ideas are never picked) is scored on a second task as soon as it leads (``TransferWatch``); at the end the top
 ideas are re-run on fresh seeds, and the final best on the second task if not done yet."""
 
 from __future__ import annotations
 
 from agent.progress import Reporter
-from agent.racing import lower_bound
 from agent.session_setup import SessionContext
 from experiments.checks import IdeaCheck, add_checks, load_checks
 from experiments.schemas import Attempt
@@ -15,9 +14,9 @@ from sandbox.scoring.evaluator import Evaluator
 from sandbox.tasks import get_task
 
 
-def top_attempts(attempts: list[Attempt], n: int) -> list[Attempt]:
-    scored = [a for a in attempts if a.result is not None and lower_bound(a.result) is not None]
-    return sorted(scored, key=lambda a: -lower_bound(a.result))[:n]  # type: ignore[arg-type,operator]
+def top_attempts(ctx: SessionContext, n: int) -> list[Attempt]:
+    """The session's ``n`` best attempts by the one ranking, rejected ones left out."""
+    return ctx.ranked_attempts()[:n]
 
 
 def _check(evaluator: Evaluator, attempt: Attempt, kind: str, seeds: list[int]) -> IdeaCheck:
@@ -34,7 +33,7 @@ def run_checks(ctx: SessionContext, confirm_top: int, confirm_seeds: int, transf
                reporter: Reporter) -> list[IdeaCheck]:
     """Confirm the top ideas on ``confirm_seeds`` fresh seeds, scored on dev's confirmation part
     (rows whose scores the search never saw) and held-out; transfer the best to ``transfer_task``."""
-    top = top_attempts(ctx.attempts, max(confirm_top, 1 if transfer_task else 0))
+    top = top_attempts(ctx, max(confirm_top, 1 if transfer_task else 0))
     checks: list[IdeaCheck] = []
     used = max([len(a.result.seeds) for a in ctx.attempts if a.result] + [len(ctx.manifest.seeds)])
     fresh = list(range(used, used + confirm_seeds))
@@ -71,7 +70,7 @@ class TransferWatch:
 
     def check_best(self, reporter: Reporter) -> IdeaCheck | None:
         """The transfer check of the current leader, or None if it has one (or checks cannot run)."""
-        top = top_attempts(self.ctx.attempts, 1)
+        top = top_attempts(self.ctx, 1)
         if not top or top[0].attempt_id in self.checked or self.failed:
             return None
         try:

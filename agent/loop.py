@@ -35,11 +35,14 @@ from agent.proposers.base import (
     Proposer,
     Transport,
 )
-from agent.racing import lower_bound, make_racer
+from agent.racing import make_racer
 from agent.session_setup import SessionContext, seed_runs
 from experiments.forum import Forum
 from experiments.layout import PENDING_CALLS_FILE, UNATTACHED_USAGE_FILE, StoreError
+from experiments.ranking import result_bound, result_key
 from experiments.schemas import Attempt, SessionStatus, TokenUsage, slug, utc_now
+from experiments.steering import Delivery
+from experiments.steering import inbox as steering_inbox
 from experiments.store import resume_command
 from experiments.workspace import Workspace
 from sandbox.errors import BudgetExhaustedError, HarnessError
@@ -54,6 +57,7 @@ EXIT_CODES: dict[Ending, int] = {"finished": 0, "budget": 0, "failed": 1, "inter
 SESSION_STATUS: dict[Ending, SessionStatus] = {"finished": "finished", "budget": "finished", "failed": "failed",
                                               "interrupted": "interrupted"}
 MAX_REFUSALS = 20  # repeats in a row before the session stops (a proposer stuck on one idea)
+STEERING_KEY = "steering"  # a transcript entry holding what reached the researcher (reviews, messages)
 
 
 class SessionOutcome(BaseModel):
@@ -63,8 +67,9 @@ class SessionOutcome(BaseModel):
     attempts: int = Field(description="Attempts recorded in this session, all runs included.")
     stop_reason: str = Field(description="Why the loop stopped, in words.")
     ending: Ending = Field("finished", description="finished, budget, failed or interrupted.")
-    best_attempt: str | None = Field(None, description="Attempt id with the best dev PGR mean.")
+    best_attempt: str | None = Field(None, description="The best attempt (experiments/ranking.py), rejected ones left out.")
     best_pgr: float | None = Field(None, description="That attempt's dev PGR mean.")
+    best_lower: float | None = Field(None, description="That attempt's lower 95% bound of dev PGR (what ranks).")
     cost_usd: float = Field(0.0, description="Model cost of the session, all runs and calls included.")
     resume_command: str | None = Field(None, description="How to continue, when interrupted or failed.")
     replay_mismatches: int = Field(0, description="In a replay: requests that differed from the recording.")
@@ -99,6 +104,8 @@ class LoopTools:
         self.racer = make_racer(ctx)
         self.transfer = TransferWatch(ctx, ctx.config.run.transfer_task) if ctx.config.run.transfer_task else None
         self.refusals = 0
+        self.delivered = {d["id"] for e in [*(e for a in ctx.attempts for e in a.transcript), *self._pending]
+                          for d in e.get(STEERING_KEY, [])}  # what earlier runs delivered: never twice
         # The researcher's files: what the session's branch holds (a resumed session's), else empty.
         self.workspace = Workspace.from_tree(ctx.store.objects, ctx.store.workspace_tree(ctx.session_id))
         # Analysis time spent before a resume is read back from the runs the lab holds.
@@ -164,6 +171,7 @@ class LoopTools:
         self.reporter.model_call(usage.total_tokens, usage.cost_usd)
 
     def _replayed(self, request: dict[str, Any]) -> dict[str, Any]:
+        self._recorded_steering()  # a proposer that did not ask still gets what the original got
         if not self._recorded:
             raise ReplayExhausted("replay complete: every recorded response was used", "finished")
         entry = self._recorded.pop(0)
@@ -173,6 +181,48 @@ class LoopTools:
 
     def notice(self, text: str) -> None:
         self.reporter.step(text)
+
+    # --- steering: reviews and messages from people, between turns ------------------------
+    def inbox(self) -> list[Delivery]:
+        """What people said since the last turn (reviews of this session's attempts, messages to
+        this researcher), read from the lab, so another process's review arrives; each item once,
+        across resumes, recorded in the transcript so a replay delivers the same at the same turn."""
+        if self._recorded is not None:
+            new = self._recorded_steering()
+        else:
+            new = [d for d in steering_inbox(self.ctx.store, self.ctx.session_id, self.ctx.researcher)
+                   if d.id not in self.delivered]
+            if new:
+                self._pending.append({STEERING_KEY: [d.model_dump() for d in new], "usage": {}})
+                self._apply(new)
+        return new
+
+    def _recorded_steering(self) -> list[Delivery]:
+        """In a replay: the deliveries recorded before the next call, with attempt ids of this session."""
+        new: list[Delivery] = []
+        while self._recorded and STEERING_KEY in self._recorded[0]:
+            entry = self._recorded.pop(0)
+            self._pending.append(entry)
+            original = self.ctx.manifest.parent_session or ""
+            new += [Delivery.model_validate({**d, "attempt_id": d["attempt_id"].replace(original, self.ctx.session_id, 1)
+                                             if d.get("attempt_id") else None}) for d in entry[STEERING_KEY]]
+        self._apply(new)
+        return new
+
+    def _apply(self, new: list[Delivery]) -> None:
+        """Reviews take effect at once: a rejected attempt leaves the best, the racer's bar and
+        the leaderboard tool."""
+        for d in new:
+            self.delivered.add(d.id)
+            if d.kind == "review" and d.attempt_id and d.verdict:
+                self.ctx.reviews[d.attempt_id] = (d.verdict, d.text)
+                self.reporter.line(f"review of {d.attempt_id}: {d.verdict} ({d.author}: {d.text[:80]})")
+            else:
+                self.reporter.line(f"message from {d.author}: {d.text[:100]}")
+        if any(d.kind == "review" for d in new):
+            self.ctx.update_best()
+            if self.racer is not None:
+                self.racer.rebase(a.result for a in self.ctx.attempts if a.attempt_id not in self.ctx.rejected)
 
     # --- experiments -----------------------------------------------------------------
     def run_experiment(self, spec: ExperimentSpec) -> Feedback:
@@ -190,10 +240,7 @@ class LoopTools:
         self.ctx.in_flight = None
         self.tracker.attempts += 1
         self.tracker.seed_runs += seed_runs(result)
-        if result.pgr is not None:
-            if self.tracker.best_pgr is None or result.pgr.mean > self.tracker.best_pgr:
-                self.tracker.best_pgr = result.pgr.mean
-                self.ctx.best = (attempt.attempt_id, result.pgr.mean)
+        self.ctx.update_best()
         # the stored figures, as the best beside them (the model gets the rounded feedback)
         self.reporter.attempt_done(self.tracker.attempts, attempt.attempt_id, spec.name, result.model_dump(mode="json"),
                                    result.status, self.ctx.best, self.tracker.status())
@@ -297,13 +344,20 @@ class LoopTools:
 
     # --- looking around ----------------------------------------------------------------
     def leaderboard(self, limit: int = 10) -> list[LeaderboardRow]:
-        scored = [(a, a.result) for a in self.ctx.attempts if a.result is not None and lower_bound(a.result) is not None]
-        scored.sort(key=lambda pair: -lower_bound(pair[1]))  # type: ignore[operator]  # leaders by lower bound
-        return [LeaderboardRow(
-            attempt_id=a.attempt_id, name=a.name, status=a.status, pgr=r.pgr.mean,  # type: ignore[union-attr]
-            pgr_ci95=r.pgr_ci95, dev_acc=r.dev_acc.mean if r.dev_acc else None,
+        """The session's leaders by the one ranking; rejected attempts follow, unranked, with their notes."""
+        rejected = [a for a in self.ctx.attempts if a.attempt_id in self.ctx.rejected and result_key(a.result)]
+        return [self._row(a) for a in self.ctx.ranked_attempts()[:limit]] + [self._row(a) for a in rejected]
+
+    def _row(self, a: Attempt) -> LeaderboardRow:
+        r = a.result
+        assert r is not None and r.pgr is not None  # only ranked (scored) attempts reach here
+        return LeaderboardRow(
+            attempt_id=a.attempt_id, name=a.name, status=a.status, pgr=r.pgr.mean, pgr_ci95=r.pgr_ci95,
+            pgr_lower=result_bound(r), dev_acc=r.dev_acc.mean if r.dev_acc else None,
             vs_vanilla=r.vs_vanilla.mean if r.vs_vanilla else None,
-            vs_vanilla_p=r.vs_vanilla.p_value if r.vs_vanilla else None) for a, r in scored[:limit]]
+            vs_vanilla_p=r.vs_vanilla.p_value if r.vs_vanilla else None,
+            review=self.ctx.reviews.get(a.attempt_id, (None, None))[0],
+            review_note=self.ctx.reviews.get(a.attempt_id, (None, None))[1])
 
     def _find_attempt(self, attempt_id: str) -> Attempt:
         """An attempt of this session by id or prefix, else one of any session of the lab."""
@@ -423,6 +477,7 @@ def outcome(ctx: SessionContext, reason: str, ending: Ending) -> SessionOutcome:
     return SessionOutcome(
         session_id=ctx.session_id, attempts=len(ctx.attempts), stop_reason=reason, ending=ending,
         best_attempt=ctx.best[0] if ctx.best else None, best_pgr=ctx.best[1] if ctx.best else None,
+        best_lower=ctx.best[2] if ctx.best else None,
         cost_usd=ctx.tracker.cost_usd,
         resume_command=resume_command(ctx.store.path, ctx.session_id) if ending in ("interrupted", "failed") else None,
     )

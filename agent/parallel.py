@@ -18,6 +18,8 @@ from agent.progress import Reporter
 from agent.session_setup import ResearchConfig, SharedResources
 from experiments.forum import Forum
 from experiments.layout import member_session, members, researcher_id
+from experiments.ranking import best as ranking_best
+from experiments.ranking import is_rejected, result_bound, result_key
 from experiments.schemas import new_session_id
 from experiments.store import LabStore
 from sandbox.execution.base import ExecutorOptions
@@ -162,13 +164,14 @@ def summarise(store: LabStore, group: str, results: list[SessionOutcome],
     for r in results:
         manifest = store.manifest(r.session_id)
         attempts = store.attempts(r.session_id)
-        scored = [a for a in attempts if a.result is not None and a.result.pgr is not None]
-        best = max(scored, key=lambda a: a.result.pgr.mean, default=None)  # type: ignore[union-attr]
+        rejected = {aid for aid, (verdict, _) in store.index.latest_reviews(r.session_id).items() if is_rejected(verdict)}
+        best = ranking_best((a for a in attempts if a.attempt_id not in rejected), lambda a: result_key(a.result))
         families[r.session_id] = Counter(idea_family(a.code) for a in attempts)
         per_direction[r.session_id] = {
             "direction": manifest.direction, "attempts": len(attempts),
             "best": None if best is None else {"attempt_id": best.attempt_id, "name": best.name,
-                                               "pgr": best.result.pgr.mean}}  # type: ignore[union-attr]
+                                               "pgr": best.result.pgr.mean,  # type: ignore[union-attr]
+                                               "pgr_lower": result_bound(best.result)}}
     findings = Forum(store).findings(limit=10, session_prefix=group)
     return {"per_direction": per_direction, "families": {k: dict(v) for k, v in families.items()},
             "family_overlap": family_overlap(families), "converged": converged(per_direction),

@@ -23,6 +23,11 @@ def _fmt_pgr(result: dict[str, Any] | None) -> str:
     return f"{result['pgr']['mean']:+.3f}" + (f" ± {ci:.3f}" if ci is not None else "")
 
 
+def best_text_of(best: tuple[str, float, float]) -> str:
+    """The best attempt's PGR mean and the lower 95% bound it is ranked by."""
+    return f"{best[1]:+.3f} (lower {best[2]:+.3f})"
+
+
 def seed_runs_text(budget: dict[str, Any]) -> str:
     """Seed-runs spent (one idea on one seed: what racing spends), and what the budget has left."""
     used, left = budget.get("seed_runs_used") or 0, budget.get("seed_runs_left")
@@ -53,10 +58,10 @@ class Reporter:
         self.state["cost"] += cost
 
     def attempt_done(self, n: int, attempt_id: str, name: str, result: dict[str, Any] | None,
-                     status: str, best: tuple[str, float] | None, budget: dict[str, Any]) -> None:
+                     status: str, best: tuple[str, float, float] | None, budget: dict[str, Any]) -> None:
         self.state.update(n=n, best=best, budget=budget,
                           last=f"{name[:50]}: {status} {_fmt_pgr(result)}")
-        best_text = f"best {best[1]:+.3f} ({best[0]})" if best else "best —"
+        best_text = f"best {best_text_of(best)} ({best[0]})" if best else "best —"
         self.line(f"attempt {n} {attempt_id} {status} PGR {_fmt_pgr(result)} | {best_text} | "
                   f"seed-runs {seed_runs_text(budget)} | {name[:60]}")
 
@@ -84,7 +89,7 @@ class LiveReporter(Reporter):
         rows = [
             ("attempt", f"{s['n']}" + (f" of {total}" if total else "")),  # no total: a time or cost budget
             ("step", rich_text(s["step"], 90)),
-            ("best PGR", rich_text(f"{best[1]:+.3f} ({best[0]})" if best else "—")),
+            ("best PGR", rich_text(f"{best_text_of(best)} ({best[0]})" if best else "—")),
             ("last", rich_text(s.get("last") or "—")),
             ("seed-runs", seed_runs_text(budget)),
             ("tokens / cost", f"{s['tokens']:,} / ${s['cost']:.2f}"),

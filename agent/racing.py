@@ -2,8 +2,9 @@
 
 Every idea runs on the first rung of the ladder (e.g. 1 seed). It climbs to the next rung
 (3, then 8 seeds) when its mean so far reaches the bar: the current leader's lower 95% bound
-(or, before any leader, always). Leaders are ranked by that lower bound, so a lucky one-seed
-result can never lead; seed-runs, not ideas, are what the scoring budget counts.
+(or, before any leader, always). Leaders are ranked by experiments/ranking.py (that lower bound;
+rejected attempts never lead), so a lucky one-seed result can never lead; seed-runs, not ideas,
+are what the scoring budget counts.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.session_setup import parse_ladder
-from experiments.index import UNTESTED_PENALTY
+from experiments.ranking import UNTESTED_PENALTY
+from experiments.ranking import result_bound as lower_bound
 from sandbox.results import IdeaResult
 
 __all__ = ["DEFAULT_LADDER", "UNTESTED_PENALTY", "Racer", "lower_bound", "make_racer", "parse_ladder"]
@@ -24,13 +26,6 @@ if TYPE_CHECKING:
     from sandbox.scoring.evaluator import Evaluator
 
 DEFAULT_LADDER = (1, 3, 8)
-
-
-def lower_bound(result: IdeaResult) -> float | None:
-    """Dev PGR mean minus its 95% half-width (one seed: minus a penalty that keeps it from leading)."""
-    if result.status != "ok" or result.pgr is None:
-        return None
-    return result.pgr.mean - (result.pgr_ci95 if result.pgr_ci95 is not None else UNTESTED_PENALTY)
 
 
 @dataclass
@@ -47,6 +42,11 @@ class Racer:
             bound = None if result is None else lower_bound(result)
             if bound is not None and (self.leader is None or bound > self.leader):
                 self.leader = bound
+
+    def rebase(self, results: Iterable[IdeaResult | None]) -> None:
+        """Forget the leader and take the best of ``results`` (after a review rejected one)."""
+        self.leader = None
+        self.observe(results)
 
     def promising(self, result: IdeaResult) -> bool:
         return result.status == "ok" and result.pgr is not None and (
@@ -71,5 +71,5 @@ def make_racer(ctx: SessionContext) -> Racer | None:
     if not ladder:
         return None
     racer = Racer(ctx.evaluator, ladder)
-    racer.observe(a.result for a in ctx.attempts)
+    racer.observe(a.result for a in ctx.attempts if a.attempt_id not in ctx.rejected)
     return racer

@@ -16,6 +16,7 @@ from agent.budget import BudgetTracker
 from agent.proposers.base import ExperimentSpec
 from experiments.gitobjects import LAB_READ_ERRORS
 from experiments.layout import StoreError
+from experiments.ranking import is_rejected, ranked, result_key
 from experiments.schemas import (
     Attempt,
     RunConfig,
@@ -98,13 +99,30 @@ class SessionContext:
     tracker: BudgetTracker
     researcher: str
     attempts: list[Attempt] = field(default_factory=list)
-    best: tuple[str, float] | None = None
+    best: tuple[str, float, float] | None = None  # (attempt id, PGR mean, lower bound): see update_best
+    reviews: dict[str, tuple[str, str]] = field(default_factory=dict)  # attempt id -> latest (verdict, note)
     in_flight: ExperimentSpec | None = None
     baseline_summary: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def card(self) -> TaskCard:
         return self.evaluator.card
+
+    @property
+    def rejected(self) -> dict[str, str]:
+        """``attempt id -> note`` of the attempts whose latest review rejects them."""
+        return {aid: note for aid, (verdict, note) in self.reviews.items() if is_rejected(verdict)}
+
+    def ranked_attempts(self) -> list[Attempt]:
+        """This session's attempts by the one ranking (experiments/ranking.py), rejected ones left out."""
+        return ranked((a for a in self.attempts if a.attempt_id not in self.rejected), lambda a: result_key(a.result))
+
+    def update_best(self) -> None:
+        """Recompute the best attempt (after a new result or a review) and the --target-pgr figure."""
+        top = next(iter(self.ranked_attempts()), None)
+        key = None if top is None else result_key(top.result)
+        self.best = None if top is None or key is None else (top.attempt_id, key[1], key[0])
+        self.tracker.best_lower = None if key is None else key[0]
 
     def new_attempt(self, index: int, spec: ExperimentSpec, result: IdeaResult | None, status: str,
                     log: str, transcript: list[dict[str, Any]], usage: TokenUsage) -> Attempt:
@@ -292,10 +310,8 @@ def _context(config: ResearchConfig, store: LabStore, manifest: SessionManifest,
     ctx = SessionContext(session_id=manifest.session_id, config=config, manifest=manifest, store=store, cache=cache,
                          evaluator=evaluator, tracker=tracker, researcher=config.run.researcher,
                          attempts=list(attempts))
-    for a in attempts:
-        if a.result and a.result.pgr and (ctx.best is None or a.result.pgr.mean > ctx.best[1]):
-            ctx.best = (a.attempt_id, a.result.pgr.mean)
-    tracker.best_pgr = ctx.best[1] if ctx.best else None
+    ctx.reviews = store.index.latest_reviews(manifest.session_id)
+    ctx.update_best()
     if manifest.baselines_deferred:
         # Scoring needs the vanilla reference (paired comparison) before the first attempt; the
         # other baselines wait for complete_baselines, and the proposer is shown none.

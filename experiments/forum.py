@@ -11,11 +11,10 @@ import secrets
 
 from pydantic import BaseModel, Field
 
-from experiments.gitobjects import BLOB_MODE, RefConflict, identity
+from experiments.steering import publish
 from experiments.store import LabStore
 
 FORUM_REF = "refs/heads/forum"
-RETRIES = 5
 
 
 class Finding(BaseModel):
@@ -43,24 +42,10 @@ class Forum:
         finding = Finding(id=secrets.token_hex(4), session_id=session_id, researcher=researcher,
                           direction=direction, title=title.strip()[:200], body=body.strip()[:4000],
                           attempt_id=attempt_id, created_at=now.isoformat(timespec="seconds"))
-        objects = self.store.objects
         path = f"posts/{now.strftime('%Y%m%dT%H%M%S%f')}-{finding.id}.json"
-        blob = objects.blob(finding.model_dump_json(indent=1))
         message = f"finding: {finding.title[:72]}\n\nAar-Kind: finding\nAar-Session: {session_id}\n"
-        for attempt_no in range(RETRIES):
-            with self.store.lock():
-                head = objects.ref_sha(FORUM_REF)
-                root = objects.commit_tree(head) if head else None
-                tree = objects.put(root, path, (blob, BLOB_MODE))
-                me = identity(self.store.repo)
-                sha = objects.commit(tree, [head] if head else [], message, me, me)
-                try:
-                    objects.update_ref(FORUM_REF, sha, head, "finding")
-                    return finding
-                except RefConflict:
-                    if attempt_no == RETRIES - 1:
-                        raise
-        raise AssertionError("unreachable")
+        publish(self.store, FORUM_REF, path, finding.model_dump_json(indent=1), message)
+        return finding
 
     def findings(self, limit: int | None = None, session_prefix: str | None = None) -> list[Finding]:
         """Newest first; optionally only those of sessions whose id starts with a prefix."""

@@ -21,6 +21,7 @@ from experiments.layout import (
     UNATTACHED_USAGE_PATH,
     StoreError,
 )
+from experiments.ranking import SQL_ORDER, SQL_RANKS, UNTESTED_PENALTY, lower_bound
 from experiments.reviews import NOTES_REF, read_all_notes
 from experiments.schemas import AttemptSummary, Review, SessionSummary, TokenUsage
 from sandbox.errors import HarnessError
@@ -33,9 +34,9 @@ if TYPE_CHECKING:
 
 INDEX_FILE = "aar-index.sqlite"
 SCHEMA_VERSION = "2"
-SORTS = ("time", "pgr", "lcb", "index")
-# The lower 95% bound of dev PGR; a one-seed result (no interval) is pushed down by this much.
-UNTESTED_PENALTY = 1.0
+SORTS = ("time", "pgr", "lcb", "index")  # pgr and lcb: both the one ranking (experiments/ranking.py)
+ORDERS = {"time": "a.created_at DESC, a.idx DESC", "pgr": SQL_ORDER, "lcb": SQL_ORDER,
+          "index": "a.idx, a.researcher, a.created_at"}
 _DDL = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS heads(ref TEXT PRIMARY KEY, sha TEXT NOT NULL);
@@ -208,10 +209,10 @@ class LabIndex:
 
     # -- queries -------------------------------------------------------------------------
     def _summaries(self, db: sqlite3.Connection, where: str, args: list[Any], order: str,
-                   limit: int | None) -> list[AttemptSummary]:
+                   limit: int | None, offset: int = 0) -> list[AttemptSummary]:
         sql = f"SELECT a.* FROM attempts a JOIN sessions s USING(session_id) {where} ORDER BY {order}"
         if limit:
-            sql += f" LIMIT {int(limit)}"
+            sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
         rows = db.execute(sql, args).fetchall()
         latest = {r["attempt_id"]: r for r in db.execute(
             "SELECT attempt_id, verdict, note FROM reviews ORDER BY attempt_id, seq")}
@@ -224,29 +225,84 @@ class LabIndex:
         if sort not in SORTS:
             raise StoreError(f"unknown sort {sort!r}: use one of {', '.join(SORTS)}")
         self.refresh()
-        clauses, args = [], []
-        for column, value in (("a.session_id", session), ("a.task", task), ("a.researcher", researcher)):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                args.append(value)
-        if statuses:
-            clauses.append(f"a.status IN ({','.join('?' * len(statuses))})")
-            args.extend(statuses)
-        if not include_replays:
-            clauses.append("s.proposer != 'replay'")
-        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-        order = {"time": "a.created_at DESC, a.idx DESC",
-                 "pgr": "a.pgr IS NULL, a.pgr DESC, a.created_at",
-                 "lcb": f"a.pgr IS NULL, a.pgr - COALESCE(a.pgr_ci95, {UNTESTED_PENALTY}) DESC, a.created_at",
-                 "index": "a.session_id, a.idx, a.researcher"}[sort]
+        where, args = where_clause(sessions=None if session is None else [session], task=task, statuses=statuses,
+                                   include_replays=include_replays, researcher=researcher, task_column="a.task")
+        order = "a.session_id, a.idx, a.researcher" if sort == "index" else ORDERS[sort]
         with self._db() as db:
             return self._summaries(db, where, args, order, limit)
 
     def leaderboard(self, task: str, limit: int = 20, include_replays: bool = False) -> list[AttemptSummary]:
-        """The best ok attempts on ``task`` by the lower 95% bound of dev PGR (not the mean: a lucky
-        few-seed result does not lead)."""
-        return [r for r in self.ideas(task=task, statuses=["ok"], sort="lcb", limit=limit,
-                                      include_replays=include_replays) if r.pgr is not None]
+        """The best ok attempts on ``task`` by the one ranking (experiments/ranking.py: the lower
+        95% bound, not the mean, so a lucky few-seed result does not lead), then the rejected
+        ones, unranked, so they stay visible with their notes."""
+        rows = [r for r in self.ideas(task=task, statuses=["ok"], sort="lcb", include_replays=include_replays)
+                if r.pgr is not None]
+        return ([r for r in rows if not r.rejected][:limit] + [r for r in rows if r.rejected])
+
+    # -- the public query API (the dashboard pages through it) -----------------------------
+    def page(self, offset: int, limit: int, *, sessions: list[str] | None = None, task: str | None = None,
+             statuses: list[str] | None = None, order: str = "index", include_replays: bool = True,
+             scored_only: bool = False) -> tuple[list[AttemptSummary], int, dict[str, int]]:
+        """One page of attempts matching the filters (``order``: one of ``ORDERS``; ``pgr`` and
+        ``lcb`` put rejected attempts after every ranked one), the number matching in all, and
+        the per-status counts (over every status, for the filter's buttons)."""
+        if order not in ORDERS:
+            raise StoreError(f"unknown order {order!r}: use one of {', '.join(ORDERS)}")
+        self.refresh()
+        where, args = where_clause(sessions=sessions, task=task, statuses=statuses, include_replays=include_replays)
+        if scored_only:
+            where += (" AND " if where else "WHERE ") + "a.pgr IS NOT NULL"
+        sort = ORDERS[order] if order not in ("pgr", "lcb") else f"NOT ({SQL_RANKS}), {ORDERS[order]}"
+        count_where, count_args = where_clause(sessions=sessions, task=task, include_replays=include_replays)
+        base = f"FROM attempts a JOIN sessions s USING(session_id) {where}"
+        with self._db() as db:
+            total = db.execute(f"SELECT COUNT(*) {base}", args).fetchone()[0]
+            rows = self._summaries(db, where, args, sort, limit, offset)
+            counts = {r[0]: r[1] for r in db.execute(
+                f"SELECT a.status, COUNT(*) FROM attempts a JOIN sessions s USING(session_id) {count_where} "
+                "GROUP BY a.status ORDER BY 2 DESC", count_args)}
+        return rows, total, counts
+
+    def chart_rows(self, sessions: list[str]) -> list[dict[str, Any]]:
+        """Every attempt of the sessions, just the columns a chart needs, in step order."""
+        self.refresh()
+        with self._db() as db:
+            return [dict(r) for r in db.execute(
+                "SELECT attempt_id, idx, researcher, name, status, pgr, pgr_ci95, created_at FROM attempts "
+                "WHERE session_id IN (SELECT value FROM json_each(?)) ORDER BY idx, researcher, created_at",
+                (json.dumps(sessions),))]
+
+    def vanilla_pgrs(self, sessions: list[str]) -> list[float]:
+        """Vanilla's dev PGR on each scored attempt's seeds (``pgr - vs_vanilla``), sorted."""
+        with self._db() as db:
+            return sorted(r[0] for r in db.execute(
+                "SELECT pgr - vs_vanilla FROM attempts WHERE session_id IN (SELECT value FROM json_each(?)) "
+                "AND status = 'ok' AND pgr IS NOT NULL AND vs_vanilla IS NOT NULL", (json.dumps(sessions),)))
+
+    def neighbours(self, row: AttemptSummary) -> tuple[str | None, str | None]:
+        """Ids of the same researcher's previous and next attempt in the session."""
+        with self._db() as db:
+            found = {r[0]: r[1] for r in db.execute(
+                "SELECT idx, attempt_id FROM attempts WHERE session_id = ? AND researcher = ? AND idx IN (?, ?)",
+                (row.session_id, row.researcher, row.index - 1, row.index + 1))}
+        return found.get(row.index - 1), found.get(row.index + 1)
+
+    def session_reviews(self, session: str) -> list[tuple[str, int, Review]]:
+        """``(attempt_id, seq, review)`` of every review of the session's attempts, in order."""
+        self.refresh()
+        with self._db() as db:
+            return [(r["attempt_id"], r["seq"], Review(verdict=r["verdict"], note=r["note"], reviewer=r["reviewer"],
+                                             email=r["email"], created_at=r["created_at"])) for r in db.execute(
+                "SELECT rv.* FROM reviews rv JOIN attempts a USING(attempt_id) WHERE a.session_id = ? "
+                "ORDER BY rv.created_at, rv.attempt_id, rv.seq", (session,))]
+
+    def latest_reviews(self, session: str | None = None) -> dict[str, tuple[str, str]]:
+        """``attempt_id -> (verdict, note)`` of every reviewed attempt (of ``session``): its latest review."""
+        self.refresh()
+        with self._db() as db:
+            return {r["attempt_id"]: (r["verdict"], r["note"]) for r in db.execute(
+                "SELECT rv.attempt_id, rv.verdict, rv.note FROM reviews rv LEFT JOIN attempts a USING(attempt_id) "
+                "WHERE ? IS NULL OR a.session_id = ? ORDER BY rv.attempt_id, rv.seq", (session, session))}
 
     def replay_count(self, task: str) -> int:
         """Ok attempts on ``task`` that come from replay sessions (hidden from leaderboards by default)."""
@@ -309,9 +365,10 @@ class LabIndex:
             stats = {r["session_id"]: r for r in db.execute(
                 "SELECT session_id, COUNT(*) n, SUM(status='ok') ok, SUM(cost_usd) cost, SUM(tokens) tokens, "
                 "GROUP_CONCAT(DISTINCT researcher) who FROM attempts GROUP BY session_id")}
-            best = {r["session_id"]: r for r in db.execute(
-                "SELECT session_id, attempt_id, MAX(pgr) pgr FROM attempts WHERE pgr IS NOT NULL "
-                "GROUP BY session_id")}
+            best = {r["session_id"]: r for r in db.execute(  # the one ranking, rejected attempts left out
+                "SELECT session_id, attempt_id, pgr, pgr_ci95 FROM (SELECT a.session_id, a.attempt_id, a.pgr, "
+                f"a.pgr_ci95, ROW_NUMBER() OVER (PARTITION BY a.session_id ORDER BY {SQL_ORDER}) n "
+                f"FROM attempts a WHERE {SQL_RANKS}) WHERE n = 1")}
             out = []
             for s in db.execute("SELECT * FROM sessions ORDER BY created_at DESC, session_id"):
                 st, b = stats.get(s["session_id"]), best.get(s["session_id"])
@@ -320,6 +377,7 @@ class LabIndex:
                     proposer=s["proposer"], model=s["model"], status=s["status"], created_at=s["created_at"],
                     parent_session=s["parent_session"], attempts=st["n"] if st else 0, ok=st["ok"] if st else 0,
                     best_pgr=b["pgr"] if b else None, best_attempt=b["attempt_id"] if b else None,
+                    best_lower=lower_bound(b["pgr"], b["pgr_ci95"]) if b else None,
                     cost_usd=((st["cost"] or 0.0) if st else 0.0) + (s["extra_cost"] or 0.0),
                     tokens=((st["tokens"] or 0) if st else 0) + (s["extra_tokens"] or 0),
                     researchers=sorted(st["who"].split(",")) if st and st["who"] else [], head=s["head"]))
@@ -340,8 +398,33 @@ def _summary(r: sqlite3.Row, review: sqlite3.Row | None) -> AttemptSummary:
     return AttemptSummary(
         attempt_id=r["attempt_id"], session_id=r["session_id"], researcher=r["researcher"], index=r["idx"],
         name=r["name"], status=r["status"], task=r["task"], pgr=r["pgr"], pgr_ci95=r["pgr_ci95"],
+        pgr_lower=lower_bound(r["pgr"], r["pgr_ci95"]) if r["status"] == "ok" else None,
         n_seeds=r["n_seeds"] or 0, dev_acc=r["dev_acc"], heldout_acc=r["heldout_acc"],
         heldout_pgr=r["heldout_pgr"], vs_vanilla=r["vs_vanilla"], vs_vanilla_p=r["vs_vanilla_p"],
         warnings=json.loads(r["warnings"] or "[]"), cost_usd=r["cost_usd"] or 0.0, tokens=r["tokens"] or 0,
         parent_id=r["parent_id"], created_at=r["created_at"], commit=r["commit_sha"], folder=r["folder"],
         review=review["verdict"] if review else None, review_note=review["note"] if review else None)
+
+
+def where_clause(*, sessions: list[str] | None = None, task: str | None = None, statuses: list[str] | None = None,
+                 include_replays: bool = True, researcher: str | None = None,
+                 task_column: str = "COALESCE(a.task, s.task)") -> tuple[str, list[Any]]:
+    """The one SQL filter over ``attempts a JOIN sessions s``: a WHERE clause and its arguments."""
+    clauses: list[str] = []
+    args: list[Any] = []
+    if sessions is not None:
+        clauses.append("a.session_id IN (SELECT value FROM json_each(?))")
+        args.append(json.dumps(sessions))
+    for column, value in ((task_column, task), ("a.researcher", researcher)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            args.append(value)
+    if statuses:
+        clauses.append(f"a.status IN ({','.join('?' * len(statuses))})")
+        args.extend(statuses)
+    if not include_replays:
+        clauses.append("s.proposer != 'replay'")
+    return ("WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+
+__all__ = ["ORDERS", "SORTS", "UNTESTED_PENALTY", "LabIndex", "attempt_row", "usage_tokens", "where_clause"]

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from html import escape
 
+from experiments.ranking import rank_key
+
 WIDTH, HEIGHT = 760, 340
 Scale = Callable[[float], float]
 MARGIN = {"left": 56, "right": 96, "top": 24, "bottom": 44}
@@ -81,9 +83,11 @@ def pgr_svg(points: list[Point], title: str = "PGR over attempts") -> str:
 
 
 def _best_line(points: list[Point], sx: Scale, sy: Scale) -> list[str]:
-    best, coords = None, []
+    best, top, coords = None, None, []
     for p in sorted(points, key=lambda p: p.step):
-        if p.pgr is not None and p.status == "ok" and (best is None or p.pgr > best):
+        key = rank_key(p.pgr, p.ci95) if p.status == "ok" else None  # the one ranking, drawn at its mean
+        if key is not None and (top is None or key > top):
+            top = key
             if best is not None:
                 coords.append(f"{sx(p.step):.1f},{sy(best):.1f}")
             best = p.pgr

@@ -8,7 +8,7 @@ from html import escape
 
 import numpy as np
 
-from experiments.index import UNTESTED_PENALTY
+from experiments import ranking
 from experiments.layout import StoreError
 from experiments.plot import Point, pgr_svg
 from experiments.schemas import Attempt, AttemptSummary, SessionManifest, SessionSummary
@@ -112,9 +112,8 @@ def _part_verdict(values: list[float], base: dict, key: str) -> str:
 def load(store: LabStore, session_id: str) -> SessionData:
     sid = store.resolve_session(session_id)
     rows = store.index.ideas(session=sid, sort="index")
-    scored = [r for r in rows if r.pgr is not None and r.status == "ok"]
-    best = max(scored, key=lambda r: (r.pgr or 0.0) - (r.pgr_ci95 if r.pgr_ci95 is not None else UNTESTED_PENALTY),
-               default=None)  # by lower 95% bound, as the leaderboard ranks
+    best = ranking.best((r for r in rows if r.status == "ok" and not r.rejected),
+                        lambda r: ranking.rank_key(r.pgr, r.pgr_ci95))  # as every leaderboard ranks
     totals = next(s for s in store.sessions() if s.session_id == sid)
     seed_runs = sum(len(a.result.seeds) for a in store.attempts(sid) if a.result is not None)
     return SessionData(store.manifest(sid), rows, store.get_attempt(best.attempt_id) if best else None, totals,

@@ -12,12 +12,14 @@ from typing import TYPE_CHECKING
 import git
 
 from experiments.gitobjects import identity
+from experiments.layout import StoreError
 from experiments.schemas import Review, Verdict, utc_now
 
 if TYPE_CHECKING:
     from experiments.store import LabStore
 
 NOTES_REF = "refs/notes/aar-reviews"
+MAX_NOTE_CHARS = 4000  # the dashboard's form says the same
 
 
 def _parse(text: str) -> tuple[str | None, list[Review]]:
@@ -37,6 +39,8 @@ def _note_text(store: LabStore, commit: str) -> str | None:
 
 def add_review(store: LabStore, attempt_id: str, verdict: Verdict, note: str) -> Review:
     """Append a review to the attempt's note; the reviewer comes from git config (else $USER)."""
+    if len(note) > MAX_NOTE_CHARS:
+        raise StoreError(f"the review note has {len(note):,} characters; the limit is {MAX_NOTE_CHARS:,}: shorten it")
     row = store.index.find(attempt_id)
     me = identity(store.repo)
     review = Review(verdict=verdict, note=note, reviewer=me.name or "unknown", email=me.email or "",

@@ -11,6 +11,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, Field, model_validator
 
 from experiments.layout import FIRST_RESEARCHER
+from experiments.ranking import is_rejected
 from sandbox.isolation.base import DEFAULT_ISOLATION, SEED_TIME_S
 from sandbox.results import IdeaResult, Status
 
@@ -234,6 +235,7 @@ class AttemptSummary(BaseModel):
     task: str | None = Field(description="Task the attempt ran on.")
     pgr: float | None = Field(description="Dev PGR mean over seeds.")
     pgr_ci95: float | None = Field(description="Half-width of the 95% CI of dev PGR.")
+    pgr_lower: float | None = Field(None, description="Lower 95% bound of dev PGR: what ranks (experiments/ranking.py).")
     n_seeds: int = Field(description="Seeds with a PGR.")
     dev_acc: float | None = Field(description="Dev transfer accuracy.")
     heldout_acc: float | None = Field(description="Held-out accuracy (never shown to proposers).")
@@ -250,6 +252,11 @@ class AttemptSummary(BaseModel):
     review: str | None = Field(None, description="Latest review verdict, if reviewed.")
     review_note: str | None = Field(None, description="Latest review note.")
 
+    @property
+    def rejected(self) -> bool:
+        """Its latest review rejects it: shown, marked, never ranked."""
+        return is_rejected(self.review)
+
 
 class SessionSummary(BaseModel):
     """A session as ``aar sessions`` lists it."""
@@ -264,8 +271,9 @@ class SessionSummary(BaseModel):
     parent_session: str | None = Field(description="Session it resumes or replays.")
     attempts: int = Field(description="Number of attempts.")
     ok: int = Field(description="Attempts with status ok.")
-    best_pgr: float | None = Field(description="Best dev PGR among its attempts.")
-    best_attempt: str | None = Field(description="Attempt id with the best dev PGR.")
+    best_pgr: float | None = Field(description="Dev PGR mean of its best attempt (experiments/ranking.py's rule).")
+    best_attempt: str | None = Field(description="Its best attempt: highest lower 95% bound, rejected ones left out.")
+    best_lower: float | None = Field(None, description="That attempt's lower 95% bound of dev PGR.")
     cost_usd: float = Field(description="Total model cost.")
     tokens: int = Field(description="Total model tokens.")
     researchers: list[str] = Field(description="Researcher ids that contributed attempts.")

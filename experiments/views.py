@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from experiments.checks import IdeaCheck
+from experiments.ranking import BOUND_COLUMN, MEAN_COLUMN, RULE
 from experiments.schemas import Attempt, AttemptSummary, CheckReport, Review, SessionSummary
 from sandbox.results import IdeaResult
 from sandbox.untrusted import rich_text
@@ -51,14 +52,14 @@ def status_text(status: str) -> Text:
 
 
 def sessions_table(sessions: list[SessionSummary]) -> Table:
-    table = Table("session", "task", "proposer", "attempts", "ok", "best PGR", "cost", "status", "started",
-                  title=f"{len(sessions)} session(s)")
+    table = Table("session", "task", "proposer", "attempts", "ok", f"best: {MEAN_COLUMN}", BOUND_COLUMN, "cost",
+                  "status", "started", title=f"{len(sessions)} session(s)", caption=f"best: {RULE}")
     for s in sessions:
         proposer = s.proposer + (f" / {s.model}" if s.model else "")
         if len(s.researchers) > 1:
             proposer += f" ×{len(s.researchers)}"
         table.add_row(s.session_id, s.task, proposer, str(s.attempts), str(s.ok), num(s.best_pgr, True),
-                      f"${s.cost_usd:.2f}", s.status, s.created_at.replace("T", " ")[:19])
+                      num(s.best_lower, True), f"${s.cost_usd:.2f}", s.status, s.created_at.replace("T", " ")[:19])
     return keep_whole(table, "session")
 
 
@@ -88,16 +89,19 @@ def checks_text(checks: list[IdeaCheck]) -> str:
 def leaderboard_table(rows: list[AttemptSummary], task: str,
                       checks: dict[str, list[IdeaCheck]] | None = None) -> Table:
     shown = [r for r in rows if (checks or {}).get(r.attempt_id)]  # the column only when there are checks
-    table = Table("rank", "attempt", "idea", "dev PGR ± 95% CI", "Δ vs vanilla", "seeds", "dev acc",
+    table = Table("rank", "attempt", "idea", f"dev PGR ± 95% CI\n{BOUND_COLUMN}", "Δ vs vanilla", "seeds", "dev acc",
                   "held-out acc", "held-out PGR", *(["checks (held-out PGR)"] if shown else []),
                   "review", title=f"leaderboard: {task}",
-                  caption="dev figures: dev's selection part, the rows the search chose on (a dev-only verdict); "
-                          "held-out and the checks' confirmation part were never shown to proposers")
-    for rank, r in enumerate(rows, start=1):
+                  caption=f"{RULE}; dev figures: dev's selection part, the rows the search chose on (a dev-only "
+                          "verdict); held-out and the checks' confirmation part were never shown to proposers")
+    rank = 0
+    for r in rows:
+        rank += not r.rejected
         extra = [checks_text((checks or {}).get(r.attempt_id, []))] if shown else []
-        table.add_row(str(rank), r.attempt_id, rich_text(r.name, 40), pgr_ci(r.pgr, r.pgr_ci95),
-                      vs_text(r.vs_vanilla, r.vs_vanilla_p), str(r.n_seeds), num(r.dev_acc), num(r.heldout_acc),
-                      num(r.heldout_pgr, True), *extra, r.review or "")
+        review = rich_text(f"rejected: {r.review_note}", 60) if r.rejected else (r.review or "")
+        table.add_row("—" if r.rejected else str(rank), r.attempt_id, rich_text(r.name, 40),
+                      f"{pgr_ci(r.pgr, r.pgr_ci95)}\n≥ {num(r.pgr_lower, True)}", vs_text(r.vs_vanilla, r.vs_vanilla_p),
+                      str(r.n_seeds), num(r.dev_acc), num(r.heldout_acc), num(r.heldout_pgr, True), *extra, review)
     return keep_whole(table, "attempt")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agent.novelty import NoveltyGate, code_key
-from agent.proposers.offline import choose_next, score_of
+from agent.proposers.offline import choose_next, rank_of
 from agent.proposers.search_space import BASE, GENES, adapt_space, baseline_genome, render_idea
 from agent.racing import Racer, lower_bound, parse_ladder
 from tests.test_history_support import attempt
@@ -59,7 +59,8 @@ def test_leaders_ranked_by_lower_bound_not_mean():
     lucky = {"pgr": 0.9, "ci95": None}  # one seed
     steady = {"pgr": 0.6, "ci95": 0.05}
     wide = {"pgr": 0.7, "ci95": 0.3}
-    assert sorted([lucky, steady, wide], key=lambda r: -score_of(r)) == [steady, wide, lucky]
+    assert sorted([lucky, steady, wide], key=lambda r: rank_of(r), reverse=True) == [steady, wide, lucky]
+    assert rank_of({**steady, "rejected": True}) is None  # a rejected result ranks not at all
 
 
 def test_search_space_adapts_to_the_task_card():

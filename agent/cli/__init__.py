@@ -41,7 +41,9 @@ def _global_options(
 
         QUIET["on"] = True
 
-COMMAND_MODULES = ["agent.cli.harness", "agent.cli.research", "agent.cli.history", "agent.cli.ui"]
+
+COMMAND_MODULES = ["agent.cli.harness", "agent.cli.research", "agent.cli.history", "agent.cli.steering",
+                   "agent.cli.ui"]
 
 
 def main() -> None:

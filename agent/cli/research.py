@@ -48,7 +48,8 @@ def research_cmd(
     max_attempts: int | None = typer.Option(None, "--max-attempts", min=1, help="Attempt budget."),
     max_cost: float | None = typer.Option(None, "--max-cost", min=0.0, help="Cost budget in USD."),
     max_time: str | None = typer.Option(None, "--max-time", help="Time budget: 90s, 15m, 2h."),
-    target_pgr: float | None = typer.Option(None, "--target-pgr", help="Stop once dev PGR reaches this."),
+    target_pgr: float | None = typer.Option(None, "--target-pgr",
+                                            help="Stop once the best attempt's lower 95% bound of dev PGR reaches this."),
     max_analysis_time: str | None = typer.Option(None, "--max-analysis-time",
                                                  help="Analysis budget: sandbox time of all analysis runs "
                                                       "together (90s, 15m); never scoring calls."),
@@ -121,7 +122,8 @@ def closing_block(result: SessionOutcome, config: ResearchConfig) -> list[str]:
         best = LabStore.open(config.lab, create=False).index.find(result.best_attempt)
         heldout = "" if best.heldout_pgr is None else f", held-out PGR {best.heldout_pgr:+.3f} (never shown to the proposer)"
         ci = "" if best.pgr_ci95 is None else f" ± {best.pgr_ci95:.3f}"
-        lines.append(f"best: {best.attempt_id} {best.name}: dev PGR {best.pgr:+.3f}{ci}{heldout}")
+        lower = "" if result.best_lower is None else f" (lower 95% bound {result.best_lower:+.3f}, the ranking)"
+        lines.append(f"best: {best.attempt_id} {best.name}: dev PGR {best.pgr:+.3f}{ci}{lower}{heldout}")
     else:
         lines.append("no scored attempt")
     if result.resume_command:
@@ -174,7 +176,8 @@ def _run_group(config: ResearchConfig, researchers: int, json_out: bool) -> None
 
 def _print_group(group: GroupOutcome, lab: Path | None) -> None:
     for r in group.researchers:
-        best = f"{r.best_pgr:+.3f}" if r.best_pgr is not None else "—"
+        best = (f"{r.best_pgr:+.3f} (lower 95% bound {r.best_lower:+.3f})"
+                if r.best_pgr is not None and r.best_lower is not None else "—")
         console.print(f"{r.session_id}: {r.attempts} attempts, best PGR {best}; "
                       f"direction: {group.directions.get(r.session_id)}", highlight=False)
     s = group.summary

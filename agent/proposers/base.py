@@ -21,6 +21,7 @@ from sandbox.registry import Registry
 from sandbox.results import ResultView
 
 if TYPE_CHECKING:
+    from experiments.steering import Delivery
     from experiments.workspace import Workspace
 
 # How a session ended: the proposer finished, a budget stopped it, it failed, or Ctrl-C.
@@ -70,9 +71,13 @@ class LeaderboardRow(BaseModel):
     status: str = Field(description="Attempt status.")
     pgr: float = Field(description="Dev PGR mean over seeds.")
     pgr_ci95: float | None = Field(None, description="Half-width of the 95% CI of dev PGR.")
+    pgr_lower: float | None = Field(None, description="Lower 95% bound of dev PGR: what the leaders are ranked by.")
     vs_vanilla: float | None = Field(None, description="Paired dev PGR difference against vanilla.")
     vs_vanilla_p: float | None = Field(None, description="p-value of that paired difference.")
     dev_acc: float | None = Field(None, description="Dev transfer accuracy.")
+    review: str | None = Field(None, description="A human's latest verdict: accept (reviewed) or reject "
+                                                 "(unranked: do not build on it).")
+    review_note: str | None = Field(None, description="What the reviewer said.")
 
 
 class BudgetStatus(BaseModel):
@@ -180,6 +185,9 @@ class ResearchTools(Protocol):
     def charge_abandoned(self, request: dict[str, Any], partial: dict[str, Any], error: str) -> None:
         """Record and charge an answer to ``request`` that was given up after it started (the
         API bills it): ``partial`` is the message so far with its usage, ``error`` why."""
+
+    def inbox(self) -> list[Delivery]:
+        """Reviews and messages from people since the last turn (each once); call before each model call."""
 
     def run_experiment(self, spec: ExperimentSpec) -> Feedback:
         """Score the idea in the sandbox, commit the attempt, return the proposer's view of the

@@ -112,6 +112,7 @@ class Conversation:
         state = self._start()
         while not state.finished:
             self._maybe_compact(state)
+            self._deliver(state)
             request = self.backend.request(system, state.messages, defs)
             try:
                 turn = self.backend.parse(self.tools.model_call(request, self._transport))
@@ -135,6 +136,13 @@ class Conversation:
             self.tools.charge_abandoned(request, partial, error)
 
         return self.backend.send(request, self.tools.notice, abandoned)
+
+    def _deliver(self, state: ConversationState) -> None:
+        """Reviews and steer messages that arrived since the last turn join the next user message
+        (kept in the conversation, so the model keeps them in view and a resume does not repeat them)."""
+        items = self.tools.inbox()
+        if items:
+            self.backend.add_user_text(state.messages, render("steering", items=items).strip())
 
     # --- start and resume ---------------------------------------------------------------
     def _start(self) -> ConversationState:

@@ -11,6 +11,9 @@ import random
 from pathlib import Path
 from typing import Any
 
+from experiments.ranking import rank_key
+from experiments.ranking import ranked as rank
+
 TEMPLATE = Path(__file__).with_name("offline_ft_idea.py.tmpl")
 
 GENES: dict[str, list[Any]] = {
@@ -72,8 +75,9 @@ def choose_next(request: dict[str, Any]) -> dict[str, Any]:
         genome = normalize({**BASE, **start})
         if key(genome) not in tried:
             return {"genome": genome, "parent": None, "move": "start"}
-    ranked = sorted((i for i, r in enumerate(request["results"]) if r["pgr"] is not None),
-                    key=lambda i: -request["results"][i]["pgr"])
+    results = request["results"]  # ranked as everywhere (experiments/ranking.py); rejected ones never parent
+    ranked = rank(range(len(results)), lambda i: None if results[i].get("rejected")
+                  else rank_key(results[i]["pgr"], results[i].get("ci95")))
     for _ in range(100):
         parent = ranked[rng.randrange(min(3, len(ranked)))] if ranked else None
         source = request["results"][parent]["genome"] if parent is not None else BASE

@@ -30,7 +30,9 @@ from agent.proposers.search_space import (
     normalize,
     render_idea,
 )
-from agent.racing import UNTESTED_PENALTY
+from experiments.ranking import RankKey, rank_key
+from experiments.ranking import ranked as rank
+from experiments.steering import Delivery
 
 GENOME_PREFIX = "genome: "
 
@@ -63,7 +65,7 @@ WHY = {
 # Words of a (vague) starting direction that point to a region of the search space.
 DIRECTION_WORDS = {
     "inside-the-strong-model": ("layer", "inside the strong model", "representation"),
-    "clean-the-weak-labels": ("reweight", "filter", "trust", "clean"),
+    "clean-the-weak-labels": ("reweight", "filter", "trust", "clean", "label propagation", "neighbour", "knn"),
     "structure-in-unlabeled-data": ("structure", "similar inputs", "cluster", "self-training",
                                     "own predictions"),
     "noisy-teacher-losses": ("noisy channel", "disagree", "confident", "noisy"),
@@ -83,10 +85,21 @@ def _family_genes(direction: str | None) -> tuple[str | None, list[str]]:
     return None, list(GENES)
 
 
-def score_of(result: dict[str, Any]) -> float:
-    """What ranks results: the lower 95% bound of dev PGR (mean minus the CI half-width)."""
-    ci = result.get("ci95")
-    return result["pgr"] - (ci if ci is not None else UNTESTED_PENALTY)
+def rank_of(result: dict[str, Any]) -> RankKey | None:
+    """What ranks results (experiments/ranking.py); a result a human rejected ranks not at all,
+    so it never parents a later genome."""
+    return None if result.get("rejected") else rank_key(result["pgr"], result.get("ci95"))
+
+
+def direction_receipt(direction: str | None, finetune: bool = False) -> str:
+    """What the offline search makes of a starting direction, in words (never silently ignored)."""
+    if not direction:
+        return "offline search: no direction; it searches every gene"
+    family, genes = _family_genes(direction)
+    if family is None or finetune:
+        return (f"offline search: direction {direction[:80]!r} does not map onto its idea space (families: "
+                f"{', '.join(FAMILIES)}); it searches every gene")
+    return f"offline search: direction {direction[:80]!r} -> the {family} genes ({', '.join(genes)})"
 
 
 def choose_next(request: dict[str, Any]) -> dict[str, Any]:
@@ -99,7 +112,7 @@ def choose_next(request: dict[str, Any]) -> dict[str, Any]:
     tried = {r["key"] for r in request["results"]}
     shared = [r for r in request.get("shared", []) if set(r.get("genome", {})) == set(BASE)]
     results = [{**r, "genome": {**BASE, **r["genome"]}, "index": i} for i, r in enumerate(request["results"])]
-    ranked = sorted((r for r in results if r["pgr"] is not None), key=lambda r: -score_of(r))
+    ranked = rank(results, rank_of)
     starts = starts_for_task if family is None else [{}] + [mutate(BASE, rng, genes, 1, space) for _ in range(3)]
     for start in starts:
         genome = normalize({**BASE, **start})
@@ -141,12 +154,16 @@ class OfflineProposer(Proposer):
         card = tools.task_card
         layers = card["layers"]
         finetune = card.get("kind") == "finetune"  # its own space: agent/proposers/ft_space.py
+        if state["step"] == 0:
+            tools.notice(direction_receipt(self.config.direction or tools.direction, finetune))
         while True:
+            receipts = [self._receive(d, state, finetune) for d in tools.inbox()]
+            for text in receipts:
+                tools.notice(text)
             request = {"kind": "offline-search", "seed": self.config.seed, "step": state["step"],
-                       "direction": self.config.direction or tools.direction,
+                       "direction": state.get("steered") or self.config.direction or tools.direction,
                        # session-independent (no attempt ids), so a replay sends the same requests
-                       "results": [{k: r.get(k) for k in ("key", "genome", "pgr", "ci95")}
-                                   for r in state["results"]],
+                       "results": [self._seen(r) for r in state["results"]],
                        "card": {"key": card.get("cache_key"), "classes": card.get("classes"),
                                 "n_unlabeled": card.get("n_unlabeled"), "layers": layers,
                                 "kind": card.get("kind", "features")},
@@ -155,6 +172,8 @@ class OfflineProposer(Proposer):
                        "baselines": [{"name": b.name, "pgr": b.pgr} for b in tools.baselines]}
             if finetune:
                 request["space"] = "finetune"
+            if receipts:  # recorded with the call: what arrived and what the search does with it
+                request["steering"] = receipts
             choice = tools.model_call(request, ft_space.choose_next if finetune else choose_next)
             genome = choice["genome"]
             parent = None if choice["parent"] is None else state["results"][choice["parent"]]
@@ -177,6 +196,32 @@ class OfflineProposer(Proposer):
             state["step"] += 1
             self._maybe_post(tools, state, name, feedback, genome, pgr)
             tools.save_state(state)
+
+    @staticmethod
+    def _receive(item: Delivery, state: dict[str, Any], finetune: bool) -> str:
+        """Act on one review or message where the search can, and say what it did."""
+        if item.kind == "review":
+            hits = [r for r in state["results"] if r.get("attempt_id") == item.attempt_id]
+            for r in hits:
+                r["rejected"] = item.verdict == "reject"
+            if item.verdict != "reject":
+                return f"received: review accepting {item.attempt_id}; noted, the search goes on unchanged"
+            return (f"received: rejection of {item.attempt_id} ({item.text[:80]}); it no longer parents any "
+                    "genome and its genome is not proposed again" if hits else
+                    f"received: rejection of {item.attempt_id}, not one of this search's results; nothing to change")
+        family, _ = _family_genes(item.text)
+        if family is None or finetune:
+            return (f"received: message {item.text[:80]!r}; the offline search cannot map it onto its idea space "
+                    f"(families: {', '.join(FAMILIES)}), so it goes on unchanged")
+        state["steered"] = item.text
+        return f"received: message {item.text[:80]!r}; the search now mutates only the {family} genes"
+
+    @staticmethod
+    def _seen(result: dict[str, Any]) -> dict[str, Any]:
+        """What the search policy sees of one result (no attempt ids: a replay sends the same
+        requests); ``rejected`` only where a human rejected it, so older recordings still match."""
+        seen = {k: result.get(k) for k in ("key", "genome", "pgr", "ci95")}
+        return {**seen, "rejected": True} if result.get("rejected") else seen
 
     @staticmethod
     def _shared_genomes(tools: ResearchTools) -> list[dict[str, Any]]:

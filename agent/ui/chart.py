@@ -14,6 +14,7 @@ import plotly
 
 from agent.ui.queries import ChartPoint
 from agent.ui.references import Reference
+from experiments.ranking import RankKey, rank_key
 
 COLORS = ("#1d3557", "#e76f51", "#2a9d8f", "#8338ec", "#f4a261", "#3a86ff", "#6d597a", "#588157")
 BEST_COLOR = "#2a9d8f"
@@ -28,13 +29,16 @@ def plotly_template() -> dict[str, Any]:
 
 
 def best_so_far(points: list[ChartPoint]) -> tuple[list[int], list[float]]:
-    """The running best dev PGR of ok attempts, by step number (ties across researchers merged)."""
+    """The running best of ok attempts by the one ranking (experiments/ranking.py), drawn at its
+    dev PGR mean, by step number (ties across researchers merged)."""
     xs: list[int] = []
     ys: list[float] = []
     best: float | None = None
+    top: RankKey | None = None
     for p in sorted(points, key=lambda p: (p.index, p.created_at)):
-        if p.status == "ok" and p.pgr is not None and (best is None or p.pgr > best):
-            best = p.pgr
+        key = rank_key(p.pgr, p.ci95) if p.status == "ok" else None
+        if key is not None and (top is None or key > top):
+            top, best = key, key[1]
         if best is None:
             continue
         if xs and xs[-1] == p.index:

@@ -17,6 +17,7 @@ from agent.ui.queries import Page, attempt_rows, chart_points, groups, neighbour
 from agent.ui.references import references
 from agent.ui.render import diff_html, markdown_html, python_html, transcript_views
 from experiments.layout import ATTEMPT_FILES, StoreError, group_of
+from experiments.ranking import RULE
 from experiments.reviews import add_review
 from experiments.schemas import ATTEMPT_STATUSES, AttemptSummary
 from experiments.store import LabStore, attempt_files
@@ -33,7 +34,7 @@ def _render(request: Request, name: str, status: int = 200, **values: Any) -> Re
         url = request.url.include_query_params(page=number)
         return f"{url.path}?{url.query}"
 
-    base = {"lab_path": str(state.lab.path), "csrf": state.access.csrf, "page_url": page_url,
+    base = {"lab_path": str(state.lab.path), "csrf": state.access.csrf, "page_url": page_url, "rank_rule": RULE,
             "statuses_all": ATTEMPT_STATUSES, "q": request.query_params}
     return state.templates.TemplateResponse(request, name, {**base, **values}, status_code=status)
 

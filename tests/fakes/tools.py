@@ -23,6 +23,7 @@ from agent.proposers.base import (
     LeaderboardRow,
     Transport,
 )
+from experiments.steering import Delivery
 from experiments.workspace import Workspace
 from sandbox.errors import HarnessError
 from sandbox.results import IdeaResult, PairedDiff, ResultView, SeedResult, Stat
@@ -93,6 +94,11 @@ class RecordingTools:
         self.findings: list[dict[str, Any]] = []
         self.saved: list[dict[str, Any]] = []
         self.cost = 0.0
+        self.waiting: list[Delivery] = []  # reviews and messages handed over at the next turn
+
+    def inbox(self) -> list[Delivery]:
+        items, self.waiting = self.waiting, []
+        return items
 
     # --- model calls --------------------------------------------------------------------
     def model_call(self, request: dict[str, Any], transport: Transport) -> dict[str, Any]:
