@@ -4,7 +4,11 @@ Results come over a pipe (no output directory: nothing to fill, reserve or swap 
 symlink), framed by name and size, capped by the parent while reading; ``.npy`` headers are
 checked against the data size before loading, and object (pickle) arrays are refused. The log
 is captured from a pipe, keeping only its head and tail, so a flood never reaches the disk.
-Reading stops when the idea's main process has ended: later writes are never read.
+Reading stops when the idea's main process has ended: later writes are never read, and only
+frames before the runtime's ``end`` frame (its last write, from the main process) count, so
+nothing a leftover of the idea sends in the moment between its exit and the end of reading is
+scored. JSON frames are parsed with bounds (digits of an integer, nesting, string and key
+sizes): a frame that breaks one is the seed's ``invalid`` status, never a harness crash.
 """
 
 from __future__ import annotations
@@ -26,10 +30,17 @@ from sandbox.untrusted import plain
 
 MAX_PREDICTION_BYTES = 64 << 20
 MAX_SMALL_FILE = 64_000
-RESULT_NAMES = ("predictions.npy", "diagnostics.json", "error.json", "figures.json")
+END_FRAME = "end"  # the runtime's last frame: what follows it (or a stream without it) is not the idea's result
+RESULT_NAMES = ("predictions.npy", "diagnostics.json", "error.json", "figures.json", END_FRAME)
 MAX_FIGURES = 4  # an analysis run's PNG frames: figure-0.png ... (sandbox.runtime.analysis)
 MAX_FIGURE_BYTES = 1 << 20
 FIGURE_NAMES = tuple(f"figure-{k}.png" for k in range(MAX_FIGURES))
+MAX_JSON_DEPTH = 16
+MAX_INT_DIGITS = 40  # far beyond any count or seed; int() of thousands of digits raises (or takes seconds)
+MAX_FLOAT_CHARS = 64
+MAX_KEY_CHARS = 256
+MAX_JSON_STRING = 16_000
+NO_END = "the idea process ended without finishing its result (no end frame: it exited from inside run(ctx))"
 MAX_RESULT_BYTES = MAX_PREDICTION_BYTES + 3 * MAX_SMALL_FILE + MAX_FIGURES * (MAX_FIGURE_BYTES + 1) + 1024
 MAX_DIAGNOSTIC_CHARS = 200
 LOG_HEAD = 4_000
@@ -58,6 +69,10 @@ class RunOutput:
     unenforced: list[str] = field(default_factory=list)  # whole-run limits this host could not enforce
     figures: dict[str, bytes] = field(default_factory=dict)  # an analysis run's PNGs, by the name it gave
     # (unchecked here: sandbox.execution.analysis checks them before anyone looks)
+
+
+class ResultProblem(ValueError):
+    """A result frame the parent refuses; the message is the seed's one-line reason."""
 
 
 class PipeReader(threading.Thread):
@@ -162,8 +177,12 @@ class ResultCapture(PipeReader):
             if end < 0:
                 return None, "malformed result stream"
             name, _, size = data[pos:end].decode("ascii", "replace").partition(" ")
-            if name not in RESULT_NAMES + FIGURE_NAMES or not size.isdigit() or end + 1 + int(size) > len(data):
+            if (name not in RESULT_NAMES + FIGURE_NAMES or not size.isdigit() or len(size) > 12
+                    or end + 1 + int(size) > len(data)):
                 return None, "malformed result stream"
+            if name == END_FRAME:  # the main process finished sending: the rest is not its result
+                files[name] = b""
+                break
             files[name] = data[end + 1 : end + 1 + int(size)]
             pos = end + 1 + int(size)
         return files, None
@@ -195,10 +214,18 @@ def load_npy(data: bytes) -> tuple[np.ndarray | None, str | None]:
 
 
 def collect(files: dict[str, bytes], code: int, max_prediction_bytes: int = MAX_PREDICTION_BYTES) -> RunOutput:
-    """Turn the exit code and the files the idea sent into a RunOutput."""
-    if code != 0:
-        return _failure(files, code)
-    return _success(files, max_prediction_bytes)
+    """Turn the exit code and the files the idea sent into a RunOutput; a stream without the
+    end frame counts as no files at all (what came after the main process ended)."""
+    if END_FRAME not in files:
+        files = {}
+    try:
+        if code != 0:
+            return _failure(files, code)
+        if not files:
+            return RunOutput("invalid", error=NO_END)
+        return _success(files, max_prediction_bytes)
+    except ResultProblem as exc:
+        return RunOutput("invalid", error=str(exc))
 
 
 def _small(files: dict[str, bytes], name: str) -> bytes | None:
@@ -207,7 +234,7 @@ def _small(files: dict[str, bytes], name: str) -> bytes | None:
 
 
 def _failure(files: dict[str, bytes], code: int) -> RunOutput:
-    err = _json_dict(_small(files, "error.json"))
+    err = _json_dict(_small(files, "error.json"), "error.json")
     if err is not None:
         message = str(err.get("message"))[:2000]
         status: Status = "invalid" if err.get("kind") == "contract" else "error"
@@ -229,7 +256,7 @@ def _success(files: dict[str, bytes], max_prediction_bytes: int) -> RunOutput:
     predictions, problem = load_npy(data)
     if predictions is None:
         return RunOutput("invalid", error=problem)
-    raw = _json_dict(_small(files, "diagnostics.json")) or {}
+    raw = _json_dict(_small(files, "diagnostics.json"), "diagnostics.json") or {}
     diagnostics = {plain(k, 64): _diagnostic(v) for k, v in list(raw.items())[:64]
                    if isinstance(v, int | float | str | bool)}
     return RunOutput("ok", predictions=predictions, diagnostics=diagnostics, figures=_figures(files))
@@ -238,8 +265,8 @@ def _success(files: dict[str, bytes], max_prediction_bytes: int) -> RunOutput:
 def _figures(files: dict[str, bytes]) -> dict[str, bytes]:
     """The figure frames by the names ``figures.json`` gives them (plain, unique), unchecked."""
     try:
-        names = json.loads((_small(files, "figures.json") or b"[]").decode("utf-8", "replace"))
-    except (json.JSONDecodeError, RecursionError):
+        names = bounded_json(_small(files, "figures.json") or b"[]", "figures.json")
+    except ResultProblem:
         names = []
     names = names if isinstance(names, list) else []
     out: dict[str, bytes] = {}
@@ -260,11 +287,79 @@ def _diagnostic(value: float | str | bool) -> float | str | bool:
     return value
 
 
-def _json_dict(data: bytes | None) -> dict | None:
+def _json_dict(data: bytes | None, name: str) -> dict | None:
+    """A JSON object from a frame, parsed with bounds; None for no frame (or one over its size
+    cap, which the caller treats as absent); ResultProblem for anything else malformed."""
     if data is None:
         return None
+    value = bounded_json(data, name)
+    if not isinstance(value, dict):
+        raise ResultProblem(f"{name} is not a JSON object")
+    return value
+
+
+def bounded_json(data: bytes, name: str = "frame") -> object:
+    """``json.loads`` of untrusted bytes with every size bounded: integers of at most
+    MAX_INT_DIGITS digits, floats of at most MAX_FLOAT_CHARS characters, nesting at most
+    MAX_JSON_DEPTH deep, strings and keys capped. Raises ResultProblem with a one-line reason."""
+    text = data.decode("utf-8", "replace")
+    depth = _max_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise ResultProblem(f"{name} nests deeper than {MAX_JSON_DEPTH} levels")
     try:
-        value = json.loads(data.decode("utf-8", "replace"))
-    except (json.JSONDecodeError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
+        value = json.loads(text, parse_int=_bounded_int, parse_float=_bounded_float)
+    except ResultProblem as exc:
+        raise ResultProblem(f"{name}: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        raise ResultProblem(f"{name} is not valid JSON ({str(exc)[:120]})") from None
+    _check_sizes(value, name)
+    return value
+
+
+def _max_depth(text: str) -> int:
+    """How deep arrays and objects nest, ignoring brackets inside strings (checked before
+    parsing, so a deep document never reaches the recursive decoder)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def _bounded_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > MAX_INT_DIGITS:
+        raise ResultProblem(f"an integer of {len(digits)} digits (at most {MAX_INT_DIGITS})")
+    return int(digits)
+
+
+def _bounded_float(text: str) -> float:
+    if len(text) > MAX_FLOAT_CHARS:
+        raise ResultProblem(f"a number of {len(text)} characters (at most {MAX_FLOAT_CHARS})")
+    return float(text)
+
+
+def _check_sizes(value: object, name: str) -> None:
+    """Every key and string within its cap (the depth is bounded already)."""
+    if isinstance(value, str) and len(value) > MAX_JSON_STRING:
+        raise ResultProblem(f"{name} holds a string of {len(value)} characters (at most {MAX_JSON_STRING})")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if len(key) > MAX_KEY_CHARS:
+                raise ResultProblem(f"{name} holds a key of {len(key)} characters (at most {MAX_KEY_CHARS})")
+            _check_sizes(item, name)
+    elif isinstance(value, list):
+        for item in value:
+            _check_sizes(item, name)

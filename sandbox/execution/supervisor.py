@@ -140,6 +140,7 @@ class WarmWorker:
         self._free = list(slots)
         self._queues: dict[str, queue.Queue] = {}  # seed key -> its attempt's events
         self._slot_of: dict[str, str] = {}  # seed key -> slot, until its scratch is wiped
+        self._abandoned: set[str] = set()  # seeds nobody waits for: cleaned when their child ends
         self.ready, self.dead = threading.Event(), threading.Event()
         self.retired = False  # takes no new seed (a slot could not be wiped); closed when idle
         self.users = 0  # attempts holding it (the pool's count)
@@ -197,8 +198,21 @@ class WarmWorker:
         elif verb == "exit":
             with self._lock:
                 target = self._queues.get(key)
-            if target is not None:
+                orphan = key in self._abandoned
+            if orphan:
+                self.send(f"clean {key}")
+            elif target is not None:
                 target.put((key, int(code) if code.lstrip("-").isdigit() else -1))
+
+    def abandon(self, key: str) -> None:
+        """Nobody waits for seed ``key`` any more (its attempt ended early): clean its slot as
+        soon as its child has ended, so the slot is not lost to later attempts."""
+        with self._lock:
+            self._queues.pop(key, None)
+            if key not in self._slot_of:
+                return
+            self._abandoned.add(key)
+        self.send(f"clean {key}")  # ignored while the child still runs; sent again on its exit
 
     def _ended(self) -> None:
         self.dead.set()
@@ -210,6 +224,7 @@ class WarmWorker:
     def _cleaned(self, key: str, code: str) -> None:
         with self._lock:
             slot = self._slot_of.pop(key, None)
+            self._abandoned.discard(key)
             if slot is None:
                 return
             if code == "0":
@@ -395,6 +410,7 @@ class AttemptRun:
                 self._kill(state)
                 self.worker.release_seed_files(state)
                 self.gate.leave()
+                self.worker.abandon(state.key)
             self.held = {}
 
     def _start_what_fits(self) -> None:
@@ -437,27 +453,35 @@ class AttemptRun:
         self.worker.send(f"kill {state.key}")
 
     def _finish(self, state: SeedState, code: int) -> None:
-        """The seed's child ended: kill what it left, stop reading, collect, free its slot."""
+        """The seed's child ended: kill what it left, stop reading, collect, free its slot. The
+        permit and the slot come back on every path: a result that breaks the parser (or
+        anything else here that raises) must not leave a later evaluation waiting forever."""
         runtime = time.monotonic() - (state.started or time.monotonic())
+        try:
+            output = self._outcome(state, code)
+        except Exception as exc:  # noqa: BLE001 - the seed's failure, never the harness's
+            output = RunOutput("invalid", error=f"unreadable result ({type(exc).__name__}: {str(exc)[:200]})")
+        finally:
+            self.gate.leave()
+            self.worker.send(f"clean {state.key}")  # the slot is free again once its scratch is wiped
+        with suppress(Exception):
+            output.log_tail = state.log.text()  # type: ignore[union-attr]
+        output.runtime_s = runtime
+        state.output = output
+
+    def _outcome(self, state: SeedState, code: int) -> RunOutput:
         cg = self.worker.slot_cgs.get(state.slot or "")
         if cg is not None:
             cg.kill_all()  # what the child left behind (setsid daemons) goes with it
         self.worker.release_seed_files(state)
-        limits = self.worker.limits
         if state.stopped is None and cg is not None and cg.oom_kills() > state.oom_before:
-            state.stopped = memory_killed(limits)
+            state.stopped = memory_killed(self.worker.limits)
         if state.stopped is None and state.result.overflow:  # type: ignore[union-attr]
             state.stopped = _too_large(state.result)  # type: ignore[arg-type]
         if state.stopped is not None:
-            output = state.stopped
-        else:
-            files, problem = state.result.frames()  # type: ignore[union-attr]
-            output = RunOutput("invalid", error=problem) if files is None else collect(files, code)
-        output.log_tail = state.log.text()  # type: ignore[union-attr]
-        output.runtime_s = runtime
-        state.output = output
-        self.gate.leave()
-        self.worker.send(f"clean {state.key}")  # the slot is free again once its scratch is wiped
+            return state.stopped
+        files, problem = state.result.frames()  # type: ignore[union-attr]
+        return RunOutput("invalid", error=problem) if files is None else collect(files, code)
 
 
 def _too_large(result: ResultCapture) -> RunOutput:

@@ -18,6 +18,7 @@ from sandbox.runtime.student_spec import LoraSpec, StudentSpec
 if TYPE_CHECKING:
     from sandbox.runtime.students import Student
 
+MAX_REPORT_INT_BITS = 128  # within the parent's bound on integer digits
 MAX_DIAGNOSTICS = 64
 
 
@@ -201,6 +202,8 @@ class IdeaContext:
             return
         if isinstance(value, float) and not math.isfinite(value):
             value = str(value)
+        if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > MAX_REPORT_INT_BITS:
+            value = f"an integer of {value.bit_length()} bits"  # str() of it may raise; the parent refuses it
         if isinstance(value, str):
             value = value[:200]
         self.diagnostics[str(name)[:64]] = value

@@ -3,7 +3,9 @@
 Imports the idea file, calls ``run(ctx)`` and sends ``predictions.npy`` (no pickle) and
 ``diagnostics.json`` (or ``error.json``) to the parent over the run's result pipe: no output
 directory exists, so nothing can reserve disk, and nothing written after this process ends is
-read. The parent re-validates everything. Exit codes: 0 ok, 2 the idea raised, 3 the idea
+read, and the last frame is ``end``, sent only when this process returns from the idea: the
+parent scores nothing that arrives without it (an idea that left run(ctx) by ``os._exit``, a
+leftover child writing after this process ended). The parent re-validates everything. Exit codes: 0 ok, 2 the idea raised, 3 the idea
 broke the contract.
 """
 
@@ -53,8 +55,18 @@ def _set_threads(n: int) -> None:
     torch.set_num_threads(max(1, n))
 
 
+END_FRAME = "end"
+
+
 def run_job(job: JobSpec, result_fd: int) -> int:
-    """Run the idea for ``job``; send what it returned to the file descriptor ``result_fd``."""
+    """Run the idea for ``job``; send what it returned to the file descriptor ``result_fd``,
+    then the end frame."""
+    code = _run_job(job, result_fd)
+    send(result_fd, END_FRAME, b"")
+    return code
+
+
+def _run_job(job: JobSpec, result_fd: int) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
     _set_threads(job.threads)
     ctx = IdeaContext.from_job(job)

@@ -238,6 +238,7 @@ class Serving:
         self.sel = selectors.DefaultSelector()
         self.seeds: dict[str, SeedPlan] = {}  # started and not yet cleaned
         self.running: dict[str, int] = {}  # key -> pid of the seed's child
+        self.cleaning: set[str] = set()  # a second ``clean`` of one seed starts no second cleaner
 
     def watch(self, pid: int, event: str, key: str) -> None:
         self.sel.register(os.pidfd_open(pid), selectors.EVENT_READ, (event, key, pid))
@@ -253,7 +254,8 @@ class Serving:
             self.watch(pid, "exit", key)
         elif verb == "kill" and key in self.running:
             _kill(self.running[key])
-        elif verb == "clean" and key in self.seeds and key not in self.running:
+        elif verb == "clean" and key in self.seeds and key not in self.running and key not in self.cleaning:
+            self.cleaning.add(key)
             self.watch(_start_cleaner(self.seeds[key]), "cleaned", key)
 
     def reaped(self, fileobj: int, event: str, key: str, pid: int) -> None:
@@ -264,6 +266,7 @@ class Serving:
             self.running.pop(key, None)
         else:
             self.seeds.pop(key, None)
+            self.cleaning.discard(key)
         _tell(f"{event} {key} {os.waitstatus_to_exitcode(status)}")
 
 

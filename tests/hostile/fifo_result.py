@@ -7,7 +7,7 @@ import os
 import time
 
 EXPECT = "invalid"
-MATCH = "wrote no predictions"
+MATCH = "no end frame"
 
 
 def run(ctx):

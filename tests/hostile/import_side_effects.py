@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 EXPECT = "invalid"
-MATCH = "wrote no predictions"
+MATCH = "no end frame"
 MARKER = "aar-hostile-import-marker"
 
 with open(os.path.expanduser("~/.bashrc"), "a") as _fh:

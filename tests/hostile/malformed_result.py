@@ -14,4 +14,5 @@ def _send(name, data):
 
 def run(ctx):
     _send("predictions.npy", b"\x93NUMPY\x01\x00{'descr': '<f8', 'shape': (3,, 'fortran_order': oops}" + b"\0" * 64)
+    _send("end", b"")  # as the runtime ends its stream, so the frame above is read
     os._exit(0)
