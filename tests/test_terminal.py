@@ -77,7 +77,7 @@ def test_live_panel_prints_no_literal_markup_and_no_infinite_total(monkeypatch):
     for n in (1, 2):
         reporter.step(f"attempt {n}: running idea")
         reporter.attempt_done(n, f"s1-000{n}", "idea", {"pgr": {"mean": 0.5}, "pgr_ci95": 0.1}, "ok",
-                              ("s1-0001", 0.5), {})
+                              ("s1-0001", 0.5, 0.4), {})
     reporter.close()
     text = out.getvalue()
     assert "attempt" in text and "[bold]" not in text and "[/bold]" not in text
