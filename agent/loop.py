@@ -87,7 +87,7 @@ class LoopTools:
     """The ResearchTools a proposer drives (see agent/proposers/base.py)."""
 
     def __init__(self, ctx: SessionContext, reporter: Reporter,
-                 recorded: list[dict[str, Any]] | None = None) -> None:
+                 recorded: list[dict[str, Any]] | None = None, recorded_ids: list[str] | None = None) -> None:
         self.ctx = ctx
         self.reporter = reporter
         self.task_card = ctx.card.model_dump()
@@ -98,6 +98,8 @@ class LoopTools:
         self._pending_file = bool(self._pending)  # state/pending_calls.json holds calls to clear
         self.tracker.cost_usd += self._pending_usage().cost_usd
         self._recorded = recorded
+        self._recorded_ids = list(recorded_ids or [])  # a replay: the original attempt ids, in order
+        self.replayed_ids: dict[str, str] = {}  # original attempt id -> the replay's
         self.replay_mismatches = 0
         self.call_in_flight = False
         self.novelty = NoveltyGate.of(ctx.attempts)
@@ -175,9 +177,21 @@ class LoopTools:
         if not self._recorded:
             raise ReplayExhausted("replay complete: every recorded response was used", "finished")
         entry = self._recorded.pop(0)
-        if entry.get("request") != request:
+        while entry.get("error") and self._recorded and self._recorded[0].get("request") == entry.get("request"):
+            entry = self._recorded.pop(0)  # an answer given up and retried: the retry answered
+        if entry.get("request") != self._as_recorded(request):
             self.replay_mismatches += 1
-        return entry["response"]
+        if entry.get("error"):  # the call failed for good in the original: so it does here
+            raise ModelCallError(f"replayed a call that failed in the original: {entry['error']}")
+        return self._as_replayed(entry["response"])
+
+    def _as_recorded(self, value: dict[str, Any]) -> dict[str, Any]:
+        """``value`` with the replay's attempt ids written as the original's (to compare requests)."""
+        return _renamed(value, {new: old for old, new in self.replayed_ids.items()})
+
+    def _as_replayed(self, value: dict[str, Any]) -> dict[str, Any]:
+        """A recorded response naming the original's attempt ids, naming the replay's instead."""
+        return _renamed(value, self.replayed_ids)
 
     def notice(self, text: str) -> None:
         self.reporter.step(text)
@@ -281,6 +295,8 @@ class LoopTools:
         if self.workspace.files:  # what it ran with: the snapshot itself is in its folder
             attempt.extra["workspace"] = {"entry": spec.path, "files": sorted(self.workspace.files),
                                           "modules": bool(self.workspace.identity())}
+        if self._recorded_ids:  # a replay: this attempt stands for the original's next one
+            self.replayed_ids[self._recorded_ids.pop(0)] = attempt.attempt_id
         self._pending = []
         self.ctx.store.record_attempt(attempt, self.pending_files() if self._pending_file else None,
                                       self.workspace_tree())
@@ -453,6 +469,17 @@ def drive(proposer: Proposer, tools: LoopTools, reporter: Reporter,
     _close(tools, reason, ending)
     reporter.stop(reason)
     return reason, ending
+
+
+def _renamed(value: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    """``value`` (JSON-able) with every occurrence of each key of ``names`` replaced by its value
+    (attempt ids are unique within the lab, so a plain text replacement hits nothing else)."""
+    if not names:
+        return value
+    text = json.dumps(value)
+    for old, new in names.items():
+        text = text.replace(old, new)
+    return json.loads(text)  # type: ignore[no-any-return]
 
 
 def _interrupted(tools: LoopTools) -> str:

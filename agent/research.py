@@ -35,7 +35,7 @@ def _complete_baselines(ctx: SessionContext, reporter: Reporter) -> None:
 def run_research(config: ResearchConfig, reporter: Reporter | None = None,
                  recorded: list[dict] | None = None, shared: SharedResources | None = None,
                  on_tracker: Callable[[BudgetTracker], None] | None = None,
-                 install_signals: bool = True) -> SessionOutcome:
+                 install_signals: bool = True, recorded_ids: list[str] | None = None) -> SessionOutcome:
     """Run one researcher's session to its end (budgets, finish, failure or Ctrl-C)."""
     reporter = reporter or make_reporter()
     if not config.resume and recorded is None:
@@ -56,7 +56,7 @@ def run_research(config: ResearchConfig, reporter: Reporter | None = None,
     proposer = get_proposer(config.proposer, make_proposer_config(config, ctx.manifest.direction))
     if config.resume and recorded is None:
         proposer.check_ready()
-    tools = LoopTools(ctx, reporter, recorded=recorded)
+    tools = LoopTools(ctx, reporter, recorded=recorded, recorded_ids=recorded_ids)
     reporter.start(ctx.session_id, config.run.budgets.max_attempts, ctx.tracker.status())
     try:
         reason, ending = drive(proposer, tools, reporter, install_signals)

@@ -176,13 +176,16 @@ def check_cmd(rebuild_index: bool = typer.Option(False, "--rebuild-index", help=
         fail(f"{len(report.problems)} problem(s) in {report.lab}", EXIT_IDEA_FAILED)
 
 
-def _replay_llm(session: str, lab: Path | None, tolerance: float, json_out: bool) -> None:
+def _replay_llm(session: str, lab: Path | None, tolerance: float, json_out: bool, isolation: str | None) -> None:
     from agent.progress import make_reporter
     from agent.replay_llm import replay_llm
+    from sandbox.isolation.base import DEFAULT_ISOLATION
 
-    report = replay_llm(session, lab, tolerance, make_reporter(True))
+    report = replay_llm(session, lab, tolerance, make_reporter(True), isolation=isolation or DEFAULT_ISOLATION)
     if json_out:
         print_json(report.model_dump())
+        if not report.reproduced:
+            raise typer.Exit(EXIT_IDEA_FAILED)
         return
     table = Table("#", "idea", "same code", "recorded PGR", "replayed PGR", "reproduces",
                   title=f"LLM replay of {report.original} → session {report.replay_session}")
@@ -191,7 +194,9 @@ def _replay_llm(session: str, lab: Path | None, tolerance: float, json_out: bool
                       num(s.replayed_pgr, True), "yes" if s.reproduced else "NO")
     console.print(table)
     console.print(f"{sum(s.reproduced for s in report.steps)} of {len(report.steps)} steps reproduce; "
-                  f"{report.request_mismatches} requests differed from the recording")
+                  f"{report.request_mismatches} requests differed from the recording", highlight=False)
+    if not report.reproduced:  # a step that did not reproduce (or was never reached) is a failed replay
+        raise typer.Exit(EXIT_IDEA_FAILED)
 
 
 @app.command("replay")
@@ -206,7 +211,7 @@ def replay_cmd(session: str = typer.Argument(..., help="Session id or unique pre
                lab: Path | None = LAB_OPTION, json_out: bool = JSON_OPTION) -> None:
     """Rerun every attempt's code with its recorded seeds; report recorded vs replayed PGR; record the replay."""
     if llm:
-        _replay_llm(session, lab, tolerance, json_out)
+        _replay_llm(session, lab, tolerance, json_out, isolation)
         return
     store = _lab(lab)
     sid = store.resolve_session(session)
