@@ -134,3 +134,55 @@ def test_malformed_pngs_are_refused_with_a_reason(data, says):
 def test_encoded_pngs_pass_the_check():
     assert check_png(encode_png([[0.0, 0.5], [1.0, 0.25]])) == (None, (2, 2))
     assert check_png(encode_png([[[255, 0, 0]] * 3] * 2)) == (None, (3, 2))
+
+
+# --- the offline proposer takes its kNN cleaning strength from an analysis run ------------------
+def test_the_agreement_picks_the_cleaning_strength():
+    from agent.proposers.offline import choose_next, cleaning_blend
+
+    assert cleaning_blend(0.95, [0.25, 0.5, 0.75, 1.0]) == 0.25  # the teacher and the structure agree
+    assert cleaning_blend(0.70, [0.25, 0.5, 0.75, 1.0]) == 0.5
+    assert cleaning_blend(0.40, [0.25, 0.5, 0.75, 1.0]) == 1.0
+    assert cleaning_blend(None, [0.25, 0.5]) is None
+    card = {"key": "k", "classes": list("abcdefghij"), "n_unlabeled": 600, "layers": ["layer_2", "final"]}
+    base = {"seed": 0, "step": 0, "direction": None, "card": card, "baselines": []}
+
+    def knn_start(agreement):
+        tried, request = [], {**base, "analysis": {"knn_teacher_agreement": agreement}}
+        for step in range(8):
+            choice = choose_next({**request, "step": step, "results": tried})
+            if choice["genome"]["cleaning"] == "knn" and choice["move"] == "start":
+                return choice["genome"]["blend"]
+            tried.append({"key": str(step), "genome": choice["genome"], "pgr": 0.1, "ci95": 0.05})
+            from agent.proposers.search_space import genome_key
+            tried[-1]["key"] = genome_key(choice["genome"])
+        raise AssertionError("no kNN-cleaning start")
+
+    assert knn_start(0.95) == 0.25 and knn_start(0.6) == 0.75
+
+
+def test_the_default_offline_session_runs_the_analysis_first(small_cache, tmp_path):
+    from agent.budget import Budgets
+    from agent.progress import Reporter
+    from agent.research import run_research
+    from agent.session_setup import ResearchConfig
+    from experiments.schemas import RunConfig
+    from experiments.store import LabStore
+    from tests.conftest import SMALL
+
+    lines: list[str] = []
+
+    class Lines(Reporter):
+        def line(self, text: str) -> None:
+            lines.append(text)
+
+    run = RunConfig(split_sizes=SMALL, budgets=Budgets(max_attempts=1))
+    out = run_research(ResearchConfig(task="wordnet-10", seeds=2, lab=tmp_path, run=run), Lines())
+    store = LabStore.open(tmp_path)
+    (folder, meta), = store.analysis_runs(out.session_id).items()
+    assert folder == "0001-teacher-kNN-agreement" and meta["status"] == "ok"
+    agreement = meta["reports"]["knn_teacher_agreement"]
+    assert 0 < agreement <= 1 and any("analysis 1 teacher-kNN agreement: ok" in ln for ln in lines)
+    (first,) = store.attempts(out.session_id)
+    request = first.transcript[0]["request"]
+    assert request["analysis"] == {"knn_teacher_agreement": agreement}  # the decision's input, recorded

@@ -33,8 +33,21 @@ from agent.proposers.search_space import (
 from experiments.ranking import RankKey, rank_key
 from experiments.ranking import ranked as rank
 from experiments.steering import Delivery
+from sandbox.errors import HarnessError
 
 GENOME_PREFIX = "genome: "
+# The one look at the data the offline search takes before its first experiment (an analysis run,
+# never scored): how often a kNN vote over the strong features agrees with the weak teacher.
+AGREEMENT_ANALYSIS = """
+import numpy as np
+from sandbox.runtime import knn_probe
+
+x = np.asarray(ctx.features("unlabeled"))
+vote = knn_probe(x, ctx.weak_soft, x, k=10, exclude_self=True)
+agreement = float((vote.argmax(1) == ctx.weak_soft.argmax(1)).mean())
+print(f"kNN (k=10) vote agrees with the weak teacher on {agreement:.1%} of {len(x)} unlabeled rows")
+ctx.report("knn_teacher_agreement", agreement)
+"""
 
 WHY = {
     "layers": "intermediate layers may hold task structure the final pooled layer blurs",
@@ -114,6 +127,9 @@ def choose_next(request: dict[str, Any]) -> dict[str, Any]:
     results = [{**r, "genome": {**BASE, **r["genome"]}, "index": i} for i, r in enumerate(request["results"])]
     ranked = rank(results, rank_of)
     starts = starts_for_task if family is None else [{}] + [mutate(BASE, rng, genes, 1, space) for _ in range(3)]
+    blend = cleaning_blend((request.get("analysis") or {}).get("knn_teacher_agreement"), space["blend"])
+    if blend is not None:  # the analysis run sets how far kNN cleaning moves the teacher's labels
+        starts = [{**s, "blend": blend} if s.get("cleaning") == "knn" and "blend" not in s else s for s in starts]
     for start in starts:
         genome = normalize({**BASE, **start})
         if genome_key(genome) not in tried:
@@ -138,6 +154,16 @@ def choose_next(request: dict[str, Any]) -> dict[str, Any]:
     return {"genome": mutate(BASE, rng, list(GENES), 4, space), "parent": None, "move": "random"}
 
 
+def cleaning_blend(agreement: float | None, choices: list[float]) -> float | None:
+    """The kNN cleaning strength from the teacher/kNN agreement: where the vote disagrees with
+    the teacher more often, there is more for the structure to correct, so move further towards
+    it (blend 2 x disagreement, the nearest allowed value); None without a measurement."""
+    if agreement is None or not choices:
+        return None
+    want = min(1.0, max(0.0, 2.0 * (1.0 - float(agreement))))
+    return min(choices, key=lambda c: (abs(c - want), c))
+
+
 def _hypothesis(genome: dict[str, Any], parent: dict[str, Any] | None, move: str) -> str:
     changed = [g for g in genome if (parent or BASE).get(g, BASE[g]) != genome[g]]
     reasons = "; ".join(f"{g}={genome[g]}: {WHY[g]}" for g in changed) or "the vanilla recipe as a reference"
@@ -156,6 +182,9 @@ class OfflineProposer(Proposer):
         finetune = card.get("kind") == "finetune"  # its own space: agent/proposers/ft_space.py
         if state["step"] == 0:
             tools.notice(direction_receipt(self.config.direction or tools.direction, finetune))
+        if "analysis" not in state and not finetune:
+            state["analysis"] = self._look_at_the_data(tools)
+            tools.save_state(state)
         while True:
             receipts = [self._receive(d, state, finetune) for d in tools.inbox()]
             for text in receipts:
@@ -169,7 +198,9 @@ class OfflineProposer(Proposer):
                                 "kind": card.get("kind", "features")},
                        "shared": self._shared_genomes(tools),
                        # the built-in baselines' dev PGR: the search starts from the best of them
-                       "baselines": [{"name": b.name, "pgr": b.pgr} for b in tools.baselines]}
+                       "baselines": [{"name": b.name, "pgr": b.pgr} for b in tools.baselines],
+                       # what the analysis run measured (it picks the kNN cleaning strength)
+                       "analysis": {"knn_teacher_agreement": (state.get("analysis") or {}).get("agreement")}}
             if finetune:
                 request["space"] = "finetune"
             if receipts:  # recorded with the call: what arrived and what the search does with it
@@ -222,6 +253,20 @@ class OfflineProposer(Proposer):
         requests); ``rejected`` only where a human rejected it, so older recordings still match."""
         seen = {k: result.get(k) for k in ("key", "genome", "pgr", "ci95")}
         return {**seen, "rejected": True} if result.get("rejected") else seen
+
+    @staticmethod
+    def _look_at_the_data(tools: ResearchTools) -> dict[str, Any]:
+        """One analysis run: the teacher/kNN agreement (None when the session offers no analysis
+        runs, its analysis time is spent, or the run failed)."""
+        if not hasattr(tools, "run_analysis"):
+            return {"agreement": None}
+        try:
+            reply = tools.run_analysis("teacher-kNN agreement", AGREEMENT_ANALYSIS, None)
+        except HarnessError as exc:
+            return {"agreement": None, "error": str(exc)[:200]}
+        value = reply.output.reports.get("knn_teacher_agreement")
+        agreement = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+        return {"agreement": agreement, "analysis_id": reply.analysis_id, "status": reply.output.status}
 
     @staticmethod
     def _shared_genomes(tools: ResearchTools) -> list[dict[str, Any]]:
