@@ -114,3 +114,27 @@ def test_the_scripted_model_hears_the_review_and_the_message_once_even_across_re
     store = LabStore.open(tmp_path)
     assert [d["kind"] for _, d in steering_entries(store, first.session_id)] == ["review", "steer"]
     assert resumed.best_attempt != state["attempt"]
+
+
+@pytest.mark.slow
+def test_a_queue_of_three_directions_feeds_two_researchers(small_cache, tmp_path):
+    from agent.parallel import run_parallel
+    from agent.session_setup import ResearchConfig
+    from experiments.queue import add_direction, directions
+    from experiments.schemas import Budgets, RunConfig
+
+    store = LabStore.open(tmp_path)
+    texts = ["label propagation over the strong features", "ensembles of views", "write it as a sonnet"]
+    for text in texts:
+        add_direction(store, text)
+    config = ResearchConfig(task="wordnet-10", seeds=2, lab=tmp_path,
+                            run=RunConfig(split_sizes=SMALL, budgets=Budgets(max_attempts=1)))
+    group = run_parallel(config, 2, from_queue=True)
+    queue = directions(store)
+    assert [d.status for d in queue] == ["taken"] * 3  # every direction taken ...
+    taken_by = [d.session_id for d in queue]
+    assert len(set(taken_by)) == 3 and {r.session_id for r in group.researchers} == set(taken_by)  # ... once each
+    for d in queue:  # each session records its direction
+        assert store.manifest(d.session_id or "").direction == d.text
+    assert sorted(group.directions.values()) == sorted(texts)
+    assert aar(tmp_path, "queue", "list").stdout.count("taken") == 3
