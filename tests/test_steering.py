@@ -23,6 +23,14 @@ from tests.test_e2e_claude import anthropic_env, config, plain_session, run_step
 
 NOTE = "reward hack: it only copies the teacher"
 STEER = "try label propagation over the strong features"
+WRITE_BOTH = f"""import sys
+from experiments.reviews import add_review
+from experiments.steering import send_steer
+from experiments.store import LabStore
+store = LabStore.open(sys.argv[1], create=False)
+add_review(store, sys.argv[2], "reject", {NOTE!r})
+send_steer(store, sys.argv[3], {STEER!r})
+"""
 
 
 def aar(lab: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -41,7 +49,7 @@ def test_a_running_offline_session_hears_a_rejection_and_a_steer_from_another_pr
     env = {**os.environ, "AAR_CACHE_DIR": str(small_cache.root)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "agent.cli", "research", "--split-sizes", SMALL, "--seeds", "2",
-         "--max-attempts", "12", "--lab", str(tmp_path), "--plain"],
+         "--max-attempts", "16", "--lab", str(tmp_path), "--plain"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         deadline, summary = time.monotonic() + 600, None
@@ -52,8 +60,9 @@ def test_a_running_offline_session_hears_a_rejection_and_a_steer_from_another_pr
                                 if s.ok >= 2 and s.best_attempt), None)
         assert summary is not None and proc.poll() is None, "the session did not get going"
         rejected = summary.best_attempt
-        assert aar(tmp_path, "review", rejected, "--reject", "--note", NOTE, env=env).returncode == 0
-        assert aar(tmp_path, "steer", summary.session_id, STEER, env=env).returncode == 0
+        # another process writes both at once (two CLI start-ups could outlast a short session)
+        subprocess.run([sys.executable, "-c", WRITE_BOTH, str(tmp_path), rejected, summary.session_id],
+                       check=True, env=env, timeout=300)
         out, err = proc.communicate(timeout=900)
     finally:
         if proc.poll() is None:
