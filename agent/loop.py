@@ -201,6 +201,7 @@ class LoopTools:
         """What people said since the last turn (reviews of this session's attempts, messages to
         this researcher), read from the lab, so another process's review arrives; each item once,
         across resumes, recorded in the transcript so a replay delivers the same at the same turn."""
+        self.tracker.check()  # a turn the budgets forbid delivers nothing: it stays for a resume
         if self._recorded is not None:
             new = self._recorded_steering()
         else:

@@ -88,11 +88,41 @@ def shared_scoring(config: ResearchConfig, configs: list[ResearchConfig]) -> Sco
     return ScoringBudget(max_calls=given if given is not None else stored, used=used)
 
 
-def run_parallel(config: ResearchConfig, n: int) -> GroupOutcome:
+class QueueFeed:
+    """``--from-queue``: each idle researcher takes the next open direction and runs a session on
+    it (``<group>-r<m>``, m counting sessions), until the queue or the shared budgets run out."""
+
+    def __init__(self, config: ResearchConfig, group: str) -> None:
+        self.config, self.group = config, group
+        self._lock = threading.Lock()
+        self._next = 0
+
+    def next_config(self) -> ResearchConfig | None:
+        from experiments.queue import take_next
+
+        with self._lock:
+            m = self._next
+            self._next += 1
+        sid = member_session(self.group, m)
+        taken = take_next(LabStore.open(self.config.lab), sid, self.config.task)
+        if taken is None:
+            return None
+        return (self.config.with_run(group=self.group, researcher=researcher_id(m),
+                                     proposer_seed=self.config.run.proposer_seed + m)
+                .model_copy(update={"session_id": sid, "direction": taken.text}))
+
+
+def run_parallel(config: ResearchConfig, n: int, from_queue: bool = False) -> GroupOutcome:
     from agent.research import run_research
 
     LabStore.open(config.lab)  # create the lab once, before the researchers race to it
-    group, configs = researcher_configs(config, n)
+    if from_queue:
+        group = new_session_id(Path(config.task).name, config.proposer)
+        feed: QueueFeed | None = QueueFeed(config, group)
+        configs = [config] * n  # placeholders: each worker takes its directions from the queue
+    else:
+        group, configs = researcher_configs(config, n)
+        feed = None
     slots = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
     shared = SharedResources(slots=slots, scoring=shared_scoring(config, configs),
                              executor=get_executor(ExecutorOptions(config.executor, slots=slots)))
@@ -100,12 +130,26 @@ def run_parallel(config: ResearchConfig, n: int) -> GroupOutcome:
     outcomes: dict[int, SessionOutcome] = {}
     errors: dict[int, str] = {}
 
-    def work(k: int, cfg: ResearchConfig) -> None:
+    def one(k: int, cfg: ResearchConfig) -> SessionOutcome | None:
         try:
             outcomes[k] = run_research(cfg, PrefixedReporter(f"[{cfg.run.researcher}]"), shared=shared,
                                        on_tracker=trackers.append, install_signals=False)
+            return outcomes[k]
         except Exception as exc:  # one researcher's failure must not take the others down
             errors[k] = f"{type(exc).__name__}: {exc}"
+            return None
+
+    def work(k: int, cfg: ResearchConfig) -> None:
+        if feed is None:
+            one(k, cfg)
+            return
+        while presses["n"] == 0 and shared.scoring.remaining() != 0:
+            taken = feed.next_config()
+            if taken is None:  # the queue is empty: this researcher is done
+                return
+            done = one(int(taken.run.researcher[1:]), taken)
+            if done is None or done.ending == "interrupted":
+                return
 
     threads = [threading.Thread(target=work, args=(k, c), name=f"researcher-{k}", daemon=True)
                for k, c in enumerate(configs)]

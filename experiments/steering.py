@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Callable
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -47,25 +48,52 @@ class Delivery(BaseModel):
     verdict: str | None = Field(None, description="accept or reject (reviews only).")
 
 
-def publish(store: LabStore, ref: str, path: str, content: str, message: str) -> None:
-    """Commit ``content`` at ``path`` on ``ref`` and move the ref by compare-and-swap under the
-    lab lock (retried when another writer moved it first)."""
+def update(store: LabStore, ref: str, message: str,
+           change: Callable[[bytes | None], dict[str, str] | None]) -> bool:
+    """Commit what ``change`` decides (``path -> content``, from the ref's current tree; None:
+    nothing) and move the ref by compare-and-swap under the lab lock, deciding again when another
+    writer moved it first. Returns whether anything was written."""
     objects = store.objects
-    blob = objects.blob(content)
     for attempt_no in range(RETRIES):
         with store.lock():
             head = objects.ref_sha(ref)
             root = objects.commit_tree(head) if head else None
-            tree = objects.put(root, path, (blob, BLOB_MODE))
+            files = change(root)
+            if not files:
+                return False
+            tree = root
+            for path, content in files.items():
+                tree = objects.put(tree, path, (objects.blob(content), BLOB_MODE))
+            assert tree is not None
             me = identity(store.repo)
             sha = objects.commit(tree, [head] if head else [], message, me, me)
             try:
                 objects.update_ref(ref, sha, head, message.splitlines()[0])
-                return
+                return True
             except RefConflict:
                 if attempt_no == RETRIES - 1:
                     raise
     raise AssertionError("unreachable")
+
+
+def publish(store: LabStore, ref: str, path: str, content: str, message: str) -> None:
+    """Commit ``content`` at ``path`` on ``ref`` (a new file: a post, a message)."""
+    update(store, ref, message, lambda _root: {path: content})
+
+
+def read_folder(store: LabStore, root: bytes | None, folder: str) -> list[tuple[str, bytes]]:
+    """``(name, content)`` of the files in ``folder`` of a tree, sorted by name."""
+    objects = store.objects
+    entry = objects.lookup(root, folder) if root is not None else None
+    if entry is None:
+        return []
+    return [(name, objects.read(sha, "blob")) for name, (sha, _mode) in sorted(objects.read_tree(entry[0]).items())]
+
+
+def branch_root(store: LabStore) -> bytes | None:
+    """The steering branch's current tree (None before anything was written)."""
+    head = store.objects.ref_sha(STEERING_REF)
+    return store.objects.commit_tree(head) if head else None
 
 
 def clean_text(text: str, what: str = "message") -> str:
@@ -92,18 +120,9 @@ def send_steer(store: LabStore, session_id: str, text: str, researcher: str | No
 
 def steer_messages(store: LabStore, session_id: str | None = None) -> list[SteerMessage]:
     """Messages sent (to ``session_id``), oldest first."""
-    objects = store.objects
-    head = objects.ref_sha(STEERING_REF)
-    entry = objects.lookup(objects.commit_tree(head), "messages") if head else None
-    if entry is None:
-        return []
-    out = []
-    for name, (sha, _mode) in sorted(objects.read_tree(entry[0]).items()):
-        if name.endswith(".json"):
-            msg = SteerMessage.model_validate_json(objects.read(sha, "blob"))
-            if session_id is None or msg.session_id == session_id:
-                out.append(msg)
-    return out
+    out = [SteerMessage.model_validate_json(data) for name, data in read_folder(store, branch_root(store), "messages")
+           if name.endswith(".json")]
+    return [m for m in out if session_id is None or m.session_id == session_id]
 
 
 def inbox(store: LabStore, session_id: str, researcher: str) -> list[Delivery]:
@@ -117,5 +136,5 @@ def inbox(store: LabStore, session_id: str, researcher: str) -> list[Delivery]:
     return sorted(items, key=lambda d: d.created_at)
 
 
-__all__ = ["MAX_TEXT_CHARS", "STEERING_REF", "Delivery", "SteerMessage", "clean_text", "inbox", "publish",
-           "send_steer", "steer_messages"]
+__all__ = ["MAX_TEXT_CHARS", "STEERING_REF", "Delivery", "SteerMessage", "branch_root", "clean_text", "inbox",
+           "publish", "read_folder", "send_steer", "steer_messages", "update"]

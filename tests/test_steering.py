@@ -23,6 +23,14 @@ from tests.test_e2e_claude import anthropic_env, config, plain_session, run_step
 
 NOTE = "reward hack: it only copies the teacher"
 STEER = "try label propagation over the strong features"
+WRITE_BOTH = f"""import sys
+from experiments.reviews import add_review
+from experiments.steering import send_steer
+from experiments.store import LabStore
+store = LabStore.open(sys.argv[1], create=False)
+add_review(store, sys.argv[2], "reject", {NOTE!r})
+send_steer(store, sys.argv[3], {STEER!r})
+"""
 
 
 def aar(lab: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -41,7 +49,7 @@ def test_a_running_offline_session_hears_a_rejection_and_a_steer_from_another_pr
     env = {**os.environ, "AAR_CACHE_DIR": str(small_cache.root)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "agent.cli", "research", "--split-sizes", SMALL, "--seeds", "2",
-         "--max-attempts", "12", "--lab", str(tmp_path), "--plain"],
+         "--max-attempts", "16", "--lab", str(tmp_path), "--plain"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         deadline, summary = time.monotonic() + 600, None
@@ -52,8 +60,9 @@ def test_a_running_offline_session_hears_a_rejection_and_a_steer_from_another_pr
                                 if s.ok >= 2 and s.best_attempt), None)
         assert summary is not None and proc.poll() is None, "the session did not get going"
         rejected = summary.best_attempt
-        assert aar(tmp_path, "review", rejected, "--reject", "--note", NOTE, env=env).returncode == 0
-        assert aar(tmp_path, "steer", summary.session_id, STEER, env=env).returncode == 0
+        # another process writes both at once (two CLI start-ups could outlast a short session)
+        subprocess.run([sys.executable, "-c", WRITE_BOTH, str(tmp_path), rejected, summary.session_id],
+                       check=True, env=env, timeout=300)
         out, err = proc.communicate(timeout=900)
     finally:
         if proc.poll() is None:
@@ -114,3 +123,27 @@ def test_the_scripted_model_hears_the_review_and_the_message_once_even_across_re
     store = LabStore.open(tmp_path)
     assert [d["kind"] for _, d in steering_entries(store, first.session_id)] == ["review", "steer"]
     assert resumed.best_attempt != state["attempt"]
+
+
+@pytest.mark.slow
+def test_a_queue_of_three_directions_feeds_two_researchers(small_cache, tmp_path):
+    from agent.parallel import run_parallel
+    from agent.session_setup import ResearchConfig
+    from experiments.queue import add_direction, directions
+    from experiments.schemas import Budgets, RunConfig
+
+    store = LabStore.open(tmp_path)
+    texts = ["label propagation over the strong features", "ensembles of views", "write it as a sonnet"]
+    for text in texts:
+        add_direction(store, text)
+    config = ResearchConfig(task="wordnet-10", seeds=2, lab=tmp_path,
+                            run=RunConfig(split_sizes=SMALL, budgets=Budgets(max_attempts=1)))
+    group = run_parallel(config, 2, from_queue=True)
+    queue = directions(store)
+    assert [d.status for d in queue] == ["taken"] * 3  # every direction taken ...
+    taken_by = [d.session_id for d in queue]
+    assert len(set(taken_by)) == 3 and {r.session_id for r in group.researchers} == set(taken_by)  # ... once each
+    for d in queue:  # each session records its direction
+        assert store.manifest(d.session_id or "").direction == d.text
+    assert sorted(group.directions.values()) == sorted(texts)
+    assert aar(tmp_path, "queue", "list").stdout.count("taken") == 3

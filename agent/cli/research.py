@@ -68,6 +68,8 @@ def research_cmd(
     lab: Path | None = typer.Option(None, "--lab", help="Lab repository (default $AAR_LAB or ./aar-lab)."),
     researchers: int = typer.Option(1, "--researchers", "-n", min=1, max=32,
                                     help="Researchers at once, each with its own direction and branch."),
+    from_queue: bool = typer.Option(False, "--from-queue", help="Each researcher takes the next open direction "
+                                    "of `aar queue` and, when done, the next, until the queue or the budgets run out."),
     option: list[str] = typer.Option([], "--option", "-o", help="Proposer option KEY=VALUE (repeatable)."),
     racing: str | None = typer.Option(None, "--racing", help="Seed ladder, e.g. 1,3,8: an idea earns more seeds "
                                       "only while it could lead; leaders ranked by lower 95% bound."),
@@ -98,8 +100,10 @@ def research_cmd(
     config = ResearchConfig(task=task, proposer=proposer, model=model, seeds=seeds, direction=direction, run=run,
                             lab=lab, device=device, executor=resolve_executor(executor, ray_address, seed_resources),
                             resume=resume)
-    if researchers > 1 or (resume and _is_group(config)):
-        _run_group(config, researchers, json_out)
+    if from_queue and (resume or direction):
+        fail("--from-queue takes each direction from the queue: drop --resume and --direction")
+    if researchers > 1 or from_queue or (resume and _is_group(config)):
+        _run_group(config, researchers, json_out, from_queue)
         return
     from agent.progress import make_reporter
 
@@ -162,10 +166,10 @@ def _is_group(config: ResearchConfig) -> bool:
     return config.resume is not None and config.resume not in heads and bool(members(config.resume, heads))
 
 
-def _run_group(config: ResearchConfig, researchers: int, json_out: bool) -> None:
+def _run_group(config: ResearchConfig, researchers: int, json_out: bool, from_queue: bool = False) -> None:
     from agent.parallel import run_parallel
 
-    group = run_parallel(config, researchers)
+    group = run_parallel(config, researchers, from_queue)
     if json_out:
         print_json(group.model_dump())
     else:

@@ -109,7 +109,8 @@ def attempt_record(feedback: Feedback) -> dict[str, Any]:
 
 def leaderboard_row(row: LeaderboardRow) -> dict[str, Any]:
     return {"attempt_id": row.attempt_id, "name": _cell(row.name), "status": row.status, "pgr": row.pgr,
-            "ci95": row.pgr_ci95, "vs_vanilla": row.vs_vanilla, "p_value": row.vs_vanilla_p}
+            "ci95": row.pgr_ci95, "lower": row.pgr_lower, "vs_vanilla": row.vs_vanilla, "p_value": row.vs_vanilla_p,
+            "review": row.review, "review_note": _cell(row.review_note or "")[:200]}
 
 
 def baseline_row(row: BaselineRow) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from agent.ui import live, routes
+from agent.ui import live, routes, steering
 from agent.ui.lab import Lab, PageError
 from agent.ui.render import pygments_css
 from agent.ui.security import Access, AccessMiddleware
@@ -93,6 +93,10 @@ def create_app(lab: Path | str | None = None, *, host: str = "127.0.0.1", token:
             Route("/attempts/{aid}/review", routes.review_post, methods=["POST"], name="review"),
             Route("/attempts/{aid}/files/{name}", routes.attempt_file, name="attempt_file"),
             Route("/compare", routes.compare_page, name="compare"),
+            Route("/sessions/{sid}/steer", steering.steer_post, methods=["POST"], name="steer"),
+            Route("/queue", steering.queue_page, name="queue"),
+            Route("/queue", steering.queue_post, methods=["POST"], name="queue_add"),
+            Route("/queue/{qid}/drop", steering.queue_drop_post, methods=["POST"], name="queue_drop"),
             Route("/forum", routes.forum_page, name="forum"),
             Route("/static/plotly.min.js", _plotly_js),
             Route("/static/pygments.css", _pygments_css),
@@ -104,6 +108,8 @@ def create_app(lab: Path | str | None = None, *, host: str = "127.0.0.1", token:
     app.state.lab = Lab(lab)
     app.state.access = access
     app.state.templates = templates()
+    # the session page's steer box lists what was sent (read when the page renders)
+    app.state.templates.env.globals["steer_messages_of"] = lambda sid: steering.messages_of(app.state.lab, sid)
     app.state.live = {"poll_s": live_poll_s, "max_s": live_max_s}
     app.state.stopping = threading.Event()  # set when the server shuts down
     return app

@@ -7,11 +7,12 @@ import hmac
 import ipaddress
 import secrets
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from starlette.datastructures import URL
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 TOKEN_COOKIE = "aar_ui_token"
 TOKEN_PARAM = "token"
@@ -72,6 +73,7 @@ class AccessMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        send = refuse_framing(send)
         request = Request(scope)
         if not self.access.host_ok(request.headers.get("host", "")):
             await _refuse(400, "this dashboard answers only on localhost; open it at http://127.0.0.1:PORT/")(
@@ -92,6 +94,30 @@ class AccessMiddleware:
             await _strip_token(request.url, self.access.token)(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+# No page may be shown inside another page: a framed review or steer form could be clicked
+# through by another local origin (clickjacking).
+FRAME_HEADERS = ((b"content-security-policy", b"frame-ancestors 'none'"), (b"x-frame-options", b"DENY"))
+
+
+def refuse_framing(send: Send) -> Send:
+    """``send`` with the anti-framing headers added to every response's start."""
+    async def guarded(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            names = {k.lower() for k, _ in message.get("headers", [])}
+            message = {**message, "headers": [*message.get("headers", []),
+                                              *(h for h in FRAME_HEADERS if h[0] not in names)]}
+        await send(message)
+    return guarded
+
+
+def write_allowed(request: Request, csrf: str | None) -> bool:
+    """A form post from this dashboard's own page: the CSRF token matches and the Origin (when
+    the browser sends one) is this host."""
+    origin = request.headers.get("origin")
+    same = origin is None or urlsplit(origin).netloc == request.headers.get("host")
+    return same and request.app.state.access.csrf_ok(csrf)
 
 
 def _refuse(status: int, message: str) -> Response:
