@@ -225,7 +225,8 @@ def test_hostile_idea_is_contained(path, small_cache, guard, canaries, monkeypat
         _normal_run_ok(small_cache, tmp_path)
 
 
-@pytest.mark.parametrize("name", ["gold_relative_public", "proc_secrets_scan", "socket_loopback"])
+@pytest.mark.parametrize("name", ["gold_relative_public", "proc_secrets_scan", "socket_loopback", "io_uring_socket",
+                                  "page_cache_probe", "page_cache_evict", "page_cache_mincore", "pidfd_getfd_steal"])
 def test_control_attacks_succeed_without_the_sandbox(name, small_cache, canaries, monkeypatch):
     """The same attacks under the unsafe plain process do reach gold, secrets and the host."""
     monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)

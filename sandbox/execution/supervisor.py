@@ -85,6 +85,8 @@ class SeedState:
 
     job: SeedJob
     key: str  # unique in its worker's life: the attempt's token and the seed
+    # The seed's files' names: the key plus a secret, so no seed can guess another's from its own
+    name: str = field(default_factory=lambda: secrets.token_hex(16))
     slot: str | None = None
     result: ResultCapture | None = None
     log: LogCapture | None = None
@@ -300,9 +302,9 @@ class WarmWorker:
         plan, iso, slot = self.plan, self.isolation, state.slot
         assert slot is not None
         uid = plan.uids.get(slot)
-        weak = plan.dirs.weak / state.key
+        weak = plan.dirs.weak / state.name
         copy_weak_teacher(plan.public_dir, state.job.weak_seed, weak, uid)
-        fifos = [plan.dirs.pipes / f"{state.key}.{part}" for part in ("result", "log")]
+        fifos = [plan.dirs.pipes / f"{state.name}.{part}" for part in ("result", "log")]
         for path in fifos:
             os.mkfifo(path, 0o600)
         # Read-write: the FIFO never reports EOF (the child opens it later; leftovers of the
@@ -325,10 +327,10 @@ class WarmWorker:
             if capture is not None:
                 capture.stop()
         d = self.plan.dirs
-        shutil.rmtree(d.weak / state.key, ignore_errors=True)
+        shutil.rmtree(d.weak / state.name, ignore_errors=True)
         for part in ("result", "log"):
             with suppress(FileNotFoundError):
-                (d.pipes / f"{state.key}.{part}").unlink()
+                (d.pipes / f"{state.name}.{part}").unlink()
 
     def close(self) -> None:
         """Stop the worker and everything it started; remove its cgroups and files (what the

@@ -180,11 +180,12 @@ def idea_file_name(idea: Path) -> str:
 
 
 def make_run_dirs(dirs: RunDirs) -> None:
-    """The per-seed directories: traversable but not listable by the seeds' uids (each finds
-    its own entries by their random names only)."""
+    """The per-seed directories: traversable but not listable by the seeds (each finds its own
+    entries by their random names only). 0311, not 0711: where the sandbox is a user namespace
+    the seeds map to the directories' owner, and the owner's bits are the ones that apply."""
     for path in (dirs.ideas, dirs.weak, dirs.pipes):
         path.mkdir()
-        path.chmod(0o711)
+        path.chmod(0o311)
 
 
 def cpu_seconds(limits: Limits) -> int:
@@ -216,19 +217,24 @@ def child_rlimits(limits: Limits) -> dict[str, int]:
 
 
 def copy_weak_teacher(public_dir: Path, weak_seed: int, dest: Path, uid: int | None = None) -> None:
-    """A private copy of one seed's weak teacher: a run sees its own teacher and no other
-    (owned by the seed's uid, unreadable to the others, where seeds have uids of their own)."""
+    """A private copy of one seed's weak teacher: a run sees its own teacher and no other.
+    Private from the first byte: the directory is made 0700 by this (trusted) process before
+    anything is written, each file is created 0400 empty and filled after, and only then does
+    ownership pass to the seed's uid (where seeds have uids of their own); no moment exists
+    in which another seed could open it."""
     src = weak_teacher_dir(public_dir, weak_seed)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    if not src.is_dir():  # the evaluator checks seeds first; here the idea just finds none
-        dest.mkdir()
-    else:
-        shutil.copytree(src, dest)
-    for path in (dest, *dest.iterdir()):
-        if uid is None:
-            path.chmod(0o755 if path.is_dir() else 0o644)
-        else:
+    dest.mkdir(mode=0o700)
+    files = sorted(p for p in src.iterdir() if p.is_file()) if src.is_dir() else []
+    for path in files:  # the evaluator checks seeds first; without a teacher the idea finds none
+        fd = os.open(dest / path.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o400)
+        with os.fdopen(fd, "wb") as out, path.open("rb") as inp:
+            shutil.copyfileobj(inp, out)
+    for path in (*(dest / p.name for p in files), dest):
+        if uid is not None:
             os.chown(path, uid, uid)
-            path.chmod(0o500 if path.is_dir() else 0o400)
+        # Where all seeds share one uid (a user namespace), the random name is what keeps a
+        # copy private: its directory cannot be listed.
+        path.chmod(0o500 if path.is_dir() else 0o400)
 
 
