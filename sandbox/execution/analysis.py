@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from sandbox.execution.base import Executor, SeedRequest
 from sandbox.execution.run_output import MAX_FIGURE_BYTES
+from sandbox.results import Status
 from sandbox.untrusted import plain
 
 MAX_OUTPUT_CHARS = 6_000
@@ -60,7 +61,7 @@ class Figure(BaseModel):
 class AnalysisOutput(BaseModel):
     """What one analysis run gave back, made safe to show."""
 
-    status: str = Field(description="ok, error, denied, timeout, killed or invalid (as a seed's).")
+    status: Status = Field(description="How the run ended, in a seed's vocabulary (sandbox.results.Status).")
     output: str = Field("", description="stdout and stderr, capped, terminal escapes removed.")
     reports: dict[str, float | int | str | bool] = Field(default_factory=dict, description="ctx.report values.")
     figures: list[Figure] = Field(default_factory=list, description="Well-formed PNGs it saved.")
