@@ -480,7 +480,7 @@ def _renamed(value: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
     text = json.dumps(value)
     for old, new in names.items():
         text = text.replace(old, new)
-    return json.loads(text)  # type: ignore[no-any-return]
+    return json.loads(text)
 
 
 def _interrupted(tools: LoopTools) -> str:

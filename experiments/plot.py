@@ -85,8 +85,8 @@ def pgr_svg(points: list[Point], title: str = "PGR over attempts") -> str:
 def _best_line(points: list[Point], sx: Scale, sy: Scale) -> list[str]:
     best, top, coords = None, None, []
     for p in sorted(points, key=lambda p: p.step):
-        key = rank_key(p.pgr, p.ci95) if p.status == "ok" else None  # the one ranking, drawn at its mean
-        if key is not None and (top is None or key > top):
+        key = rank_key(p.pgr, p.ci95) if p.status == "ok" and p.pgr is not None else None  # drawn at its mean
+        if key is not None and p.pgr is not None and (top is None or key > top):
             top = key
             if best is not None:
                 coords.append(f"{sx(p.step):.1f},{sy(best):.1f}")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -52,10 +54,10 @@ def _open(task: str, sizes: str | None, seeds: int, quiet: bool, device: str = "
 @app.command("tasks")
 def tasks_cmd(json_out: bool = JSON_OPTION) -> None:
     """List tasks (built-in, and task directories already cached): sizes, models, fixed baselines."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in list_tasks():
         spec = get_task(name)
-        row = {"name": name, "description": spec.description, "weak_model": spec.weak_model,
+        row: dict[str, Any] = {"name": name, "description": spec.description, "weak_model": spec.weak_model,
                "strong_model": spec.strong_model, "sizes": spec.sizes.text(), "cached": False,
                "source": spec.source}
         try:
@@ -82,7 +84,8 @@ def tasks_cmd(json_out: bool = JSON_OPTION) -> None:
         models = f"{r['weak_model']} → {r['strong_model']}" if r["weak_model"] else "—"
         note = r.get("unavailable") or ("" if r["cached"] else "not cached yet ")
         table.add_row(r["name"], models, r["sizes"], fmt(b and b["weak_dev"]["mean"]),
-                      fmt(b and b["ceiling_dev"]["mean"]), (note + (r["source"] or "")).strip()[:80])
+                      fmt(b and b["ceiling_dev"]["mean"]),
+                      textwrap.shorten((note + (r["source"] or "")).strip(), 80, placeholder=" …"))
     console.print(table)
     console.print("Custom tasks: pass a directory of jsonl files as --task (see prompts/idea_contract.md); "
                   "cached ones are listed above as name@content-key.")
@@ -92,8 +95,8 @@ def _result_row(r: IdeaResult) -> list:
     pgr = f"{r.pgr.mean:+.3f} ± {fmt(r.pgr_ci95)}" if r.pgr else "—"
     vs = r.vs_vanilla
     diff = f"{vs.mean:+.3f} (p={fmt(vs.p_value, 2)})" if vs else "—"
-    return [rich_text(r.idea), r.status, pgr, fmt(r.dev_acc and r.dev_acc.mean),
-            fmt(r.heldout_acc and r.heldout_acc.mean), diff, f"{r.runtime_s:.1f}s", rich_text("; ".join(r.warnings), 60)]
+    return [rich_text(r.idea), r.status, pgr, fmt(r.dev_acc.mean if r.dev_acc else None),
+            fmt(r.heldout_acc.mean if r.heldout_acc else None), diff, f"{r.runtime_s:.1f}s", rich_text("; ".join(r.warnings), 60)]
 
 
 def _results_table(title: str, results: list[IdeaResult]) -> Table:

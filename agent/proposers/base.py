@@ -176,7 +176,10 @@ class ResearchTools(Protocol):
     task_card: dict[str, Any]
     baselines: list[BaselineRow]
     direction: str | None
-    workspace: Workspace | None  # the researcher's files (the file tools edit it), None: no file tools
+
+    @property
+    def workspace(self) -> Workspace | None:
+        """The researcher's files (the file tools edit it); None: no file tools."""
 
     def model_call(self, request: dict[str, Any], transport: Transport) -> dict[str, Any]:
         """Send ``request`` through ``transport`` (or, in replay, answer from the recording);

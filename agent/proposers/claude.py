@@ -308,7 +308,7 @@ class AnthropicBackend(ChatBackend):
 def _snapshot(stream: Any) -> dict[str, Any] | None:
     """The message a stream has built so far (None before ``message_start``)."""
     try:
-        return stream.current_message_snapshot.model_dump(mode="json")  # type: ignore[no-any-return]
+        return stream.current_message_snapshot.model_dump(mode="json")
     except AssertionError:  # the SDK's way of saying no message_start arrived
         return None
 

@@ -125,9 +125,13 @@ class ToolDef:
 
 
 def _run_experiment(tools: ResearchTools, args: RunExperimentInput) -> ToolOutcome:
-    if args.path is not None and tools.workspace is None:
+    workspace = tools.workspace
+    if args.path is not None and workspace is None:
         raise ValueError("this session has no workspace: give the idea as code")
-    code = args.code if args.code is not None else tools.workspace.text(args.path)  # type: ignore[union-attr]
+    code = args.code
+    if code is None:  # the input's validator lets through code or a path, never neither
+        assert workspace is not None and args.path is not None
+        code = workspace.text(args.path)
     spec = ExperimentSpec(name=args.name, hypothesis=args.hypothesis, code=code,
                           parent_id=args.parent_id or None, path=args.path)
     feedback = tools.run_experiment(spec)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -75,7 +76,8 @@ def student_features(student: StudentSpec, n_classes: int, texts: list[str],
     from sandbox.runtime.students import load_student
 
     model = load_student(student, n_classes, device=device)
-    middle = intermediate_layers(int(model.model.config.num_hidden_layers))
+    config: Any = model.model.config  # a transformers config (nn.Module's typing says Tensor)
+    middle = intermediate_layers(int(config.num_hidden_layers))
     pooled = pooled_layers(model, texts, [*middle, -1])
     return {**{f"layer_{i}": pooled[i] for i in middle}, "final": pooled[-1]}
 

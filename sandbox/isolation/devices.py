@@ -19,6 +19,7 @@ import glob
 import os
 import re
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -169,7 +170,7 @@ class GpuHost:
         return self._proc_inventory()
 
     def _nvml_inventory(self) -> list[GpuDevice] | None:
-        nv = self.nvml
+        nv: Any = self.nvml  # pynvml has no stubs; inventory() checked it is not None
         try:
             nv.nvmlInit()
         except Exception:  # NVMLError: no driver loaded, or a library mismatch; /proc may still know
@@ -188,7 +189,7 @@ class GpuHost:
                 nv.nvmlShutdown()
 
     def _nvml_migs(self, handle: Any) -> tuple[MigInstance, ...]:
-        nv = self.nvml
+        nv: Any = self.nvml
         try:
             current, _pending = nv.nvmlDeviceGetMigMode(handle)
         except Exception:  # not supported on this GPU: no MIG
@@ -224,8 +225,8 @@ class GpuHost:
     def visible(self, env: dict[str, str] | None = None) -> list[str]:
         """The host's choice of GPUs, as entries to resolve: ``CUDA_VISIBLE_DEVICES`` where set
         (empty: none), else every GPU the driver knows, by index."""
-        env = os.environ if env is None else env
-        value = env.get("CUDA_VISIBLE_DEVICES")
+        source: Mapping[str, str] = os.environ if env is None else env
+        value = source.get("CUDA_VISIBLE_DEVICES")
         if value is None:
             return [str(g.index) for g in self.inventory()]
         return [x.strip() for x in value.split(",") if x.strip()]

@@ -12,6 +12,7 @@ import math
 import resource
 import time
 from collections.abc import Iterator
+from typing import Any, TypedDict
 
 import numpy as np
 import torch
@@ -66,8 +67,8 @@ def checkpoint_activations(student: Student, enabled: bool | None = None) -> boo
     """Gradient checkpointing for a causal student's training (``None``: on a GPU): the
     activations of 16 x 512 tokens through a 4B model would otherwise need tens of GB. The KV
     cache is off as well (nothing reuses it while training). Returns whether it is on."""
-    model = student.model
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    model: Any = student.model  # a transformers (or peft) model: nn.Module's typing says Tensor
+    base: Any = model.get_base_model() if hasattr(model, "get_base_model") else model
     if student.spec.family != "causal":
         return False
     base.config.use_cache = False
@@ -233,9 +234,17 @@ def pooled_layers(student: Student, texts: list[str], layers: list[int], *, batc
 
 # The vanilla fine-tune recipe: the vanilla baseline idea and the gold-trained ceiling both use
 # it, so the ceiling is "the same training on gold labels".
-VANILLA_FT: dict[str, float | int] = {"epochs": 1.0, "batch_size": 16, "lr": 1e-4}
+class FinetuneRecipe(TypedDict):
+    """The keyword arguments of ``finetune`` a named recipe fixes."""
+
+    epochs: float
+    batch_size: int
+    lr: float
 
 
-def vanilla_recipe(student: Student) -> dict[str, float | int]:
+VANILLA_FT: FinetuneRecipe = {"epochs": 1.0, "batch_size": 16, "lr": 1e-4}
+
+
+def vanilla_recipe(student: Student) -> FinetuneRecipe:
     """VANILLA_FT for this student: adapters take a 10x larger step than full weights."""
-    return {**VANILLA_FT, "lr": float(VANILLA_FT["lr"]) * (10 if student.lora else 1)}
+    return {**VANILLA_FT, "lr": VANILLA_FT["lr"] * (10 if student.lora else 1)}

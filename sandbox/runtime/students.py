@@ -33,8 +33,9 @@ class MeanPoolClassifier(nn.Module):
     def __init__(self, encoder: nn.Module, n_classes: int) -> None:
         super().__init__()
         self.encoder = encoder
-        self.config = encoder.config  # peft reads the model type from here
-        self.classifier = nn.Linear(encoder.config.hidden_size, n_classes)
+        config: Any = encoder.config  # a transformers config (nn.Module's typing says Tensor)
+        self.config = config  # peft reads the model type from here
+        self.classifier = nn.Linear(config.hidden_size, n_classes)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 output_hidden_states: bool = False, **kwargs: Any) -> SimpleNamespace:
@@ -151,6 +152,7 @@ def _base_model(spec_json: str, n_classes: int, dtype_name: str) -> tuple[nn.Mod
         kwargs["gguf_file"] = spec.gguf_file
     tokenizer = AutoTokenizer.from_pretrained(spec.model_dir, **kwargs)
     dtype = getattr(torch, dtype_name)
+    model: nn.Module
     if spec.family == "encoder":
         model = MeanPoolClassifier(AutoModel.from_pretrained(spec.model_dir, dtype=dtype, **kwargs),
                                    n_classes)
@@ -160,8 +162,9 @@ def _base_model(spec_json: str, n_classes: int, dtype_name: str) -> tuple[nn.Mod
         tokenizer.truncation_side = "left"  # the cue and label slot are at the end (fitted_input)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-        model.config.pad_token_id = tokenizer.pad_token_id
-        model.config.use_cache = False  # never generates: a KV cache would only hold memory
+        config: Any = model.config
+        config.pad_token_id = tokenizer.pad_token_id
+        config.use_cache = False  # never generates: a KV cache would only hold memory
     return model, tokenizer
 
 
@@ -219,14 +222,18 @@ def _with_lora(model: nn.Module, lora: LoraSpec, family: str) -> nn.Module:
     from peft import LoraConfig, TaskType, get_peft_model
     from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as DEFAULTS
 
-    targets = lora.targets or DEFAULTS.get(model.config.model_type)
+    config: Any = model.config  # a transformers config (nn.Module's typing says Tensor)
+    model_type: str = config.model_type
+    targets = lora.targets or DEFAULTS.get(model_type)
     if not targets:
-        raise ValueError(f"no default LoRA targets for model type {model.config.model_type!r}; "
+        raise ValueError(f"no default LoRA targets for model type {model_type!r}; "
                          "pass lora={'targets': [module names]}")
     if family == "encoder":  # our own head module: train it in full beside the adapters
-        config = LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+        config = LoraConfig(r=lora.rank, lora_alpha=lora.alpha,  # type: ignore[arg-type]  # peft scales by alpha/r in floats; its hint says int
+                            lora_dropout=lora.dropout,
                             target_modules=list(targets), modules_to_save=["classifier"])
     else:
-        config = LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+        config = LoraConfig(r=lora.rank, lora_alpha=lora.alpha,  # type: ignore[arg-type]  # peft scales by alpha/r in floats; its hint says int
+                            lora_dropout=lora.dropout,
                             target_modules=list(targets), task_type=TaskType.CAUSAL_LM)
     return get_peft_model(model, config)
