@@ -82,7 +82,7 @@ def tasks_cmd(json_out: bool = JSON_OPTION) -> None:
     for r in rows:
         b = r.get("baselines")
         models = f"{r['weak_model']} → {r['strong_model']}" if r["weak_model"] else "—"
-        note = r.get("unavailable") or ("" if r["cached"] else "not cached yet ")
+        note = r.get("unavailable") or ("" if r["cached"] else "not cached yet · ")
         table.add_row(r["name"], models, r["sizes"], fmt(b and b["weak_dev"]["mean"]),
                       fmt(b and b["ceiling_dev"]["mean"]),
                       textwrap.shorten((note + (r["source"] or "")).strip(), 80, placeholder=" …"))

@@ -54,7 +54,7 @@ def student_fingerprint(student: StudentSpec) -> str:
 
 
 def key_parts(spec: TaskSpec, classes: list[str]) -> dict:
-    from sandbox.runtime.finetuning import VANILLA_FT
+    from sandbox.runtime.recipes import VANILLA_FT  # torch-free: computing a key loads no model
 
     student = student_spec(spec, classes)
     return {"kind": spec.kind, "student": [student.model_dump(exclude={"model_dir"}, exclude_none=True),

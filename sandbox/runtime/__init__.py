@@ -21,7 +21,7 @@ _WHERE = {
     "LeanAdamW": "optim",
     "Head": "train", "train_head": "train", "weak_val_split": "train",
     "cpu_seconds": "finetuning", "finetune": "finetuning", "hidden_states": "finetuning", "peak_rss_mb": "finetuning",
-    "predict_proba": "finetuning", "VANILLA_FT": "finetuning", "vanilla_recipe": "finetuning",
+    "predict_proba": "finetuning", "VANILLA_FT": "recipes", "vanilla_recipe": "finetuning",
     "peak_gpu_mb": "finetuning",
     "LoraSpec": "student_spec", "StudentSpec": "student_spec", "Student": "students",
 }

@@ -12,13 +12,14 @@ import math
 import resource
 import time
 from collections.abc import Iterator
-from typing import Any, TypedDict
+from typing import Any
 
 import numpy as np
 import torch
 
 from sandbox.runtime.arrays import to_tensor
 from sandbox.runtime.losses import LossFn, soft_ce
+from sandbox.runtime.recipes import VANILLA_FT, FinetuneRecipe
 from sandbox.runtime.students import Student
 
 DEFAULT_LR = {"all": 5e-5, "lora": 5e-4}
@@ -234,17 +235,6 @@ def pooled_layers(student: Student, texts: list[str], layers: list[int], *, batc
 
 # The vanilla fine-tune recipe: the vanilla baseline idea and the gold-trained ceiling both use
 # it, so the ceiling is "the same training on gold labels".
-class FinetuneRecipe(TypedDict):
-    """The keyword arguments of ``finetune`` a named recipe fixes."""
-
-    epochs: float
-    batch_size: int
-    lr: float
-
-
-VANILLA_FT: FinetuneRecipe = {"epochs": 1.0, "batch_size": 16, "lr": 1e-4}
-
-
 def vanilla_recipe(student: Student) -> FinetuneRecipe:
     """VANILLA_FT for this student: adapters take a 10x larger step than full weights."""
     return {**VANILLA_FT, "lr": VANILLA_FT["lr"] * (10 if student.lora else 1)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections import Counter
 from pathlib import Path
@@ -36,6 +37,19 @@ def parse_noun_line(line: str) -> tuple[int, str] | None:
     return lex_filenum, f"{', '.join(lemmas)}: {definition}"
 
 
+@functools.lru_cache(maxsize=2)
+def _noun_rows(path: Path, size: int, mtime_ns: int) -> tuple[tuple[int, str], ...]:
+    """The parsed noun file, once per process and file version (the size and mtime are part of
+    the key): ``aar tasks`` keys both WordNet tasks from it, and parsing takes about 2 s."""
+    rows = []
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            parsed = parse_noun_line(line)
+            if parsed is not None:
+                rows.append(parsed)
+    return tuple(rows)
+
+
 def load_wordnet_supersenses(n_classes: int = 10) -> LabeledData:
     path = wordnet_dir() / "data.noun"
     if not path.exists():
@@ -43,12 +57,8 @@ def load_wordnet_supersenses(n_classes: int = 10) -> LabeledData:
             f"{path} not found: install WordNet with `apt-get install wordnet-base` "
             "(or set AAR_WORDNET_DIR)"
         )
-    rows = []
-    with path.open(encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            parsed = parse_noun_line(line)
-            if parsed is not None:
-                rows.append(parsed)
+    stat = path.stat()
+    rows = _noun_rows(path, stat.st_size, stat.st_mtime_ns)
     counts = Counter(lex for lex, _ in rows)
     # Largest classes first; ties broken by id so the class list is stable.
     top = sorted(counts, key=lambda lex: (-counts[lex], lex))[:n_classes]
