@@ -97,6 +97,10 @@ def test_closing_block_names_the_best_with_held_out_and_the_next_commands(tmp_pa
     for command in (f"aar show {SESSION}-0002 --lab {store.path}", "aar leaderboard --task wordnet-10",
                     f"aar export {SESSION} --lab {store.path}", f"aar ui --lab {store.path}"):
         assert command in text, text
+    narrow = closing_block(outcome, config, width=60)
+    after = narrow[narrow.index("next:"):]
+    assert all(len(line) <= 60 or line.startswith("    aar ") for line in after), narrow
+    assert any(line == f"    aar ui --lab {store.path}" for line in narrow), narrow
 
 
 def test_quiet_silences_progress_but_not_the_reporter_contract(monkeypatch):

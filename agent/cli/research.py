@@ -111,13 +111,16 @@ def research_cmd(
     if json_out:
         print_json(result.model_dump())
     else:
-        for line in closing_block(result, config):
-            console.print(line, highlight=False, markup=False, soft_wrap=True)
+        for line in closing_block(result, config, console.width):
+            # a command must paste whole: never wrapped; the rest wraps at word boundaries
+            console.print(line, highlight=False, markup=False, soft_wrap=line.lstrip().startswith("aar "))
     raise typer.Exit(result.exit_code)  # 0 finished or stopped by a budget, 1 failed, 130 interrupted
 
 
-def closing_block(result: SessionOutcome, config: ResearchConfig) -> list[str]:
-    """The end of a session: what it found (dev, and held-out for people), and what to run next."""
+def closing_block(result: SessionOutcome, config: ResearchConfig, width: int = 100) -> list[str]:
+    """The end of a session: what it found (dev, and held-out for people), and what to run next.
+    Lines are kept within ``width`` where they can be: a command is never wrapped (it must paste
+    whole), so a long one goes on its own line under what it does."""
     lines = [f"session {result.session_id}: {result.attempts} attempts; stopped: {result.stop_reason}"]
     lab = f" --lab {shlex.quote(str(config.lab))}" if config.lab else ""
     if result.best_attempt is not None:
@@ -127,7 +130,10 @@ def closing_block(result: SessionOutcome, config: ResearchConfig) -> list[str]:
         heldout = "" if best.heldout_pgr is None else f", held-out PGR {best.heldout_pgr:+.3f} (never shown to the proposer)"
         ci = "" if best.pgr_ci95 is None else f" ± {best.pgr_ci95:.3f}"
         lower = "" if result.best_lower is None else f" (lower 95% bound {result.best_lower:+.3f}, the ranking)"
-        lines.append(f"best: {best.attempt_id} {best.name}: dev PGR {best.pgr:+.3f}{ci}{lower}{heldout}")
+        lines.append(f"best: {best.attempt_id} {best.name}")
+        lines.append(f"  dev PGR {best.pgr:+.3f}{ci}{lower}")
+        if heldout:
+            lines.append(f"  {heldout.removeprefix(', ')}")
     else:
         lines.append("no scored attempt")
     if result.resume_command:
@@ -137,9 +143,13 @@ def closing_block(result: SessionOutcome, config: ResearchConfig) -> list[str]:
     steps += [(f"aar leaderboard --task {config.task}{lab}", "every attempt on the task, ranked"),
               (f"aar export {result.session_id}{lab} -o report.md", "a report with the PGR chart"),
               (f"aar ui{lab}", "the dashboard")]
-    width = max(len(command) for command, _ in steps)
+    column = max(len(command) for command, _ in steps)
     lines.append("next:")
-    lines += [f"  {command.ljust(width)}  {what}" for command, what in steps]
+    if 2 + column + 2 + max(len(what) for _, what in steps) <= width:
+        lines += [f"  {command.ljust(column)}  {what}" for command, what in steps]
+    else:
+        for command, what in steps:
+            lines += [f"  {what}:", f"    {command}"]
     return lines
 
 
