@@ -59,7 +59,7 @@ class Reporter:
 
     def attempt_done(self, n: int, attempt_id: str, name: str, result: dict[str, Any] | None,
                      status: str, best: tuple[str, float, float] | None, budget: dict[str, Any]) -> None:
-        self.state.update(n=n, best=best, budget=budget,
+        self.state.update(n=n, best=best, budget=budget, budget_at=time.monotonic(),
                           last=f"{name[:50]}: {status} {_fmt_pgr(result)}")
         best_text = f"best {best_text_of(best)} ({best[0]})" if best else "best —"
         self.line(f"attempt {n} {attempt_id} {status} PGR {_fmt_pgr(result)} | {best_text} | "
@@ -77,7 +77,10 @@ class LiveReporter(Reporter):
 
     def __init__(self) -> None:
         super().__init__()
-        self._live = Live(self._render(), console=self.console, refresh_per_second=4, transient=False)
+        self._started = time.monotonic()
+        # get_renderable: each refresh renders anew, so the elapsed time ticks between events
+        self._live = Live(console=self.console, refresh_per_second=4, transient=False,
+                          get_renderable=self._render)
         self._live.start()
 
     def _render(self) -> Panel:
@@ -93,12 +96,20 @@ class LiveReporter(Reporter):
             ("last", rich_text(s.get("last") or "—")),
             ("seed-runs", seed_runs_text(budget)),
             ("tokens / cost", f"{s['tokens']:,} / ${s['cost']:.2f}"),
-            ("elapsed", f"{budget.get('elapsed_s', 0):.0f}s"
-             + (f", {budget['time_left_s']:.0f}s left" if budget.get("time_left_s") is not None else "")),
+            ("elapsed", f"{self._elapsed(budget):.0f}s"
+             + (f", {self._time_left(budget):.0f}s left" if budget.get("time_left_s") is not None else "")),
         ]
         for key, value in rows:
             table.add_row(Text(key, style="bold"), value)  # a style, not markup: nothing to print literally
         return Panel(Group(table), title=f"aar research {s.get('session', '')}")
+
+    def _elapsed(self, budget: dict[str, Any]) -> float:
+        """The budget's research time when it last arrived, plus the time since (the panel ticks)."""
+        since = self.state.get("budget_at") or getattr(self, "_started", time.monotonic())
+        return float(budget.get("elapsed_s", 0)) + time.monotonic() - since
+
+    def _time_left(self, budget: dict[str, Any]) -> float:
+        return max(0.0, float(budget["time_left_s"]) - (self._elapsed(budget) - float(budget.get("elapsed_s", 0))))
 
     def line(self, text: str) -> None:
         if getattr(self, "_live", None):

@@ -86,6 +86,19 @@ def test_live_panel_prints_no_literal_markup_and_no_infinite_total(monkeypatch):
     assert "∞" not in _render(reporter._render(), 120)
 
 
+def test_live_panel_elapsed_ticks_between_attempts(monkeypatch):
+    """The panel renders anew on every refresh: elapsed and time left move between events."""
+    clock = [1000.0]
+    monkeypatch.setattr("agent.progress.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("agent.progress.Console", lambda **kw: Console(file=io.StringIO(), width=120))
+    reporter = LiveReporter()
+    reporter.attempt_done(1, "s1-0001", "idea", None, "ok", None, {"elapsed_s": 40.0, "time_left_s": 100.0})
+    clock[0] += 25
+    text = _render(reporter._render(), 120)
+    reporter.close()
+    assert "65s, 75s left" in text, text
+
+
 def test_closing_block_names_the_best_with_held_out_and_the_next_commands(tmp_path):
     store = _lab(tmp_path)
     config = ResearchConfig(task="wordnet-10", lab=store.path)
