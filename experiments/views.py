@@ -41,7 +41,7 @@ def keep_whole(table: Table, *headers: str) -> Table:
     instead, so every id shown can be copied into the next command."""
     for column in table.columns:
         if column.header in headers:
-            cells = [Text.from_markup(c).cell_len if isinstance(c, str) else 0 for c in column._cells]
+            cells = [Text.from_markup(c).cell_len if isinstance(c, str) else 0 for c in column.cells]
             column.no_wrap = True
             column.min_width = max([len(str(column.header)), *cells])
     return table
