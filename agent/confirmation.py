@@ -1,6 +1,7 @@
 """Confirmation and transfer checks, never charged to the session's budgets: each new best idea (by
-experiments/ranking.py; rejected ideas are never picked) is scored on a second task as soon as it leads (``TransferWatch``); at the end the top
-ideas are re-run on fresh seeds, and the final best on the second task if not done yet."""
+experiments/ranking.py; rejected ideas are never picked) is scored on a second task as soon as it
+leads (``TransferWatch``); at the end the top ideas are re-run on fresh seeds, and the final best on
+the second task if not done yet."""
 
 from __future__ import annotations
 

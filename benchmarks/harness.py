@@ -89,7 +89,8 @@ def main() -> None:
             build = "cache reused" if args.cache_dir else "cold cache build"
             print(f"{name}: {build} {cold:.1f}s | first eval (worker start included) {first:.2f}s "
                   f"| eval vanilla_soft 3 seeds (warm) median "
-                  f"{eval_s:.2f}s vs bare in-process heads ({evaluator._limits().threads} thread) {bare_s:.2f}s -> ratio {eval_s / bare_s:.1f}x "
+                  f"{eval_s:.2f}s vs bare in-process heads ({evaluator._limits().threads} thread) "
+                  f"{bare_s:.2f}s -> ratio {eval_s / bare_s:.1f}x "
                   f"| PGR {result.pgr.mean:+.3f} | peak RSS of this process {peak_mb(resource.RUSAGE_SELF):.0f} MB "
                   "(children's ru_maxrss is not reported: forked children count the parent's pages)")
 

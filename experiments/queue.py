@@ -79,7 +79,8 @@ def drop_direction(store: LabStore, text: str) -> QueuedDirection:
         found = _find(_entries(store, root), text)
         if found.status != "open":
             raise StoreError(f"direction {found.id} is {found.status}"
-                             + (f" by {found.session_id}" if found.session_id else "") + "; only open ones can be dropped")
+                             + (f" by {found.session_id}" if found.session_id else "")
+                             + "; only open ones can be dropped")
         dropped[:] = [found.model_copy(update={"status": "dropped"})]
         return {_path(found): dropped[0].model_dump_json(indent=1)}
 

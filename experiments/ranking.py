@@ -24,7 +24,8 @@ BOUND_COLUMN = "lower 95%"
 SQL_BOUND = f"(a.pgr - COALESCE(a.pgr_ci95, {UNTESTED_PENALTY}))"
 SQL_ORDER = f"a.pgr IS NULL, {SQL_BOUND} DESC, a.pgr DESC, a.created_at"
 # True when the attempt's latest review (the index's ``reviews`` table) is not a rejection.
-SQL_NOT_REJECTED = (f"NOT EXISTS (SELECT 1 FROM reviews rv WHERE rv.attempt_id = a.attempt_id AND rv.verdict = '{REJECTED}' "
+SQL_NOT_REJECTED = ("NOT EXISTS (SELECT 1 FROM reviews rv WHERE rv.attempt_id = a.attempt_id "
+                    f"AND rv.verdict = '{REJECTED}' "
                     "AND rv.seq = (SELECT MAX(seq) FROM reviews rw WHERE rw.attempt_id = a.attempt_id))")
 # The attempts that rank at all: ok, scored, not rejected.
 SQL_RANKS = f"a.status = 'ok' AND a.pgr IS NOT NULL AND {SQL_NOT_REJECTED}"
@@ -77,5 +78,6 @@ def is_rejected(verdict: str | None) -> bool:
     return verdict == REJECTED
 
 
-__all__ = ["BOUND_COLUMN", "MEAN_COLUMN", "REJECTED", "RankKey", "RULE", "SQL_BOUND", "SQL_NOT_REJECTED", "SQL_ORDER", "SQL_RANKS", "UNTESTED_PENALTY",
+__all__ = ["BOUND_COLUMN", "MEAN_COLUMN", "REJECTED", "RankKey", "RULE", "SQL_BOUND", "SQL_NOT_REJECTED", "SQL_ORDER",
+           "SQL_RANKS", "UNTESTED_PENALTY",
            "best", "is_rejected", "lower_bound", "rank_key", "ranked", "result_bound", "result_key"]

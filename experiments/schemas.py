@@ -157,8 +157,8 @@ class SessionManifest(BaseModel):
                                               "(research only: what the time budget counts).")
     setup_s: float = Field(0.0, description="Seconds spent preparing (task cache, teachers, ceilings, baselines) "
                                             "over all its runs; not charged to the time budget.")
-    checks_s: float = Field(0.0, description="Seconds of confirmation and transfer checks during the session (transfer checks of "
-                                             "new best ideas); not charged to the time budget.")
+    checks_s: float = Field(0.0, description="Seconds of confirmation and transfer checks during the session "
+                                             "(transfer checks of new best ideas); not charged to the time budget.")
     baselines_deferred: bool = Field(
         False, description="The built-in baselines were not yet computed for the task cache and seeds when the "
                            "session started: its proposer was shown none, and they were computed after its research "
@@ -235,7 +235,8 @@ class AttemptSummary(BaseModel):
     task: str | None = Field(description="Task the attempt ran on.")
     pgr: float | None = Field(description="Dev PGR mean over seeds.")
     pgr_ci95: float | None = Field(description="Half-width of the 95% CI of dev PGR.")
-    pgr_lower: float | None = Field(None, description="Lower 95% bound of dev PGR: what ranks (experiments/ranking.py).")
+    pgr_lower: float | None = Field(None,
+                                    description="Lower 95% bound of dev PGR: what ranks (experiments/ranking.py).")
     n_seeds: int = Field(description="Seeds with a PGR.")
     dev_acc: float | None = Field(description="Dev transfer accuracy.")
     heldout_acc: float | None = Field(description="Held-out accuracy (never shown to proposers).")

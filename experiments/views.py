@@ -175,6 +175,10 @@ def attempt_page(attempt: Attempt, summary: AttemptSummary, parent: Attempt | No
     return [p for p in parts if p is not None]
 
 
+def _vs_vanilla(r: IdeaResult) -> str:
+    return vs_text(r.vs_vanilla.mean, r.vs_vanilla.p_value) if r.vs_vanilla else "—"
+
+
 def _metric_rows(a: Attempt, b: Attempt) -> list[tuple[str, str, str]]:
     ra, rb = a.result, b.result
 
@@ -187,8 +191,7 @@ def _metric_rows(a: Attempt, b: Attempt) -> list[tuple[str, str, str]]:
              get(rb, lambda r: pgr_ci(r.pgr.mean if r.pgr else None, r.pgr_ci95))),
             ("dev acc", get(ra, lambda r: num(r.dev_acc.mean if r.dev_acc else None)),
              get(rb, lambda r: num(r.dev_acc.mean if r.dev_acc else None))),
-            ("Δ vs vanilla", get(ra, lambda r: vs_text(r.vs_vanilla.mean, r.vs_vanilla.p_value) if r.vs_vanilla else "—"),
-             get(rb, lambda r: vs_text(r.vs_vanilla.mean, r.vs_vanilla.p_value) if r.vs_vanilla else "—")),
+            ("Δ vs vanilla", get(ra, _vs_vanilla), get(rb, _vs_vanilla)),
             ("runtime", get(ra, lambda r: f"{r.runtime_s:.1f}s"), get(rb, lambda r: f"{r.runtime_s:.1f}s")),
             ("model cost", f"${a.usage.cost_usd:.4f}", f"${b.usage.cost_usd:.4f}")]
     seeds = sorted({s.seed for r in (ra, rb) if r for s in r.seeds})

@@ -89,7 +89,8 @@ Path(a.__file__).write_text("poisoned")
 FOREVER = "while True:\n    pass\n"
 
 
-@pytest.mark.skipif("not __import__('sandbox.isolation.registry', fromlist=['x']).get_isolation('bwrap').available()[0]")
+@pytest.mark.skipif("not __import__('sandbox.isolation.registry', fromlist=['x'])"
+                    ".get_isolation('bwrap').available()[0]")
 @pytest.mark.parametrize(("code", "expect"), [
     (GOLD, lambda o: o.status == "ok" and "FOUND []" in o.output),  # no gold or test roles in view
     (NETWORK, lambda o: o.status == "denied" and "PermissionError" in o.error),  # seccomp: no sockets
@@ -112,7 +113,8 @@ def test_an_analysis_past_its_wall_limit_is_stopped(evaluator, tmp_path):
 
 # --- the PNG check on its own -----------------------------------------------------------------
 def _chunk(kind: bytes, data: bytes, crc: int | None = None) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) if crc is None else crc)
+    check = zlib.crc32(kind + data) if crc is None else crc
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", check)
 
 
 @pytest.mark.parametrize(("data", "says"), [

@@ -64,7 +64,8 @@ def test_a_build_killed_after_a_teacher_was_written_resumes(small_cache, tmp_pat
     import shutil
 
     for store in ("public", "private"):
-        shutil.copytree(small_cache.root / store / small_cache.public_dir.name, tmp_path / store / small_cache.public_dir.name)
+        name = small_cache.public_dir.name
+        shutil.copytree(small_cache.root / store / name, tmp_path / store / name)
     public = tmp_path / "public" / small_cache.public_dir.name
     card = json.loads((public / "card.json").read_text())
     card["weak_seeds"] = [0, 1, 2, 3]  # seed 4's teacher is on disk, its card entry never written
@@ -79,7 +80,8 @@ def _copy_cache(small_cache, root):
     import shutil
 
     for store in ("public", "private"):
-        shutil.copytree(small_cache.root / store / small_cache.public_dir.name, root / store / small_cache.public_dir.name)
+        name = small_cache.public_dir.name
+        shutil.copytree(small_cache.root / store / name, root / store / name)
 
 
 def test_references_do_not_move_with_the_number_of_teacher_seeds(small_cache, tmp_path):

@@ -131,7 +131,8 @@ def test_runtime_raises_no_torch_warning_on_read_only_arrays():
         "from sandbox.runtime import train_head, knn_probe, label_propagation\n"
         "x = np.random.rand(40, 8).astype(np.float32); x.flags.writeable = False\n"
         "y = np.eye(2, dtype=np.float32)[np.arange(40) % 2]; y.flags.writeable = False\n"
-        "train_head(x, y, epochs=1, val=(x, y)).predict_proba(x); knn_probe(x, y, x, k=3); label_propagation(x, y, k=3)\n"
+        "train_head(x, y, epochs=1, val=(x, y)).predict_proba(x)\n"
+        "knn_probe(x, y, x, k=3); label_propagation(x, y, k=3)\n"
     )
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]

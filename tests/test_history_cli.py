@@ -94,7 +94,8 @@ def test_show_review_and_diff(run):
     code, out, _ = run("diff", "aaaa00000001", "aaaa00000002")
     assert code == 0 and "vanilla" in out and "confident" in out and "epochs=11" in out and "epochs=12" in out
     code, out, _ = run("diff", "aaaa00000001", "aaaa00000002", "--unified")
-    assert "@@" in out and "-    head = train_head(ctx.features(\"unlabeled\"), ctx.weak_soft, seed=ctx.seed, epochs=11)" in out
+    removed = '-    head = train_head(ctx.features("unlabeled"), ctx.weak_soft, seed=ctx.seed, epochs=11)'
+    assert "@@" in out and removed in out
     code, _, err = run("show", "zzzz")
     assert code == 2 and "no attempt 'zzzz'" in err
 
@@ -131,7 +132,7 @@ def test_missing_lab_is_one_line(capsys, monkeypatch, tmp_path):
 
 def test_real_process_lists_ideas(lab):
     env = {**os.environ, "AAR_LAB": str(lab.path)}
-    proc = subprocess.run([sys.executable, "-m", "agent.cli", "ideas", "--json", "-n", "2", "--sort", "pgr"], capture_output=True,
-                          text=True, env=env, timeout=300, cwd=Path(__file__).resolve().parents[1])
+    proc = subprocess.run([sys.executable, "-m", "agent.cli", "ideas", "--json", "-n", "2", "--sort", "pgr"],
+                          capture_output=True, text=True, env=env, timeout=300, cwd=Path(__file__).resolve().parents[1])
     assert proc.returncode == 0, proc.stderr
     assert [r["attempt_id"] for r in json.loads(proc.stdout)] == ["bbbb00000001", "aaaa00000002"]

@@ -88,7 +88,8 @@ def test_hub_snapshot_loads_inside_the_sandbox(small_cache, snapshot, tmp_path):
     idea = tmp_path / "idea.py"
     idea.write_text(LOAD_IDEA.replace("{path}", str(snapshot)))
     iso, limits = get_isolation("bwrap"), Limits(time_s=240)
-    out = run_idea(idea, small_cache.public_dir, 0, limits, iso, passthrough=run_passthrough("cpu", model_mounts(snapshot)))
+    passthrough = run_passthrough("cpu", model_mounts(snapshot))
+    out = run_idea(idea, small_cache.public_dir, 0, limits, iso, passthrough=passthrough)
     assert out.status == "ok", (out.error, out.log_tail[-3000:])
     assert out.diagnostics["hidden"] == 384 and out.diagnostics["n_tokens"] == 5
     assert np.asarray(out.predictions).shape == (small_cache.card().n_test,)

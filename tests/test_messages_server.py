@@ -29,7 +29,8 @@ def test_partial_steps_are_completed_and_requests_recorded():
         second = post(server, MESSAGES_PATH, {**REQUEST, "model": "claude-x"}).json()
     assert first["type"] == "message" and first["role"] == "assistant" and first["stop_reason"] == "tool_use"
     assert first["model"] == "claude-opus-4-6" and first["content"][0]["name"] == "finish"
-    assert {"input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"} <= set(first["usage"])
+    usage_keys = {"input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"}
+    assert usage_keys <= set(first["usage"])
     assert second["stop_reason"] == "end_turn" and second["model"] == "claude-x"
     assert [r["body"]["model"] for r in server.requests] == ["claude-opus-4-6", "claude-x"]
     assert server.bodies() == [REQUEST, {**REQUEST, "model": "claude-x"}]

@@ -215,4 +215,5 @@ def test_a_context_length_400_is_compacted_and_asked_again():
         openai(server, keep_rounds=1).run(tools)
     bodies = server.bodies(CHAT_PATH)
     assert tools.finished == ["s"] and len(bodies) == 5
-    assert len(bodies[4]["messages"]) < len(bodies[3]["messages"]) and "compacted" in bodies[4]["messages"][1]["content"]
+    assert len(bodies[4]["messages"]) < len(bodies[3]["messages"])
+    assert "compacted" in bodies[4]["messages"][1]["content"]

@@ -319,7 +319,8 @@ def test_out_of_memory_is_killed_with_the_reason():
 
 def test_missing_ray_is_one_line(small_cache, tmp_path):
     code = ("import sys; sys.modules['ray'] = None; from agent.cli import main; "
-            f"sys.argv = ['aar', 'eval', {str(baseline_files()[0])!r}, '--executor', 'ray', '--split-sizes', {SMALL!r}]; sys.exit(main())")
+            f"sys.argv = ['aar', 'eval', {str(baseline_files()[0])!r}, '--executor', 'ray', "
+            f"'--split-sizes', {SMALL!r}]; sys.exit(main())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "AAR_CACHE_DIR": str(small_cache.root)})
     assert out.returncode == 2 and out.stderr.count("\n") == 1

@@ -20,8 +20,9 @@ from tests.test_loop_faults import BIG
 
 
 def child(parent_of: str) -> dict:
-    return tool_use("run_experiment", {"name": "child", "hypothesis": "builds on the first", "code": PLAIN + "VARIANT = 'child'\n",
-                                       "parent_id": parent_of}, call_id="toolu_child")
+    return tool_use("run_experiment", {"name": "child", "hypothesis": "builds on the first",
+                                       "code": PLAIN + "VARIANT = 'child'\n", "parent_id": parent_of},
+                    call_id="toolu_child")
 
 
 def test_replay_maps_attempt_ids_so_parents_resolve_and_retried_calls_are_skipped(small_cache, tmp_path):

@@ -59,7 +59,8 @@ def test_a_huge_integer_in_any_frame_is_the_seeds_invalid_status():
     assert out.status == "invalid" and "error.json" in out.error and "digits" in out.error
     buf = io.BytesIO()
     np.save(buf, np.zeros((3, 2)))
-    out = collect({"predictions.npy": buf.getvalue(), "diagnostics.json": b'{"x": ' + b"1" * 5000 + b"}", "end": b""}, 0)
+    huge = b'{"x": ' + b"1" * 5000 + b"}"
+    out = collect({"predictions.npy": buf.getvalue(), "diagnostics.json": huge, "end": b""}, 0)
     assert out.status == "invalid" and "diagnostics.json" in out.error
 
 

@@ -64,7 +64,8 @@ def test_two_schemas_in_one_file_are_refused(tmp_path):
 def test_an_empty_file_is_named_with_its_line(tmp_path):
     (tmp_path / "t").mkdir()
     (tmp_path / "t" / "rows.jsonl").write_text("\n\n")
-    assert _error(tmp_path / "t") == "rows.jsonl:1: the file has no rows; put one JSON object per line in it or remove it"
+    assert _error(tmp_path / "t") == ("rows.jsonl:1: the file has no rows; "
+                                      "put one JSON object per line in it or remove it")
 
 
 def test_a_non_utf8_file_is_named_with_its_line(tmp_path):

@@ -334,14 +334,16 @@ def test_claude_analyses_writes_a_helper_and_runs_a_multi_file_idea(small_cache,
     assert "heldout" not in json.dumps(bodies).lower()
     store = LabStore.open(tmp_path)
     now = Workspace.from_tree(store.objects, store.workspace_tree(out.session_id))
-    assert now.text(f"{folder}/workspace/prior_helpers.py") == "K = 3\n" and "epochs=11" in now.text(f"{folder}/idea.py")
+    assert now.text(f"{folder}/workspace/prior_helpers.py") == "K = 3\n"
+    assert "epochs=11" in now.text(f"{folder}/idea.py")
     (attempt_,) = store.attempts(out.session_id)
     assert attempt_.code == ENTRY and attempt_.extra["workspace"]["entry"] == "main.py"
     snap = Workspace.from_tree(store.objects, store.attempt_workspace(attempt_.attempt_id))
     assert snap.text("helpers.py") == HELPER_MODULE and snap.text("main.py") == ENTRY
     runs = store.analysis_runs(out.session_id)
     assert list(runs) == ["0001-weak-label-look", "0002-helper-import"]
-    assert runs["0001-weak-label-look"]["figures"] == ["confidence.png"] and runs["0001-weak-label-look"]["status"] == "ok"
+    look = runs["0001-weak-label-look"]
+    assert look["figures"] == ["confidence.png"] and look["status"] == "ok"
     files = git(store.path, "ls-tree", "-r", "--name-only", f"sessions/{out.session_id}").split()
     assert "analyses/0001-weak-label-look/figures/confidence.png" in files
     assert "analyses/0002-helper-import/workspace/helpers.py" in files

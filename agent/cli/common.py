@@ -119,7 +119,8 @@ UNSAFE_OPTION = typer.Option(False, "--unsafe-no-sandbox",
 EXECUTOR_OPTION = typer.Option("local", "--executor",
                                help="Where seeds run: local (this machine) or ray (a Ray cluster).")
 RAY_ADDRESS_OPTION = typer.Option(None, "--ray-address",
-                                  help="Ray cluster: auto (this machine's, else start a local one), local (always a new one) or HOST:PORT.")
+                                  help="Ray cluster: auto (this machine's, else start a local one), "
+                                       "local (always a new one) or HOST:PORT.")
 SEED_RESOURCES_OPTION = typer.Option(None, "--seed-resources",
                                      help="What each seed asks Ray for: cpus=2,gpus=1,memory_gb=16.")
 

@@ -55,7 +55,8 @@ class ClaudeOptions(ChatOptions):
     project_id: str | None = Field(None, description="Vertex project (default ANTHROPIC_VERTEX_PROJECT_ID).")
     thinking: Literal["off", "adaptive"] = Field("off", description="'adaptive' lets Claude decide when to think.")
     thinking_budget: int | None = Field(None, ge=1024,
-                                        description="Fixed extended-thinking budget (older models; overrides 'thinking').")
+                                        description="Fixed extended-thinking budget "
+                                                    "(older models; overrides 'thinking').")
 
 
 def resolve_provider(options: ClaudeOptions, env: dict[str, str] | os._Environ[str] = os.environ) -> Provider:
@@ -175,7 +176,8 @@ def describe_failure(exc: Exception, model: str, retries: int) -> str:
     if isinstance(exc, anthropic.APIStatusError) and exc.status_code < 500 and exc.status_code not in (408, 409, 429):
         return f"the API rejected the request ({_error_detail(exc)})"
     if isinstance(exc, anthropic.APIStatusError):
-        return f"the API still failed after {retries} retries ({_error_detail(exc)}): try again later or raise max_retries"
+        return (f"the API still failed after {retries} retries ({_error_detail(exc)}): "
+                "try again later or raise max_retries")
     if isinstance(exc, StreamFault) and status_wait_hint(exc.status, {}) is None:
         return f"the API rejected the request mid-stream ({exc.detail})"
     if isinstance(exc, StreamFault):

@@ -213,7 +213,8 @@ for _tool in (
     ToolDef("finish", FinishInput, _finish),
     ToolDef("post_finding", PostFindingInput, _post_finding),
     ToolDef("read_findings", ReadFindingsInput, _read_findings),
-    ToolDef(EDITOR_TOOL, EditFilesInput, _edit_files, available=lambda tools: getattr(tools, "workspace", None) is not None,
+    ToolDef(EDITOR_TOOL, EditFilesInput, _edit_files,
+            available=lambda tools: getattr(tools, "workspace", None) is not None,
             anthropic_spec={"type": EDITOR_TYPE, "name": EDITOR_TOOL}),
 ):
     register_tool(_tool)

@@ -16,8 +16,8 @@ from sandbox.runtime import (
 
 def run(ctx: IdeaContext) -> np.ndarray:
     student = ctx.student()
-    finetune(student, ctx.unlabeled_texts, ctx.weak_soft, seed=ctx.seed, loss_fn=product_loss(alpha=1.0, beta=1.0, warmup=0.2),
-             time_limit_s=ctx.time_left() - 60, **VANILLA_FT)
+    finetune(student, ctx.unlabeled_texts, ctx.weak_soft, seed=ctx.seed,
+             loss_fn=product_loss(alpha=1.0, beta=1.0, warmup=0.2), time_limit_s=ctx.time_left() - 60, **VANILLA_FT)
     probs = predict_proba(student, ctx.test_texts)
     ctx.report("peak_rss_mb", round(peak_rss_mb()))
     ctx.report("cpu_s", round(cpu_seconds(), 1))

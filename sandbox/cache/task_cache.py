@@ -202,7 +202,8 @@ def _build(cache: TaskCache, data: LabeledData, show_progress: bool, device: str
     for name, idx in (("weak_train", splits["weak_train"]), ("unlabeled", splits["unlabeled"]), ("test", test_idx)):
         np.save(private / f"gold_{name}.npy", labels[idx])
     np.save(private / "test_roles.npy", roles)
-    (public / "texts.json").write_text(json.dumps({"unlabeled": text_of(splits["unlabeled"]), "test": text_of(test_idx)}))
+    (public / "texts.json").write_text(json.dumps({"unlabeled": text_of(splits["unlabeled"]),
+                                                   "test": text_of(test_idx)}))
 
     texts = text_of(splits["unlabeled"]) + text_of(test_idx)
     student = ft_cache.student_spec(spec, data.classes) if spec.kind == "finetune" else None

@@ -209,7 +209,8 @@ class RayExecutor(Executor):
         ready, _ = ray.wait([ref], timeout=0)
         if not ready:
             ray.cancel(ref, force=True)
-            waited = self.options.config.queue_timeout_s + (req.limits.time_s + SETUP_MARGIN_S) * (1 + self.options.config.max_retries)
+            config = self.options.config
+            waited = config.queue_timeout_s + (req.limits.time_s + SETUP_MARGIN_S) * (1 + config.max_retries)
             out = RunOutput("timeout", error=f"no result from the Ray cluster within {waited:.0f}s "
                                              "(queued for resources or stuck); the task was cancelled")
         else:

@@ -5,8 +5,8 @@ Imports the idea file, calls ``run(ctx)`` and sends ``predictions.npy`` (no pick
 directory exists, so nothing can reserve disk, and nothing written after this process ends is
 read, and the last frame is ``end``, sent only when this process returns from the idea: the
 parent scores nothing that arrives without it (an idea that left run(ctx) by ``os._exit``, a
-leftover child writing after this process ended). The parent re-validates everything. Exit codes: 0 ok, 2 the idea raised, 3 the idea
-broke the contract.
+leftover child writing after this process ended). The parent re-validates everything. Exit codes:
+0 ok, 2 the idea raised, 3 the idea broke the contract.
 """
 
 from __future__ import annotations

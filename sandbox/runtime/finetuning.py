@@ -114,10 +114,11 @@ def finetune(
     """Train ``student`` in place on ``texts`` against soft ``targets`` (n, C); returns it.
 
     ``epochs`` may be fractional (0.5 = half a pass). ``lr`` defaults to 5e-5 for all weights,
-    5e-4 for LoRA; an encoder's fresh classification head trains at ``head_lr``. ``sample_weight`` resamples rows in proportion to their weight. ``val`` =
-    (texts, weak soft labels) evaluates agreement every ``eval_every`` steps (default: each
-    epoch) and keeps the best weights; training stops after ``patience`` evaluations without
-    gain. ``time_limit_s`` stops training (not prediction) once that many seconds have passed.
+    5e-4 for LoRA; an encoder's fresh classification head trains at ``head_lr``.
+    ``sample_weight`` resamples rows in proportion to their weight. ``val`` = (texts, weak soft
+    labels) evaluates agreement every ``eval_every`` steps (default: each epoch) and keeps the
+    best weights; training stops after ``patience`` evaluations without gain. ``time_limit_s``
+    stops training (not prediction) once that many seconds have passed.
     ``gradient_checkpointing``: causal students only; None = on when training on a GPU.
     """
     if len(texts) != len(targets):

@@ -67,7 +67,8 @@ def label_propagation(x: np.ndarray, y_init: np.ndarray, k: int = 10, alpha: flo
     idx, sims = knn_indices(x, x, k, exclude_self=True)
     rows = np.repeat(np.arange(n), idx.shape[1])
     weights = torch.sparse_coo_tensor(
-        torch.from_numpy(np.vstack([rows, idx.ravel()])), torch.from_numpy(np.clip(sims.ravel(), 0, None).astype(np.float32)),
+        torch.from_numpy(np.vstack([rows, idx.ravel()])),
+        torch.from_numpy(np.clip(sims.ravel(), 0, None).astype(np.float32)),
         (n, n),
         check_invariants=True,
     ).coalesce()

@@ -38,7 +38,8 @@ class WorkspaceFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             elif parts[-1] != "__init__":
                 self.modules[".".join(parts)] = (rel, False)
 
-    def find_spec(self, fullname: str, path: object = None, target: object = None) -> importlib.machinery.ModuleSpec | None:
+    def find_spec(self, fullname: str, path: object = None,
+                  target: object = None) -> importlib.machinery.ModuleSpec | None:
         found = self.modules.get(fullname)
         if found is None:
             return None

@@ -9,11 +9,12 @@ An optional ``task.json`` names the models and the kind: ``{"name", "kind", "wea
 "strong_model", "description"}``; ``kind`` is ``features`` (default: heads on cached features) or
 ``finetune`` (the strong model is trained; a causal LM is scored on label tokens, optionally
 ``"label_words"``, ``"cue"``, ``"max_len"``, ``"lora"`` for the vanilla recipe's adapter;
-``"preset": "qwen-reference"`` fills in the reference benchmark's models). Models are registered names, ``tfidf`` (weak only),
-a local model directory, or ``hf:<id>`` (downloaded beforehand). All rows are pooled and split anew,
-unless the directory holds the reference benchmark's split files (``train_label.jsonl``,
-``train_unlabel.jsonl``, ``test.jsonl``): then each file keeps its role, ``soft_label`` rows (or a
-``<file>.weak_labels.jsonl`` beside a file, one line per row) are the weak teacher's output, and other keys (``consistency_id``, ``subset``, ...) are kept for ideas.
+``"preset": "qwen-reference"`` fills in the reference benchmark's models). Models are registered
+names, ``tfidf`` (weak only), a local model directory, or ``hf:<id>`` (downloaded beforehand).
+All rows are pooled and split anew, unless the directory holds the reference benchmark's split
+files (``train_label.jsonl``, ``train_unlabel.jsonl``, ``test.jsonl``): then each file keeps its
+role, ``soft_label`` rows (or a ``<file>.weak_labels.jsonl`` beside a file, one line per row) are
+the weak teacher's output, and other keys (``consistency_id``, ``subset``, ...) are kept for ideas.
 ``"template"`` picks how causal-LM students read rows (``"cue"``: text + cue; ``"reference"``: the
 reference benchmark's prompts, the default for split files); ``"fixed_seeds"`` how many weak teachers
 and ceilings the fixed baselines average (16 for split files, as the reference).
@@ -188,7 +189,8 @@ def split_file_rows(directory: Path, template: str = "reference") -> LabeledData
         for (where, row), soft in zip(rows, _weak_labels_file(directory / name, len(rows)), strict=True):
             if soft is not None:
                 if "soft_label" in row:
-                    raise HarnessError(f"{where}: a soft_label in the row and in {weak_labels_path(directory / name).name}; "
+                    beside = weak_labels_path(directory / name).name
+                    raise HarnessError(f"{where}: a soft_label in the row and in {beside}; "
                                        "give each row's weak label in one place")
                 row["soft_label"] = soft
             seen.add(where, row)

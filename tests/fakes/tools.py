@@ -53,7 +53,8 @@ def canned_result(name: str, pgrs: list[float], *, status: str = "ok", error: st
         return IdeaResult(idea=name, task="wordnet-10", cache_key="abc123", status=status, seeds=seeds,
                           weak_acc_dev=weak, ceiling_acc_dev=ceiling, runtime_s=4.5, isolation="process")
     seeds = [SeedResult(seed=s, status="ok", pgr=p, dev_acc=weak + p * (ceiling - weak), heldout_pgr=HELDOUT_MARK,
-                        heldout_acc=HELDOUT_MARK, confirm_pgr=CONFIRM_MARK, confirm_acc=CONFIRM_MARK, runtime_s=2.0, warnings=warnings or [],
+                        heldout_acc=HELDOUT_MARK, confirm_pgr=CONFIRM_MARK, confirm_acc=CONFIRM_MARK, runtime_s=2.0,
+                        warnings=warnings or [],
                         diagnostics={"kept_fraction": 0.61}) for s, p in enumerate(pgrs)]
     half = 1.96 * statistics.stdev(pgrs) / len(pgrs) ** 0.5 if len(pgrs) > 1 else None
     return IdeaResult(

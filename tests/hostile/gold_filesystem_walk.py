@@ -27,8 +27,8 @@ def run(ctx):
     gold = [p for p in found if p.endswith("gold_test.npy")]
     if gold:
         return np.eye(ctx.n_classes)[np.load(gold[0])]
-    project = [p for p in found if p.endswith(("sandbox/scoring/evaluator.py", "sandbox/cache/task_cache.py", "data.noun",
-                                                ".csv.bz2", ".json", "roles.npy"))]
+    project = [p for p in found if p.endswith(("sandbox/scoring/evaluator.py", "sandbox/cache/task_cache.py",
+                                                "data.noun", ".csv.bz2", ".json", "roles.npy"))]
     if project:
         return np.asarray(ctx.weak_test_probs)  # leaked project source or task data: show it as ok
     raise FileNotFoundError(f"walked {seen} files, found no gold, no task data, no harness source")
