@@ -2,10 +2,15 @@
 as an idea's seed, with the idea's gold-free context, never scored. Each run is committed to the
 lab (code, output, figures, its metadata) with the workspace it saw, and its sandbox time is
 charged to the analysis budget, which a resumed session reads back from the runs the lab holds.
+
+An analysis also sees the researcher's own earlier attempts' predictions on the test rows (what
+each seed's idea returned, kept in the lab beside the attempt): the idea's own output, never the
+gold labels, the rows' dev/held-out roles or which rows it got right.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import tempfile
 from collections.abc import Callable
@@ -15,11 +20,15 @@ from agent.budget import BudgetTracker
 from agent.progress import Reporter
 from agent.proposers.base import AnalysisReply, BudgetStatus
 from agent.session_setup import SessionContext
+from experiments.layout import PREDICTIONS_DIR
 from experiments.schemas import slug, utc_now
 from experiments.workspace import Workspace
 from sandbox.errors import HarnessError
 from sandbox.execution.analysis import AnalysisOutput, write_wrapper
 from sandbox.execution.analysis import run_analysis as run_in_sandbox
+from sandbox.results import IdeaResult
+
+MAX_EARLIER_ATTEMPTS = 10  # the latest attempts whose predictions an analysis sees (prompts/idea_contract.md)
 
 
 class AnalysisRuns:
@@ -32,6 +41,7 @@ class AnalysisRuns:
         self.workspace = workspace
         self.workspace_tree = workspace_tree  # the workspace's git tree, written once per change
         self.tracker: BudgetTracker = ctx.tracker
+        self._predictions: dict[str, dict[str, str]] = {}  # attempt id -> its kept predictions (immutable)
         # Analysis time spent before a resume is read back from the runs the lab holds.
         runs = ctx.store.analysis_runs(ctx.session_id)
         self.tracker.analysis_runs = len(runs)
@@ -60,11 +70,34 @@ class AnalysisRuns:
 
     def _run_in_sandbox(self, source: str, filename: str) -> AnalysisOutput:
         with tempfile.TemporaryDirectory(prefix="aar-analysis-") as tmp:
-            entry = write_wrapper(source, filename, Path(tmp), self.workspace.text_files())
+            entry = write_wrapper(source, filename, Path(tmp), self.workspace.text_files(), self.earlier_predictions())
             # The teacher of the session's first seed; the evaluator's executor and limits, so the
             # run takes the warm worker a seed would: no evaluator call, nothing is scored.
             request = self.ctx.evaluator.request(entry, self.ctx.manifest.seeds[0])
             return run_in_sandbox(self.ctx.evaluator.executor, request)
+
+    # --- the researcher's earlier predictions ------------------------------------------------
+    @staticmethod
+    def predictions_file(attempt_id: str, result: IdeaResult | None) -> dict[str, str]:
+        """The state file keeping an attempt's test-row predictions, one .npy (base64) per seed
+        that returned valid ones; {} when none did."""
+        seeds = {str(s.seed): base64.b64encode(s.test_probs_npy).decode("ascii")
+                 for s in (result.seeds if result else []) if s.test_probs_npy}
+        return {f"{PREDICTIONS_DIR}/{attempt_id}.json": json.dumps({"rows": "test", "seeds": seeds})} if seeds else {}
+
+    def earlier_predictions(self) -> dict[str, dict[str, str]]:
+        """``attempt id -> seed -> .npy (base64)`` of this researcher's latest attempts that kept
+        predictions (read from the lab, so a resumed session sees its earlier run's too)."""
+        found: dict[str, dict[str, str]] = {}
+        for a in reversed(self.ctx.attempts):
+            if len(found) == MAX_EARLIER_ATTEMPTS:
+                break
+            if a.attempt_id not in self._predictions:
+                text = self.ctx.store.read_session_file(self.ctx.session_id, f"{PREDICTIONS_DIR}/{a.attempt_id}.json")
+                self._predictions[a.attempt_id] = json.loads(text)["seeds"] if text else {}
+            if self._predictions[a.attempt_id]:
+                found[a.attempt_id] = self._predictions[a.attempt_id]
+        return dict(reversed(found.items()))  # oldest first
 
     def _record(self, folder: str, name: str, source: str, path: str | None, out: AnalysisOutput) -> None:
         meta = {"name": name, "source": path or "inline", "status": out.status, "runtime_s": out.runtime_s,

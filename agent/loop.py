@@ -271,8 +271,9 @@ class LoopTools:
         if self._recorded_ids:  # a replay: this attempt stands for the original's next one
             self.replayed_ids[self._recorded_ids.pop(0)] = attempt.attempt_id
         self._pending = []
-        self.ctx.store.record_attempt(attempt, self.pending_files() if self._pending_file else None,
-                                      self.workspace_tree())
+        files = {**(self.pending_files() if self._pending_file else {}),
+                 **self.analyses.predictions_file(attempt.attempt_id, result)}  # for later analyses
+        self.ctx.store.record_attempt(attempt, files or None, self.workspace_tree())
         self.ctx.attempts.append(attempt)
         self.novelty.add(attempt, self.workspace.identity())
         return attempt
