@@ -7,18 +7,18 @@ every attempt to the lab repository as it happens.
 from __future__ import annotations
 
 import json
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
-
+from agent import prior_work
+from agent.analysis_runs import AnalysisRuns
 from agent.budget import BudgetTracker
 from agent.confirmation import TransferWatch
 from agent.costs import cost_of
 from agent.interrupts import graceful_interrupts
 from agent.novelty import Duplicate, NoveltyGate
+from agent.outcome import close_session
 from agent.progress import Reporter
 from agent.proposers.base import (
     AnalysisReply,
@@ -38,45 +38,20 @@ from agent.proposers.base import (
 from agent.racing import make_racer
 from agent.session_setup import SessionContext, seed_runs
 from experiments.forum import Forum
-from experiments.layout import PENDING_CALLS_FILE, UNATTACHED_USAGE_FILE, StoreError
-from experiments.ranking import result_bound, result_key
-from experiments.schemas import Attempt, SessionStatus, TokenUsage, slug, utc_now
+from experiments.layout import PENDING_CALLS_FILE, UNATTACHED_USAGE_FILE
+from experiments.schemas import Attempt, TokenUsage
 from experiments.steering import Delivery
 from experiments.steering import inbox as steering_inbox
-from experiments.store import resume_command
 from experiments.workspace import Workspace
 from sandbox.errors import BudgetExhaustedError, HarnessError
-from sandbox.execution.analysis import AnalysisOutput, write_idea, write_wrapper
-from sandbox.execution.analysis import run_analysis as run_in_sandbox
+from sandbox.execution.analysis import write_idea
 from sandbox.results import IdeaResult
 
 STATE_FILE = "proposer_state.json"
 SUMMARY_FILE = "summary.md"
 MAX_CODE_CHARS = 200_000  # stated in prompts/idea_contract.md
-EXIT_CODES: dict[Ending, int] = {"finished": 0, "budget": 0, "failed": 1, "interrupted": 130}
-SESSION_STATUS: dict[Ending, SessionStatus] = {"finished": "finished", "budget": "finished", "failed": "failed",
-                                              "interrupted": "interrupted"}
 MAX_REFUSALS = 20  # repeats in a row before the session stops (a proposer stuck on one idea)
 STEERING_KEY = "steering"  # a transcript entry holding what reached the researcher (reviews, messages)
-
-
-class SessionOutcome(BaseModel):
-    """How a session ended."""
-
-    session_id: str = Field(description="The session's id (its branch in the lab).")
-    attempts: int = Field(description="Attempts recorded in this session, all runs included.")
-    stop_reason: str = Field(description="Why the loop stopped, in words.")
-    ending: Ending = Field("finished", description="finished, budget, failed or interrupted.")
-    best_attempt: str | None = Field(None, description="The best attempt (experiments/ranking.py), rejected ones left out.")
-    best_pgr: float | None = Field(None, description="That attempt's dev PGR mean.")
-    best_lower: float | None = Field(None, description="That attempt's lower 95% bound of dev PGR (what ranks).")
-    cost_usd: float = Field(0.0, description="Model cost of the session, all runs and calls included.")
-    resume_command: str | None = Field(None, description="How to continue, when interrupted or failed.")
-    replay_mismatches: int = Field(0, description="In a replay: requests that differed from the recording.")
-
-    @property
-    def exit_code(self) -> int:
-        return EXIT_CODES[self.ending]
 
 
 class ReplayExhausted(BudgetStop):
@@ -110,10 +85,7 @@ class LoopTools:
                           for d in e.get(STEERING_KEY, [])}  # what earlier runs delivered: never twice
         # The researcher's files: what the session's branch holds (a resumed session's), else empty.
         self.workspace = Workspace.from_tree(ctx.store.objects, ctx.store.workspace_tree(ctx.session_id))
-        # Analysis time spent before a resume is read back from the runs the lab holds.
-        runs = ctx.store.analysis_runs(ctx.session_id)
-        self.tracker.analysis_runs = len(runs)
-        self.tracker.analysis_s = sum(float(r.get("runtime_s", 0.0)) for r in runs.values())
+        self.analyses = AnalysisRuns(ctx, reporter, self.workspace, self.workspace_tree)
 
     def workspace_tree(self) -> bytes | None:
         """The workspace's git tree, written once per change (None while it is empty)."""
@@ -299,8 +271,9 @@ class LoopTools:
         if self._recorded_ids:  # a replay: this attempt stands for the original's next one
             self.replayed_ids[self._recorded_ids.pop(0)] = attempt.attempt_id
         self._pending = []
-        self.ctx.store.record_attempt(attempt, self.pending_files() if self._pending_file else None,
-                                      self.workspace_tree())
+        files = {**(self.pending_files() if self._pending_file else {}),
+                 **self.analyses.predictions_file(attempt.attempt_id, result)}  # for later analyses
+        self.ctx.store.record_attempt(attempt, files or None, self.workspace_tree())
         self.ctx.attempts.append(attempt)
         self.novelty.add(attempt, self.workspace.identity())
         return attempt
@@ -323,93 +296,19 @@ class LoopTools:
         return Feedback(attempt_id=attempt.attempt_id, name=attempt.name, status=attempt.status,
                         result=result.for_proposer(), budget=self.budget_status())
 
-    # --- analysis runs -----------------------------------------------------------------
+    # --- analysis runs (agent/analysis_runs.py) --------------------------------------------
     def run_analysis(self, name: str, code: str | None, path: str | None) -> AnalysisReply:
-        self.tracker.check()
-        self.tracker.check_analysis()
-        if (code is None) == (path is None):
-            raise HarnessError("give either code (inline Python) or path (a workspace file), not both or neither")
-        source, filename = (code, "analysis.py") if code is not None else (
-            self.workspace.text(path or ""), f"workspace/{self.workspace.check_path(path or '')}")
-        index = self.tracker.analysis_runs + 1
-        self.reporter.step(f"analysis {index}: {name[:60]}")
-        with tempfile.TemporaryDirectory(prefix="aar-analysis-") as tmp:
-            entry = write_wrapper(source, filename, Path(tmp), self.workspace.text_files())
-            # The teacher of the session's first seed; the evaluator's executor and limits, so the
-            # run takes the warm worker a seed would: no evaluator call, nothing is scored.
-            request = self.ctx.evaluator.request(entry, self.ctx.manifest.seeds[0])
-            out = run_in_sandbox(self.ctx.evaluator.executor, request)
-        self.tracker.analysis_runs = index
-        self.tracker.analysis_s += out.runtime_s
-        folder = f"{index:04d}-{slug(name)}"
-        self._record_analysis(folder, name, source, path, out)
-        self.reporter.line(f"analysis {index} {name[:50]}: {out.status} in {out.runtime_s:.1f}s, "
-                           f"{len(out.figures)} figure(s)")
-        return AnalysisReply(analysis_id=folder, name=name, source=path or "inline", output=out,
-                             budget=self.budget_status())
+        return self.analyses.run(name, code, path, self.budget_status)
 
-    def _record_analysis(self, folder: str, name: str, source: str, path: str | None, out: AnalysisOutput) -> None:
-        meta = {"name": name, "source": path or "inline", "status": out.status, "runtime_s": out.runtime_s,
-                "reports": out.reports, "figures": [f.name for f in out.figures], "dropped": out.dropped,
-                "error": out.error, "researcher": self.ctx.researcher, "created_at": utc_now(),
-                "weak_seed": self.ctx.manifest.seeds[0]}
-        files: dict[str, bytes | str] = {"analysis.json": json.dumps(meta, indent=2) + "\n", "code.py": source,
-                                         "output.txt": out.output + (f"\n{out.traceback}" if out.traceback else "")}
-        files.update({f"figures/{f.name}": f.png for f in out.figures})
-        self.ctx.store.record_analysis(self.ctx.session_id, folder, files, self.workspace_tree(),
-                                       f"analysis {folder}: {out.status}")
-
-    # --- looking around ----------------------------------------------------------------
+    # --- looking around: the leaderboard and prior work (agent/prior_work.py) ----------------
     def leaderboard(self, limit: int = 10) -> list[LeaderboardRow]:
-        """The session's leaders by the one ranking; rejected attempts follow, unranked, with their notes."""
-        rejected = [a for a in self.ctx.attempts if a.attempt_id in self.ctx.rejected and result_key(a.result)]
-        return [self._row(a) for a in self.ctx.ranked_attempts()[:limit]] + [self._row(a) for a in rejected]
-
-    def _row(self, a: Attempt) -> LeaderboardRow:
-        r = a.result
-        assert r is not None and r.pgr is not None  # only ranked (scored) attempts reach here
-        return LeaderboardRow(
-            attempt_id=a.attempt_id, name=a.name, status=a.status, pgr=r.pgr.mean, pgr_ci95=r.pgr_ci95,
-            pgr_lower=result_bound(r), dev_acc=r.dev_acc.mean if r.dev_acc else None,
-            vs_vanilla=r.vs_vanilla.mean if r.vs_vanilla else None,
-            vs_vanilla_p=r.vs_vanilla.p_value if r.vs_vanilla else None,
-            review=self.ctx.reviews.get(a.attempt_id, (None, None))[0],
-            review_note=self.ctx.reviews.get(a.attempt_id, (None, None))[1])
-
-    def _find_attempt(self, attempt_id: str) -> Attempt:
-        """An attempt of this session by id or prefix, else one of any session of the lab."""
-        match = [a for a in self.ctx.attempts if a.attempt_id.startswith(attempt_id)]
-        if len(match) > 1:
-            raise HarnessError(f"attempt prefix {attempt_id!r} is ambiguous: give more characters")
-        if match:
-            return match[0]
-        try:
-            return self.ctx.store.get_attempt(attempt_id)
-        except StoreError as exc:
-            raise HarnessError(f"no attempt {attempt_id!r} in this lab: give an attempt_id from a result, the "
-                               "leaderboard or a finding") from exc
+        return prior_work.leaderboard(self.ctx, limit)
 
     def import_attempt(self, attempt_id: str) -> ImportReply:
-        found = self._find_attempt(attempt_id)
-        files: dict[str, bytes] = {"idea.py": found.code.encode("utf-8")}
-        tree = self.ctx.store.attempt_workspace(found.attempt_id) if found.extra.get("workspace") else None
-        if tree is not None:
-            files.update({f"workspace/{rel}": data
-                          for rel, data in Workspace.from_tree(self.ctx.store.objects, tree).files.items()})
-        folder = "imported/a_" + re.sub(r"[^A-Za-z0-9_]", "_", found.attempt_id)  # an importable package name
-        written = self.workspace.add_files(folder, files)
-        self.reporter.line(f"imported attempt {found.attempt_id} ({len(written)} files) into {folder}")
-        return ImportReply(attempt=self._view(found), session_id=found.session_id, folder=folder, files=written,
-                           workspace=self.workspace.usage_line())
+        return prior_work.import_attempt(self.ctx, self.workspace, self.reporter, attempt_id)
 
     def show_attempt(self, attempt_id: str) -> AttemptView:
-        return self._view(self._find_attempt(attempt_id))
-
-    @staticmethod
-    def _view(a: Attempt) -> AttemptView:
-        return AttemptView(attempt_id=a.attempt_id, name=a.name, hypothesis=a.rationale, code=a.code,
-                           parent_id=a.parent_id, status=a.status,
-                           result=a.result.for_proposer() if a.result else None)
+        return prior_work.attempt_view(prior_work.find_attempt(self.ctx, attempt_id))
 
     def save_summary(self, summary: str) -> None:
         """Keep the model's summary (a later one replaces it)."""
@@ -464,10 +363,10 @@ def drive(proposer: Proposer, tools: LoopTools, reporter: Reporter,
             reason, ending = _interrupted(tools), "interrupted"
         except HarnessError as exc:  # e.g. the model API failed for good: stop, keep what we have
             reason, ending = f"failed: {exc}", "failed"
-        except BaseException as exc:  # a bug: keep what was spent, mark the session, keep the traceback
-            _close(tools, f"failed: {type(exc).__name__}: {exc}", "failed")
+        except BaseException:  # a bug: keep what was spent, mark the session, keep the traceback
+            close_session(tools.ctx, "failed", tools.pending_files() if tools.has_pending else None)
             raise
-    _close(tools, reason, ending)
+    close_session(tools.ctx, ending, tools.pending_files() if tools.has_pending else None)
     reporter.stop(reason)
     return reason, ending
 
@@ -491,24 +390,4 @@ def _interrupted(tools: LoopTools) -> str:
     return tools.tracker.stop_reason or "interrupted (Ctrl-C)"
 
 
-def _close(tools: LoopTools, reason: str, ending: Ending) -> None:
-    """Commit the calls no attempt holds, the session's status and its running time."""
-    status: SessionStatus = SESSION_STATUS[ending]
-    ctx = tools.ctx
-    checks_s = ctx.manifest.checks_s + ctx.tracker.off_clock_s
-    ctx.store.update_session(ctx.session_id, {"status": status, "elapsed_s": round(ctx.tracker.elapsed(), 3),
-                                              "checks_s": round(checks_s, 3)},
-                             tools.pending_files() if tools.has_pending else None)
-
-
-def outcome(ctx: SessionContext, reason: str, ending: Ending) -> SessionOutcome:
-    return SessionOutcome(
-        session_id=ctx.session_id, attempts=len(ctx.attempts), stop_reason=reason, ending=ending,
-        best_attempt=ctx.best[0] if ctx.best else None, best_pgr=ctx.best[1] if ctx.best else None,
-        best_lower=ctx.best[2] if ctx.best else None,
-        cost_usd=ctx.tracker.cost_usd,
-        resume_command=resume_command(ctx.store.path, ctx.session_id) if ending in ("interrupted", "failed") else None,
-    )
-
-
-__all__ = ["EXIT_CODES", "LoopTools", "SessionOutcome", "drive", "outcome"]
+__all__ = ["LoopTools", "drive"]

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from agent.budget import BudgetTracker
-from agent.loop import SessionOutcome
+from agent.outcome import SessionOutcome
 from agent.progress import Reporter
 from agent.session_setup import ResearchConfig, SharedResources
 from experiments.forum import Forum

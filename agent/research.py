@@ -6,7 +6,8 @@ import time
 from collections.abc import Callable
 
 from agent.budget import BudgetTracker
-from agent.loop import LoopTools, SessionOutcome, drive, outcome
+from agent.loop import LoopTools, drive
+from agent.outcome import SessionOutcome, outcome
 from agent.progress import Reporter, make_reporter
 from agent.proposers.base import ProposerConfig, get_proposer
 from agent.session_setup import (

@@ -12,6 +12,7 @@ SESSION_REFS = "refs/heads/sessions/"
 SESSION_FILE = "session.json"
 ATTEMPTS_DIR = "attempts"
 STATE_DIR = "state"
+PREDICTIONS_DIR = "predictions"  # state/predictions/<attempt id>.json: its test-row predictions, for analyses
 ANALYSES_DIR = "analyses"  # one folder per analysis run: code, output, figures, the workspace it saw
 ANALYSIS_FILE = "analysis.json"
 WORKSPACE_DIR = "workspace"  # the researcher's files: at the branch root and in each attempt folder

@@ -87,6 +87,10 @@ class SeedResult(BaseModel):
     log_tail: str = Field("", description="The end of the idea's stdout/stderr.")
     limits_not_enforced: list[str] = Field(
         default_factory=list, description="Whole-run limits (memory, pids, cpu) this host could not enforce.")
+    test_probs_npy: bytes | None = Field(
+        None, exclude=True, repr=False,
+        description="The validated test-row probabilities as .npy bytes: host memory only (never in result.json, "
+                    "never shown); the loop keeps them for the researcher's own analysis runs.")
 
 
 class IdeaResult(BaseModel):

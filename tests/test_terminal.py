@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.console import Console
 
 from agent.cli.research import closing_block
-from agent.loop import SessionOutcome
+from agent.outcome import SessionOutcome
 from agent.progress import LiveReporter
 from agent.session_setup import ResearchConfig
 from experiments.store import LabStore

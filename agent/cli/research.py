@@ -33,7 +33,7 @@ from experiments.schemas import RunConfig
 from sandbox.isolation.base import SEED_TIME_S
 
 if TYPE_CHECKING:
-    from agent.loop import SessionOutcome
+    from agent.outcome import SessionOutcome
     from agent.parallel import GroupOutcome
 
 DEFAULT_ATTEMPTS = 20

@@ -18,7 +18,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from agent.ui import live, routes, steering
+from agent.ui import live, routes, steering, workspace_view
 from agent.ui.lab import Lab, PageError
 from agent.ui.render import pygments_css
 from agent.ui.security import Access, AccessMiddleware
@@ -92,6 +92,7 @@ def create_app(lab: Path | str | None = None, *, host: str = "127.0.0.1", token:
             Route("/attempts/{aid}", routes.attempt_page, name="attempt"),
             Route("/attempts/{aid}/review", routes.review_post, methods=["POST"], name="review"),
             Route("/attempts/{aid}/files/{name}", routes.attempt_file, name="attempt_file"),
+            *workspace_view.ROUTES,
             Route("/compare", routes.compare_page, name="compare"),
             Route("/sessions/{sid}/steer", steering.steer_post, methods=["POST"], name="steer"),
             Route("/queue", steering.queue_page, name="queue"),

@@ -16,6 +16,7 @@ from agent.ui.live import live_state
 from agent.ui.queries import Page, attempt_rows, chart_points, groups, neighbours
 from agent.ui.references import references
 from agent.ui.render import diff_html, markdown_html, python_html, transcript_views
+from agent.ui.workspace_view import workspace_section
 from experiments.layout import ATTEMPT_FILES, StoreError, group_of
 from experiments.ranking import RULE
 from experiments.reviews import add_review
@@ -145,6 +146,8 @@ def attempt_page(request: Request) -> Response:
         parent = store.parent_of(attempt)
         reviews = store.index.reviews(attempt.attempt_id)
         prev_id, next_id = neighbours(store.index, summary)
+        ws = workspace_section(store, summary, store.index.find(prev_id) if prev_id else None,
+                               (attempt.extra.get("workspace") or {}).get("entry"))
     diff = None if parent is None else diff_html(parent.code, attempt.code, f"{parent.attempt_id}/idea.py",
                                                   f"{attempt.attempt_id}/idea.py")
     log_lines = attempt.log.rstrip().splitlines()
@@ -153,7 +156,7 @@ def attempt_page(request: Request) -> Response:
         code=python_html(attempt.code), rationale=markdown_html(attempt.rationale), diff=diff,
         log_tail="\n".join(log_lines[-LOG_TAIL_LINES:]), log_lines=len(log_lines), log_tail_n=LOG_TAIL_LINES, log_full=attempt.log,
         calls=transcript_views(attempt.transcript), files=ATTEMPT_FILES, prev_id=prev_id, next_id=next_id,
-        reviewed=request.query_params.get("reviewed"))
+        reviewed=request.query_params.get("reviewed"), ws=ws)
 
 
 def attempt_file(request: Request) -> Response:

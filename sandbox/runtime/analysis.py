@@ -8,6 +8,8 @@ checked again before anyone looks at them.
 
 from __future__ import annotations
 
+import base64
+import io
 import re
 import struct
 import sys
@@ -70,9 +72,24 @@ def collect_figures(ctx: IdeaContext) -> list[tuple[str, bytes]]:
     return found
 
 
-def run_analysis(ctx: IdeaContext, source: str, filename: str) -> np.ndarray:
-    """Run ``source`` with ``ctx`` in its globals; what it saved goes back as figures. Returns a
-    placeholder array: an analysis predicts nothing and is never scored."""
+def earlier_predictions(earlier: dict[str, dict[str, str]]) -> dict[str, dict[int, np.ndarray]]:
+    """``attempt id -> seed -> (n_test, n_classes)`` read-only arrays from their .npy (base64) form."""
+    out: dict[str, dict[int, np.ndarray]] = {}
+    for attempt_id, seeds in earlier.items():
+        out[attempt_id] = {}
+        for seed, b64 in seeds.items():
+            array = np.load(io.BytesIO(base64.b64decode(b64)), allow_pickle=False)
+            array.setflags(write=False)
+            out[attempt_id][int(seed)] = array
+    return out
+
+
+def run_analysis(ctx: IdeaContext, source: str, filename: str,
+                 earlier: dict[str, dict[str, str]] | None = None) -> np.ndarray:
+    """Run ``source`` with ``ctx`` in its globals (``ctx.earlier_predictions`` filled from
+    ``earlier``); what it saved goes back as figures. Returns a placeholder array: an analysis
+    predicts nothing and is never scored."""
+    ctx.earlier_predictions = earlier_predictions(earlier or {})
     (ctx.scratch / FIGURES_DIR).mkdir(exist_ok=True)
     module = type(sys)("analysis")
     module.__file__ = filename

@@ -91,6 +91,9 @@ class IdeaContext:
     diagnostics: dict[str, Any] = field(default_factory=dict)
     device: str = "cpu"
     figures: list[tuple[str, bytes]] = field(default_factory=list)  # PNGs an analysis run sends back
+    # An analysis run only: the researcher's earlier attempts' test-row predictions,
+    # attempt id -> seed -> (n_test, n_classes) probabilities (sandbox/runtime/analysis.py)
+    earlier_predictions: dict[str, dict[int, Any]] = field(default_factory=dict)
     _texts: dict[str, list[str]] | None = None
 
     @classmethod

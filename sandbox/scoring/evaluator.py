@@ -6,6 +6,7 @@ PGR per seed, never which test rows were right.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -307,6 +308,7 @@ class Evaluator:
             "heldout_pgr": _gap_fraction(ho_acc, b.weak_heldout.mean, b.ceiling_heldout.mean),
             **self._confirmation_scores(correct),
             "warnings": degeneracy_warnings(probs, weak_test),
+            "test_probs_npy": _npy(probs),
         })
 
     def _confirmation_scores(self, correct: np.ndarray) -> dict[str, float | None]:
@@ -383,6 +385,13 @@ def paired_difference(idea: dict[int, float], vanilla: dict[int, float]) -> Pair
         else:
             p_value = t_test_p_value(diffs)
     return PairedDiff(mean=float(np.mean(diffs)), ci95=t_half_width(diffs), p_value=p_value, n=len(diffs))
+
+
+def _npy(probs: np.ndarray) -> bytes:
+    """``probs`` as float32 .npy bytes (no pickle)."""
+    buf = io.BytesIO()
+    np.save(buf, probs.astype(np.float32), allow_pickle=False)
+    return buf.getvalue()
 
 
 def _gap_fraction(acc: float, weak: float, ceiling: float) -> float | None:
