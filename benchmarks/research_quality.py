@@ -46,8 +46,10 @@ from sandbox.results import IdeaResult  # noqa: E402
 from sandbox.scoring.evaluator import Evaluator, paired_difference  # noqa: E402
 from sandbox.tasks import SplitSizes, get_task  # noqa: E402
 
-TASKS = ["wordnet-10", "benchmarks/tasks/wordnet-verbs", "benchmarks/tasks/debian-sections",
-         "benchmarks/tasks/wordnet-pref", "benchmarks/tasks/roget-heads", "benchmarks/tasks/fortune-topics"]
+# wordnet-pref is left out: at the default split sizes its pair-aware teacher leaves a 1.6-point gap
+# (it needs --split-sizes 150,4000,800,800, and a 10-minute cache build on the shared box)
+TASKS = ["wordnet-10", "benchmarks/tasks/roget-heads", "benchmarks/tasks/wordnet-verbs",
+         "benchmarks/tasks/debian-sections", "benchmarks/tasks/refbench-binary", "benchmarks/tasks/fortune-topics"]
 DEFAULT_OUT = Path(__file__).with_name("research_quality.json")
 
 
