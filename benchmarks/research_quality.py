@@ -1,9 +1,12 @@
 """Research-quality benchmark (prints figures; not a test).
 
-Per task: an N-attempt offline research session (racing over seeds, leaders by lower bound),
-then a confirmation on *fresh* seeds the search never saw: the session's best idea (by lower
-bound) against the best built-in baseline (by dev PGR on the session's seeds), paired by seed,
-on dev and on held-out PGR. Then (``--transfer``) a matrix of every task's best idea scored on
+Per task: an N-attempt offline research session (racing over seeds), then a confirmation on
+*fresh* seeds the search never saw: the session's best idea (experiments/ranking.py, the one
+definition of best) against the best built-in baseline (by dev PGR on the session's seeds), paired
+by seed, on dev's selection part (what the search saw), dev's confirmation part and held-out PGR.
+Fresh seeds change the teachers, not the rows, so fitting the dev rows shows as the chosen idea's
+dev − held-out gap; it is printed beside the built-in baselines' median gap (their summary on the
+session's seeds), which is what a gap from the row split alone looks like. Then (``--transfer``) a matrix of every task's best idea scored on
 every task. Results accumulate in a JSON file, one task at a time, so a partial run keeps what
 it finished; ``--table`` prints the markdown tables from that file.
 
@@ -29,16 +32,24 @@ from agent.progress import Reporter  # noqa: E402
 from agent.racing import lower_bound, parse_ladder  # noqa: E402
 from agent.research import run_research  # noqa: E402
 from agent.session_setup import ResearchConfig  # noqa: E402
+from experiments.ranking import best as ranked_best  # noqa: E402
+from experiments.ranking import result_key  # noqa: E402
 from experiments.report import best_baseline  # noqa: E402
 from experiments.schemas import RunConfig  # noqa: E402
 from experiments.store import LabStore  # noqa: E402
 from sandbox.baseline_ideas import baseline_files  # noqa: E402
-from sandbox.cache.task_cache import open_cache  # noqa: E402
+from sandbox.cache.task_cache import (
+    find_baseline_summary,  # noqa: E402
+    open_cache,  # noqa: E402
+)
 from sandbox.results import IdeaResult  # noqa: E402
 from sandbox.scoring.evaluator import Evaluator, paired_difference  # noqa: E402
 from sandbox.tasks import SplitSizes, get_task  # noqa: E402
 
-TASKS = ["wordnet-10", "rt-mpnet", "benchmarks/tasks/wordnet-verbs", "benchmarks/tasks/debian-sections"]
+# wordnet-pref is left out: at the default split sizes its pair-aware teacher leaves a 1.6-point gap
+# (it needs --split-sizes 150,4000,800,800, and a 10-minute cache build on the shared box)
+TASKS = ["wordnet-10", "benchmarks/tasks/roget-heads", "benchmarks/tasks/wordnet-verbs",
+         "benchmarks/tasks/debian-sections", "benchmarks/tasks/refbench-binary", "benchmarks/tasks/fortune-topics"]
 DEFAULT_OUT = Path(__file__).with_name("research_quality.json")
 
 
@@ -67,6 +78,31 @@ def _compare(idea: IdeaResult, base: IdeaResult, key: str) -> dict[str, Any]:
             "p": diff.p_value if diff else None, "n": diff.n if diff else 0}
 
 
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _median(values: list[float]) -> float | None:
+    ordered = sorted(values)
+    n = len(ordered)
+    if not n:
+        return None
+    return ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+
+
+def _gap(result: IdeaResult) -> float | None:
+    """Mean over seeds of dev (selection part) PGR minus held-out PGR, on the seeds both exist."""
+    dev, held = _per_seed(result, "pgr"), _per_seed(result, "heldout_pgr")
+    return _mean([dev[s] - held[s] for s in dev if s in held])
+
+
+def baseline_gaps(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The built-in baselines' dev − held-out PGR gaps (summary rows) and their median."""
+    gaps = {r["name"]: r["pgr"] - r["heldout_pgr"] for r in rows
+            if r.get("pgr") is not None and r.get("heldout_pgr") is not None}
+    return {"median": _median(list(gaps.values())), "n": len(gaps), "by_name": gaps}
+
+
 def run_task(args: argparse.Namespace, task: str) -> dict[str, Any]:
     started = time.monotonic()
     ladder = parse_ladder(args.racing)
@@ -76,10 +112,13 @@ def run_task(args: argparse.Namespace, task: str) -> dict[str, Any]:
     outcome = run_research(config, Reporter())
     store = LabStore.open(args.lab)
     attempts = [a for a in store.attempts(outcome.session_id) if a.result is not None]
-    scored = [a for a in attempts if lower_bound(a.result) is not None]  # type: ignore[arg-type]
-    best = max(scored, key=lambda a: lower_bound(a.result))  # type: ignore[arg-type,return-value]
+    best = ranked_best(attempts, lambda a: result_key(a.result))
+    if best is None:
+        raise SystemExit(f"{task}: the session {outcome.session_id} has no scored attempt to confirm")
     manifest = store.manifest(outcome.session_id)
     base_row = best_baseline(manifest) or {}
+    summary = find_baseline_summary(manifest.cache_key, manifest.seeds)
+    base_rows = json.loads(summary.read_text()) if summary else []
     base_code = next(p for p in baseline_files() if p.stem == base_row.get("name")).read_text()
     first_fresh = max([args.seeds, *(ladder or [])])
     fresh = list(range(first_fresh, first_fresh + args.confirm_seeds))
@@ -98,6 +137,11 @@ def run_task(args: argparse.Namespace, task: str) -> dict[str, Any]:
                      "heldout_pgr": base_row.get("heldout_pgr")},
         "fresh_seeds": fresh, "fresh_dev": _compare(idea_fresh, base_fresh, "pgr"),
         "fresh_heldout": _compare(idea_fresh, base_fresh, "heldout_pgr"),
+        "fresh_confirm": _compare(idea_fresh, base_fresh, "confirm_pgr"),
+        # dev (selection part) − held-out: the chosen idea and the baseline on the fresh seeds, and
+        # every built-in baseline's on the session's seeds (what the row split alone gives)
+        "gap": {"idea": _gap(idea_fresh), "baseline": _gap(base_fresh), "baselines": baseline_gaps(base_rows)},
+        "warnings": idea_fresh.warnings,
         "minutes": round((time.monotonic() - started) / 60, 1),
         # what the session's time budget counted, and what it did not (cache, baselines)
         "research_minutes": round(manifest.elapsed_s / 60, 1), "setup_minutes": round(manifest.setup_s / 60, 1),
@@ -126,19 +170,31 @@ def _minutes(row: dict[str, Any]) -> str:
     return f"{setup} + {research} + {round(row['minutes'] - setup - research, 1)}"
 
 
+def _gaps(row: dict[str, Any]) -> str:
+    gap = row.get("gap")
+    if not gap:
+        return "—"
+    return (f"{_f(gap['idea'])} / {_f(gap['baseline'])} / {_f(gap['baselines']['median'])} "
+            f"(n={gap['baselines']['n']})")
+
+
 def table(data: dict[str, Any]) -> str:
-    lines = ["| task | gap (pts) | attempts (seed-runs) | minutes: setup + research + confirm | best idea (seeds) | dev PGR: idea LCB / baseline | "
-             "fresh-seed dev Δ (p) | fresh-seed held-out: idea vs baseline | held-out Δ ± 95% CI | paired p |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| task | gap (pts) | attempts (seed-runs) | minutes: setup + research + confirm | best idea (seeds) | "
+             "dev PGR: idea LCB / baseline | fresh-seed dev Δ (p) | fresh-seed confirmation-part Δ (p) | "
+             "fresh-seed held-out: idea vs baseline | held-out Δ ± 95% CI | paired p | "
+             "dev − held-out: idea / best baseline / baselines' median |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in data["tasks"].values():
         b, h, d = row["best"], row["fresh_heldout"], row["fresh_dev"]
+        c = row.get("fresh_confirm") or {"diff": None, "p": None}
         lines.append(
             f"| {row['task_id']} | {row['gap_points']} | {row['attempts']} ({row['seed_runs']}) | "
             f"{_minutes(row)} | "
             f"{b['name'][:40]} ({b['n_seeds']}) | {_f(b['dev_pgr'])} (LCB {_f(b['lower_bound'])}) / "
             f"{row['baseline']['name']} {_f(row['baseline']['dev_pgr'])} | {_f(d['diff'])} ({_f(d['p'], False)}) | "
+            f"{_f(c['diff'])} ({_f(c['p'], False)}) | "
             f"{_f(h['idea'])} vs {_f(h['baseline'])} | {_f(h['diff'])} ± {_f(h['ci95'], False)} | "
-            f"{_f(h['p'], False)} (n={h['n']}) |")
+            f"{_f(h['p'], False)} (n={h['n']}) | {_gaps(row)} |")
     matrix = data.get("transfer") or {}
     if matrix:
         targets = list(next(iter(matrix.values())))
@@ -150,7 +206,7 @@ def table(data: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--task", action="append", help="Task(s) to run (default: the four benchmark tasks).")
+    parser.add_argument("--task", action="append", help="Task(s) to run (default: the six benchmark tasks).")
     parser.add_argument("--attempts", type=int, default=50)
     parser.add_argument("--max-minutes", type=float, default=60.0, help="Time budget of each session.")
     parser.add_argument("--seeds", type=int, default=2, help="Session seeds (the built-in baselines' summary).")

@@ -50,8 +50,9 @@ class CeilingCheck(BaseModel):
     longer_dev: float = Field(description="Dev accuracy of the longer-trained ceiling.")
     train_fit: float = Field(description="The recipe's ceiling's accuracy on its own gold training rows.")
     longer_train_fit: float = Field(description="The longer-trained ceiling's accuracy on those rows.")
-    noise: float = Field(description="Dev accuracy the ceiling moves by across reference seeds "
-                                      "(95% half-width; one dev row where that is 0).")
+    noise: float = Field(description="What the difference must exceed: the larger of the ceiling's 95% "
+                                      "half-width across reference seeds, the paired 95% half-width of the two "
+                                      "heads' difference over the dev rows, and one dev row.")
 
     @property
     def under_trained(self) -> bool:

