@@ -173,10 +173,11 @@ def replay_session(store: LabStore, session_id: str, task: str | None = None, se
             if interrupts.requested:
                 break
             run_seeds = replay_seeds(attempt, source, seeds)
-            if on_start:
-                on_start(attempt, run_seeds)
-            row = _replay_one(store, evaluator, manifest, attempt, step, run_seeds,
-                              tolerance if comparable else None, interrupts)
+            with interrupts.seeds(evaluator.executor, f"#{attempt.index} {attempt.name[:60]}"):
+                if on_start:
+                    on_start(attempt, run_seeds)
+                row = _replay_one(store, evaluator, manifest, attempt, step, run_seeds,
+                                  tolerance if comparable else None, interrupts)
             report.rows.append(row)
             if on_row:
                 on_row(row)
@@ -216,9 +217,8 @@ def _replay_one(store: LabStore, evaluator: Evaluator, manifest: SessionManifest
     if not attempt.code.strip():
         return row.model_copy(update={"note": "no code was recorded"})
     tree = store.attempt_workspace(attempt.attempt_id) if attempt.extra.get("workspace") else None
-    with interrupts.seeds(evaluator.executor, f"#{attempt.index} {attempt.name[:60]}"):
-        result: IdeaResult = (_evaluate_with_workspace(store, evaluator, attempt, seeds, tree) if tree is not None
-                              else evaluator.evaluate_code(attempt.code, seeds, name=attempt.name))
+    result: IdeaResult = (_evaluate_with_workspace(store, evaluator, attempt, seeds, tree) if tree is not None
+                          else evaluator.evaluate_code(attempt.code, seeds, name=attempt.name))
     worst, ok, note = compare(attempt.result, result, tolerance) if tolerance is not None else (None, None, "")
     replay = Attempt(
         attempt_id=new_attempt_id(), session_id=manifest.session_id, index=step, name=attempt.name,

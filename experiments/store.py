@@ -28,7 +28,15 @@ from typing import TYPE_CHECKING, Any
 
 import git
 
-from experiments.gitobjects import BLOB_MODE, TREE_MODE, GitObjects, RefConflict, identity
+from experiments.gitobjects import (
+    BLOB_MODE,
+    LAB_READ_ERRORS,
+    TREE_MODE,
+    GitObjects,
+    RefConflict,
+    identity,
+    read_error_text,
+)
 from experiments.layout import (
     ANALYSES_DIR,
     ANALYSIS_FILE,
@@ -222,6 +230,19 @@ class LabStore:
         """``session_id -> head sha`` for every session branch."""
         return {ref[len(SESSION_REFS):]: sha for ref, sha in self.objects.refs(SESSION_REFS.rstrip("/")).items()}
 
+    def damaged_sessions(self) -> dict[str, str]:
+        """``session_id -> ref`` of session branches whose ref names no commit (garbage in the
+        ref file, a deleted commit): git leaves them out of every listing, so they are named here."""
+        return {ref[len(SESSION_REFS):]: ref for ref in self.objects.broken_refs(SESSION_REFS.rstrip("/"))}
+
+    def damage_note(self) -> str:
+        """One clause naming the damaged session branches (empty when there are none)."""
+        damaged = self.damaged_sessions()
+        if not damaged:
+            return ""
+        return (f"{len(damaged)} session branch(es) damaged, their attempts cannot be read: "
+                f"{', '.join(f'{sid} ({ref})' for sid, ref in sorted(damaged.items()))}; `aar check` says how to restore them")
+
     def resolve_session(self, text: str) -> str:
         """A session id from the full id or a unique prefix of it."""
         heads = self.session_heads()
@@ -231,7 +252,9 @@ class LabStore:
         if len(hits) == 1:
             return hits[0]
         if not hits:
-            raise StoreError(f"no session {text!r} in {self.path}; list them with `aar sessions`")
+            note = self.damage_note()
+            raise StoreError(f"no session {text!r} in {self.path}; list them with `aar sessions`"
+                             + (f" ({note})" if note else ""))
         raise StoreError(f"session prefix {text!r} is ambiguous ({len(hits)} sessions); give more characters")
 
     def _head(self, session_id: str) -> str:
@@ -429,7 +452,16 @@ class LabStore:
         return {name: sha for name, (sha, mode) in self.objects.read_tree(entry[0]).items() if mode == TREE_MODE}
 
     def read_attempt(self, folder_tree: bytes) -> Attempt:
-        """Rebuild an Attempt from its folder's tree."""
+        """Rebuild an Attempt from its folder's tree (a StoreError saying why when it cannot be read)."""
+        try:
+            return self._read_attempt(folder_tree)
+        except StoreError:
+            raise
+        except LAB_READ_ERRORS as exc:  # a missing or damaged object, a damaged file
+            raise StoreError(f"attempt folder {folder_tree.hex()[:12]} is unreadable: {read_error_text(exc)}; "
+                             "run `aar check`") from exc
+
+    def _read_attempt(self, folder_tree: bytes) -> Attempt:
         entries = self.objects.read_tree(folder_tree)
         missing = [f for f in ATTEMPT_FILES if f not in entries]
         if missing:
@@ -451,6 +483,16 @@ class LabStore:
         found = [self.read_attempt(tree) for tree in self.attempt_folders(session_id).values()]
         found = [a for a in found if researcher is None or a.researcher == researcher]
         return sorted(found, key=lambda a: (a.index, a.researcher, a.created_at))
+
+    def readable_attempts(self, session_id: str) -> tuple[list[Attempt], dict[str, str]]:
+        """(the attempts that read back, in step order; ``folder -> why`` for those that do not)."""
+        found, skipped = [], {}
+        for folder, tree in sorted(self.attempt_folders(session_id).items()):
+            try:
+                found.append(self.read_attempt(tree))
+            except StoreError as exc:
+                skipped[folder] = str(exc)
+        return sorted(found, key=lambda a: (a.index, a.researcher, a.created_at)), skipped
 
     def parent_of(self, attempt: Attempt) -> Attempt | None:
         """The attempt this one built on, or None (no parent, or it is gone)."""

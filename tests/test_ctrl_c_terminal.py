@@ -117,7 +117,7 @@ def test_replay_ctrl_c_twice_kills_the_seeds_and_marks_the_replay_interrupted(sm
     code = term.wait()
     assert code == 130, term.text[-3000:]
     assert time.monotonic() - started < KILLED_WITHIN_S, term.text[-3000:]
-    assert term.said("interrupted (Ctrl-C twice): the seeds in flight were killed; 0 attempt(s) replayed")
+    assert term.said("interrupted (Ctrl-C twice: the seeds in flight were killed); 0 attempt(s) replayed")
     replay = session_of(term.text)
     store = LabStore.open(lab)
     assert store.manifest(replay).status == "interrupted" and store.attempts(replay) == []

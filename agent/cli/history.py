@@ -22,6 +22,7 @@ from agent.cli.common import (
 )
 from experiments.checks import load_checks
 from experiments.index import SORTS
+from experiments.layout import StoreError
 from experiments.replay import ReplayInterrupted, ReplayReport, ReplayRow, replay_session
 from experiments.schemas import ATTEMPT_STATUSES, Attempt
 from experiments.store import LabStore
@@ -35,6 +36,7 @@ from experiments.views import (
     sessions_table,
 )
 from sandbox.execution.interrupts import SeedInterrupts
+from sandbox.untrusted import for_markup
 
 if TYPE_CHECKING:
     from agent.replay_llm import LLMReplayReport
@@ -59,11 +61,15 @@ def _statuses(values: list[str] | None) -> list[str] | None:
 @app.command("sessions")
 def sessions_cmd(lab: Path | None = LAB_OPTION, json_out: bool = JSON_OPTION) -> None:
     """Sessions with task, proposer, attempts, best PGR, cost and status."""
-    rows = _lab(lab).sessions()
+    store = _lab(lab)
+    rows = store.sessions()
     if json_out:
         print_json([r.model_dump() for r in rows])
-        return
-    console.print(sessions_table(rows))
+    else:
+        console.print(sessions_table(rows))
+    note = store.damage_note()
+    if note:  # git lists no broken ref: say so rather than show the session as gone
+        err_console.print(f"[yellow]warning:[/yellow] {for_markup(note)}", highlight=False, soft_wrap=True)
 
 
 @app.command("ideas")
@@ -83,6 +89,9 @@ def ideas_cmd(session: str | None = typer.Option(None, "--session", "-s", help="
         print_json([r.model_dump(exclude={"heldout_acc", "heldout_pgr"}) for r in rows])
         return
     console.print(ideas_table(rows, f"{len(rows)} attempt(s)" + (f" of {sid}" if sid else "")))
+    note = store.damage_note()
+    if note:
+        err_console.print(f"[yellow]warning:[/yellow] {for_markup(note)}", highlight=False, soft_wrap=True)
 
 
 @app.command("show")
@@ -90,7 +99,11 @@ def show_cmd(attempt: str = typer.Argument(..., help="Attempt id (or unique pref
              lab: Path | None = LAB_OPTION, json_out: bool = JSON_OPTION) -> None:
     """One attempt: code, rationale, per-seed results, warnings, log tail, diff against its parent, reviews."""
     store = _lab(lab)
-    summary = store.index.find(attempt)
+    try:
+        summary = store.index.find(attempt)
+    except StoreError as exc:
+        note = store.damage_note()
+        raise StoreError(f"{exc}" + (f" ({note})" if note else "")) from exc
     found = store.get_attempt(summary.attempt_id)
     reviews = store.index.reviews(found.attempt_id)
     if json_out:
@@ -167,7 +180,10 @@ def export_cmd(session: str = typer.Argument(..., help="Session id or unique pre
 
     store = _lab(lab)
     chart = output.with_name(output.stem + "-pgr.svg") if output and format == "md" else None
-    text, svg = render(store, session, format, chart.name if chart else None)
+    def skipped(line: str) -> None:
+        err_console.print(f"[yellow]skipped, unreadable:[/yellow] {for_markup(line)}", highlight=False, soft_wrap=True)
+
+    text, svg = render(store, session, format, chart.name if chart else None, on_skipped=skipped)
     if output is None:
         typer.echo(text, nl=False)
         return
@@ -253,8 +269,9 @@ def replay_cmd(session: str = typer.Argument(..., help="Session id or unique pre
                                     isolation=isolation, time_budget_s=time_budget, on_row=progress,
                                     on_start=starting, interrupts=interrupts)
         except ReplayInterrupted as stop:
-            fail(f"interrupted (Ctrl-C twice): the seeds in flight were killed; {len(stop.report.rows)} attempt(s) "
-                 f"replayed, session {stop.report.replay_session} marked interrupted; {again}", EXIT_INTERRUPTED)
+            killed = " twice: the seeds in flight were killed" if interrupts.presses > 1 else ""
+            fail(f"interrupted (Ctrl-C{killed}); {len(stop.report.rows)} attempt(s) replayed, session "
+                 f"{stop.report.replay_session} marked interrupted; {again}", EXIT_INTERRUPTED)
             raise
     if json_out:
         print_json(report.model_dump())

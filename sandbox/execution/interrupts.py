@@ -59,18 +59,17 @@ class SeedInterrupts:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.presses += 1
-        if self._executor is None:
-            if self._protected:
-                self.say("Ctrl-C: stopping once the lab write in progress is done")
-                self._deferred = True
-                return
-            raise KeyboardInterrupt
-        if self.presses == 1:
+        if self._executor is not None and self.presses == 1:
             self.say(f"Ctrl-C: finishing the seeds in flight ({self._what}), then stopping "
                      "(press again to kill them)")
             return
-        self.say(f"Ctrl-C again: killing the seeds in flight ({self._what})")
-        self._executor.cancel()
+        if self._executor is not None:
+            self.say(f"Ctrl-C again: killing the seeds in flight ({self._what})")
+            self._executor.cancel()
+        if self._protected:
+            self.say("Ctrl-C: stopping once the lab write in progress is done")
+            self._deferred = True
+            return
         raise KeyboardInterrupt
 
     def __enter__(self) -> SeedInterrupts:

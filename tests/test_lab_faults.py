@@ -1,0 +1,94 @@
+"""A lab damaged on disk, seen through the real ``aar`` commands: garbage in a session's ref,
+a deleted git object, a full disk. Each is named on one readable line (never a Python bytes
+repr or a traceback), nothing readable is hidden, and the way back is printed."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from experiments.store import LabStore
+from tests.test_history_support import attempt, manifest
+
+BYTES_REPR = re.compile(r"\bb'[0-9a-f]")
+
+
+def aar(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "agent.cli", *args], capture_output=True, text=True, timeout=120)
+
+
+def lab_with(tmp_path: Path, sessions: dict[str, int]) -> LabStore:
+    """A lab whose sessions hold the given numbers of attempts (distinct code and results), indexed."""
+    store = LabStore.open(tmp_path / "lab")
+    for n, (sid, count) in enumerate(sessions.items()):
+        store.create_session(manifest(sid))
+        for index in range(1, count + 1):
+            store.record_attempt(attempt(sid, index, name=f"{sid} idea {index}", pgr=0.1 * index + 0.01 * n))
+    store.sessions()  # the index knows them all before the damage
+    return store
+
+
+def test_garbage_in_a_session_ref_is_named_by_check_sessions_ideas_and_show(tmp_path):
+    store = lab_with(tmp_path, {"s-good": 1, "s-bad": 2})
+    lab = str(store.path)
+    ref = store.git_dir / "refs/heads/sessions/s-bad"
+    ref.write_text("this is not a sha\n")
+
+    check = aar("check", "--lab", lab)
+    out = check.stdout + check.stderr
+    assert check.returncode == 1, out
+    assert "s-bad: its branch ref refs/heads/sessions/s-bad is damaged (it names no commit)" in " ".join(out.split())
+    assert not BYTES_REPR.search(out) and "Traceback" not in out
+    for command in (["sessions"], ["ideas"]):
+        listed = aar(*command, "--lab", lab)
+        assert listed.returncode == 0, listed.stderr
+        assert "s-good" in listed.stdout
+        assert "damaged, their attempts cannot be read: s-bad (refs/heads/sessions/s-bad)" in " ".join(
+            listed.stderr.split())
+    show = aar("show", "s-bad", "--lab", lab)
+    assert show.returncode == 2 and "s-bad (refs/heads/sessions/s-bad)" in " ".join(show.stderr.split())
+    assert "Traceback" not in show.stderr
+
+    fix = re.search(r"`echo ([0-9a-f]{40}) > (\S+)` restores", " ".join(out.split()))
+    assert fix, out  # the printed way back works as printed
+    Path(fix.group(2)).write_text(fix.group(1) + "\n")
+    healed = aar("check", "--lab", lab)
+    assert healed.returncode == 0, healed.stdout + healed.stderr
+    assert len(LabStore.open(store.path).attempts("s-bad")) == 2
+
+
+def test_a_deleted_git_object_is_named_and_export_leaves_that_attempt_out(tmp_path):
+    store = lab_with(tmp_path, {"s-one": 3})
+    lab = str(store.path)
+    folder = next(f for f in store.attempt_folders("s-one") if f.startswith("0002-"))
+    sha = store.repo.git.rev_parse(f"sessions/s-one:attempts/{folder}/result.json")
+    (store.git_dir / "objects" / sha[:2] / sha[2:]).unlink()  # loose objects: a fresh lab is not packed
+
+    check = aar("check", "--lab", lab)
+    out = " ".join((check.stdout + check.stderr).split())
+    assert check.returncode == 1
+    assert f"s-one/attempts/{folder}: unreadable attempt" in out
+    assert f"git object {sha} is missing from the lab" in out
+    assert not BYTES_REPR.search(out) and "Traceback" not in out
+
+    report = tmp_path / "report.md"
+    export = aar("export", "s-one", "--lab", lab, "-o", str(report))
+    assert export.returncode == 0, export.stderr
+    assert f"skipped, unreadable: attempts/{folder}" in " ".join(export.stderr.split())
+    text = report.read_text()
+    assert f"attempts/{folder}: attempt folder" in text and "1 attempt(s)" in text
+    assert "s-one idea 1" in text and "s-one idea 3" in text and "s-one idea 2 " not in text
+    assert not BYTES_REPR.search(text)
+
+
+@pytest.mark.parametrize("text", ["SHA b'0123456789abcdef0123456789abcdef01234567' could not be resolved, "
+                                  "git returned: b'0123456789abcdef0123456789abcdef01234567 missing'"])
+def test_read_errors_are_told_without_bytes_reprs(text):
+    from experiments.gitobjects import read_error_text
+
+    said = read_error_text(ValueError(text))
+    assert said == "git object 0123456789abcdef0123456789abcdef01234567 is missing from the lab (deleted or never written)"
