@@ -38,7 +38,7 @@ from agent.proposers.base import (
 from agent.racing import make_racer
 from agent.session_setup import SessionContext, seed_runs
 from experiments.forum import Forum
-from experiments.layout import PENDING_CALLS_FILE, UNATTACHED_USAGE_FILE, StoreError
+from experiments.layout import PENDING_CALLS_FILE, UNATTACHED_USAGE_FILE, LabDiskFull, StoreError
 from experiments.ranking import result_bound, result_key
 from experiments.schemas import Attempt, SessionStatus, TokenUsage, slug, utc_now
 from experiments.steering import Delivery
@@ -299,8 +299,14 @@ class LoopTools:
         if self._recorded_ids:  # a replay: this attempt stands for the original's next one
             self.replayed_ids[self._recorded_ids.pop(0)] = attempt.attempt_id
         self._pending = []
-        self.ctx.store.record_attempt(attempt, self.pending_files() if self._pending_file else None,
-                                      self.workspace_tree())
+        try:
+            self.ctx.store.record_attempt(attempt, self.pending_files() if self._pending_file else None,
+                                          self.workspace_tree())
+        except LabDiskFull as full:  # the session stops; an attempt written from the lab's reserve counts
+            if full.recorded:
+                self.ctx.attempts.append(attempt)
+                self.ctx.in_flight = None
+            raise
         self.ctx.attempts.append(attempt)
         self.novelty.add(attempt, self.workspace.identity())
         return attempt

@@ -7,6 +7,7 @@ killed at any instant leaves at worst unreferenced objects behind.
 
 from __future__ import annotations
 
+import errno
 import getpass
 import os
 import re
@@ -37,6 +38,7 @@ LAB_READ_ERRORS = (*READ_ERRORS, OSError, sqlite3.Error, UnicodeDecodeError)
 STALE_LOCK_S = 5.0
 LOCK_WAIT_S = 10.0
 _LOCK_FILE = re.compile(r"Unable to create '([^']+\.lock)'")
+_DISK_FULL = re.compile(r"No space left on device|Disk quota exceeded")
 _BROKEN_REF = re.compile(r"ignoring (?:broken ref|ref with broken name) (\S+)")
 _BYTES_REPR = re.compile(r"\bb(['\"])(.*?)\1")
 _MISSING_OBJECT = re.compile(r"SHA ([0-9a-f]{40}) could not be resolved")
@@ -187,6 +189,8 @@ class GitObjects:
         try:
             self.locked_git(lambda: self.repo.git.update_ref("-m", reason, ref, new, old or ZERO_SHA))
         except git.GitCommandError as exc:
+            if _DISK_FULL.search(str(exc.stderr)):  # the ref (or its log) could not be written
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), ref) from exc
             raise RefConflict(
                 f"{ref} moved while writing ({str(exc.stderr).strip()[:200]}); retry the operation"
             ) from exc

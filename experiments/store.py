@@ -15,6 +15,8 @@ under one fcntl lock per lab, so parallel writers and killed processes leave a v
 
 from __future__ import annotations
 
+import errno
+import functools
 import json
 import os
 import re
@@ -45,10 +47,13 @@ from experiments.layout import (
     DEFAULT_LAB,
     FIRST_RESEARCHER,
     LAB_ENV,
+    RESERVE_BYTES,
+    RESERVE_FILE,
     SESSION_FILE,
     SESSION_REFS,
     STATE_DIR,
     WORKSPACE_DIR,
+    LabDiskFull,
     StoreError,
 )
 from experiments.schemas import (
@@ -144,6 +149,37 @@ def attempt_files(attempt: Attempt) -> dict[str, str]:
     }
 
 
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+_Method = Callable[..., Any]
+
+
+def _survives_full_disk(what: str) -> Callable[[_Method], _Method]:
+    """A lab write that meets a full disk frees the lab's reserve and is tried once more, then
+    raises LabDiskFull (one line: what filled, that nothing is lost, what to do)."""
+
+    def wrap(method: _Method) -> _Method:
+        @functools.wraps(method)
+        def write(self: LabStore, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            except OSError as exc:
+                if exc.errno not in DISK_FULL:
+                    raise
+                if not self.release_reserve():  # nothing left to write from
+                    raise LabDiskFull(self.disk_full_message(what, exc, recorded=False), recorded=False) from exc
+                try:
+                    method(self, *args, **kwargs)
+                except OSError as again:
+                    if again.errno not in DISK_FULL:
+                        raise
+                    raise LabDiskFull(self.disk_full_message(what, again, recorded=False), recorded=False) from again
+                raise LabDiskFull(self.disk_full_message(what, exc, recorded=True), recorded=True) from exc
+
+        return write
+
+    return wrap
+
+
 class _DetachedGit(git.cmd.Git):
     """``git`` commands in their own session, out of the terminal's foreground process group.
 
@@ -175,6 +211,7 @@ class LabStore:
         self.git_dir = Path(self.repo.git_dir)
         self.objects = GitObjects(self.repo)
         self._index: LabIndex | None = None
+        self._reserve_spent = False
 
     @classmethod
     def open(cls, path: Path | str | None = None, create: bool = True) -> LabStore:
@@ -205,6 +242,39 @@ class LabStore:
 
     def close(self) -> None:
         self.repo.close()
+
+    # -- space for the last writes of a full disk ------------------------------------------
+    @property
+    def reserve(self) -> Path:
+        return self.git_dir / RESERVE_FILE
+
+    def keep_reserve(self) -> None:
+        """Set aside RESERVE_BYTES in the lab (silently skipped where there is no room; not again
+        in a process that has spent it: the disk is still full)."""
+        if self._reserve_spent or self.reserve.exists():
+            return
+        try:
+            with open(self.reserve, "wb") as out:
+                out.write(b"\0" * RESERVE_BYTES)  # written, not sparse: tmpfs and quotas count it
+        except OSError:
+            self.reserve.unlink(missing_ok=True)
+
+    def release_reserve(self) -> bool:
+        """Free the reserve (and what a failed write left half-written); True when space was freed."""
+        for leftover in (self.git_dir / "objects").glob("obj*"):  # gitdb's temporary object files
+            leftover.unlink(missing_ok=True)
+        self._reserve_spent = True
+        if not self.reserve.exists():
+            return False
+        self.reserve.unlink()
+        return True
+
+    def disk_full_message(self, what: str, exc: OSError, recorded: bool) -> str:
+        """One line: what filled, what was kept, how to go on."""
+        kept = (f"{what} was still recorded, from the lab's reserve space, and nothing recorded before is lost"
+                if recorded else f"{what} could not be recorded; nothing recorded before is lost")
+        return (f"the lab's disk is full ({self.path}: {os.strerror(exc.errno or errno.ENOSPC)}): {kept}; "
+                "free space there, then resume")
 
     @property
     def index(self) -> LabIndex:
@@ -263,8 +333,10 @@ class LabStore:
             raise StoreError(f"no session {session_id!r} in {self.path}; list them with `aar sessions`")
         return head
 
+    @_survives_full_disk("the new session")
     def create_session(self, manifest: SessionManifest) -> str:
         """Start the session's branch with session.json; returns the branch name."""
+        self.keep_reserve()
         ref = self.branch(manifest.session_id)
         tree = self.objects.tree({SESSION_FILE: (self.objects.blob(_manifest_text(manifest)), BLOB_MODE)})
         subject = f"session {manifest.session_id}: {manifest.task}, {manifest.proposer}" + (
@@ -311,9 +383,11 @@ class LabStore:
     def set_session_status(self, session_id: str, status: SessionStatus) -> str:
         return self.update_session(session_id, {"status": status})
 
+    @_survives_full_disk("the session's status")
     def update_session(self, session_id: str, changes: dict[str, Any],
                        files: dict[str, str] | None = None) -> str:
         """One commit: the manifest with ``changes`` applied (validated) and ``state/`` files."""
+        self.keep_reserve()
         current = self.manifest(session_id)
         manifest = SessionManifest.model_validate({**current.model_dump(mode="json"), **changes})
         blob = self.objects.blob(_manifest_text(manifest))
@@ -333,9 +407,11 @@ class LabStore:
         """Store ``state/<relpath>`` on the session branch (one commit); returns its sha."""
         return self.write_session_files(session_id, {relpath: text})
 
+    @_survives_full_disk("the session's files")
     def write_session_files(self, session_id: str, files: dict[str, str], workspace: bytes | None = None) -> str:
         """Store several ``state/`` files in one commit, with the researcher's workspace tree
         when one is given; returns its sha."""
+        self.keep_reserve()
         blobs = {_state_path(rel): self.objects.blob(text) for rel, text in files.items()}
         message = f"state: {', '.join(files)}\n\n" + _trailers(
             {"Aar-Kind": "state", "Aar-Session": session_id, "Aar-Path": ", ".join(blobs)})
@@ -405,11 +481,13 @@ class LabStore:
         return self.index.sessions()
 
     # -- attempts ------------------------------------------------------------------------
+    @_survives_full_disk("the attempt in flight")
     def record_attempt(self, attempt: Attempt, session_files: dict[str, str] | None = None,
                        workspace: bytes | None = None) -> str:
         """Commit one attempt (and optionally session files in the same commit); returns the sha.
         ``workspace``, the researcher's workspace tree, goes into the attempt's folder (the files
         it ran with) and to the branch's ``workspace/`` (the files now): the same tree object."""
+        self.keep_reserve()
         folder = attempt_folder(attempt)
         blobs = {name: (self.objects.blob(text), BLOB_MODE) for name, text in attempt_files(attempt).items()}
         if workspace is not None:

@@ -4,9 +4,11 @@ repr or a traceback), nothing readable is hidden, and the way back is printed.""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -32,6 +34,7 @@ def lab_with(tmp_path: Path, sessions: dict[str, int]) -> LabStore:
     return store
 
 
+@pytest.mark.slow  # seven aar processes
 def test_garbage_in_a_session_ref_is_named_by_check_sessions_ideas_and_show(tmp_path):
     store = lab_with(tmp_path, {"s-good": 1, "s-bad": 2})
     lab = str(store.path)
@@ -61,6 +64,7 @@ def test_garbage_in_a_session_ref_is_named_by_check_sessions_ideas_and_show(tmp_
     assert len(LabStore.open(store.path).attempts("s-bad")) == 2
 
 
+@pytest.mark.slow  # two aar processes
 def test_a_deleted_git_object_is_named_and_export_leaves_that_attempt_out(tmp_path):
     store = lab_with(tmp_path, {"s-one": 3})
     lab = str(store.path)
@@ -92,3 +96,68 @@ def test_read_errors_are_told_without_bytes_reprs(text):
 
     said = read_error_text(ValueError(text))
     assert said == "git object 0123456789abcdef0123456789abcdef01234567 is missing from the lab (deleted or never written)"
+
+
+# --- a full disk ----------------------------------------------------------------------------
+DISK = "3m"  # the lab's own small disk: a few attempts fit, a filler file takes the rest
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A tmpfs of DISK mounted for the lab (needs root; skipped where mounting is not allowed)."""
+    where = tmp_path / "disk"
+    where.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={DISK}", "tmpfs", str(where)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip() or mounted.returncode}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+def fill(disk: Path) -> Path:
+    """Write a file until the disk has no byte left."""
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError:  # ENOSPC: full
+        pass
+    finally:
+        os.close(fd)
+    return filler
+
+
+@pytest.mark.slow
+def test_a_full_disk_stops_the_session_with_one_line_keeps_the_attempt_and_prints_the_resume(small_cache, small_disk):
+    from tests.conftest import SMALL
+
+    lab = small_disk / "lab"
+    env = {**os.environ, "AAR_CACHE_DIR": str(small_cache.root)}
+    proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "research", "--split-sizes", SMALL, "--seeds", "2",
+                             "--max-attempts", "50", "--lab", str(lab), "--plain"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (lab / ".git").exists() and any(s.attempts >= 1 for s in LabStore.open(lab, create=False).sessions()):
+            break
+        time.sleep(0.5)
+    filler = fill(small_disk)  # attempt 1 is in; the next write finds no room
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1, err[-3000:]
+    assert "Traceback" not in err and "Errno" not in err, err[-3000:]
+    full = [line for line in (out + err).splitlines() if "the lab's disk is full" in line]
+    assert full and all("nothing recorded before is lost" in line and "free space there" in line for line in full)
+    assert f"{lab}: No space left on device" in full[0]
+    resume = re.search(r"resume with: (aar research --resume (\S+) --lab \S+)", out)
+    assert resume, out
+    store = LabStore.open(lab, create=False)
+    assert store.manifest(resume.group(2)).status == "failed"
+    kept = store.attempts(resume.group(2))
+    assert len(kept) >= 2 and all(a.status == "ok" for a in kept)  # the one in flight too (from the reserve)
+    assert f"{len(kept)} attempts; stopped: failed" in out
+    filler.unlink()
+    assert aar("check", "--lab", str(lab)).returncode == 0
