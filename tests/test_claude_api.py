@@ -4,8 +4,6 @@ thinking, a prompt too long. The conversation itself: test_claude_proposer.py.""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from agent.proposers.base import ProposerConfig, get_proposer
@@ -138,11 +136,11 @@ def test_cost_is_charged_per_call_from_the_price_table():
 
 
 def test_retry_after_is_read_by_the_sdk_in_seconds():
-    start = time.monotonic()
+    # The gap between the two requests is the SDK's wait: 0.6 s as told (read as milliseconds it
+    # would be ~0, as minutes far above the bound); the whole run's time is the machine's load.
     with MessagesServer([error_step(429, retry_after=0.6), tool_use("finish", {"summary": "s"})]) as server:
         claude(server, max_retries=1).run(RecordingTools())
     assert 0.55 <= server.answered_at[1] - server.answered_at[0] < 3.0
-    assert time.monotonic() - start < 5.0
 
 
 def test_price_lookup_covers_provider_model_ids_and_overrides(tmp_path, monkeypatch):
