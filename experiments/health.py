@@ -102,6 +102,8 @@ def check_lab(store: LabStore, rebuild_index: bool = False) -> CheckReport:
     """Verify git objects, every session branch and every attempt, and the index."""
     problems, notes = _fsck(store)
     problems += _damaged_refs(store)
+    problems += [f"{sid}: marked running, but no aar process is running it (it was killed, or the machine "
+                 f"stopped); continue it with: {store.resume_command(sid)}" for sid in store.stuck_sessions()]
     heads = store.session_heads()
     seen: dict[str, str] = {}
     from_git: set[tuple[str, str]] = set()

@@ -25,6 +25,9 @@ LAB_ENV = "AAR_LAB"
 # progress and the session's end status can still be committed from it.
 RESERVE_FILE = "aar-reserve"
 RESERVE_BYTES = 1 << 20
+# <lab>/.git/aar-running/<session>.lock: held (fcntl) by the process running the session, so a
+# session marked running whose lock nobody holds was left by a process that died.
+RUNNING_DIR = "aar-running"
 DEFAULT_LAB = "aar-lab"
 ATTEMPT_FILES = ("idea.py", "rationale.md", "result.json", "run.log", "transcript.json", "attempt.json")
 

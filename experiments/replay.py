@@ -169,23 +169,32 @@ def replay_session(store: LabStore, session_id: str, task: str | None = None, se
     report = ReplayReport(session_id=session_id, replay_session=manifest.session_id, task=target,
                           same_task=comparable, tolerance=tolerance, rows=[])
     try:
-        for step, attempt in enumerate(attempts, start=1):
-            if interrupts.requested:
-                break
-            run_seeds = replay_seeds(attempt, source, seeds)
-            with interrupts.seeds(evaluator.executor, f"#{attempt.index} {attempt.name[:60]}"):
-                if on_start:
-                    on_start(attempt, run_seeds)
-                row = _replay_one(store, evaluator, manifest, attempt, step, run_seeds,
-                                  tolerance if comparable else None, interrupts)
-            report.rows.append(row)
-            if on_row:
-                on_row(row)
+        with store.running(manifest.session_id):
+            _replay_all(store, evaluator, manifest, source, attempts, report, seeds, tolerance if comparable else None,
+                        interrupts, on_row, on_start)
     except KeyboardInterrupt as exc:
         _close_replay(store, report, interrupts, interrupted=True)
         raise ReplayInterrupted(report) from exc
     _close_replay(store, report, interrupts, interrupted=interrupts.requested)
     return report
+
+
+def _replay_all(store: LabStore, evaluator: Evaluator, manifest: SessionManifest, source: SessionManifest,
+                attempts: list[Attempt], report: ReplayReport, seeds: int | None, tolerance: float | None,
+                interrupts: SeedInterrupts, on_row: Callable[[ReplayRow], None] | None,
+                on_start: Callable[[Attempt, list[int]], None] | None) -> None:
+    """Replay the attempts in order into ``report.rows``, stopping before the next after a Ctrl-C."""
+    for step, attempt in enumerate(attempts, start=1):
+        if interrupts.requested:
+            break
+        run_seeds = replay_seeds(attempt, source, seeds)
+        with interrupts.seeds(evaluator.executor, f"#{attempt.index} {attempt.name[:60]}"):
+            if on_start:
+                on_start(attempt, run_seeds)
+            row = _replay_one(store, evaluator, manifest, attempt, step, run_seeds, tolerance, interrupts)
+        report.rows.append(row)
+        if on_row:
+            on_row(row)
 
 
 def _close_replay(store: LabStore, report: ReplayReport, interrupts: SeedInterrupts, interrupted: bool) -> None:

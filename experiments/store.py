@@ -16,6 +16,7 @@ under one fcntl lock per lab, so parallel writers and killed processes leave a v
 from __future__ import annotations
 
 import errno
+import fcntl
 import functools
 import json
 import os
@@ -49,6 +50,7 @@ from experiments.layout import (
     LAB_ENV,
     RESERVE_BYTES,
     RESERVE_FILE,
+    RUNNING_DIR,
     SESSION_FILE,
     SESSION_REFS,
     STATE_DIR,
@@ -242,6 +244,56 @@ class LabStore:
 
     def close(self) -> None:
         self.repo.close()
+
+    # -- which sessions a live process is running ------------------------------------------
+    def _running_lock(self, session_id: str) -> Path:
+        return self.git_dir / RUNNING_DIR / f"{check_session_id(session_id)}.lock"
+
+    @contextmanager
+    def running(self, session_id: str) -> Iterator[None]:
+        """Hold the session's liveness lock while this process runs it (the kernel drops it if
+        the process dies; a clean end removes the file). A session another process is running
+        is refused."""
+        path = self._running_lock(session_id)
+        path.parent.mkdir(exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise StoreError(f"session {session_id} is being run by another aar process (pid {holder}); "
+                             "wait for it to end, or stop it first") from None
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            yield
+        finally:
+            path.unlink(missing_ok=True)  # still ours (held): the session's end status is written by now
+            os.close(fd)
+
+    def resume_command(self, session_id: str) -> str:
+        """The command that continues ``session_id`` in this lab, as printed."""
+        return resume_command(self.path, session_id)
+
+    def stuck_sessions(self) -> list[str]:
+        """Sessions marked running whose process is gone (their liveness lock is free)."""
+        stuck = []
+        for path in sorted((self.git_dir / RUNNING_DIR).glob("*.lock")):
+            sid = path.name[: -len(".lock")]
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a live process holds it
+            finally:
+                os.close(fd)
+            try:
+                if self.manifest(sid).status == "running":
+                    stuck.append(sid)
+            except (*LAB_READ_ERRORS, StoreError):
+                continue  # a session that cannot be read is reported as such
+        return stuck
 
     # -- space for the last writes of a full disk ------------------------------------------
     @property

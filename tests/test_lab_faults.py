@@ -161,3 +161,33 @@ def test_a_full_disk_stops_the_session_with_one_line_keeps_the_attempt_and_print
     assert f"{len(kept)} attempts; stopped: failed" in out
     filler.unlink()
     assert aar("check", "--lab", str(lab)).returncode == 0
+
+
+# --- a session left running by a process that died ------------------------------------------
+@pytest.mark.slow
+def test_a_session_whose_process_was_killed_is_reported_stuck_with_its_resume(small_cache, tmp_path):
+    from tests.conftest import SMALL
+
+    lab = tmp_path / "lab"
+    env = {**os.environ, "AAR_CACHE_DIR": str(small_cache.root)}
+    proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "research", "--split-sizes", SMALL, "--seeds", "2",
+                             "--max-attempts", "50", "--lab", str(lab), "--plain"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            if (lab / ".git").exists() and any(s.attempts >= 1 for s in LabStore.open(lab, create=False).sessions()):
+                break
+            time.sleep(0.5)
+        alive = aar("check", "--lab", str(lab))
+        assert "no aar process is running it" not in alive.stdout, alive.stdout  # a live session is not stuck
+    finally:
+        proc.kill()  # SIGKILL: nothing of aar runs to mark the session
+        proc.wait()
+    (sid,) = LabStore.open(lab).session_heads()
+    assert LabStore.open(lab).manifest(sid).status == "running"
+    check = aar("check", "--lab", str(lab))
+    out = " ".join(check.stdout.split())
+    assert check.returncode == 1, out
+    assert f"{sid}: marked running, but no aar process is running it" in out
+    assert f"continue it with: aar research --resume {sid} --lab {lab}" in out
