@@ -38,7 +38,7 @@ from agent.proposers.base import (
 from agent.racing import make_racer
 from agent.session_setup import SessionContext, seed_runs
 from experiments.forum import Forum
-from experiments.layout import PENDING_CALLS_FILE, UNATTACHED_USAGE_FILE
+from experiments.layout import PENDING_CALLS_FILE, UNATTACHED_USAGE_FILE, LabDiskFull
 from experiments.schemas import Attempt, TokenUsage
 from experiments.steering import Delivery
 from experiments.steering import inbox as steering_inbox
@@ -273,7 +273,13 @@ class LoopTools:
         self._pending = []
         files = {**(self.pending_files() if self._pending_file else {}),
                  **self.analyses.predictions_file(attempt.attempt_id, result)}  # for later analyses
-        self.ctx.store.record_attempt(attempt, files or None, self.workspace_tree())
+        try:
+            self.ctx.store.record_attempt(attempt, files or None, self.workspace_tree())
+        except LabDiskFull as full:  # the session stops; an attempt written from the lab's reserve counts
+            if full.recorded:
+                self.ctx.attempts.append(attempt)
+                self.ctx.in_flight = None
+            raise
         self.ctx.attempts.append(attempt)
         self.novelty.add(attempt, self.workspace.identity())
         return attempt

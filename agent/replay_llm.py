@@ -40,6 +40,7 @@ class LLMReplayReport(BaseModel):
     steps: list[ReplayedStep] = Field(description="Per-attempt comparison.")
     request_mismatches: int = Field(description="Requests that differed from the recorded ones.")
     reproduced: bool = Field(description="Every step reproduced.")
+    interrupted: bool = Field(False, description="Ctrl-C stopped the replay (its session is marked interrupted).")
 
 
 def recorded_calls(store: LabStore, session_id: str) -> list[dict]:
@@ -81,5 +82,5 @@ def replay_llm(session: str, lab: Path | None = None, tolerance: float = 1e-9,
         request_mismatches=outcome.replay_mismatches,
         # Request mismatches are expected (budget left, runtimes and cost differ in the texts fed
         # back), so they are reported, not judged; a step not reproduced or never reached is.
-        reproduced=all(s.reproduced for s in steps),
+        reproduced=all(s.reproduced for s in steps), interrupted=outcome.ending == "interrupted",
     )

@@ -60,7 +60,8 @@ def run_research(config: ResearchConfig, reporter: Reporter | None = None,
     tools = LoopTools(ctx, reporter, recorded=recorded, recorded_ids=recorded_ids)
     reporter.start(ctx.session_id, config.run.budgets.max_attempts, ctx.tracker.status())
     try:
-        reason, ending = drive(proposer, tools, reporter, install_signals)
+        with ctx.store.running(ctx.session_id):  # `aar check` tells a session left by a dead process
+            reason, ending = drive(proposer, tools, reporter, install_signals)
     finally:
         reporter.close()
     if ending not in ("interrupted", "failed") and (config.run.confirm_top or config.run.transfer_task):

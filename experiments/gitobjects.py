@@ -7,6 +7,7 @@ killed at any instant leaves at worst unreferenced objects behind.
 
 from __future__ import annotations
 
+import errno
 import getpass
 import os
 import re
@@ -37,6 +38,10 @@ LAB_READ_ERRORS = (*READ_ERRORS, OSError, sqlite3.Error, UnicodeDecodeError)
 STALE_LOCK_S = 5.0
 LOCK_WAIT_S = 10.0
 _LOCK_FILE = re.compile(r"Unable to create '([^']+\.lock)'")
+_DISK_FULL = re.compile(r"No space left on device|Disk quota exceeded")
+_BROKEN_REF = re.compile(r"ignoring (?:broken ref|ref with broken name) (\S+)")
+_BYTES_REPR = re.compile(r"\bb(['\"])(.*?)\1")
+_MISSING_OBJECT = re.compile(r"SHA ([0-9a-f]{40}) could not be resolved")
 T = TypeVar("T")
 
 Entry = tuple[bytes, int]  # (binary sha, mode)
@@ -110,6 +115,15 @@ class GitObjects:
     def commit_tree(self, commit: str) -> bytes:
         return self.repo.commit(commit).tree.binsha
 
+    def is_commit(self, sha: str) -> bool:
+        """``sha`` (40 hex digits) names a commit this repository holds."""
+        if not re.fullmatch(r"[0-9a-f]{40}", sha) or sha == ZERO_SHA:
+            return False
+        try:
+            return self.repo.odb.info(bytes.fromhex(sha)).type == b"commit"
+        except READ_ERRORS:
+            return False
+
     def lookup(self, root: bytes, path: str) -> Entry | None:
         """The entry at ``a/b/c`` below tree ``root``, or None."""
         entry: Entry = (root, TREE_MODE)
@@ -161,6 +175,12 @@ class GitObjects:
         pairs = (line.split(" ", 1) for line in out.splitlines() if line.strip())
         return {name: sha for name, sha in pairs}
 
+    def broken_refs(self, *patterns: str) -> list[str]:
+        """Refs under the given prefixes that name no object (garbage in the ref file, a
+        deleted commit): ``git for-each-ref`` leaves them out of its listing and warns."""
+        _, _, err = self.repo.git.for_each_ref("--format=%(refname)", *patterns, with_extended_output=True)
+        return sorted({m.group(1) for m in _BROKEN_REF.finditer(str(err))})
+
     def ref_sha(self, ref: str) -> str | None:
         return self.refs(ref).get(ref)
 
@@ -169,6 +189,8 @@ class GitObjects:
         try:
             self.locked_git(lambda: self.repo.git.update_ref("-m", reason, ref, new, old or ZERO_SHA))
         except git.GitCommandError as exc:
+            if _DISK_FULL.search(str(exc.stderr)):  # the ref (or its log) could not be written
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), ref) from exc
             raise RefConflict(
                 f"{ref} moved while writing ({str(exc.stderr).strip()[:200]}); retry the operation"
             ) from exc
@@ -193,3 +215,14 @@ class GitObjects:
                 except FileNotFoundError:
                     continue
                 time.sleep(0.1)
+
+
+def read_error_text(exc: BaseException) -> str:
+    """What a failed lab read says, on one line, without Python's bytes reprs: a missing git
+    object is named as such."""
+    text = _BYTES_REPR.sub(lambda m: m.group(2), " ".join(str(exc).split()))
+    missing = _MISSING_OBJECT.search(text)
+    if missing:
+        return f"git object {missing.group(1)} is missing from the lab (deleted or never written)"
+    return text or type(exc).__name__
+

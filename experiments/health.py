@@ -3,10 +3,11 @@ index in step with it?"""
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 from typing import TYPE_CHECKING
 
-from experiments.gitobjects import LAB_READ_ERRORS
+from experiments.gitobjects import LAB_READ_ERRORS, read_error_text
 from experiments.layout import ATTEMPTS_DIR, SESSION_FILE, StoreError
 from experiments.schemas import CheckReport, SessionManifest
 
@@ -67,12 +68,42 @@ def _check_session(store: LabStore, sid: str, head: str, seen: dict[str, str]) -
 
 
 def _one_line(exc: Exception) -> str:
-    return " ".join(str(exc).split())[:200]
+    return read_error_text(exc)[:300]
+
+
+def _damaged_refs(store: LabStore) -> list[str]:
+    """A problem per session branch whose ref names no commit, with how to restore it."""
+    problems = []
+    for sid, ref in sorted(store.damaged_sessions().items()):
+        last, loose = _last_logged_commit(store, ref), store.git_dir / ref
+        # git refuses to move a ref it cannot read (update-ref: "reference broken"): the file is rewritten
+        fix = (f"`echo {last} > {shlex.quote(str(loose))}` restores its last recorded head" if last and loose.is_file()
+               else "restore it from a clone or backup of the lab")
+        problems.append(f"{sid}: its branch ref {ref} is damaged (it names no commit), so the session's attempts "
+                        f"cannot be read; {fix}")
+    return problems
+
+
+def _last_logged_commit(store: LabStore, ref: str) -> str | None:
+    """The newest head git's reflog recorded for ``ref`` that is still a commit in the lab."""
+    log = store.git_dir / "logs" / ref
+    try:
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        fields = line.split(" ", 2)
+        if len(fields) > 1 and store.objects.is_commit(fields[1]):
+            return fields[1]
+    return None
 
 
 def check_lab(store: LabStore, rebuild_index: bool = False) -> CheckReport:
     """Verify git objects, every session branch and every attempt, and the index."""
     problems, notes = _fsck(store)
+    problems += _damaged_refs(store)
+    problems += [f"{sid}: marked running, but no aar process is running it (it was killed, or the machine "
+                 f"stopped); continue it with: {store.resume_command(sid)}" for sid in store.stuck_sessions()]
     heads = store.session_heads()
     seen: dict[str, str] = {}
     from_git: set[tuple[str, str]] = set()

@@ -22,12 +22,28 @@ PENDING_CALLS_FILE = "pending_calls.json"
 UNATTACHED_USAGE_FILE = "unattached_usage.json"
 UNATTACHED_USAGE_PATH = f"{STATE_DIR}/{UNATTACHED_USAGE_FILE}"
 LAB_ENV = "AAR_LAB"
+# Space the lab keeps in reserve (a file in .git) so that, once its disk is full, the write in
+# progress and the session's end status can still be committed from it.
+RESERVE_FILE = "aar-reserve"
+RESERVE_BYTES = 1 << 20
+# <lab>/.git/aar-running/<session>.lock: held (fcntl) by the process running the session, so a
+# session marked running whose lock nobody holds was left by a process that died.
+RUNNING_DIR = "aar-running"
 DEFAULT_LAB = "aar-lab"
 ATTEMPT_FILES = ("idea.py", "rationale.md", "result.json", "run.log", "transcript.json", "attempt.json")
 
 
 class StoreError(HarnessError):
     """A lab operation that cannot proceed; the message says what to do."""
+
+
+class LabDiskFull(StoreError):
+    """The lab's disk (or quota) is full. ``recorded``: the write that hit it still went in,
+    from the lab's reserve space; either way nothing committed before is lost."""
+
+    def __init__(self, message: str, recorded: bool) -> None:
+        super().__init__(message)
+        self.recorded = recorded
 
 
 # Researchers of a parallel session are r0, r1, ...; each one's session is "<group>-r<k>".

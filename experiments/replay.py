@@ -28,6 +28,7 @@ from experiments.schemas import (
 )
 from experiments.store import LabStore
 from experiments.workspace import Workspace
+from sandbox.execution.interrupts import SeedInterrupts
 from sandbox.results import IdeaResult
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ class ReplayReport(BaseModel):
     same_task: bool = Field(description="True when replayed on the session's own task and cache.")
     tolerance: float = Field(description="Largest per-seed PGR difference that still reproduces.")
     rows: list[ReplayRow] = Field(description="One row per recorded attempt.")
+    interrupted: bool = Field(False, description="Ctrl-C stopped it before every attempt was replayed.")
 
     @property
     def reproduced(self) -> int:
@@ -70,6 +72,14 @@ class ReplayReport(BaseModel):
     @property
     def compared(self) -> int:
         return sum(1 for r in self.rows if r.reproduced is not None)
+
+
+class ReplayInterrupted(KeyboardInterrupt):
+    """A second Ctrl-C killed the seeds in flight; ``report`` holds the rows replayed before."""
+
+    def __init__(self, report: ReplayReport) -> None:
+        super().__init__(report.replay_session)
+        self.report = report
 
 
 def session_sizes(manifest: SessionManifest) -> str | None:
@@ -119,12 +129,17 @@ def _replay_manifest(source: SessionManifest, task: str, cache_key: str, sizes: 
 def replay_session(store: LabStore, session_id: str, task: str | None = None, seeds: int | None = None,
                    tolerance: float = DEFAULT_TOLERANCE, split_sizes: str | None = None,
                    isolation: str | None = None, time_budget_s: float | None = None,
-                   on_row: Callable[[ReplayRow], None] | None = None) -> ReplayReport:
+                   on_row: Callable[[ReplayRow], None] | None = None,
+                   on_start: Callable[[Attempt, list[int]], None] | None = None,
+                   interrupts: SeedInterrupts | None = None) -> ReplayReport:
     """Rerun every attempt of ``session_id`` and record the replay as a new session.
 
     Ideas run under the sandbox's default isolation unless ``isolation`` is given (a recorded
     session may have run unsandboxed; replaying it must not); the per-seed time budget defaults
-    to what the session recorded."""
+    to what the session recorded. With ``interrupts`` (the command's Ctrl-C handler), a first
+    Ctrl-C finishes the attempt in flight and stops, a second kills its seeds: either way the
+    replay session is marked ``interrupted`` with the rows done so far (the second one raises
+    ``KeyboardInterrupt`` after that)."""
     from sandbox.cache.task_cache import open_cache
     from sandbox.isolation.base import DEFAULT_ISOLATION
     from sandbox.scoring.evaluator import Evaluator
@@ -148,19 +163,46 @@ def replay_session(store: LabStore, session_id: str, task: str | None = None, se
     evaluator = Evaluator(cache, isolation=isolation or DEFAULT_ISOLATION,
                           time_budget_s=float(time_budget_s or source.run.time_budget_s))
     manifest = _replay_manifest(source, target, cache.key, sizes, tolerance)
-    store.create_session(manifest)
-    rows = []
+    interrupts = interrupts or SeedInterrupts(lambda line: None)
+    with interrupts.protected():
+        store.create_session(manifest)
+    report = ReplayReport(session_id=session_id, replay_session=manifest.session_id, task=target,
+                          same_task=comparable, tolerance=tolerance, rows=[])
+    try:
+        with store.running(manifest.session_id):
+            _replay_all(store, evaluator, manifest, source, attempts, report, seeds, tolerance if comparable else None,
+                        interrupts, on_row, on_start)
+    except KeyboardInterrupt as exc:
+        _close_replay(store, report, interrupts, interrupted=True)
+        raise ReplayInterrupted(report) from exc
+    _close_replay(store, report, interrupts, interrupted=interrupts.requested)
+    return report
+
+
+def _replay_all(store: LabStore, evaluator: Evaluator, manifest: SessionManifest, source: SessionManifest,
+                attempts: list[Attempt], report: ReplayReport, seeds: int | None, tolerance: float | None,
+                interrupts: SeedInterrupts, on_row: Callable[[ReplayRow], None] | None,
+                on_start: Callable[[Attempt, list[int]], None] | None) -> None:
+    """Replay the attempts in order into ``report.rows``, stopping before the next after a Ctrl-C."""
     for step, attempt in enumerate(attempts, start=1):
-        row = _replay_one(store, evaluator, manifest, attempt, step, replay_seeds(attempt, source, seeds),
-                          tolerance if comparable else None)
-        rows.append(row)
+        if interrupts.requested:
+            break
+        run_seeds = replay_seeds(attempt, source, seeds)
+        with interrupts.seeds(evaluator.executor, f"#{attempt.index} {attempt.name[:60]}"):
+            if on_start:
+                on_start(attempt, run_seeds)
+            row = _replay_one(store, evaluator, manifest, attempt, step, run_seeds, tolerance, interrupts)
+        report.rows.append(row)
         if on_row:
             on_row(row)
-    report = ReplayReport(session_id=session_id, replay_session=manifest.session_id, task=target,
-                          same_task=comparable, tolerance=tolerance, rows=rows)
-    store.write_session_file(manifest.session_id, "replay.json", report.model_dump_json(indent=2))
-    store.set_session_status(manifest.session_id, "finished")
-    return report
+
+
+def _close_replay(store: LabStore, report: ReplayReport, interrupts: SeedInterrupts, interrupted: bool) -> None:
+    """The report and the end status, in one commit (a Ctrl-C now waits for it)."""
+    report.interrupted = interrupted
+    with interrupts.protected():
+        store.update_session(report.replay_session, {"status": "interrupted" if interrupted else "finished"},
+                             files={"replay.json": report.model_dump_json(indent=2)})
 
 
 def _evaluate_with_workspace(store: LabStore, evaluator: Evaluator, attempt: Attempt, seeds: list[int],
@@ -176,7 +218,7 @@ def _evaluate_with_workspace(store: LabStore, evaluator: Evaluator, attempt: Att
 
 
 def _replay_one(store: LabStore, evaluator: Evaluator, manifest: SessionManifest, attempt: Attempt, step: int,
-                seeds: list[int], tolerance: float | None) -> ReplayRow:
+                seeds: list[int], tolerance: float | None, interrupts: SeedInterrupts) -> ReplayRow:
     recorded_pgr = attempt.result.pgr.mean if attempt.result and attempt.result.pgr else None
     row = ReplayRow(attempt_id=attempt.attempt_id, index=attempt.index, name=attempt.name, seeds=seeds,
                     recorded_status=attempt.status, replayed_status=None, recorded_pgr=recorded_pgr,
@@ -195,7 +237,8 @@ def _replay_one(store: LabStore, evaluator: Evaluator, manifest: SessionManifest
         transcript=[], usage=TokenUsage(), created_at=utc_now(), researcher=attempt.researcher,
         extra={"replay_of": attempt.attempt_id, "recorded_pgr": recorded_pgr, "max_seed_diff": worst,
                "reproduced": ok, **({"workspace": attempt.extra["workspace"]} if tree is not None else {})})
-    store.record_attempt(replay, workspace=tree)
+    with interrupts.protected():
+        store.record_attempt(replay, workspace=tree)
     return row.model_copy(update={
         "replayed_status": result.status, "replayed_pgr": result.pgr.mean if result.pgr else None,
         "max_seed_diff": worst, "reproduced": ok, "replay_attempt": replay.attempt_id, "note": note})

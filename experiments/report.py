@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from html import escape
 
 import numpy as np
 
 from experiments import ranking
-from experiments.layout import StoreError
+from experiments.layout import ATTEMPTS_DIR, StoreError
 from experiments.plot import Point, pgr_svg
 from experiments.schemas import Attempt, AttemptSummary, SessionManifest, SessionSummary
 from experiments.store import LabStore
@@ -32,6 +33,7 @@ class SessionData:
     best: Attempt | None
     totals: SessionSummary  # cost and tokens of every call, those after the last attempt too
     seed_runs: int = 0  # seeds scored over all attempts (racing spends more on promising ideas)
+    skipped: dict[str, str] = field(default_factory=dict)  # attempt folder -> why it could not be read
 
     @property
     def cost(self) -> float:
@@ -111,13 +113,19 @@ def _part_verdict(values: list[float], base: dict, key: str) -> str:
 
 def load(store: LabStore, session_id: str) -> SessionData:
     sid = store.resolve_session(session_id)
-    rows = store.index.ideas(session=sid, sort="index")
+    attempts, skipped = store.readable_attempts(sid)  # an unreadable attempt is named, not fatal
+    readable = {a.attempt_id: a for a in attempts}
+    rows = [r for r in store.index.ideas(session=sid, sort="index") if r.attempt_id in readable]
     best = ranking.best((r for r in rows if r.status == "ok" and not r.rejected),
                         lambda r: ranking.rank_key(r.pgr, r.pgr_ci95))  # as every leaderboard ranks
     totals = next(s for s in store.sessions() if s.session_id == sid)
-    seed_runs = sum(len(a.result.seeds) for a in store.attempts(sid) if a.result is not None)
-    return SessionData(store.manifest(sid), rows, store.get_attempt(best.attempt_id) if best else None, totals,
-                       seed_runs)
+    seed_runs = sum(len(a.result.seeds) for a in attempts if a.result is not None)
+    return SessionData(store.manifest(sid), rows, readable[best.attempt_id] if best else None, totals,
+                       seed_runs, skipped)
+
+
+def _skipped_lines(data: SessionData) -> list[str]:
+    return [f"{ATTEMPTS_DIR}/{folder}: {why}" for folder, why in sorted(data.skipped.items())]
 
 
 def _num(value: float | None, signed: bool = False) -> str:
@@ -171,6 +179,9 @@ def to_markdown(data: SessionData, chart_href: str | None = None) -> str:
     lines += [f"![PGR over attempts]({chart_href})" if chart_href else data.chart(), ""]
     lines += ["## Attempts", "", "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in _table_rows(data)]
+    if data.skipped:
+        lines += ["", f"Left out, unreadable in the lab (`aar check` says more): {len(data.skipped)} attempt(s)", ""]
+        lines += [f"- {_md_cell(line)}" for line in _skipped_lines(data)]
     lines += ["", "## Does the gain hold on the held-out split?", "", holdout_verdict(data)]
     if data.best:
         b = data.best
@@ -189,6 +200,10 @@ def to_html(data: SessionData) -> str:
     for row in _table_rows(data):
         parts.append("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>")
     parts.append("</table>")
+    if data.skipped:
+        parts.append(f"<p>Left out, unreadable in the lab (<code>aar check</code> says more): "
+                     f"{len(data.skipped)} attempt(s)</p><ul>")
+        parts += [f"<li>{escape(line)}</li>" for line in _skipped_lines(data)] + ["</ul>"]
     parts += ["<h2>Does the gain hold on the held-out split?</h2>", f"<p>{escape(holdout_verdict(data))}</p>"]
     if data.best:
         b = data.best
@@ -198,10 +213,15 @@ def to_html(data: SessionData) -> str:
     return "\n".join(parts) + "\n"
 
 
-def render(store: LabStore, session_id: str, fmt: str, chart_href: str | None = None) -> tuple[str, str]:
-    """(report text, chart SVG) of a session."""
+def render(store: LabStore, session_id: str, fmt: str, chart_href: str | None = None,
+           on_skipped: Callable[[str], None] | None = None) -> tuple[str, str]:
+    """(report text, chart SVG) of a session; ``on_skipped`` hears of each attempt left out
+    because it cannot be read."""
     if fmt not in FORMATS:
         raise StoreError(f"unknown format {fmt!r}: use md or html")
     data = load(store, session_id)
+    if on_skipped is not None:
+        for line in _skipped_lines(data):
+            on_skipped(line)
     text = to_html(data) if fmt == "html" else to_markdown(data, chart_href)
     return text, data.chart()

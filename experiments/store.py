@@ -15,6 +15,9 @@ under one fcntl lock per lab, so parallel writers and killed processes leave a v
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import functools
 import json
 import os
 import re
@@ -28,7 +31,15 @@ from typing import TYPE_CHECKING, Any
 
 import git
 
-from experiments.gitobjects import BLOB_MODE, TREE_MODE, GitObjects, RefConflict, identity
+from experiments.gitobjects import (
+    BLOB_MODE,
+    LAB_READ_ERRORS,
+    TREE_MODE,
+    GitObjects,
+    RefConflict,
+    identity,
+    read_error_text,
+)
 from experiments.layout import (
     ANALYSES_DIR,
     ANALYSIS_FILE,
@@ -37,10 +48,14 @@ from experiments.layout import (
     DEFAULT_LAB,
     FIRST_RESEARCHER,
     LAB_ENV,
+    RESERVE_BYTES,
+    RESERVE_FILE,
+    RUNNING_DIR,
     SESSION_FILE,
     SESSION_REFS,
     STATE_DIR,
     WORKSPACE_DIR,
+    LabDiskFull,
     StoreError,
 )
 from experiments.schemas import (
@@ -136,6 +151,37 @@ def attempt_files(attempt: Attempt) -> dict[str, str]:
     }
 
 
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+_Method = Callable[..., Any]
+
+
+def _survives_full_disk(what: str) -> Callable[[_Method], _Method]:
+    """A lab write that meets a full disk frees the lab's reserve and is tried once more, then
+    raises LabDiskFull (one line: what filled, that nothing is lost, what to do)."""
+
+    def wrap(method: _Method) -> _Method:
+        @functools.wraps(method)
+        def write(self: LabStore, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            except OSError as exc:
+                if exc.errno not in DISK_FULL:
+                    raise
+                if not self.release_reserve():  # nothing left to write from
+                    raise LabDiskFull(self.disk_full_message(what, exc, recorded=False), recorded=False) from exc
+                try:
+                    method(self, *args, **kwargs)
+                except OSError as again:
+                    if again.errno not in DISK_FULL:
+                        raise
+                    raise LabDiskFull(self.disk_full_message(what, again, recorded=False), recorded=False) from again
+                raise LabDiskFull(self.disk_full_message(what, exc, recorded=True), recorded=True) from exc
+
+        return write
+
+    return wrap
+
+
 class _DetachedGit(git.cmd.Git):
     """``git`` commands in their own session, out of the terminal's foreground process group.
 
@@ -167,6 +213,7 @@ class LabStore:
         self.git_dir = Path(self.repo.git_dir)
         self.objects = GitObjects(self.repo)
         self._index: LabIndex | None = None
+        self._reserve_spent = False
 
     @classmethod
     def open(cls, path: Path | str | None = None, create: bool = True) -> LabStore:
@@ -198,6 +245,89 @@ class LabStore:
     def close(self) -> None:
         self.repo.close()
 
+    # -- which sessions a live process is running ------------------------------------------
+    def _running_lock(self, session_id: str) -> Path:
+        return self.git_dir / RUNNING_DIR / f"{check_session_id(session_id)}.lock"
+
+    @contextmanager
+    def running(self, session_id: str) -> Iterator[None]:
+        """Hold the session's liveness lock while this process runs it (the kernel drops it if
+        the process dies; a clean end removes the file). A session another process is running
+        is refused."""
+        path = self._running_lock(session_id)
+        path.parent.mkdir(exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise StoreError(f"session {session_id} is being run by another aar process (pid {holder}); "
+                             "wait for it to end, or stop it first") from None
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            yield
+        finally:
+            path.unlink(missing_ok=True)  # still ours (held): the session's end status is written by now
+            os.close(fd)
+
+    def resume_command(self, session_id: str) -> str:
+        """The command that continues ``session_id`` in this lab, as printed."""
+        return resume_command(self.path, session_id)
+
+    def stuck_sessions(self) -> list[str]:
+        """Sessions marked running whose process is gone (their liveness lock is free)."""
+        stuck = []
+        for path in sorted((self.git_dir / RUNNING_DIR).glob("*.lock")):
+            sid = path.name[: -len(".lock")]
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a live process holds it
+            finally:
+                os.close(fd)
+            try:
+                if self.manifest(sid).status == "running":
+                    stuck.append(sid)
+            except (*LAB_READ_ERRORS, StoreError):
+                continue  # a session that cannot be read is reported as such
+        return stuck
+
+    # -- space for the last writes of a full disk ------------------------------------------
+    @property
+    def reserve(self) -> Path:
+        return self.git_dir / RESERVE_FILE
+
+    def keep_reserve(self) -> None:
+        """Set aside RESERVE_BYTES in the lab (silently skipped where there is no room; not again
+        in a process that has spent it: the disk is still full)."""
+        if self._reserve_spent or self.reserve.exists():
+            return
+        try:
+            with open(self.reserve, "wb") as out:
+                out.write(b"\0" * RESERVE_BYTES)  # written, not sparse: tmpfs and quotas count it
+        except OSError:
+            self.reserve.unlink(missing_ok=True)
+
+    def release_reserve(self) -> bool:
+        """Free the reserve (and what a failed write left half-written); True when space was freed."""
+        for leftover in (self.git_dir / "objects").glob("obj*"):  # gitdb's temporary object files
+            leftover.unlink(missing_ok=True)
+        self._reserve_spent = True
+        if not self.reserve.exists():
+            return False
+        self.reserve.unlink()
+        return True
+
+    def disk_full_message(self, what: str, exc: OSError, recorded: bool) -> str:
+        """One line: what filled, what was kept, how to go on."""
+        kept = (f"{what} was still recorded, from the lab's reserve space, and nothing recorded before is lost"
+                if recorded else f"{what} could not be recorded; nothing recorded before is lost")
+        return (f"the lab's disk is full ({self.path}: {os.strerror(exc.errno or errno.ENOSPC)}): {kept}; "
+                "free space there, then resume")
+
     @property
     def index(self) -> LabIndex:
         """The SQLite query index (refreshed from git by each query)."""
@@ -222,6 +352,19 @@ class LabStore:
         """``session_id -> head sha`` for every session branch."""
         return {ref[len(SESSION_REFS):]: sha for ref, sha in self.objects.refs(SESSION_REFS.rstrip("/")).items()}
 
+    def damaged_sessions(self) -> dict[str, str]:
+        """``session_id -> ref`` of session branches whose ref names no commit (garbage in the
+        ref file, a deleted commit): git leaves them out of every listing, so they are named here."""
+        return {ref[len(SESSION_REFS):]: ref for ref in self.objects.broken_refs(SESSION_REFS.rstrip("/"))}
+
+    def damage_note(self) -> str:
+        """One clause naming the damaged session branches (empty when there are none)."""
+        damaged = self.damaged_sessions()
+        if not damaged:
+            return ""
+        return (f"{len(damaged)} session branch(es) damaged, their attempts cannot be read: "
+                f"{', '.join(f'{sid} ({ref})' for sid, ref in sorted(damaged.items()))}; `aar check` says how to restore them")
+
     def resolve_session(self, text: str) -> str:
         """A session id from the full id or a unique prefix of it."""
         heads = self.session_heads()
@@ -231,7 +374,9 @@ class LabStore:
         if len(hits) == 1:
             return hits[0]
         if not hits:
-            raise StoreError(f"no session {text!r} in {self.path}; list them with `aar sessions`")
+            note = self.damage_note()
+            raise StoreError(f"no session {text!r} in {self.path}; list them with `aar sessions`"
+                             + (f" ({note})" if note else ""))
         raise StoreError(f"session prefix {text!r} is ambiguous ({len(hits)} sessions); give more characters")
 
     def _head(self, session_id: str) -> str:
@@ -240,8 +385,10 @@ class LabStore:
             raise StoreError(f"no session {session_id!r} in {self.path}; list them with `aar sessions`")
         return head
 
+    @_survives_full_disk("the new session")
     def create_session(self, manifest: SessionManifest) -> str:
         """Start the session's branch with session.json; returns the branch name."""
+        self.keep_reserve()
         ref = self.branch(manifest.session_id)
         tree = self.objects.tree({SESSION_FILE: (self.objects.blob(_manifest_text(manifest)), BLOB_MODE)})
         subject = f"session {manifest.session_id}: {manifest.task}, {manifest.proposer}" + (
@@ -288,9 +435,11 @@ class LabStore:
     def set_session_status(self, session_id: str, status: SessionStatus) -> str:
         return self.update_session(session_id, {"status": status})
 
+    @_survives_full_disk("the session's status")
     def update_session(self, session_id: str, changes: dict[str, Any],
                        files: dict[str, str] | None = None) -> str:
         """One commit: the manifest with ``changes`` applied (validated) and ``state/`` files."""
+        self.keep_reserve()
         current = self.manifest(session_id)
         manifest = SessionManifest.model_validate({**current.model_dump(mode="json"), **changes})
         blob = self.objects.blob(_manifest_text(manifest))
@@ -310,9 +459,11 @@ class LabStore:
         """Store ``state/<relpath>`` on the session branch (one commit); returns its sha."""
         return self.write_session_files(session_id, {relpath: text})
 
+    @_survives_full_disk("the session's files")
     def write_session_files(self, session_id: str, files: dict[str, str], workspace: bytes | None = None) -> str:
         """Store several ``state/`` files in one commit, with the researcher's workspace tree
         when one is given; returns its sha."""
+        self.keep_reserve()
         blobs = {_state_path(rel): self.objects.blob(text) for rel, text in files.items()}
         message = f"state: {', '.join(files)}\n\n" + _trailers(
             {"Aar-Kind": "state", "Aar-Session": session_id, "Aar-Path": ", ".join(blobs)})
@@ -382,11 +533,13 @@ class LabStore:
         return self.index.sessions()
 
     # -- attempts ------------------------------------------------------------------------
+    @_survives_full_disk("the attempt in flight")
     def record_attempt(self, attempt: Attempt, session_files: dict[str, str] | None = None,
                        workspace: bytes | None = None) -> str:
         """Commit one attempt (and optionally session files in the same commit); returns the sha.
         ``workspace``, the researcher's workspace tree, goes into the attempt's folder (the files
         it ran with) and to the branch's ``workspace/`` (the files now): the same tree object."""
+        self.keep_reserve()
         folder = attempt_folder(attempt)
         blobs = {name: (self.objects.blob(text), BLOB_MODE) for name, text in attempt_files(attempt).items()}
         if workspace is not None:
@@ -429,7 +582,16 @@ class LabStore:
         return {name: sha for name, (sha, mode) in self.objects.read_tree(entry[0]).items() if mode == TREE_MODE}
 
     def read_attempt(self, folder_tree: bytes) -> Attempt:
-        """Rebuild an Attempt from its folder's tree."""
+        """Rebuild an Attempt from its folder's tree (a StoreError saying why when it cannot be read)."""
+        try:
+            return self._read_attempt(folder_tree)
+        except StoreError:
+            raise
+        except LAB_READ_ERRORS as exc:  # a missing or damaged object, a damaged file
+            raise StoreError(f"attempt folder {folder_tree.hex()[:12]} is unreadable: {read_error_text(exc)}; "
+                             "run `aar check`") from exc
+
+    def _read_attempt(self, folder_tree: bytes) -> Attempt:
         entries = self.objects.read_tree(folder_tree)
         missing = [f for f in ATTEMPT_FILES if f not in entries]
         if missing:
@@ -451,6 +613,16 @@ class LabStore:
         found = [self.read_attempt(tree) for tree in self.attempt_folders(session_id).values()]
         found = [a for a in found if researcher is None or a.researcher == researcher]
         return sorted(found, key=lambda a: (a.index, a.researcher, a.created_at))
+
+    def readable_attempts(self, session_id: str) -> tuple[list[Attempt], dict[str, str]]:
+        """(the attempts that read back, in step order; ``folder -> why`` for those that do not)."""
+        found, skipped = [], {}
+        for folder, tree in sorted(self.attempt_folders(session_id).items()):
+            try:
+                found.append(self.read_attempt(tree))
+            except StoreError as exc:
+                skipped[folder] = str(exc)
+        return sorted(found, key=lambda a: (a.index, a.researcher, a.created_at)), skipped
 
     def parent_of(self, attempt: Attempt) -> Attempt | None:
         """The attempt this one built on, or None (no parent, or it is gone)."""

@@ -1,9 +1,9 @@
-"""The research loop with the offline proposer: commits, budgets, resume, replay, Ctrl-C."""
+"""The research loop with the offline proposer: commits, budgets, resume, replay, Ctrl-C
+(signalled, and typed at a terminal: for eval, replay and the other proposers see
+test_ctrl_c_terminal.py)."""
 
 import json
 import os
-import pty
-import select
 import signal
 import subprocess
 import sys
@@ -17,6 +17,7 @@ from agent.session_setup import ResearchConfig
 from experiments.schemas import RunConfig
 from experiments.store import LabStore
 from tests.conftest import SMALL
+from tests.pty_terminal import aar_at_a_terminal
 
 SEEDS = 2
 
@@ -154,48 +155,19 @@ def test_report_says_whether_the_gain_holds_and_proposers_never_see_held_out(ses
     assert ctx.baseline_summary and "heldout" not in json.dumps(ctx.baseline_summary)
 
 
-def _at_a_terminal(argv: list[str], env: dict[str, str]) -> tuple[int, int]:
-    """Start ``argv`` as the foreground job of a new pseudo-terminal; (pid, master fd)."""
-    pid, master = pty.fork()
-    if pid == 0:  # the child: its own session with the pty as controlling terminal
-        os.execve(argv[0], argv, env)
-    return pid, master
-
-
-def _drain(master: int, until: float) -> bytes:
-    out = b""
-    while time.monotonic() < until:
-        ready, _, _ = select.select([master], [], [], 0.2)
-        if ready:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
-    return out
-
-
+@pytest.mark.slow
 def test_ctrl_c_typed_at_a_terminal_during_an_attempt_commits_it(small_cache, tmp_path):
     """The terminal sends SIGINT to the whole foreground process group, the lab's git helpers
     included: they must survive it, so the attempt in flight is committed and the session marked."""
-    env = {**os.environ, "AAR_CACHE_DIR": str(small_cache.root), "TERM": "dumb"}
-    argv = [sys.executable, "-m", "agent.cli", "research", "--split-sizes", SMALL, "--seeds", str(SEEDS),
-            "--max-attempts", "50", "--lab", str(tmp_path), "--plain"]
-    pid, master = _at_a_terminal(argv, env)
-    out = b""
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and b"attempt 2" not in out:  # attempt 1 committed, 2 in flight
-        out += _drain(master, time.monotonic() + 0.5)
-    assert b"attempt 2" in out, out.decode(errors="replace")[-2000:]
-    os.write(master, b"\x03")  # Ctrl-C, as typed
-    out += _drain(master, time.monotonic() + 300)
-    _, status = os.waitpid(pid, 0)
-    text = out.decode(errors="replace")
-    assert os.waitstatus_to_exitcode(status) == 130, text[-3000:]
-    assert "resume with: aar research --resume" in text
-    session_id = text.split("--resume")[1].split()[0]
+    env = {**os.environ, "AAR_CACHE_DIR": str(small_cache.root)}
+    term = aar_at_a_terminal(["research", "--split-sizes", SMALL, "--seeds", str(SEEDS), "--max-attempts", "50",
+                              "--lab", str(tmp_path), "--plain"], env)
+    term.read_until("attempt 2")  # attempt 1 committed, 2 in flight
+    term.press_ctrl_c()  # Ctrl-C, as typed
+    code = term.wait()
+    assert code == 130, term.text[-3000:]
+    assert term.said("resume with: aar research --resume")
+    session_id = term.text.split("--resume")[1].split()[0]
     store = LabStore.open(tmp_path)
     assert store.manifest(session_id).status == "interrupted"
     attempts = store.attempts(session_id)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shlex
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -16,6 +18,7 @@ from agent.cli.common import (
     DEVICE_OPTION,
     EXECUTOR_OPTION,
     EXIT_IDEA_FAILED,
+    EXIT_INTERRUPTED,
     ISOLATION_OPTION,
     JSON_OPTION,
     RAY_ADDRESS_OPTION,
@@ -25,6 +28,7 @@ from agent.cli.common import (
     TASK_OPTION,
     UNSAFE_OPTION,
     console,
+    err_console,
     fail,
     fmt,
     parse_sizes,
@@ -36,6 +40,7 @@ from agent.session_setup import save_baseline_summary
 from sandbox.baseline_ideas import baseline_files
 from sandbox.cache.task_cache import TaskCache, cached_tasks, locate_cache, open_cache
 from sandbox.execution.base import ExecutorOptions
+from sandbox.execution.interrupts import SeedInterrupts
 from sandbox.execution.registry import get_executor
 from sandbox.isolation.base import SEED_TIME_S
 from sandbox.isolation.cgroups import STRICT_ENV
@@ -177,9 +182,10 @@ def eval_cmd(idea: Path = typer.Argument(..., help="The idea file (defines run(c
         idea.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         fail(f"{idea}: cannot read it ({exc.__class__.__name__}); pass a readable UTF-8 .py file")
-    cache = _open(task, split_sizes, seeds, json_out, build_device(device))
-    result = Evaluator(cache, isolation=isolation, time_budget_s=time_budget,
-                       device=device, executor=runner).evaluate(idea, list(range(seeds)))
+    with SeedInterrupts(lambda line: err_console.print(line, highlight=False, markup=False)) as interrupts:
+        cache = _open(task, split_sizes, seeds, json_out, build_device(device))
+        evaluator = Evaluator(cache, isolation=isolation, time_budget_s=time_budget, device=device, executor=runner)
+        result = _evaluate_until_ctrl_c(evaluator, interrupts, idea, seeds)
     if json_out:
         print_json(result.model_dump(mode="json"))
     else:
@@ -188,6 +194,27 @@ def eval_cmd(idea: Path = typer.Argument(..., help="The idea file (defines run(c
             console.print("warning: whole-run limits not enforced where the seeds ran (this host or its Ray "
                           f"nodes): {', '.join(result.limits_not_enforced)} "
                           "(per-process limits only; --strict-limits refuses to run)", markup=False)
+    if interrupts.requested:  # Ctrl-C once: the seeds finished and are scored above
+        fail(f"interrupted (Ctrl-C): the seeds of {idea.name} finished and were scored; {_rerun_hint()}",
+             EXIT_INTERRUPTED)
     if result.status != "ok":
         bad = next(s for s in result.seeds if s.status != "ok")
         fail(f"{idea.name}: {result.status} on seed {bad.seed}: {bad.error}", EXIT_IDEA_FAILED)
+
+
+def _evaluate_until_ctrl_c(evaluator: Evaluator, interrupts: SeedInterrupts, idea: Path, seeds: int) -> IdeaResult:
+    """``evaluate``, where a first Ctrl-C lets the seeds finish and a second kills them (exit 130)."""
+    try:
+        with interrupts.seeds(evaluator.executor, idea.name):
+            err_console.print(f"running {seeds} seeds of {idea.name} (Ctrl-C: let them finish and stop; "
+                              "twice: kill them)", highlight=False, markup=False)
+            return evaluator.evaluate(idea, list(range(seeds)))
+    except KeyboardInterrupt:
+        fail(f"interrupted (Ctrl-C{' twice' if interrupts.presses > 1 else ''}): "
+             f"{'the seeds in flight were killed, ' if interrupts.presses > 1 else ''}nothing was scored; "
+             f"{_rerun_hint()}", EXIT_INTERRUPTED)
+        raise  # unreachable: fail raises
+
+
+def _rerun_hint() -> str:
+    return f"run it again with: aar {shlex.join(sys.argv[1:])}"

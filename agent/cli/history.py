@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import shlex
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from agent.cli import app
-from agent.cli.common import EXIT_IDEA_FAILED, JSON_OPTION, console, fail, print_json
+from agent.cli.common import (
+    EXIT_IDEA_FAILED,
+    EXIT_INTERRUPTED,
+    JSON_OPTION,
+    console,
+    err_console,
+    fail,
+    print_json,
+)
 from experiments.checks import load_checks
 from experiments.index import SORTS
-from experiments.replay import ReplayRow, replay_session
-from experiments.schemas import ATTEMPT_STATUSES
+from experiments.layout import StoreError
+from experiments.replay import ReplayInterrupted, ReplayReport, ReplayRow, replay_session
+from experiments.schemas import ATTEMPT_STATUSES, Attempt
 from experiments.store import LabStore
 from experiments.views import (
     attempt_page,
@@ -23,6 +35,11 @@ from experiments.views import (
     num,
     sessions_table,
 )
+from sandbox.execution.interrupts import SeedInterrupts
+from sandbox.untrusted import for_markup
+
+if TYPE_CHECKING:
+    from agent.replay_llm import LLMReplayReport
 
 LAB_OPTION = typer.Option(None, "--lab", help="Lab repository (default: $AAR_LAB, else ./aar-lab).")
 
@@ -44,11 +61,15 @@ def _statuses(values: list[str] | None) -> list[str] | None:
 @app.command("sessions")
 def sessions_cmd(lab: Path | None = LAB_OPTION, json_out: bool = JSON_OPTION) -> None:
     """Sessions with task, proposer, attempts, best PGR, cost and status."""
-    rows = _lab(lab).sessions()
+    store = _lab(lab)
+    rows = store.sessions()
     if json_out:
         print_json([r.model_dump() for r in rows])
-        return
-    console.print(sessions_table(rows))
+    else:
+        console.print(sessions_table(rows))
+    note = store.damage_note()
+    if note:  # git lists no broken ref: say so rather than show the session as gone
+        err_console.print(f"[yellow]warning:[/yellow] {for_markup(note)}", highlight=False, soft_wrap=True)
 
 
 @app.command("ideas")
@@ -68,6 +89,9 @@ def ideas_cmd(session: str | None = typer.Option(None, "--session", "-s", help="
         print_json([r.model_dump(exclude={"heldout_acc", "heldout_pgr"}) for r in rows])
         return
     console.print(ideas_table(rows, f"{len(rows)} attempt(s)" + (f" of {sid}" if sid else "")))
+    note = store.damage_note()
+    if note:
+        err_console.print(f"[yellow]warning:[/yellow] {for_markup(note)}", highlight=False, soft_wrap=True)
 
 
 @app.command("show")
@@ -75,7 +99,11 @@ def show_cmd(attempt: str = typer.Argument(..., help="Attempt id (or unique pref
              lab: Path | None = LAB_OPTION, json_out: bool = JSON_OPTION) -> None:
     """One attempt: code, rationale, per-seed results, warnings, log tail, diff against its parent, reviews."""
     store = _lab(lab)
-    summary = store.index.find(attempt)
+    try:
+        summary = store.index.find(attempt)
+    except StoreError as exc:
+        note = store.damage_note()
+        raise StoreError(f"{exc}" + (f" ({note})" if note else "")) from exc
     found = store.get_attempt(summary.attempt_id)
     reviews = store.index.reviews(found.attempt_id)
     if json_out:
@@ -152,7 +180,10 @@ def export_cmd(session: str = typer.Argument(..., help="Session id or unique pre
 
     store = _lab(lab)
     chart = output.with_name(output.stem + "-pgr.svg") if output and format == "md" else None
-    text, svg = render(store, session, format, chart.name if chart else None)
+    def skipped(line: str) -> None:
+        err_console.print(f"[yellow]skipped, unreadable:[/yellow] {for_markup(line)}", highlight=False, soft_wrap=True)
+
+    text, svg = render(store, session, format, chart.name if chart else None, on_skipped=skipped)
     if output is None:
         typer.echo(text, nl=False)
         return
@@ -184,9 +215,16 @@ def _replay_llm(session: str, lab: Path | None, tolerance: float, json_out: bool
     report = replay_llm(session, lab, tolerance, make_reporter(True), isolation=isolation or DEFAULT_ISOLATION)
     if json_out:
         print_json(report.model_dump())
-        if not report.reproduced:
-            raise typer.Exit(EXIT_IDEA_FAILED)
-        return
+    else:
+        _print_llm_replay(report)
+    if report.interrupted:
+        fail(f"interrupted (Ctrl-C): session {report.replay_session} marked interrupted; "
+             f"run the replay again with: aar {shlex.join(sys.argv[1:])}", EXIT_INTERRUPTED)
+    if not report.reproduced:  # a step that did not reproduce (or was never reached) is a failed replay
+        raise typer.Exit(EXIT_IDEA_FAILED)
+
+
+def _print_llm_replay(report: LLMReplayReport) -> None:
     table = Table("#", "idea", "same code", "recorded PGR", "replayed PGR", "reproduces",
                   title=f"LLM replay of {report.original} → session {report.replay_session}")
     for s in report.steps:
@@ -195,8 +233,6 @@ def _replay_llm(session: str, lab: Path | None, tolerance: float, json_out: bool
     console.print(table)
     console.print(f"{sum(s.reproduced for s in report.steps)} of {len(report.steps)} steps reproduce; "
                   f"{report.request_mismatches} requests differed from the recording", highlight=False)
-    if not report.reproduced:  # a step that did not reproduce (or was never reached) is a failed replay
-        raise typer.Exit(EXIT_IDEA_FAILED)
 
 
 @app.command("replay")
@@ -221,11 +257,32 @@ def replay_cmd(session: str = typer.Argument(..., help="Session id or unique pre
             console.print(f"  #{r.index} {r.name}: {r.replayed_status or 'skipped'} "
                           f"{num(r.recorded_pgr, True)} → {num(r.replayed_pgr, True)}")
 
-    report = replay_session(store, sid, task=task, seeds=seeds, tolerance=tolerance, split_sizes=split_sizes,
-                            isolation=isolation, time_budget_s=time_budget, on_row=progress)
+    def starting(attempt: Attempt, run_seeds: list[int]) -> None:
+        if not json_out:
+            console.print(f"  #{attempt.index} {attempt.name}: running {len(run_seeds)} seeds", markup=False,
+                          highlight=False)
+
+    again = f"run the replay again with: aar {shlex.join(sys.argv[1:])}"
+    with SeedInterrupts(lambda line: err_console.print(line, highlight=False, markup=False)) as interrupts:
+        try:
+            report = replay_session(store, sid, task=task, seeds=seeds, tolerance=tolerance, split_sizes=split_sizes,
+                                    isolation=isolation, time_budget_s=time_budget, on_row=progress,
+                                    on_start=starting, interrupts=interrupts)
+        except ReplayInterrupted as stop:
+            killed = " twice: the seeds in flight were killed" if interrupts.presses > 1 else ""
+            fail(f"interrupted (Ctrl-C{killed}); {len(stop.report.rows)} attempt(s) replayed, session "
+                 f"{stop.report.replay_session} marked interrupted; {again}", EXIT_INTERRUPTED)
+            raise
     if json_out:
         print_json(report.model_dump())
-        return
+    else:
+        _print_replay(report, sid)
+    if report.interrupted:
+        fail(f"interrupted (Ctrl-C): {len(report.rows)} attempt(s) replayed, session {report.replay_session} "
+             f"marked interrupted; {again}", EXIT_INTERRUPTED)
+
+
+def _print_replay(report: ReplayReport, sid: str) -> None:
     table = Table("#", "attempt", "idea", "seeds", "recorded", "replayed", "max |Δ| per seed", "reproduces",
                   title=f"replay of {sid} on {report.task} → session {report.replay_session}")
     for r in report.rows:

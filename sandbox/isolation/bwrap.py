@@ -170,7 +170,10 @@ def probe(root_mode: bool) -> tuple[bool, str]:
     argv = [bwrap, *namespace_args(root_mode), *parent_dirs(mounts), *mounts, "--",
             sys.executable, "-S", "-c", "pass"]
     try:
-        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+        # Its own session: a Ctrl-C typed at the terminal (SIGINT to the foreground group) must not
+        # kill the probe and have a working sandbox reported (and cached) as unavailable.
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=60,
+                              start_new_session=True)
     except (OSError, subprocess.TimeoutExpired) as exc:
         done = subprocess.CompletedProcess(argv, 1, b"", str(exc).encode())
     if done.returncode == 0:

@@ -313,7 +313,7 @@ def driver_lib_dirs(ldconfig_output: str | None = None) -> list[str]:
     if ldconfig_output is None:
         try:
             ldconfig_output = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True,
-                                             timeout=10).stdout
+                                             timeout=10, start_new_session=True).stdout  # not killed by Ctrl-C
         except (OSError, subprocess.TimeoutExpired):
             return []
     dirs = []

@@ -17,6 +17,9 @@ Each request takes the next step of the script. A step is a dict:
                           send ``event: error`` with this error ({"type": "overloaded_error", ...});
   optional "garbled": with a streamed answer, after ``cut_after_events`` events (default 1) send
                           a data line that is not JSON (a proxy that cut a line short).
+  optional "stall_after_events" (with "stall_s"): with a streamed answer, send this many events,
+                          then wait up to ``stall_s`` before the rest (a model still writing); a
+                          client that hangs up meanwhile (Ctrl-C) is billed what was sent.
 A streamed answer that broke off is billed as the API bills it: the usage its sent events carry
 (message_start's, updated by message_delta's when that was sent).
 A request with ``"stream": true`` gets the Message as server-sent events, as the API sends them.
@@ -151,6 +154,7 @@ class MessagesServer:
         self.requests: list[dict[str, Any]] = []
         self.answered_at: list[float] = []
         self.billed: list[dict[str, Any]] = []  # (model, usage) of every message sent: what an API bills
+        self.stalled = threading.Event()  # a stream is waiting mid-way ("stall_after_events")
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer((host, port), self._handler_class())
         self._httpd.daemon_threads = True  # stop() never waits for a client that went away
@@ -253,6 +257,8 @@ class MessagesServer:
                 faulty = "error_event" in step or step.get("garbled")
                 cut = step.get("cut_after_events", 1 if faulty else None)
                 sent = events if cut is None else events[:cut]
+                if "stall_after_events" in step:
+                    return self._stream_stalled(events, step)
                 tail = ""
                 if "error_event" in step:
                     tail = f"event: error\ndata: {json.dumps({'type': 'error', 'error': step['error_event']})}\n\n"
@@ -260,6 +266,30 @@ class MessagesServer:
                     tail = 'event: content_block_delta\ndata: {"type": "content_block_delta", "index": 0, "delta\n\n'
                 self._send_events(sent, step.get("headers", {}), tail)
                 return billed_usage(sent)
+
+            def _stream_stalled(self, events: list[dict[str, Any]], step: dict[str, Any]) -> dict[str, Any]:
+                """The first events, a wait, then the rest, unless the client hung up during the wait."""
+                split = int(step["stall_after_events"])
+                parts = ["".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in chunk).encode()
+                         for chunk in (events[:split], events[split:])]
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.send_header("content-length", str(sum(map(len, parts))))
+                self.end_headers()
+                self.wfile.write(parts[0])
+                self.wfile.flush()
+                server.stalled.set()
+                deadline = time.monotonic() + float(step.get("stall_s", 30))
+                while time.monotonic() < deadline:
+                    if self._client_gone():
+                        self.close_connection = True
+                        return billed_usage(events[:split])
+                    time.sleep(0.05)
+                try:
+                    self.wfile.write(parts[1])
+                except (BrokenPipeError, ConnectionResetError):
+                    return billed_usage(events[:split])
+                return billed_usage(events)
 
             def _client_gone(self) -> bool:
                 readable, _, _ = select.select([self.connection], [], [], 0)
