@@ -23,7 +23,9 @@ between concurrent runs). The file system is a read-only view of only what an id
     /aar/cg/<slot>/<i>                    that slot's cgroup.procs files (its children join them)
     /tmp, /dev/shm                        small private tmpfs (not writable by seeds that share
                                           a sandbox); results go back over pipes, no out dir
-    /proc, /dev                           the sandbox's own, minimal
+    /proc, /dev                           the sandbox's own, minimal; as root /proc is remounted
+                                          hidepid=invisible (sandbox.isolation.bwrap_boot): a
+                                          seed sees only its own uid's processes
 
 Not there: gold labels, other caches, the lab history, $HOME, the project source, the host's
 /tmp. Without root the sandbox is a user namespace of its own (uid 65534, ``--disable-userns``)
@@ -71,7 +73,10 @@ def namespace_args(root_mode: bool) -> list[str]:
         # Only the trusted worker holds these (to give each seed's child its own uid, scratch
         # and cgroup); a child loses them all when it drops to its uid, before idea code runs.
         # No user namespace of its own here, so the seccomp filter refuses new ones instead.
-        return [*common, "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_CHOWN"]
+        # CAP_SYS_ADMIN and CAP_SETPCAP only for the bootstrap's hidepid remount of /proc; it
+        # drops both for good before the worker starts (sandbox.isolation.bwrap_boot).
+        caps = ("CAP_SETUID", "CAP_SETGID", "CAP_CHOWN", "CAP_SYS_ADMIN", "CAP_SETPCAP")
+        return [*common, *(x for cap in caps for x in ("--cap-add", cap))]
     uid = str(SANDBOX_UID)
     return ["--unshare-user", "--disable-userns", "--uid", uid, "--gid", uid, *common]
 
