@@ -370,7 +370,7 @@ class LoopTools:
         assert r is not None and r.pgr is not None  # only ranked (scored) attempts reach here
         return LeaderboardRow(
             attempt_id=a.attempt_id, name=a.name, status=a.status, pgr=r.pgr.mean, pgr_ci95=r.pgr_ci95,
-            pgr_lower=result_bound(r), dev_acc=r.dev_acc.mean if r.dev_acc else None,
+            pgr_lower=result_bound(r), dev_acc=_shown_dev_acc(r),
             vs_vanilla=r.vs_vanilla.mean if r.vs_vanilla else None,
             vs_vanilla_p=r.vs_vanilla.p_value if r.vs_vanilla else None,
             review=self.ctx.reviews.get(a.attempt_id, (None, None))[0],
@@ -512,3 +512,9 @@ def outcome(ctx: SessionContext, reason: str, ending: Ending) -> SessionOutcome:
 
 
 __all__ = ["EXIT_CODES", "LoopTools", "SessionOutcome", "drive", "outcome"]
+
+
+def _shown_dev_acc(result: IdeaResult) -> float | None:
+    """Mean dev accuracy as proposers see it (over the seeds' rounded accuracies)."""
+    view = result.for_proposer()
+    return view.dev_acc.mean if view.dev_acc else None

@@ -98,7 +98,7 @@ def test_pgr_at_the_ceiling_is_flagged_with_the_ceiling_recipe_check():
     assert reaches_ceiling(at, BASE) and not any("beyond both" in f for f in result_flags(at, BASE))
     assert not reaches_ceiling(seeds([0.75, 0.76, 0.77]), BASE)
     under = at_ceiling_flag(at, BASE, _check(0.83))
-    pgr = (sum([0.797, 0.8, 0.801]) / 3 - BASE.weak_dev.mean) / BASE.gap_dev
+    pgr = (sum([0.795, 0.8, 0.8]) / 3 - BASE.weak_dev.mean) / BASE.gap_dev  # the shown accuracies
     assert under.startswith(f"integrity: dev PGR {pgr:.3f}: at or above the gold-trained ceiling")
     assert "is under-trained" in under and "0.830 on dev vs 0.800 (+0.030" in under
     assert "not under-trained" in at_ceiling_flag(at, BASE, _check(0.802))
@@ -130,3 +130,55 @@ def test_the_evaluator_flags_a_result_at_the_ceiling_and_checks_the_recipe(small
     weak = [ev.score(RunOutput(status="ok", predictions=np.load(cache.public_dir / "weak" / "seed_0" / "test_probs.npy")),
                      0, charge=False)]
     assert not any("at or above" in w for w in ev._aggregate("weak", weak, None).warnings)
+
+
+def _feedback(ev, accs: list[float], vanilla_accs: list[float]) -> str:
+    """Everything a proposer can read that derives from these exact dev accuracies: the result's
+    view (per-seed and summary figures, vs vanilla, warnings with the integrity flags), the
+    feedback template's view of it, the leaderboard's figures and rank key, and the at-ceiling
+    flag (with a fixed recipe check: the real one trains heads)."""
+    from agent.loop import _shown_dev_acc
+    from agent.proposers.views import result_view
+    from experiments.ranking import result_key
+    from sandbox.scoring.flags import at_ceiling_flag
+
+    scored = [SeedResult(seed=i, status="ok", **ev.dev_scores(a)) for i, a in enumerate(accs)]
+    vanilla = {i: ev.dev_scores(a)["pgr"] for i, a in enumerate(vanilla_accs)}
+    res = ev._aggregate("probe", scored, vanilla)
+    view = res.for_proposer()
+    return json.dumps([view.model_dump(mode="json"), result_view(view, "a1", "probe", view.status),
+                       res.pgr.mean, res.pgr_ci95, result_key(res), _shown_dev_acc(res),
+                       at_ceiling_flag(scored, ev.baselines, _check(0.83))], sort_keys=True, default=str)
+
+
+def test_no_combination_of_feedback_recovers_more_than_the_rounding(small_cache):
+    """The proof, by its definition: the feedback is a function of the rounded accuracies alone.
+    Pairs of exact per-seed dev accuracies that round alike (0.005) but differ inside their
+    cells, with spreads wide enough to raise the seed-swing flag and means on both sides of
+    every threshold, give byte-identical feedback; so no combination of it tells them apart,
+    i.e. recovers more than the rounding allows. Accuracies that round apart do differ."""
+    import numpy as np
+
+    from sandbox.results import ACC_STEP, shown_acc
+    from sandbox.scoring.evaluator import Evaluator
+
+    ev = Evaluator(small_cache)
+    b = ev.baselines
+    assert ACC_STEP == 0.005
+    rng = np.random.default_rng(0)
+    low, high = b.weak_dev.mean - 0.05, b.ceiling_dev.mean - 0.02  # below the at-ceiling check's trigger
+    swings = 0
+    for trial in range(150):
+        n = int(rng.integers(2, 6))
+        spread = 0.002 if trial % 3 else 0.12  # every third: seeds far apart (the swing flag)
+        centre = rng.uniform(low + spread, high - spread)
+        cells = [shown_acc(float(np.clip(centre + rng.uniform(-spread, spread), low, high))) for _ in range(n)]
+        vanilla = [shown_acc(float(x)) for x in rng.uniform(low, high, n)]
+        a, b_ = ([c + rng.uniform(-0.49, 0.49) * ACC_STEP for c in cells] for _ in range(2))
+        assert [shown_acc(x) for x in a] == [shown_acc(x) for x in b_] == cells
+        fa = _feedback(ev, a, vanilla)
+        assert fa == _feedback(ev, b_, vanilla), (a, b_)
+        swings += "changes with the seed" in fa
+        moved = [*cells[:-1], cells[-1] + ACC_STEP]  # one seed one step up: the feedback sees it
+        assert _feedback(ev, moved, vanilla) != _feedback(ev, cells, vanilla)
+    assert swings > 0, "the swing flag was exercised"
