@@ -182,3 +182,41 @@ def test_no_combination_of_feedback_recovers_more_than_the_rounding(small_cache)
         moved = [*cells[:-1], cells[-1] + ACC_STEP]  # one seed one step up: the feedback sees it
         assert _feedback(ev, moved, vanilla) != _feedback(ev, cells, vanilla)
     assert swings > 0, "the swing flag was exercised"
+
+
+@pytest.mark.slow
+def test_cli_eval_shows_held_out_only_when_asked_and_counts_each_look(small_cache, cache_dir, tmp_path):
+    """`aar eval` shows dev figures and the idea's diagnostics; --held-out adds the held-out
+    figures and counts the look in the lab (a commit), which the leaderboard's count reads."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    from experiments.heldout_looks import looks
+    from experiments.store import LabStore
+
+    idea = tmp_path / "reporting.py"
+    idea.write_text("import numpy as np\n\ndef run(ctx):\n    ctx.report('rows_seen', 123)\n"
+                    "    return np.asarray(ctx.weak_test_probs)\n")
+    lab = tmp_path / "lab"
+    env = {**os.environ, "AAR_CACHE_DIR": str(cache_dir)}
+    base = [str(Path(sys.executable).with_name("aar")), "eval", str(idea), "--task", "wordnet-10",
+            "--split-sizes", "200,600,200,200", "--seeds", "1", "--lab", str(lab)]
+
+    def aar(*extra: str) -> str:
+        done = subprocess.run([*base, *extra], env={**env, "COLUMNS": "250"}, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    plain = aar()
+    assert "held-out" not in plain and "rows_seen=123" in plain and "dev acc" in plain
+    assert not lab.exists(), "no look, nothing counted"
+    as_json = json.loads(aar("--json"))
+    assert "heldout_acc" not in json.dumps(as_json) and as_json["dev_acc"]["mean"] > 0
+    shown = aar("--held-out")
+    assert "held-out acc" in shown and "held-out look 1 on wordnet-10" in shown
+    assert json.loads(aar("--held-out", "--json"))["heldout_looks"] == 2
+    store = LabStore.open(lab, create=False)
+    assert [x.idea for x in looks(store, "wordnet-10")] == ["reporting", "reporting"]
+    assert looks(store, "other-task") == []
