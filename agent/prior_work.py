@@ -14,6 +14,7 @@ from experiments.ranking import result_bound, result_key
 from experiments.schemas import Attempt
 from experiments.workspace import Workspace
 from sandbox.errors import HarnessError
+from sandbox.results import IdeaResult
 
 
 def leaderboard(ctx: SessionContext, limit: int) -> list[LeaderboardRow]:
@@ -28,7 +29,7 @@ def _row(ctx: SessionContext, a: Attempt) -> LeaderboardRow:
     verdict, note = ctx.reviews.get(a.attempt_id, (None, None))
     return LeaderboardRow(
         attempt_id=a.attempt_id, name=a.name, status=a.status, pgr=r.pgr.mean, pgr_ci95=r.pgr_ci95,
-        pgr_lower=result_bound(r), dev_acc=r.dev_acc.mean if r.dev_acc else None,
+        pgr_lower=result_bound(r), dev_acc=_shown_dev_acc(r),
         vs_vanilla=r.vs_vanilla.mean if r.vs_vanilla else None,
         vs_vanilla_p=r.vs_vanilla.p_value if r.vs_vanilla else None, review=verdict, review_note=note)
 
@@ -69,3 +70,9 @@ def import_attempt(ctx: SessionContext, workspace: Workspace, reporter: Reporter
 
 
 __all__ = ["attempt_view", "find_attempt", "import_attempt", "leaderboard"]
+
+
+def _shown_dev_acc(result: IdeaResult) -> float | None:
+    """Mean dev accuracy as proposers see it (over the seeds' rounded accuracies)."""
+    view = result.for_proposer()
+    return view.dev_acc.mean if view.dev_acc else None

@@ -8,13 +8,18 @@ warm worker against the bare compute of the same heads in this process, median o
 ``--repeats`` (the first evaluation, which starts the worker, is reported apart). pin: memory an
 attack holds in memfd files under a 1 GiB limit (from its own log). disk: space it reserves with
 fallocate(KEEP_SIZE). slow: wall time of a vanilla seed alone and next to a CPU-hog attempt.
+pagecache: the read-timing page-cache channel between two concurrent seeds (sandbox_attacks/
+page_cache_timing.py) after the host evicts the shared file: bits sent, error rate, capacity
+(binary symmetric channel) per eviction and per second, and that as wordnet-10 labels.
 Prints one JSON line per figure.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import math
 import os
 import re
 import statistics
@@ -50,11 +55,44 @@ def last_number(text: str, word: str) -> int:
     return int(found[-1]) if found else 0
 
 
+def _load(path: Path):  # noqa: ANN202 - an idea module
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _entropy(p: float) -> float:
+    return 0.0 if p <= 0 or p >= 1 else -p * math.log2(p) - (1 - p) * math.log2(1 - p)
+
+
+def page_cache_channel(cache, repeats: int) -> dict:  # noqa: ANN001
+    """Evict the shared file on the host, run sender and receiver at once, measure the channel."""
+    idea = HERE / "page_cache_timing.py"
+    path = _load(idea).target(cache.public_dir)
+    runs = []
+    for _ in range(repeats):
+        fd = os.open(path, os.O_RDONLY)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # the host may; a seed may not
+        os.close(fd)
+        result = _eval(cache, idea, [0, 1], parallel=2)
+        assert result.status == "ok", [s.error for s in result.seeds]
+        d = result.seeds[1].diagnostics
+        error = 1 - d["right"] / d["bits"]
+        capacity = d["bits"] * (1 - _entropy(min(error, 1 - error)))
+        runs.append({"bits": d["bits"], "error_rate": round(error, 4), "capacity_bits": round(capacity, 1),
+                     "bits_per_s": round(capacity / max(d["seconds"], 1e-9), 1),
+                     "fast_ns": d["fast_ns"], "slow_ns": d["slow_ns"]})
+    best = max(runs, key=lambda r: r["capacity_bits"])
+    return {"file": path.name, "file_mib": round(path.stat().st_size / 2**20, 1), "runs": runs,
+            "labels_per_eviction": round(best["capacity_bits"] / math.log2(len(cache.card().classes)), 1)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cache-dir", type=Path, required=True)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--what", default="ratio,pin,disk,slow")
+    parser.add_argument("--what", default="ratio,pin,disk,slow,pagecache")
     parser.add_argument("--threads", type=int, default=1, help="threads of the concurrent run (slow)")
     parser.add_argument("--sizes", default="200,600,200,200",
                         help="wordnet-10 split sizes, or 'default' (the task's own: longer seeds)")
@@ -90,6 +128,8 @@ def main() -> None:
         seed = _eval(cache, HERE / "reserve_disk.py", [0], 1, LimitedEvaluator).seeds[0]
         out["disk"] = {"status": seed.status, "reserved_mib": last_number(seed.log_tail, "reserved"),
                        "error": seed.error}
+    if "pagecache" in what:
+        out["pagecache"] = page_cache_channel(cache, args.repeats)
     if "slow" in what:
         # The concurrent run is an ordinary seed: 1 thread (2 seeds at once on 2 cores) by default.
         vanilla = baseline_path("vanilla_soft")

@@ -119,6 +119,9 @@ class IdeaResult(BaseModel):
     isolation: str = Field(description="How the idea process was isolated (e.g. 'process').")
     limits_not_enforced: list[str] = Field(
         default_factory=list, description="Whole-run limits not enforced on some seed (empty: all held).")
+    isolation_not_enforced: list[str] = Field(
+        default_factory=list, description="Channels between concurrent seeds this isolation cannot close "
+                                          "(each names the benchmark that measures its capacity).")
     scoring_calls: int = Field(0, description="Scoring calls this session had used after this.")
 
     def for_proposer(self) -> ResultView:
@@ -127,7 +130,10 @@ class IdeaResult(BaseModel):
         differ on a few rows cannot read single dev labels off the score."""
         data = hide_heldout(self.model_dump(mode="json"))
         for seed in data["seeds"]:
-            seed["dev_acc"], seed["pgr"] = _coarse(seed["dev_acc"], ACC_STEP), _coarse(seed["pgr"], PGR_STEP)
+            seed["dev_acc"], seed["pgr"] = shown_acc(seed["dev_acc"]), _coarse(seed["pgr"], PGR_STEP)
+        if data.get("dev_acc"):  # over the seeds' shown accuracies, not the exact ones
+            shown = [s["dev_acc"] for s in data["seeds"] if s["status"] == "ok" and s["dev_acc"] is not None]
+            data["dev_acc"] = {**data["dev_acc"], **_mean_sd(shown), "values": shown}
         for key, step in (("dev_acc", ACC_STEP), ("pgr", PGR_STEP), ("vs_vanilla", PGR_STEP)):
             if data.get(key):
                 data[key] = {k: _coarse(v, step) if k in ("mean", "sd", "ci95") else
@@ -176,6 +182,21 @@ PGR_STEP = 0.01
 
 def _coarse(value: float | None, step: float) -> float | None:
     return None if value is None else round(round(value / step) * step, 6)
+
+
+def shown_acc(value: float | None) -> float | None:
+    """A dev accuracy at the feedback's resolution (``ACC_STEP``). Every number derived from dev
+    accuracy that can reach a proposer (PGR, its interval and bound, vs-vanilla, the ranking,
+    the integrity flags) is computed from this, never from the exact accuracy, so no
+    combination of them says more about the dev labels than the rounded accuracies do."""
+    return _coarse(value, ACC_STEP)
+
+
+def _mean_sd(values: list[float]) -> dict[str, float]:
+    n = len(values)
+    mean = sum(values) / n if n else 0.0
+    sd = (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5 if n > 1 else 0.0
+    return {"mean": round(mean, 6), "sd": round(sd, 6), "n": n}
 
 
 # Held-out rows and dev's confirmation part: scored, never shown while a search runs.

@@ -63,8 +63,14 @@ def diagnostics_are_strict(seed, cache) -> None:
     assert all(len(str(v)) <= 200 for v in seed.diagnostics.values())
 
 
+def no_rows_crossed(seed, cache) -> None:
+    """A channel between seeds carried no row of another seed's teacher."""
+    assert seed.status == "ok", seed.error
+    assert seed.diagnostics["rows_crossed"] == 0, seed.diagnostics
+
+
 SCORE_CHECKS = {"heldout_guess_is_chance": heldout_guess_is_chance, "cpu_within_quota": cpu_within_quota,
-                "diagnostics_are_strict": diagnostics_are_strict}
+                "diagnostics_are_strict": diagnostics_are_strict, "no_rows_crossed": no_rows_crossed}
 
 
 def declared(path: Path) -> dict:
@@ -255,6 +261,27 @@ def test_cli_eval_prints_one_status_line_and_fails(name, status, budget, small_c
     assert "\x1b" not in done.stderr + done.stdout and "\x07" not in done.stderr
     if name == "rich_markup_error":  # shown literally: markup is data
         assert "[/red][bold red]PWNED[/]" in lines[0]
+
+
+def rows_crossed_between_two_seeds(cache, isolation: str) -> list[int]:
+    """Runs seeds 0 and 1 of the thread-name channel at the same time; the rows each received."""
+    result = HostileEvaluator(cache, isolation=isolation, time_budget_s=60, parallel=2).evaluate(
+        HOSTILE / "proc_comm_channel.py", [0, 1], compare_vanilla=False, charge=False)
+    assert result.isolation == isolation and all(s.status == "ok" for s in result.seeds), result.seeds
+    # the one channel bwrap cannot close is in the run record, with where it is measured
+    assert result.isolation_not_enforced == get_isolation(isolation).open_channels()
+    return [s.diagnostics["rows_crossed"] for s in result.seeds]
+
+
+def test_thread_names_carry_nothing_between_overlapping_seeds(small_cache):
+    assert rows_crossed_between_two_seeds(small_cache, "bwrap") == [0, 0]
+    assert any("page-cache" in c for c in get_isolation("bwrap").open_channels())
+
+
+def test_thread_names_carry_the_teacher_without_the_sandbox(small_cache):
+    """The control: unsandboxed, each of two overlapping seeds receives the other's whole teacher."""
+    n_rows = small_cache.card().n_test
+    assert rows_crossed_between_two_seeds(small_cache, "process") == [n_rows, n_rows]
 
 
 def test_next_normal_run_succeeds(small_cache, tmp_path):

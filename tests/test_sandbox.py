@@ -67,6 +67,8 @@ def run(ctx):
     r("pids", len([p for p in os.listdir("/proc") if p.isdigit()]))
     r("hostname", socket.gethostname()); r("ifaces", ",".join(ifaces))
     r("cap_eff", status["CapEff"].strip()); r("no_new_privs", status["NoNewPrivs"].strip())
+    r("cap_bnd", status["CapBnd"].strip())
+    r("proc_opts", [ln.split(" - ", 1)[1] for ln in open("/proc/self/mountinfo") if ln.split()[4] == "/proc"][-1])
     r("env", ",".join(sorted(os.environ)))
     r("root", listing("/")); r("aar", listing("/aar")); r("aar_lib", listing("/aar/lib/sandbox"))
     r("etc", listing("/etc")); r("usr", listing("/usr")); r("tmp_at_start", tmp_listing())
@@ -117,6 +119,9 @@ def test_idea_sees_only_what_it_needs(view):
     assert d["pid"] <= 5 and d["pids"] <= 4, "a PID namespace of its own"
     assert d["hostname"] == "aar-sandbox" and d["ifaces"] == "lo"
     assert int(d["cap_eff"], 16) == 0 and d["no_new_privs"] == "1"
+    assert not int(d["cap_bnd"], 16) & (1 << 21 | 1 << 8), "CAP_SYS_ADMIN/SETPCAP gone for good"
+    if os.geteuid() == 0:  # seeds share the sandbox: each sees only its own uid's processes
+        assert "hidepid=invisible" in d["proc_opts"], d["proc_opts"]
     assert set(d["env"].split(",")) <= set(child_env(Limits(), "/x")) | {"PATH", "LANG", "LC_ALL", "TZ", "PWD"}
     assert {"boot.py", "idea", "lib", "pipes", "public", "scratch", "weak"} <= set(d["aar"].split(",")) \
         <= {"boot.py", "cg", "idea", "lib", "pipes", "public", "scratch", "weak"}

@@ -45,7 +45,7 @@ from sandbox.execution.registry import get_executor
 from sandbox.isolation.base import SEED_TIME_S
 from sandbox.isolation.cgroups import STRICT_ENV
 from sandbox.isolation.devices import build_device, resolve_device
-from sandbox.results import IdeaResult
+from sandbox.results import IdeaResult, hide_heldout
 from sandbox.scoring.evaluator import Evaluator
 from sandbox.tasks import get_task, list_tasks
 from sandbox.untrusted import rich_text
@@ -96,20 +96,46 @@ def tasks_cmd(json_out: bool = JSON_OPTION) -> None:
                   "cached ones are listed above as name@content-key.")
 
 
-def _result_row(r: IdeaResult) -> list:
+def _result_row(r: IdeaResult, held_out: bool) -> list:
     pgr = f"{r.pgr.mean:+.3f} ± {fmt(r.pgr_ci95)}" if r.pgr else "—"
     vs = r.vs_vanilla
     diff = f"{vs.mean:+.3f} (p={fmt(vs.p_value, 2)})" if vs else "—"
-    return [rich_text(r.idea), r.status, pgr, fmt(r.dev_acc.mean if r.dev_acc else None),
-            fmt(r.heldout_acc.mean if r.heldout_acc else None), diff, f"{r.runtime_s:.1f}s", rich_text("; ".join(r.warnings), 60)]
+    heldout = [fmt(r.heldout_acc.mean if r.heldout_acc else None)] if held_out else []
+    return [rich_text(r.idea), r.status, pgr, fmt(r.dev_acc.mean if r.dev_acc else None), *heldout, diff,
+            f"{r.runtime_s:.1f}s", rich_text("; ".join(r.warnings), 60)]
 
 
-def _results_table(title: str, results: list[IdeaResult]) -> Table:
-    table = Table("idea", "status", "dev PGR ± 95% CI", "dev acc", "held-out acc", "Δ PGR vs vanilla",
-                  "time", "warnings", title=title)
+def _results_table(title: str, results: list[IdeaResult], held_out: bool = True) -> Table:
+    table = Table("idea", "status", "dev PGR ± 95% CI", "dev acc", *(["held-out acc"] if held_out else []),
+                  "Δ PGR vs vanilla", "time", "warnings", title=title)
     for r in results:
-        table.add_row(*_result_row(r))
+        table.add_row(*_result_row(r, held_out))
     return table
+
+
+def _seeds_table(result: IdeaResult, held_out: bool) -> Table:
+    """Per seed: status, dev figures (held-out only when asked) and what the idea reported
+    with ctx.report (the idea's words: shown as data, capped)."""
+    table = Table("seed", "status", "dev acc", "dev PGR", *(["held-out acc"] if held_out else []),
+                  "diagnostics (ctx.report)", title="seeds")
+    for s in result.seeds:
+        diag = ", ".join(f"{k}={v}" for k, v in s.diagnostics.items())
+        heldout = [fmt(s.heldout_acc)] if held_out else []
+        table.add_row(str(s.seed), s.status, fmt(s.dev_acc), fmt(s.pgr), *heldout, rich_text(diag or "—", 120))
+    return table
+
+
+def _count_look(lab: Path | None, result: IdeaResult, seeds: int) -> int:
+    """Record a held-out look in the lab; the task's looks so far, this one included."""
+    from experiments.heldout_looks import looks, record_look
+    from experiments.store import LabStore
+
+    try:
+        store = LabStore.open(lab, create=True)
+    except Exception as exc:  # noqa: BLE001 - any lab fault: no look is shown uncounted
+        fail(f"--held-out needs a lab to count the look in ({exc}); pass --lab PATH or set $AAR_LAB")
+    record_look(store, result.task, result.cache_key, result.idea, seeds)
+    return len(looks(store, result.task))
 
 
 def _cost(r: IdeaResult) -> dict:
@@ -155,7 +181,7 @@ def baselines_cmd(task: str = TASK_OPTION, seeds: int = SEEDS_OPTION, json_out: 
         f"ceiling {fixed.ceiling_dev.mean:.3f} ± {fixed.ceiling_dev.sd:.3f} "
         f"(dev, {fixed.weak_dev.n} seeds); gap {100 * fixed.gap_dev:.1f} points"
     )
-    console.print(_results_table(f"baselines on {cache.spec.name}, {seeds} seeds", results))
+    console.print(_results_table(f"baselines on {cache.spec.name}, {seeds} seeds", results, held_out=False))
 
 
 @app.command("eval")
@@ -169,8 +195,14 @@ def eval_cmd(idea: Path = typer.Argument(..., help="The idea file (defines run(c
                  help=f"Refuse to run where whole-run limits (cgroups) cannot be enforced (or set {STRICT_ENV}=1).",
              ),
              executor: str = EXECUTOR_OPTION, ray_address: str | None = RAY_ADDRESS_OPTION,
-             seed_resources: str | None = SEED_RESOURCES_OPTION) -> None:
-    """Score one idea file on a task."""
+             seed_resources: str | None = SEED_RESOURCES_OPTION,
+             held_out: bool = typer.Option(
+                 False, "--held-out",
+                 help="Also show held-out figures. Each use is counted in the lab (shown on the leaderboard): "
+                      "the held-out split is for rare, deliberate looks."),
+             lab: Path | None = typer.Option(None, "--lab", help="Lab that counts --held-out looks "
+                                                                  "(default: $AAR_LAB, else ./aar-lab).")) -> None:
+    """Score one idea file on a task (dev figures; held-out ones only with --held-out)."""
     isolation = resolve_isolation(isolation, unsafe)
     device = resolve_device(device, remote=executor != "local")  # a Ray head needs no GPU
     if strict_limits:  # read by every run's limits, here and in the processes it starts
@@ -186,10 +218,16 @@ def eval_cmd(idea: Path = typer.Argument(..., help="The idea file (defines run(c
         cache = _open(task, split_sizes, seeds, json_out, build_device(device))
         evaluator = Evaluator(cache, isolation=isolation, time_budget_s=time_budget, device=device, executor=runner)
         result = _evaluate_until_ctrl_c(evaluator, interrupts, idea, seeds)
+    looks = _count_look(lab, result, seeds) if held_out else None
     if json_out:
-        print_json(result.model_dump(mode="json"))
+        data = result.model_dump(mode="json")
+        print_json({**data, "heldout_looks": looks} if held_out else hide_heldout(data))
     else:
-        console.print(_results_table(f"{idea.name} on {cache.spec.name}", [result]))
+        console.print(_results_table(f"{idea.name} on {cache.spec.name}", [result], held_out))
+        console.print(_seeds_table(result, held_out))
+        if held_out:
+            console.print(f"held-out look {looks} on {result.task} in this lab (counted on the leaderboard)",
+                          markup=False)
         if result.limits_not_enforced:
             console.print("warning: whole-run limits not enforced where the seeds ran (this host or its Ray "
                           f"nodes): {', '.join(result.limits_not_enforced)} "

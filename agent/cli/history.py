@@ -21,6 +21,7 @@ from agent.cli.common import (
     print_json,
 )
 from experiments.checks import load_checks
+from experiments.heldout_looks import looks
 from experiments.index import SORTS
 from experiments.layout import StoreError
 from experiments.replay import ReplayInterrupted, ReplayReport, ReplayRow, replay_session
@@ -166,6 +167,8 @@ def leaderboard_cmd(task: str | None = typer.Option(None, "--task", "-t", help="
         for check in load_checks(store, sid):
             checks.setdefault(check.attempt_id, []).append(check)
     console.print(leaderboard_table(rows, task, checks))
+    console.print(f"held-out looks on {task} in this lab: {len(looks(store, task.split('@')[0]))} "
+                  "(aar eval --held-out)", markup=False)
     if hidden:
         console.print(f"{hidden} replayed run(s) on {task} not shown: --include-replays lists them")
 

@@ -441,12 +441,20 @@ class AttemptRun:
         for state in self.held.values():
             if state.stopped is None and self.gate.cancelled.is_set():
                 state.stopped = RunOutput("killed", error=ABANDONED)
+            elif state.stopped is None and self._oom_fired(state):
+                # the kernel killed one of its processes for the run's memory: the seed is over,
+                # even where its main process lives on (waiting on children that are gone)
+                state.stopped = memory_killed(limits)
             elif state.stopped is None and state.started is not None and now - state.started > limits.time_s:
                 state.stopped = RunOutput("timeout", error=f"exceeded the {limits.time_s:g}s time budget")
             elif state.stopped is None and state.result is not None and state.result.overflow:
                 state.stopped = _too_large(state.result)
             if state.stopped is not None:
                 self._kill(state)
+
+    def _oom_fired(self, state: SeedState) -> bool:
+        cg = self.worker.slot_cgs.get(state.slot or "")
+        return state.started is not None and cg is not None and cg.oom_kills() > state.oom_before
 
     def _kill(self, state: SeedState) -> None:
         cg = self.worker.slot_cgs.get(state.slot or "")

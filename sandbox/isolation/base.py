@@ -157,6 +157,11 @@ class Isolation:
         """Protections this isolation could not apply here (recorded with each seed)."""
         return []
 
+    def open_channels(self) -> list[str]:
+        """Isolation properties between concurrent seeds this isolation cannot enforce on any
+        platform it runs on (recorded in every result), each named with where it is measured."""
+        return []
+
 
 def child_env(limits: Limits, home: Path | str, passthrough: Passthrough | None = None) -> dict[str, str]:
     """A rebuilt environment: an allow-list only, so no secret reaches the idea; a GPU run

@@ -23,7 +23,9 @@ between concurrent runs). The file system is a read-only view of only what an id
     /aar/cg/<slot>/<i>                    that slot's cgroup.procs files (its children join them)
     /tmp, /dev/shm                        small private tmpfs (not writable by seeds that share
                                           a sandbox); results go back over pipes, no out dir
-    /proc, /dev                           the sandbox's own, minimal
+    /proc, /dev                           the sandbox's own, minimal; as root /proc is remounted
+                                          hidepid=invisible (sandbox.isolation.bwrap_boot): a
+                                          seed sees only its own uid's processes
 
 Not there: gold labels, other caches, the lab history, $HOME, the project source, the host's
 /tmp. Without root the sandbox is a user namespace of its own (uid 65534, ``--disable-userns``)
@@ -51,6 +53,8 @@ LIB, BOOT, PUBLIC = f"{AAR}/lib", f"{AAR}/boot.py", f"{AAR}/public"
 WEAK, CGROUPS = f"{AAR}/weak", f"{AAR}/cg"
 IDEA_DIR, SCRATCH, PIPES = f"{AAR}/idea", f"{AAR}/scratch", f"{AAR}/pipes"
 SANDBOX_UID = 65534
+PAGE_CACHE_TIMING = ("page-cache read timing of cold shared public pages, one bit per page once "
+                     "(capacity: benchmarks/sandbox_v2.py --what pagecache)")
 TMP_BYTES = 64 << 20
 SYSTEM_LIB_DIRS = ("/usr/lib", "/usr/lib64", "/usr/lib32", "/usr/libx32",
                    "/lib", "/lib64", "/lib32", "/libx32")
@@ -71,7 +75,10 @@ def namespace_args(root_mode: bool) -> list[str]:
         # Only the trusted worker holds these (to give each seed's child its own uid, scratch
         # and cgroup); a child loses them all when it drops to its uid, before idea code runs.
         # No user namespace of its own here, so the seccomp filter refuses new ones instead.
-        return [*common, "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_CHOWN"]
+        # CAP_SYS_ADMIN and CAP_SETPCAP only for the bootstrap's hidepid remount of /proc; it
+        # drops both for good before the worker starts (sandbox.isolation.bwrap_boot).
+        caps = ("CAP_SETUID", "CAP_SETGID", "CAP_CHOWN", "CAP_SYS_ADMIN", "CAP_SETPCAP")
+        return [*common, *(x for cap in caps for x in ("--cap-add", cap))]
     uid = str(SANDBOX_UID)
     return ["--unshare-user", "--disable-userns", "--uid", uid, "--gid", uid, *common]
 
@@ -222,6 +229,12 @@ class BwrapIsolation(Isolation):
 
     def unenforced(self) -> list[str]:
         return [] if seccomp.program() is not None else ["seccomp"]
+
+    def open_channels(self) -> list[str]:
+        # The filter refuses every residency probe and eviction, but the public files are shared
+        # (page cache included): a seed that reads a cold page makes it fast for another seed.
+        # One bit per cold page, once (no seed can evict a shared page again).
+        return [PAGE_CACHE_TIMING]
 
     def prepare(self, plan: RunPlan) -> None:
         root = plan.dirs.root

@@ -29,7 +29,7 @@ from sandbox.files import atomic_write
 from sandbox.isolation.base import DEFAULT_ISOLATION, SEED_TIME_S, Isolation, Limits
 from sandbox.isolation.devices import Passthrough, host_gpus, resolve_device, run_passthrough
 from sandbox.isolation.registry import get_isolation
-from sandbox.results import IdeaResult, PairedDiff, SeedResult
+from sandbox.results import IdeaResult, PairedDiff, SeedResult, shown_acc
 from sandbox.runtime.context import weak_teacher_dir
 from sandbox.scoring.ceiling_check import ceiling_check
 from sandbox.scoring.flags import at_ceiling_flag, code_flags, reaches_ceiling, result_flags
@@ -303,13 +303,18 @@ class Evaluator:
         b = self.baselines
         weak_test = np.load(weak_teacher_dir(self.cache.public_dir, seed) / "test_probs.npy")
         return base.model_copy(update={
-            "dev_acc": dev_acc, "heldout_acc": ho_acc,
-            "pgr": _gap_fraction(dev_acc, b.weak_dev.mean, b.ceiling_dev.mean),
+            **self.dev_scores(dev_acc), "heldout_acc": ho_acc,
             "heldout_pgr": _gap_fraction(ho_acc, b.weak_heldout.mean, b.ceiling_heldout.mean),
             **self._confirmation_scores(correct),
             "warnings": degeneracy_warnings(probs, weak_test),
             "test_probs_npy": _npy(probs),
         })
+
+    def dev_scores(self, dev_acc: float) -> dict[str, float | None]:
+        """A seed's dev accuracy and its dev PGR, which comes from the shown (rounded) accuracy:
+        dev PGR and all it feeds (intervals, bounds, vs vanilla, the ranking) reach proposers."""
+        b = self.baselines
+        return {"dev_acc": dev_acc, "pgr": _gap_fraction(shown_acc(dev_acc), b.weak_dev.mean, b.ceiling_dev.mean)}
 
     def _confirmation_scores(self, correct: np.ndarray) -> dict[str, float | None]:
         """Accuracy and PGR on dev's confirmation part (none in a cache built without one)."""
@@ -352,6 +357,7 @@ class Evaluator:
             warnings=sorted({*(w for r in seeds for w in r.warnings), *result_flags(seeds, b)}),
             scoring_calls=self.budget.used,
             limits_not_enforced=sorted({x for r in seeds for x in r.limits_not_enforced}),
+            isolation_not_enforced=self.isolation.open_channels(),
         )
         if not ok:
             return result

@@ -16,7 +16,7 @@ import re
 
 import numpy as np
 
-from sandbox.results import CeilingCheck, FixedBaselines, SeedResult
+from sandbox.results import CeilingCheck, FixedBaselines, SeedResult, shown_acc
 from sandbox.scoring.t_stats import t_half_width
 
 PREFIX = "integrity: "
@@ -33,6 +33,12 @@ OUTSIDE = {
 }
 
 
+def _shown_accs(seeds: list[SeedResult]) -> list[float]:
+    """The ok seeds' dev accuracies at the feedback's resolution: a flag is read by proposers,
+    so it may say no more about the dev labels than the rounded accuracies do."""
+    return [shown_acc(s.dev_acc) for s in seeds if s.status == "ok" and s.dev_acc is not None]
+
+
 def _half_width(values: list[float]) -> float:
     return t_half_width(values) or 0.0
 
@@ -46,7 +52,7 @@ def result_flags(seeds: list[SeedResult], baselines: FixedBaselines) -> list[str
     flags = []
     if any(s.status == "denied" for s in seeds):
         flags.append(f"{PREFIX}the sandbox denied an access this idea attempted")
-    accs = [s.dev_acc for s in seeds if s.status == "ok" and s.dev_acc is not None]
+    accs = _shown_accs(seeds)
     if not accs:
         return flags
     ceiling = baselines.ceiling_dev
@@ -65,14 +71,14 @@ def result_flags(seeds: list[SeedResult], baselines: FixedBaselines) -> list[str
 def reaches_ceiling(seeds: list[SeedResult], baselines: FixedBaselines) -> bool:
     """Mean dev accuracy at the gold-trained ceiling (inside its 95% interval over the
     reference seeds) or above it: the score says the weak labels lost nothing, which needs a reason."""
-    accs = [s.dev_acc for s in seeds if s.status == "ok" and s.dev_acc is not None]
+    accs = _shown_accs(seeds)
     ceiling = baselines.ceiling_dev
     return bool(accs) and float(np.mean(accs)) >= ceiling.mean - _half_width(ceiling.values)
 
 
 def at_ceiling_flag(seeds: list[SeedResult], baselines: FixedBaselines, check: CeilingCheck | None) -> str:
     """The flag for ``reaches_ceiling``, with what the ceiling-recipe check found."""
-    accs = [s.dev_acc for s in seeds if s.status == "ok" and s.dev_acc is not None]
+    accs = _shown_accs(seeds)
     mean, ceiling = float(np.mean(accs)), baselines.ceiling_dev
     pgr = (mean - baselines.weak_dev.mean) / baselines.gap_dev if baselines.gap_dev else float("nan")
     head = (f"{PREFIX}dev PGR {pgr:.3f}: at or above the gold-trained ceiling (dev accuracy {mean:.3f}, ceiling "
