@@ -105,7 +105,7 @@ class LiveReporter(Reporter):
 
     def _elapsed(self, budget: dict[str, Any]) -> float:
         """The budget's research time when it last arrived, plus the time since (the panel ticks)."""
-        since = self.state.get("budget_at") or getattr(self, "_started", time.monotonic())
+        since: float = self.state.get("budget_at") or self._started
         return float(budget.get("elapsed_s", 0)) + time.monotonic() - since
 
     def _time_left(self, budget: dict[str, Any]) -> float:

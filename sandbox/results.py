@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 from pydantic import BaseModel, Field
 
@@ -184,6 +184,10 @@ def _coarse(value: float | None, step: float) -> float | None:
     return None if value is None else round(round(value / step) * step, 6)
 
 
+@overload
+def shown_acc(value: float) -> float: ...
+@overload
+def shown_acc(value: None) -> None: ...
 def shown_acc(value: float | None) -> float | None:
     """A dev accuracy at the feedback's resolution (``ACC_STEP``). Every number derived from dev
     accuracy that can reach a proposer (PGR, its interval and bound, vs-vanilla, the ranking,
