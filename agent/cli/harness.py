@@ -244,8 +244,9 @@ def _evaluate_until_ctrl_c(evaluator: Evaluator, interrupts: SeedInterrupts, ide
     """``evaluate``, where a first Ctrl-C lets the seeds finish and a second kills them (exit 130)."""
     try:
         with interrupts.seeds(evaluator.executor, idea.name):
-            err_console.print(f"running {seeds} seeds of {idea.name} (Ctrl-C: let them finish and stop; "
-                              "twice: kill them)", highlight=False, markup=False)
+            if err_console.is_terminal:  # a person can press Ctrl-C; piped, errors stay one line
+                err_console.print(f"running {seeds} seeds of {idea.name} (Ctrl-C: let them finish and stop; "
+                                  "twice: kill them)", highlight=False, markup=False)
             return evaluator.evaluate(idea, list(range(seeds)))
     except KeyboardInterrupt:
         fail(f"interrupted (Ctrl-C{' twice' if interrupts.presses > 1 else ''}): "

@@ -112,8 +112,10 @@ def research_cmd(
         print_json(result.model_dump())
     else:
         for line in closing_block(result, config, console.width):
-            # a command must paste whole: never wrapped; the rest wraps at word boundaries
-            console.print(line, highlight=False, markup=False, soft_wrap=line.lstrip().startswith("aar "))
+            # a command must paste whole: never wrapped; on a terminal the rest wraps at word
+            # boundaries, and piped output keeps each line whole (for grep and logs)
+            whole = not console.is_terminal or line.lstrip().startswith("aar ")
+            console.print(line, highlight=False, markup=False, soft_wrap=whole)
     raise typer.Exit(result.exit_code)  # 0 finished or stopped by a budget, 1 failed, 130 interrupted
 
 
