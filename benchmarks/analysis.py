@@ -98,17 +98,17 @@ def main() -> None:
     cache = open_cache(get_task(args.task, SplitSizes.parse(args.split_sizes)), n_weak_seeds=args.seeds)
     evaluator = Evaluator(cache, isolation=args.isolation)
     seeds = list(range(args.seeds))
+    print(f"cpus={os.cpu_count()} load={os.getloadavg()[0]:.1f} task={args.task} sizes={args.split_sizes} "
+          f"isolation={args.isolation}")
     plain = round_trips(evaluator, args.runs, None)
+    print(f"round trip, one-line analysis on a warm worker: median {statistics.median(plain):.3f}s of {args.runs} "
+          f"(min {min(plain):.3f}s, max {max(plain):.3f}s); goal <= 0.5s", flush=True)
     with tempfile.TemporaryDirectory(prefix="aar-bench-lab-") as lab:
         store = LabStore.open(Path(lab))
         store.create_session(SessionManifest(
-            session_id="bench", task=args.task, cache_key=cache.card.cache_key, proposer="benchmark", model=None,
-            prompt_versions={}, seeds=seeds, package_versions={}, created_at=utc_now()))
+            session_id="bench", task=args.task, cache_key=evaluator.card.cache_key, proposer="benchmark", model=None,
+            prompt_versions={}, seeds=seeds, package_versions={}, direction=None, created_at=utc_now()))
         committed = round_trips(evaluator, args.runs, store)
-    print(f"cpus={os.cpu_count()} load={os.getloadavg()[0]:.1f} task={args.task} sizes={args.split_sizes} "
-          f"isolation={args.isolation}")
-    print(f"round trip, one-line analysis on a warm worker: median {statistics.median(plain):.3f}s of {args.runs} "
-          f"(min {min(plain):.3f}s, max {max(plain):.3f}s); goal <= 0.5s")
     print(f"... with its lab commit: median {statistics.median(committed):.3f}s (min {min(committed):.3f}s, "
           f"max {max(committed):.3f}s)")
     scoring_seconds(evaluator, seeds)  # warm-up of the scoring worker, not counted
