@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sandbox.baseline_ideas import baseline_files  # noqa: E402
+from sandbox.baseline_ideas import baseline_path  # noqa: E402
 from sandbox.cache.task_cache import open_cache  # noqa: E402
 from sandbox.results import IdeaResult  # noqa: E402
 from sandbox.scoring.evaluator import Evaluator, paired_difference  # noqa: E402
@@ -34,7 +34,7 @@ RAMPS = [(0.25, 0.8), (0.5, 0.2)]
 
 def aux_code(max_alpha: float, warmup: float) -> str:
     """The built-in ft_aux_confidence idea with another ramp of its loss."""
-    code = next(p for p in baseline_files() if p.stem == "ft_aux_confidence").read_text()
+    code = baseline_path("ft_aux_confidence").read_text()
     old = "aux_confidence_loss(max_alpha=0.5, warmup=0.2)"
     if old not in code:
         raise SystemExit("ft_aux_confidence.py no longer sets its ramp as expected: update this benchmark")
@@ -68,7 +68,7 @@ def main() -> None:
     seeds = list(range(args.seeds))
     cache = open_cache(get_task(args.task), n_weak_seeds=args.seeds, show_progress=True, device=args.device)
     evaluator = Evaluator(cache)
-    vanilla_code = next(p for p in baseline_files() if p.stem == "ft_vanilla").read_text()
+    vanilla_code = baseline_path("ft_vanilla").read_text()
     ideas = {"ft_vanilla": vanilla_code, **{f"aux max {a} by {w}": aux_code(a, w) for a, w in RAMPS}}
     rows = {}
     for name, code in ideas.items():
