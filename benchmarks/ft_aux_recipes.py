@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sandbox.baseline_ideas import baseline_files  # noqa: E402
+from sandbox.baseline_ideas import baseline_path  # noqa: E402
 from sandbox.cache.task_cache import open_cache  # noqa: E402
 from sandbox.results import IdeaResult  # noqa: E402
 from sandbox.scoring.evaluator import Evaluator, paired_difference  # noqa: E402
@@ -32,13 +32,28 @@ DEFAULT_OUT = Path(__file__).with_name("ft_aux_recipes.json")
 RAMPS = [(0.25, 0.8), (0.5, 0.2)]
 
 
-def aux_code(max_alpha: float, warmup: float) -> str:
-    """The built-in ft_aux_confidence idea with another ramp of its loss."""
-    code = next(p for p in baseline_files() if p.stem == "ft_aux_confidence").read_text()
-    old = "aux_confidence_loss(max_alpha=0.5, warmup=0.2)"
+def _replaced(code: str, old: str, new: str, name: str) -> str:
     if old not in code:
-        raise SystemExit("ft_aux_confidence.py no longer sets its ramp as expected: update this benchmark")
-    return code.replace(old, f"aux_confidence_loss(max_alpha={max_alpha}, warmup={warmup})")
+        raise SystemExit(f"{name}.py no longer reads {old!r}: update this benchmark")
+    return code.replace(old, new)
+
+
+def aux_code(max_alpha: float, warmup: float, epochs: float | None) -> str:
+    """The built-in ft_aux_confidence idea with another ramp of its loss (and epochs)."""
+    code = _replaced(baseline_path("ft_aux_confidence").read_text(), "aux_confidence_loss(max_alpha=0.5, warmup=0.2)",
+                     f"aux_confidence_loss(max_alpha={max_alpha}, warmup={warmup})", "ft_aux_confidence")
+    if epochs is None:
+        return code
+    return _replaced(code, "**VANILLA_FT)", f"**{{**VANILLA_FT, 'epochs': {epochs}}})", "ft_aux_confidence")
+
+
+def vanilla_code(epochs: float | None) -> str:
+    """The built-in ft_vanilla idea (with other epochs)."""
+    code = baseline_path("ft_vanilla").read_text()
+    if epochs is None:
+        return code
+    return _replaced(code, "**vanilla_recipe(student))", f"**{{**vanilla_recipe(student), 'epochs': {epochs}}})",
+                     "ft_vanilla")
 
 
 def score(evaluator: Evaluator, code: str, name: str, seeds: list[int]) -> IdeaResult:
@@ -54,7 +69,7 @@ def per_seed(result: IdeaResult, key: str) -> dict[int, float]:
 
 def save(out: Path, task: str, rows: dict) -> None:
     data = json.loads(out.read_text()) if out.exists() else {}
-    data[task] = rows
+    data[task] = {**data.get(task, {}), **rows}
     out.write_text(json.dumps(data, indent=1) + "\n")
 
 
@@ -63,13 +78,18 @@ def main() -> None:
     parser.add_argument("--task", default="wordnet-10-ft")
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--epochs", type=float, help="Epochs for every idea (default: the recipe's).")
+    parser.add_argument("--ramps", default=",".join(f"{a}:{w}" for a, w in RAMPS),
+                        help="Aux ramps max_alpha:warmup, comma-separated.")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
     seeds = list(range(args.seeds))
     cache = open_cache(get_task(args.task), n_weak_seeds=args.seeds, show_progress=True, device=args.device)
     evaluator = Evaluator(cache)
-    vanilla_code = next(p for p in baseline_files() if p.stem == "ft_vanilla").read_text()
-    ideas = {"ft_vanilla": vanilla_code, **{f"aux max {a} by {w}": aux_code(a, w) for a, w in RAMPS}}
+    ramps = [tuple(float(v) for v in r.split(":")) for r in args.ramps.split(",")]
+    ideas = {"ft_vanilla": vanilla_code(args.epochs),
+             **{f"aux max {a} by {w}": aux_code(a, w, args.epochs) for a, w in ramps}}
+    suffix = "" if args.epochs is None else f" ({args.epochs:g} epochs)"
     rows = {}
     for name, code in ideas.items():
         started = time.monotonic()
@@ -77,13 +97,13 @@ def main() -> None:
         rows[name] = {"status": result.status, "seconds": round(time.monotonic() - started, 1),
                       "dev": per_seed(result, "pgr"), "heldout": per_seed(result, "heldout_pgr")}
         print(name, json.dumps(rows[name]), flush=True)
-        save(args.out, cache.card().name, rows)  # kept per idea: a run stopped later keeps these
+        save(args.out, f"{cache.card().name}{suffix}", rows)  # kept per idea: a run stopped later keeps these
     base = rows["ft_vanilla"]
     for name, row in rows.items():
         for part in ("dev", "heldout"):
             diff = paired_difference(row[part], base[part]) if name != "ft_vanilla" else None
             row[f"{part}_vs_vanilla"] = None if diff is None else {"mean": diff.mean, "ci95": diff.ci95, "p": diff.p_value}
-    save(args.out, cache.card().name, rows)
+    save(args.out, f"{cache.card().name}{suffix}", rows)
     print("| idea | dev PGR | held-out PGR | dev Δ vs vanilla | held-out Δ vs vanilla | s |\n|---|---|---|---|---|---|")
     for name, row in rows.items():
         def mean(d: dict[int, float]) -> str:
