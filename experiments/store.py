@@ -67,7 +67,7 @@ from experiments.schemas import (
     TokenUsage,
     slug,
 )
-from sandbox.files import file_lock
+from sandbox.files import atomic_write, file_lock
 from sandbox.results import IdeaResult
 
 if TYPE_CHECKING:
@@ -305,11 +305,10 @@ class LabStore:
         in a process that has spent it: the disk is still full)."""
         if self._reserve_spent or self.reserve.exists():
             return
-        try:
-            with open(self.reserve, "wb") as out:
-                out.write(b"\0" * RESERVE_BYTES)  # written, not sparse: tmpfs and quotas count it
+        try:  # whole or not at all (a writer killed mid-way leaves no short reserve); written, not
+            atomic_write(self.reserve, b"\0" * RESERVE_BYTES)  # sparse: tmpfs and quotas count it
         except OSError:
-            self.reserve.unlink(missing_ok=True)
+            pass
 
     def release_reserve(self) -> bool:
         """Free the reserve (and what a failed write left half-written); True when space was freed."""

@@ -296,9 +296,14 @@ def test_runtime_is_wall_time_not_the_sum_of_parallel_seeds(evaluator, idea_file
     # worker's start, a torch import, included), not the sum of the seeds' 10-second sleeps.
     sleepy = idea_file("import time\n\nimport numpy as np\n\n\ndef run(ctx):\n    time.sleep(10)\n"
                        "    return np.asarray(ctx.weak_test_probs)\n")
+    started = time.monotonic()
     result = evaluator.evaluate(sleepy, [0, 1], compare_vanilla=False, charge=False)
+    wall = time.monotonic() - started
     seeds_total = sum(s.runtime_s for s in result.seeds)
-    assert seeds_total >= 20 and 10 <= result.runtime_s < seeds_total - 4, (result.runtime_s, seeds_total)
+    # A span of the clock: it covers the longest seed and lies within the call, whatever the load
+    # added to the worker's start (a sum of the side-by-side seeds' times would outlast the call).
+    longest = max(s.runtime_s for s in result.seeds)
+    assert seeds_total >= 20 and 10 <= longest <= result.runtime_s <= wall, (longest, result.runtime_s, wall)
 
 
 def test_leaderboard_shows_vs_vanilla_and_p(small_cache, tmp_path):
