@@ -69,6 +69,12 @@ def no_rows_crossed(seed, cache) -> None:
     assert seed.diagnostics["rows_crossed"] == 0, seed.diagnostics
 
 
+def no_foreign_processes(seed, cache) -> None:
+    """The seed saw no process of another uid in /proc."""
+    assert seed.status == "ok", seed.error
+    assert seed.diagnostics["foreign_pids"] == 0, seed.diagnostics
+
+
 def scratch_usable_after(seed, cache) -> None:
     """The broken scratch was the seed's own business: it scored (tests below check the worker)."""
     assert seed.status == "ok", seed.error
@@ -76,7 +82,7 @@ def scratch_usable_after(seed, cache) -> None:
 
 SCORE_CHECKS = {"heldout_guess_is_chance": heldout_guess_is_chance, "cpu_within_quota": cpu_within_quota,
                 "diagnostics_are_strict": diagnostics_are_strict, "no_rows_crossed": no_rows_crossed,
-                "scratch_usable_after": scratch_usable_after}
+                "scratch_usable_after": scratch_usable_after, "no_foreign_processes": no_foreign_processes}
 
 
 def declared(path: Path) -> dict:
