@@ -31,7 +31,13 @@ from sandbox.isolation.registry import get_isolation
 from sandbox.results import IdeaResult, PairedDiff, SeedResult, shown_acc
 from sandbox.runtime.context import weak_teacher_dir
 from sandbox.scoring.ceiling_check import ceiling_check
-from sandbox.scoring.flags import at_ceiling_flag, class_balance_flag, code_flags, reaches_ceiling, result_flags
+from sandbox.scoring.flags import (
+    at_ceiling_flag,
+    class_balance_flag,
+    code_flags,
+    reaches_ceiling,
+    result_flags,
+)
 from sandbox.scoring.t_stats import scipy_stats, t_half_width, t_test_p_value
 from sandbox.tasks.models import model_mounts
 
