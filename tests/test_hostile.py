@@ -69,8 +69,20 @@ def no_rows_crossed(seed, cache) -> None:
     assert seed.diagnostics["rows_crossed"] == 0, seed.diagnostics
 
 
+def no_foreign_processes(seed, cache) -> None:
+    """The seed saw no process of another uid in /proc."""
+    assert seed.status == "ok", seed.error
+    assert seed.diagnostics["foreign_pids"] == 0, seed.diagnostics
+
+
+def scratch_usable_after(seed, cache) -> None:
+    """The broken scratch was the seed's own business: it scored (tests below check the worker)."""
+    assert seed.status == "ok", seed.error
+
+
 SCORE_CHECKS = {"heldout_guess_is_chance": heldout_guess_is_chance, "cpu_within_quota": cpu_within_quota,
-                "diagnostics_are_strict": diagnostics_are_strict, "no_rows_crossed": no_rows_crossed}
+                "diagnostics_are_strict": diagnostics_are_strict, "no_rows_crossed": no_rows_crossed,
+                "scratch_usable_after": scratch_usable_after, "no_foreign_processes": no_foreign_processes}
 
 
 def declared(path: Path) -> dict:
@@ -282,6 +294,26 @@ def test_thread_names_carry_the_teacher_without_the_sandbox(small_cache):
     """The control: unsandboxed, each of two overlapping seeds receives the other's whole teacher."""
     n_rows = small_cache.card().n_test
     assert rows_crossed_between_two_seeds(small_cache, "process") == [n_rows, n_rows]
+
+
+def test_a_scratch_broken_with_chmod_000_keeps_the_warm_worker(small_cache, tmp_path):
+    """After an idea takes every permission off its scratch, the same warm worker serves the next
+    attempts (nothing retired or restarted), and their seeds find a usable, empty scratch."""
+    idea = tmp_path / "uses_scratch.py"
+    idea.write_text("import os\nimport numpy as np\n\ndef run(ctx):\n    assert os.listdir(ctx.scratch) == []\n"
+                    "    open(ctx.scratch / 'w', 'w').write('x')\n    return np.asarray(ctx.weak_test_probs)\n")
+    ev = HostileEvaluator(small_cache, isolation="bwrap", time_budget_s=60, parallel=1)
+    try:
+        first = ev.evaluate(HOSTILE / "scratch_chmod_000.py", [0], compare_vanilla=False, charge=False)
+        assert first.status == "ok", first.seeds[0].error
+        (worker,) = ev.executor.pool._workers.values()
+        for _ in range(2):
+            again = ev.evaluate(idea, [0], compare_vanilla=False, charge=False)
+            assert again.status == "ok", (again.seeds[0].error, again.seeds[0].log_tail[-300:])
+            ev.evaluate(HOSTILE / "scratch_chmod_000.py", [0], compare_vanilla=False, charge=False)
+        assert list(ev.executor.pool._workers.values()) == [worker] and worker.usable() and not worker.retired
+    finally:
+        ev.executor.close()
 
 
 def test_next_normal_run_succeeds(small_cache, tmp_path):

@@ -238,3 +238,41 @@ def test_cli_eval_shows_held_out_only_when_asked_and_counts_each_look(small_cach
     store = LabStore.open(lab, create=False)
     assert [x.idea for x in looks(store, "wordnet-10")] == ["reporting", "reporting"]
     assert looks(store, "other-task") == []
+
+
+def _forced_balance(probs, n_classes: int):
+    """The attack's prior: each class gets exactly its share of rows, most confident first."""
+    import numpy as np
+
+    cap = np.full(n_classes, len(probs) // n_classes)
+    cap[: len(probs) - cap.sum()] += 1
+    out = np.zeros(len(probs), int)
+    taken = np.zeros(len(probs), bool)
+    for flat in np.argsort(-probs, axis=None):
+        row, cls = divmod(int(flat), n_classes)
+        if not taken[row] and cap[cls] > 0:
+            out[row], taken[row], cap[cls] = cls, True, cap[cls] - 1
+    return np.eye(n_classes)[out]
+
+
+def test_a_prior_forcing_balanced_class_counts_is_flagged(small_cache):
+    """Predictions re-assigned so every class gets n/C rows (the splits are class-balanced) are
+    flagged; the weak teacher's own predictions and a vanilla-like noisy copy of them are not."""
+    import numpy as np
+
+    from sandbox.execution.run_output import RunOutput
+    from sandbox.scoring.evaluator import Evaluator
+
+    ev = Evaluator(small_cache)
+    n_classes = len(ev.card.classes)
+    flagged = lambda probs, seed: [w for w in ev.score(RunOutput(status="ok", predictions=probs), seed,  # noqa: E731
+                                                       charge=False).warnings if "class balance" in w]
+    for seed in (0, 1):
+        weak = np.load(small_cache.public_dir / "weak" / f"seed_{seed}" / "test_probs.npy")
+        assert flagged(weak, seed) == []
+        noisy = weak + np.random.default_rng(seed).gamma(0.3, 0.3, weak.shape)
+        assert flagged(noisy / noisy.sum(1, keepdims=True), seed) == []
+        forced = _forced_balance(weak, n_classes)
+        assert np.bincount(forced.argmax(1)).max() - np.bincount(forced.argmax(1)).min() <= 1
+        (flag,) = flagged(forced, seed)
+        assert flag.startswith("integrity: predicted class counts match the split's class balance")

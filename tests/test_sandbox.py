@@ -352,3 +352,34 @@ def test_an_attempts_cpu_weight_is_what_its_seeds_may_use():
         seed.remove()
     finally:
         top.remove()
+
+
+def test_concurrent_memory_limits_never_exceed_the_machine():
+    """The issue's case: 3 seeds x 8 GiB + the worker's 2 GiB on a 23 GiB machine scale down to
+    fit (with a note); a worker that would not fit at all waits, then is refused; a closed
+    worker's share comes back."""
+    from sandbox.execution.supervisor import MIN_SEED_MEMORY, WORKER_MEMORY, MemoryLedger
+
+    total = 23 << 30
+    ledger = MemoryLedger(total=total, wait_s=0.2)
+    limits, note = ledger.reserve(1, Limits(memory_bytes=8 << 30), 3)
+    assert limits.memory_bytes == (total - WORKER_MEMORY) // 3 and "scaled" in note and "23552 MiB" in note
+    assert sum(ledger.held.values()) <= total
+    with pytest.raises(HarnessError, match="not enough memory for 1 more seed"):
+        ledger.reserve(2, Limits(memory_bytes=8 << 30), 1)
+    ledger.release(1)
+    small, none = ledger.reserve(3, Limits(memory_bytes=1 << 30), 2)
+    assert small.memory_bytes == 1 << 30 and none is None  # fits: unchanged, no note
+    assert MIN_SEED_MEMORY < 1 << 30
+
+
+def test_machine_memory_is_the_smaller_of_ram_and_the_own_cgroup(tmp_path, monkeypatch):
+    from sandbox.isolation import cgroups
+
+    own = cgroups._own_paths().get("", "").lstrip("/")
+    (tmp_path / own).mkdir(parents=True, exist_ok=True)
+    (tmp_path / own / "memory.max").write_text(f"{3 << 30}\n")
+    monkeypatch.setenv(cgroups.ROOT_ENV, str(tmp_path))
+    assert cgroups.machine_memory_bytes() == min(3 << 30, os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    (tmp_path / own / "memory.max").write_text("max\n")
+    assert cgroups.machine_memory_bytes() == os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

@@ -12,6 +12,7 @@ How workers are kept between attempts (or not) is sandbox.execution.pool's busin
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import secrets
@@ -23,7 +24,7 @@ import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sandbox.errors import HarnessError
@@ -40,7 +41,14 @@ from sandbox.isolation.base import (
     idea_file_name,
     set_rlimits,
 )
-from sandbox.isolation.cgroups import CONTROLLERS, STRICT_ENV, RunCgroup, RunLimits, sweep_stale
+from sandbox.isolation.cgroups import (
+    CONTROLLERS,
+    STRICT_ENV,
+    RunCgroup,
+    RunLimits,
+    machine_memory_bytes,
+    sweep_stale,
+)
 from sandbox.isolation.devices import Passthrough
 from sandbox.runtime.context import JobSpec
 from sandbox.runtime.worker import SeedPlan
@@ -119,6 +127,51 @@ def _cgroups(limits: Limits, slots: list[str], self_join: bool
         return None, {s: None for s in slots}
 
 
+MIN_SEED_MEMORY = 512 << 20  # below this a seed cannot even load torch: refuse, do not shrink
+
+
+class MemoryLedger:
+    """The memory limits of this process's live workers: together (each worker's own share
+    included) never more than the machine has. A worker that would not fit gets its seeds'
+    limits scaled down to what is left, with a note saying so; where even the floor does not
+    fit it waits for others to close (up to ``wait_s``), then refuses."""
+
+    def __init__(self, total: int | None = None, wait_s: float = 600.0) -> None:
+        self.total = total
+        self.wait_s = wait_s
+        self.held: dict[int, int] = {}
+        self.changed = threading.Condition()
+
+    def reserve(self, key: int, limits: Limits, n_slots: int) -> tuple[Limits, str | None]:
+        """Limits for a worker of ``n_slots`` (scaled where needed) and the note when scaled."""
+        total = self.total if self.total is not None else machine_memory_bytes()
+        want = n_slots * limits.memory_bytes + WORKER_MEMORY
+        deadline = time.monotonic() + self.wait_s
+        with self.changed:
+            while True:
+                free = total - sum(self.held.values())
+                per_seed = min(limits.memory_bytes, (free - WORKER_MEMORY) // max(1, n_slots))
+                if per_seed >= MIN_SEED_MEMORY or not self.changed.wait(max(0.0, deadline - time.monotonic())):
+                    break
+            if per_seed < MIN_SEED_MEMORY:
+                raise HarnessError(f"not enough memory for {n_slots} more seed(s): {free >> 20} MiB of the machine's "
+                                   f"{total >> 20} MiB left besides running workers; run fewer seeds at once")
+            self.held[key] = n_slots * per_seed + WORKER_MEMORY
+        if per_seed == limits.memory_bytes:
+            return limits, None
+        note = (f"memory scaled to {per_seed >> 20} MiB per seed (asked {limits.memory_bytes >> 20} MiB) so "
+                f"{n_slots} seed(s) and the worker ({want >> 20} MiB asked) fit the machine's {total >> 20} MiB")
+        return replace(limits, memory_bytes=per_seed), note
+
+    def release(self, key: int) -> None:
+        with self.changed:
+            if self.held.pop(key, None) is not None:
+                self.changed.notify_all()
+
+
+LEDGER = MemoryLedger()
+
+
 def memory_killed(limits: Limits) -> RunOutput:
     return RunOutput("killed", error=f"idea process killed: over the {limits.memory_bytes >> 20} MiB memory limit "
                      "(counted for the whole run: every process, tmpfs and memory files)")
@@ -130,6 +183,10 @@ class WarmWorker:
 
     def __init__(self, public_dir: Path, limits: Limits, isolation: Isolation, n_slots: int,
                  passthrough: Passthrough | None = None) -> None:
+        # Scaled down where the machine could not hold every live worker's limits at once.
+        limits, self.memory_note = LEDGER.reserve(id(self), limits, n_slots)
+        if self.memory_note:
+            logging.getLogger(__name__).warning(self.memory_note)
         self.limits, self.isolation = limits, isolation
         root = Path(tempfile.mkdtemp(prefix="aar-run-"))
         os.chmod(root, 0o755)  # slots' uids traverse it to their own (private) entries
@@ -148,7 +205,7 @@ class WarmWorker:
         self.users = 0  # attempts holding it (the pool's count)
         self.proc: subprocess.Popen | None = None
         self._send_lock = threading.Lock()
-        self._owned = _Owned(root)
+        self._owned = _Owned(root, ledger_key=id(self))
         self._finalizer = weakref.finalize(self, _remove, self._owned)
         try:
             self.worker_cg, self.slot_cgs = _cgroups(limits, slots, isolation.self_join)
@@ -279,7 +336,10 @@ class WarmWorker:
             shutil.copyfile(idea, idea_copy)  # a private copy: no later change reaches a seed
             idea_copy.chmod(0o644)
             AttemptRun(self, idea_copy, states, gate, events).drive()
-            return [s.output or self.failed() for s in states]
+            outputs = [s.output or self.failed() for s in states]
+            for out in outputs if self.memory_note else []:
+                out.unenforced = sorted({*out.unenforced, self.memory_note})
+            return outputs
         finally:
             with self._lock:
                 for s in states:
@@ -361,6 +421,7 @@ class _Owned:
     """What a worker's finalizer stops and removes, filled in as the worker starts."""
 
     root: Path
+    ledger_key: int | None = None  # its reservation in LEDGER, released last
     cgroups: list[RunCgroup | None] = field(default_factory=list)
     proc: subprocess.Popen | None = None
 
@@ -378,6 +439,8 @@ def _remove(owned: _Owned) -> None:
         if cg is not None:
             cg.remove()
     shutil.rmtree(owned.root, ignore_errors=True)
+    if owned.ledger_key is not None:
+        LEDGER.release(owned.ledger_key)
 
 
 class AttemptRun:

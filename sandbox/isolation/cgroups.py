@@ -79,6 +79,18 @@ def _own_paths() -> dict[str, str]:
     return out
 
 
+def machine_memory_bytes() -> int:
+    """The memory this process's runs may use together: the host's RAM, or less where this
+    process's own cgroup (a container's limit) caps it."""
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        own = _own_paths().get("", "").lstrip("/")
+        cap = (cgroup_root() / own / "memory.max").read_text().strip()
+    except (OSError, ValueError):
+        return ram
+    return min(ram, int(cap)) if cap.isdigit() else ram
+
+
 def _writable_dir(path: Path) -> bool:
     return path.is_dir() and os.access(path, os.W_OK)
 

@@ -153,6 +153,7 @@ def _child(seed: SeedPlan) -> int:
         resource.setrlimit(getattr(resource, name), (value, value))
     if seed.uid is not None:
         _drop_to(seed.uid)
+        os.chmod(scratch, 0o700)  # as its owner: whatever mode the slot's last seed left it in
     if 0 in os.getresuid() or 0 in os.getresgid():
         if not seed.allow_root:
             raise SystemExit("worker: refusing to run idea code as root")
@@ -194,10 +195,11 @@ def _start(seed: SeedPlan) -> int:
 
 
 def _wipe(root: str) -> None:
-    """Delete everything under ``root`` (not ``root``), fixing permissions the idea removed."""
+    """Delete everything under ``root`` (not ``root``), fixing permissions the idea removed
+    (its own: the cleaner runs as the seed's uid, which owns all of it)."""
+    os.chmod(root, 0o700)
     for entry in os.scandir(root):
         if entry.is_dir(follow_symlinks=False):
-            os.chmod(entry.path, 0o700)
             _wipe(entry.path)
             os.rmdir(entry.path)
         else:

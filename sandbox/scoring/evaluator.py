@@ -32,7 +32,13 @@ from sandbox.isolation.registry import get_isolation
 from sandbox.results import IdeaResult, PairedDiff, SeedResult, shown_acc
 from sandbox.runtime.context import weak_teacher_dir
 from sandbox.scoring.ceiling_check import ceiling_check
-from sandbox.scoring.flags import at_ceiling_flag, code_flags, reaches_ceiling, result_flags
+from sandbox.scoring.flags import (
+    at_ceiling_flag,
+    class_balance_flag,
+    code_flags,
+    reaches_ceiling,
+    result_flags,
+)
 from sandbox.scoring.t_stats import scipy_stats, t_half_width, t_test_p_value
 from sandbox.tasks.models import model_mounts
 
@@ -306,7 +312,8 @@ class Evaluator:
             **self.dev_scores(dev_acc), "heldout_acc": ho_acc,
             "heldout_pgr": _gap_fraction(ho_acc, b.weak_heldout.mean, b.ceiling_heldout.mean),
             **self._confirmation_scores(correct),
-            "warnings": degeneracy_warnings(probs, weak_test),
+            "warnings": [*degeneracy_warnings(probs, weak_test),
+                         *class_balance_flag(probs.argmax(1), weak_test.argmax(1), self._gold, len(self.card.classes))],
             "test_probs_npy": _npy(probs),
         })
 

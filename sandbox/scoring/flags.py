@@ -6,6 +6,8 @@
   check (is the gold-trained ceiling itself under-trained?);
 - per-seed accuracy that swings far more than the ceiling's (answers that depend on the seed,
   not on the inputs);
+- predicted class counts closer to the split's class balance than chance allows (a prior that
+  forces n/C predictions per class: the splits are built class-balanced, so that alone gains);
 - a seed denied by the sandbox, or code that reaches for files, processes or the network
   instead of the idea API (a static scan: it flags, it does not block).
 """
@@ -41,6 +43,31 @@ def _shown_accs(seeds: list[SeedResult]) -> list[float]:
 
 def _half_width(values: list[float]) -> float:
     return t_half_width(values) or 0.0
+
+
+BALANCE_NULL_DRAWS = 2000
+BALANCE_QUANTILE = 0.001  # flagged below this quantile of independent draws: a 1-in-1,000 event
+
+
+def _balance_distance(counts: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Pearson's chi-square distance of class counts from the split's class counts."""
+    return ((counts - target) ** 2 / np.maximum(target, 1)).sum(-1)
+
+
+def class_balance_flag(predicted: np.ndarray, weak_predicted: np.ndarray, gold: np.ndarray, n_classes: int) -> list[str]:
+    """Flags predicted class counts that match the split's class counts more closely than both
+    the weak labels' own counts and rows drawn independently from the split's exact balance
+    would (below their 0.1% quantile, by a fixed-seed simulation): a prior forcing the counts.
+    The message carries no figure (the split's counts are gold)."""
+    target = np.bincount(gold, minlength=n_classes).astype(float)
+    seen = float(_balance_distance(np.bincount(predicted, minlength=n_classes), target))
+    weak = float(_balance_distance(np.bincount(weak_predicted, minlength=n_classes), target))
+    draws = np.random.default_rng(0).multinomial(len(gold), target / target.sum(), BALANCE_NULL_DRAWS)
+    chance = float(np.quantile(_balance_distance(draws, target), BALANCE_QUANTILE))
+    if seen < min(weak, chance):
+        return [f"{PREFIX}predicted class counts match the split's class balance more closely than the weak "
+                "labels or chance allow (a prior forcing the counts per class?)"]
+    return []
 
 
 def code_flags(code: str) -> list[str]:
