@@ -21,7 +21,7 @@ from experiments.layout import (
     UNATTACHED_USAGE_PATH,
     StoreError,
 )
-from experiments.ranking import SQL_ORDER, SQL_RANKS, UNTESTED_PENALTY, lower_bound
+from experiments.ranking import SQL_BOUND, SQL_ORDER, SQL_RANKS, UNTESTED_PENALTY, lower_bound
 from experiments.reviews import NOTES_REF, read_all_notes
 from experiments.schemas import AttemptSummary, Review, SessionSummary, TokenUsage
 from sandbox.errors import HarnessError
@@ -37,6 +37,11 @@ SCHEMA_VERSION = "2"
 SORTS = ("time", "pgr", "lcb", "index")  # pgr and lcb: both the one ranking (experiments/ranking.py)
 ORDERS = {"time": "a.created_at DESC, a.idx DESC", "pgr": SQL_ORDER, "lcb": SQL_ORDER,
           "index": "a.idx, a.researcher, a.created_at"}
+# Table columns a page can be sorted by (``key`` ascending, ``-key`` descending; unscored last).
+COLUMN_SORTS = {"step": "a.idx", "name": "a.name COLLATE NOCASE", "researcher": "a.researcher",
+                "status": "a.status", "dev_pgr": "a.pgr", "lower": SQL_BOUND, "vs_vanilla": "a.vs_vanilla",
+                "dev_acc": "a.dev_acc", "heldout_acc": "a.heldout_acc", "heldout_pgr": "a.heldout_pgr",
+                "seeds": "a.n_seeds", "cost": "a.cost_usd", "finished": "a.created_at", "session": "a.session_id"}
 _DDL = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS heads(ref TEXT PRIMARY KEY, sha TEXT NOT NULL);
@@ -242,18 +247,19 @@ class LabIndex:
     # -- the public query API (the dashboard pages through it) -----------------------------
     def page(self, offset: int, limit: int, *, sessions: list[str] | None = None, task: str | None = None,
              statuses: list[str] | None = None, order: str = "index", include_replays: bool = True,
-             scored_only: bool = False) -> tuple[list[AttemptSummary], int, dict[str, int]]:
-        """One page of attempts matching the filters (``order``: one of ``ORDERS``; ``pgr`` and
-        ``lcb`` put rejected attempts after every ranked one), the number matching in all, and
-        the per-status counts (over every status, for the filter's buttons)."""
-        if order not in ORDERS:
-            raise StoreError(f"unknown order {order!r}: use one of {', '.join(ORDERS)}")
+             scored_only: bool = False, search: str | None = None) -> tuple[list[AttemptSummary], int, dict[str, int]]:
+        """One page of attempts matching the filters (``order``: see ``order_sql``; ``pgr`` and
+        ``lcb`` put rejected attempts after every ranked one; ``search``: text in the idea's name
+        or the attempt or session id), the number matching in all, and the per-status counts
+        (over every status, for the filter's buttons)."""
+        sort = order_sql(order)
         self.refresh()
-        where, args = where_clause(sessions=sessions, task=task, statuses=statuses, include_replays=include_replays)
+        where, args = where_clause(sessions=sessions, task=task, statuses=statuses, include_replays=include_replays,
+                                   search=search)
         if scored_only:
             where += (" AND " if where else "WHERE ") + "a.pgr IS NOT NULL"
-        sort = ORDERS[order] if order not in ("pgr", "lcb") else f"NOT ({SQL_RANKS}), {ORDERS[order]}"
-        count_where, count_args = where_clause(sessions=sessions, task=task, include_replays=include_replays)
+        count_where, count_args = where_clause(sessions=sessions, task=task, include_replays=include_replays,
+                                               search=search)
         base = f"FROM attempts a JOIN sessions s USING(session_id) {where}"
         with self._db() as db:
             total = db.execute(f"SELECT COUNT(*) {base}", args).fetchone()[0]
@@ -406,9 +412,23 @@ def _summary(r: sqlite3.Row, review: sqlite3.Row | None) -> AttemptSummary:
         review=review["verdict"] if review else None, review_note=review["note"] if review else None)
 
 
+def order_sql(order: str) -> str:
+    """The ORDER BY of ``order``: a named order of ``ORDERS``, or a ``COLUMN_SORTS`` key
+    (``-key`` for descending), ties in step order; unknown names are a StoreError."""
+    if order in ("pgr", "lcb"):
+        return f"NOT ({SQL_RANKS}), {ORDERS[order]}"
+    if order in ORDERS:
+        return ORDERS[order]
+    column = COLUMN_SORTS.get(order.removeprefix("-"))
+    if column is None:
+        raise StoreError(f"unknown order {order!r}: use one of {', '.join(ORDERS)}, or a column "
+                         f"({', '.join(COLUMN_SORTS)}), with a leading '-' for descending")
+    return f"{column} IS NULL, {column} {'DESC' if order.startswith('-') else 'ASC'}, a.idx, a.researcher"
+
+
 def where_clause(*, sessions: list[str] | None = None, task: str | None = None, statuses: list[str] | None = None,
                  include_replays: bool = True, researcher: str | None = None,
-                 task_column: str = "COALESCE(a.task, s.task)") -> tuple[str, list[Any]]:
+                 task_column: str = "COALESCE(a.task, s.task)", search: str | None = None) -> tuple[str, list[Any]]:
     """The one SQL filter over ``attempts a JOIN sessions s``: a WHERE clause and its arguments."""
     clauses: list[str] = []
     args: list[Any] = []
@@ -424,7 +444,10 @@ def where_clause(*, sessions: list[str] | None = None, task: str | None = None, 
         args.extend(statuses)
     if not include_replays:
         clauses.append("s.proposer != 'replay'")
+    if search:
+        clauses.append("(instr(lower(a.name), ?) > 0 OR instr(a.attempt_id, ?) > 0 OR instr(a.session_id, ?) > 0)")
+        args.extend([search.lower(), search, search])
     return ("WHERE " + " AND ".join(clauses)) if clauses else "", args
 
 
-__all__ = ["ORDERS", "SORTS", "UNTESTED_PENALTY", "LabIndex", "attempt_row", "usage_tokens", "where_clause"]
+__all__ = ["COLUMN_SORTS", "ORDERS", "order_sql", "SORTS", "UNTESTED_PENALTY", "LabIndex", "attempt_row", "usage_tokens", "where_clause"]

@@ -11,31 +11,50 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from agent.ui import chart
+from agent.ui.baselines import BaselineRow, place_baselines
 from agent.ui.lab import BadRequest, Lab, NotFound
 from agent.ui.live import live_state
-from agent.ui.queries import Page, attempt_rows, chart_points, groups, neighbours
-from agent.ui.references import references
+from agent.ui.queries import Page, Rows, attempt_rows, chart_points, groups, neighbours
+from agent.ui.references import baseline_summary, references
 from agent.ui.render import diff_html, markdown_html, python_html, transcript_views
+from agent.ui.tables import (
+    SESSION_SORTS,
+    Sort,
+    attempt_order,
+    filter_sessions,
+    parse_sort,
+    search_text,
+    sort_sessions,
+    sort_url,
+)
 from experiments.layout import ATTEMPT_FILES, StoreError, group_of
 from experiments.ranking import RULE
 from experiments.reviews import add_review
-from experiments.schemas import ATTEMPT_STATUSES, AttemptSummary
+from experiments.schemas import ATTEMPT_STATUSES, SESSION_STATUSES, AttemptSummary
 from experiments.store import LabStore, attempt_files
 from experiments.views import LOG_TAIL_LINES, _metric_rows, side_by_side_rows
+from sandbox.tasks.spec import readable_name
 
 MAX_NOTE_CHARS = 4000
 VERDICTS = ("accept", "reject")
+# The columns each table sorts by (experiments/index.py COLUMN_SORTS; sessions: tables.SESSION_SORTS).
+ATTEMPT_COLUMNS = ("step", "name", "researcher", "status", "dev_pgr", "vs_vanilla", "dev_acc", "heldout_acc",
+                   "heldout_pgr", "cost", "finished")
+LEADERBOARD_COLUMNS = ("name", "dev_pgr", "lower", "vs_vanilla", "seeds", "dev_acc", "heldout_acc", "heldout_pgr",
+                       "session")
 
 
-def _render(request: Request, name: str, status: int = 200, **values: Any) -> Response:
+def _render(request: Request, name: str, status: int = 200, sort: Sort | None = None, **values: Any) -> Response:
     state = request.app.state
+    sort = sort or Sort()
 
     def page_url(number: int) -> str:
         url = request.url.include_query_params(page=number)
         return f"{url.path}?{url.query}"
 
     base = {"lab_path": str(state.lab.path), "csrf": state.access.csrf, "page_url": page_url, "rank_rule": RULE,
-            "statuses_all": ATTEMPT_STATUSES, "q": request.query_params}
+            "statuses_all": ATTEMPT_STATUSES, "q": request.query_params, "sort": sort,
+            "sort_url": sort_url(request, sort), "search": request.query_params.get("q", "")}
     return state.templates.TemplateResponse(request, name, {**base, **values}, status_code=status)
 
 
@@ -72,30 +91,45 @@ def _find(store: LabStore, text: str) -> AttemptSummary:
 
 
 # -- sessions ------------------------------------------------------------------------------
+def _choice(request: Request, name: str, allowed: list[str] | tuple[str, ...]) -> str | None:
+    value = request.query_params.get(name) or None
+    if value is not None and value not in allowed:
+        raise BadRequest(f"unknown {name} {value!r}: use one of {', '.join(allowed) or '(none in this lab)'}")
+    return value
+
+
 def sessions_page(request: Request) -> Response:
     page = _page(request)
+    sort = parse_sort(request, tuple(SESSION_SORTS))
     with _lab(request).open() as store:
-        sessions = store.index.sessions()
+        everything = store.index.sessions()
         tasks = store.index.tasks()
+    session_tasks = sorted({s.task for s in everything})
+    chosen = {"status": _choice(request, "status", SESSION_STATUSES), "task": _choice(request, "task", session_tasks)}
+    sessions = sort_sessions(filter_sessions(everything, text=search_text(request), **chosen), sort)
     shown = sessions[page.offset:page.offset + page.per]
     pages = max(1, -(-len(sessions) // page.per))
-    return _render(request, "sessions.html", sessions=shown, total=len(sessions), page=page, pages=pages,
-                   tasks=tasks, groups=groups([s.session_id for s in sessions]), group_of=group_of)
+    return _render(request, "sessions.html", sort=sort, sessions=shown, total=len(sessions), page=page, pages=pages,
+                   tasks=tasks, groups=groups([s.session_id for s in everything]), group_of=group_of,
+                   all_total=len(everything), session_tasks=session_tasks, session_statuses=SESSION_STATUSES,
+                   chosen=chosen)
 
 
 def session_page(request: Request) -> Response:
     page = _page(request)
     statuses = _statuses(request)
+    sort = parse_sort(request, ATTEMPT_COLUMNS)
     with _lab(request).open() as store:
         sid = _session_id(store, request.path_params["sid"])
         manifest = store.manifest(sid)
-        rows = attempt_rows(store.index, page, sessions=[sid], statuses=statuses, order="index")
+        rows = attempt_rows(store.index, page, sessions=[sid], statuses=statuses, order=attempt_order(sort, "index"),
+                            search=search_text(request))
         points = chart_points(store.index, [sid])
         refs = references(manifest, store.index)
         summary = next((s for s in store.index.sessions() if s.session_id == sid), None)
         head = store.repo.commit(store.session_heads()[sid])
     last = {"sha": head.hexsha, "when": head.committed_datetime.isoformat(), "subject": head.summary}
-    return _render(request, "session.html", sid=sid, manifest=manifest, rows=rows, statuses=statuses or [],
+    return _render(request, "session.html", sort=sort, sid=sid, manifest=manifest, rows=rows, statuses=statuses or [],
                    figure=chart.figure(points, refs), refs=refs, summary=summary, last=last,
                    live=manifest.status == "running", attempts_total=len(points), group=group_of(sid))
 
@@ -105,36 +139,56 @@ def group_page(request: Request) -> Response:
     page = _page(request)
     statuses = _statuses(request)
     group = request.path_params["group"]
+    sort = parse_sort(request, (*ATTEMPT_COLUMNS, "session"))
     with _lab(request).open() as store:
         members = groups(list(store.session_heads())).get(group)
         if not members:
             raise NotFound(f"no researcher sessions {group}-r<k> in this lab; see the sessions list")
         summaries = [s for s in store.index.sessions() if s.session_id in members]
         manifest = store.manifest(members[0])
-        rows = attempt_rows(store.index, page, sessions=members, statuses=statuses, order="index")
+        rows = attempt_rows(store.index, page, sessions=members, statuses=statuses,
+                            order=attempt_order(sort, "index"), search=search_text(request))
         points = chart_points(store.index, members)
         refs = references(manifest, store.index, sessions=members)
         directions = {sid: store.manifest(sid).direction for sid in members}
         state = live_state(store, members)
-    return _render(request, "group.html", group=group, sessions=summaries, directions=directions, rows=rows,
+    return _render(request, "group.html", sort=sort, group=group, sessions=summaries, directions=directions, rows=rows,
                    statuses=statuses or [], figure=chart.figure(points, refs), refs=refs, manifest=manifest,
                    state=state, live=state.status == "running", attempts_total=len(points))
 
 
 # -- leaderboard ---------------------------------------------------------------------------
+def _baselines(store: LabStore, task: str, rows: Rows, search: str | None) -> list[BaselineRow]:
+    """The built-in baselines of the task's newest session (its cache and seeds)."""
+    sessions = [s for s in store.index.sessions() if s.task == task or readable_name(task) == s.task]
+    sid = sessions[0].session_id if sessions else (rows.rows[0].session_id if rows.rows else None)
+    if sid is None:
+        return []
+    found, where = baseline_summary(store.manifest(sid))
+    out = [BaselineRow.from_summary(r, where) for r in found]
+    return [b for b in out if not search or search.lower() in b.name.lower()]
+
+
 def leaderboard_page(request: Request) -> Response:
     page = _page(request)
     statuses = _statuses(request, ["ok"])
     replays = request.query_params.get("replays") == "1"
+    sort = parse_sort(request, LEADERBOARD_COLUMNS)
+    search = search_text(request)
+    show_baselines = request.query_params.get("baselines") != "0"
     with _lab(request).open() as store:
         tasks = store.index.tasks()
         task = request.query_params.get("task") or next(iter(tasks), None)
         if task is not None and task not in tasks:
             raise NotFound(f"no attempts on task {task!r} in this lab; tasks here: {', '.join(tasks) or 'none'}")
         rows = None if task is None else attempt_rows(
-            store.index, page, task=task, statuses=statuses, order="pgr", include_replays=replays)
-    return _render(request, "leaderboard.html", tasks=tasks, task=task, rows=rows, statuses=statuses or [],
-                   replays=replays)
+            store.index, page, task=task, statuses=statuses, order=attempt_order(sort, "pgr"),
+            include_replays=replays, search=search)
+        baselines = [] if rows is None or not show_baselines else _baselines(store, task, rows, search)
+    entries = None if rows is None else place_baselines(
+        rows.rows, baselines, sort, first_page=rows.page.number == 1, last_page=rows.page.number >= rows.pages)
+    return _render(request, "leaderboard.html", sort=sort, tasks=tasks, task=task, rows=rows, statuses=statuses or [],
+                   replays=replays, entries=entries, baselines=baselines, show_baselines=show_baselines)
 
 
 # -- one attempt ---------------------------------------------------------------------------
