@@ -54,22 +54,26 @@ def _ranking_value(row: Any) -> Any:
     return rank_key(row.pgr, row.pgr_ci95)
 
 
-def place_baselines(rows: Sequence[Any], baselines: list[BaselineRow], sort: Sort, *, first_page: bool,
+def place_baselines(rows: Sequence[Any], baselines: list[BaselineRow], sort: Sort, *, before: Any | None,
                     last_page: bool) -> list[Any]:
-    """``rows`` (one page, in the table's order) with each baseline where the order puts it; a
-    baseline that sorts before this page (or after it, when more pages follow) is left to that page."""
+    """``rows`` (one page, in the table's order) with each baseline where the order puts it.
+    ``before`` is the row just before this page (None on the first page): a baseline that sorts
+    ahead of it belongs to an earlier page, one that sorts after this page's last row to a later
+    page (unless this is the last)."""
     value = _ranking_value if sort.key is None else _VALUES[sort.key]
     descending = True if sort.key is None else sort.descending
     out = list(rows)
     for base in sorted(baselines, key=lambda b: b.name):
         mine = value(base)
+        if before is not None and not _goes_before(value(before), mine, descending) \
+                and value(before) != mine:
+            continue
         spot = next((i for i, r in enumerate(out) if not getattr(r, "is_baseline", False)
                      and _goes_before(mine, value(r), descending)), None)
-        if spot is None:
-            if last_page:
-                out.append(base)
-        elif spot > 0 or first_page:
+        if spot is not None:
             out.insert(spot, base)
+        elif last_page:
+            out.append(base)
     return out
 
 

@@ -185,8 +185,12 @@ def leaderboard_page(request: Request) -> Response:
             store.index, page, task=task, statuses=statuses, order=attempt_order(sort, "pgr"),
             include_replays=replays, search=search)
         baselines = [] if rows is None or not show_baselines else _baselines(store, task, rows, search)
-    entries = None if rows is None else place_baselines(
-        rows.rows, baselines, sort, first_page=rows.page.number == 1, last_page=rows.page.number >= rows.pages)
+        before = [] if rows is None or not baselines or page.offset == 0 else store.index.page(
+            page.offset - 1, 1, task=task, statuses=statuses, order=attempt_order(sort, "pgr"),
+            include_replays=replays, search=search)[0]
+    before = before[0] if before else None
+    entries = None if rows is None else place_baselines(rows.rows, baselines, sort, before=before,
+                                                        last_page=rows.page.number >= rows.pages)
     return _render(request, "leaderboard.html", sort=sort, tasks=tasks, task=task, rows=rows, statuses=statuses or [],
                    replays=replays, entries=entries, baselines=baselines, show_baselines=show_baselines)
 
