@@ -21,7 +21,14 @@ from experiments.layout import (
     UNATTACHED_USAGE_PATH,
     StoreError,
 )
-from experiments.ranking import SQL_BOUND, SQL_ORDER, SQL_RANKS, UNTESTED_PENALTY, lower_bound
+from experiments.ranking import (
+    SQL_BOUND,
+    SQL_NOT_REJECTED,
+    SQL_ORDER,
+    SQL_RANKS,
+    UNTESTED_PENALTY,
+    lower_bound,
+)
 from experiments.reviews import NOTES_REF, read_all_notes
 from experiments.schemas import AttemptSummary, Review, SessionSummary, TokenUsage
 from sandbox.errors import HarnessError
@@ -274,7 +281,8 @@ class LabIndex:
         self.refresh()
         with self._db() as db:
             return [dict(r) for r in db.execute(
-                "SELECT attempt_id, idx, researcher, name, status, pgr, pgr_ci95, created_at FROM attempts "
+                "SELECT attempt_id, idx, researcher, name, status, pgr, pgr_ci95, created_at, heldout_pgr, "
+                f"NOT ({SQL_NOT_REJECTED}) AS rejected FROM attempts a "
                 "WHERE session_id IN (SELECT value FROM json_each(?)) ORDER BY idx, researcher, created_at",
                 (json.dumps(sessions),))]
 

@@ -69,6 +69,8 @@ class ChartPoint:
     pgr: float | None
     ci95: float | None
     created_at: str
+    heldout_pgr: float | None = None
+    rejected: bool = False  # latest review rejects it: drawn, never the best
 
 
 def attempt_rows(index: LabIndex, page: Page, *, sessions: list[str] | None = None, task: str | None = None,
@@ -84,7 +86,8 @@ def attempt_rows(index: LabIndex, page: Page, *, sessions: list[str] | None = No
 def chart_points(index: LabIndex, sessions: list[str]) -> list[ChartPoint]:
     """Every attempt of the sessions, just the columns the chart needs, in step order."""
     return [ChartPoint(r["attempt_id"], r["idx"], r["researcher"] or FIRST_RESEARCHER, r["name"], r["status"],
-                       r["pgr"], r["pgr_ci95"], r["created_at"] or "") for r in index.chart_rows(sessions)]
+                       r["pgr"], r["pgr_ci95"], r["created_at"] or "", r["heldout_pgr"], bool(r["rejected"]))
+            for r in index.chart_rows(sessions)]
 
 
 def vanilla_from_lab(index: LabIndex, sessions: list[str]) -> float | None:

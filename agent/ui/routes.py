@@ -12,11 +12,14 @@ from starlette.responses import RedirectResponse, Response
 
 from agent.ui import chart
 from agent.ui.baselines import BaselineRow, place_baselines
+from agent.ui.compare import LETTERS, MAX_COMPARED, compare_ids, compare_rows
+from agent.ui.findings import finding_html, round_floats
 from agent.ui.lab import BadRequest, Lab, NotFound
 from agent.ui.live import live_state
 from agent.ui.queries import Page, Rows, attempt_rows, chart_points, groups, neighbours
 from agent.ui.references import baseline_summary, references
 from agent.ui.render import diff_html, markdown_html, python_html, transcript_views
+from agent.ui.session_charts import MAX_STRIPS, scatter_html, strips_html
 from agent.ui.tables import (
     SESSION_SORTS,
     Sort,
@@ -32,7 +35,7 @@ from experiments.ranking import RULE
 from experiments.reviews import add_review
 from experiments.schemas import ATTEMPT_STATUSES, SESSION_STATUSES, AttemptSummary
 from experiments.store import LabStore, attempt_files
-from experiments.views import LOG_TAIL_LINES, _metric_rows, side_by_side_rows
+from experiments.views import LOG_TAIL_LINES, side_by_side_rows
 from sandbox.tasks.spec import readable_name
 
 MAX_NOTE_CHARS = 4000
@@ -126,12 +129,14 @@ def session_page(request: Request) -> Response:
                             search=search_text(request))
         points = chart_points(store.index, [sid])
         refs = references(manifest, store.index)
+        strips = strips_html(store, points)
         summary = next((s for s in store.index.sessions() if s.session_id == sid), None)
         head = store.repo.commit(store.session_heads()[sid])
     last = {"sha": head.hexsha, "when": head.committed_datetime.isoformat(), "subject": head.summary}
     return _render(request, "session.html", sort=sort, sid=sid, manifest=manifest, rows=rows, statuses=statuses or [],
                    figure=chart.figure(points, refs), refs=refs, summary=summary, last=last,
-                   live=manifest.status == "running", attempts_total=len(points), group=group_of(sid))
+                   live=manifest.status == "running", attempts_total=len(points), group=group_of(sid),
+                   scatter=scatter_html(points), strips=strips, max_strips=MAX_STRIPS)
 
 
 def group_page(request: Request) -> Response:
@@ -252,14 +257,20 @@ def _review(lab: Lab, text: str, verdict: str, note: str) -> str:
 
 # -- compare -------------------------------------------------------------------------------
 def compare_page(request: Request) -> Response:
-    ids = [v for v in (request.query_params.get("a"), request.query_params.get("b")) if v]
-    ids += [v for v in request.query_params.getlist("id") if v]
-    if len(ids) != 2:
-        raise BadRequest(f"pick exactly two attempts to compare (got {len(ids)}); tick two rows of a session's table")
+    params = request.query_params
+    ids = compare_ids([v for v in (params.get("a"), params.get("b")) if v] + params.getlist("id")
+                      + params.getlist("ids"))
+    if not 2 <= len(ids) <= MAX_COMPARED:
+        raise BadRequest(f"pick two to {MAX_COMPARED} attempts to compare (got {len(ids)}): tick rows of a "
+                         "session's table, or pass ?ids=<id>,<id>,...")
     with _lab(request).open() as store:
-        a, b = (store.get_attempt(_find(store, text).attempt_id) for text in ids)
-    return _render(request, "compare.html", a=a, b=b, metrics=_metric_rows(a, b), rows=side_by_side_rows(a.code, b.code),
-                   diff=diff_html(a.code, b.code, f"{a.attempt_id}/idea.py", f"{b.attempt_id}/idea.py"))
+        attempts = [store.get_attempt(_find(store, text).attempt_id) for text in ids]
+    a, b = attempts[0], attempts[1]
+    diffs = [(other, diff_html(a.code, other.code, f"{a.attempt_id}/idea.py", f"{other.attempt_id}/idea.py"))
+             for other in attempts[1:]]
+    return _render(request, "compare.html", attempts=attempts, letters=LETTERS, metrics=compare_rows(attempts),
+                   a=a, b=b, rows=side_by_side_rows(a.code, b.code) if len(attempts) == 2 else [],
+                   diff=diffs[0][1], diffs=diffs)
 
 
 # -- findings forum ------------------------------------------------------------------------
@@ -275,4 +286,5 @@ def forum_page(request: Request) -> Response:
             posts, available = Forum(store).findings(limit=page.offset + page.per + 1, session_prefix=prefix), True
     shown = posts[page.offset:page.offset + page.per]
     return _render(request, "forum.html", posts=shown, page=page, has_next=len(posts) > page.offset + page.per,
-                   available=available, prefix=prefix, bodies=[markdown_html(p.body) for p in shown])
+                   available=available, prefix=prefix, bodies=[finding_html(p.body) for p in shown],
+                   titles=[round_floats(p.title) for p in shown])

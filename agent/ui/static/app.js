@@ -35,13 +35,14 @@ function followSession() {
   source.addEventListener("end", function (ev) { onHead(ev); source.close(); });
 }
 
-// Compare: enable the button only when exactly two rows are ticked.
+// Compare: enable the button when two to eight rows are ticked.
 function compareSelection() {
   const form = document.getElementById("compare-form");
   const button = document.getElementById("compare-button");
   if (!form || !button) return;
   const update = function () {
-    button.disabled = form.querySelectorAll("input[name=id]:checked").length !== 2;
+    const n = form.querySelectorAll("input[name=id]:checked").length;
+    button.disabled = n < 2 || n > 8;
   };
   form.addEventListener("change", update);
   update();
