@@ -85,6 +85,7 @@ def create_app(lab: Path | str | None = None, *, host: str = "127.0.0.1", token:
         routes=[
             Route("/", routes.sessions_page, name="sessions"),
             Route("/sessions/{sid}", routes.session_page, name="session"),
+            Route("/events/sessions", live.sessions_events, name="sessions_events"),
             Route("/sessions/{sid}/events", live.session_events, name="session_events"),
             Route("/groups/{group}", routes.group_page, name="group"),
             Route("/groups/{group}/events", live.group_events, name="group_events"),

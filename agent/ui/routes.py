@@ -132,11 +132,12 @@ def session_page(request: Request) -> Response:
         strips = strips_html(store, points)
         summary = next((s for s in store.index.sessions() if s.session_id == sid), None)
         head = store.repo.commit(store.session_heads()[sid])
+        state = live_state(store, [sid])
     last = {"sha": head.hexsha, "when": head.committed_datetime.isoformat(), "subject": head.summary}
     return _render(request, "session.html", sort=sort, sid=sid, manifest=manifest, rows=rows, statuses=statuses or [],
                    figure=chart.figure(points, refs), refs=refs, summary=summary, last=last,
                    live=manifest.status == "running", attempts_total=len(points), group=group_of(sid),
-                   scatter=scatter_html(points), strips=strips, max_strips=MAX_STRIPS)
+                   scatter=scatter_html(points), strips=strips, max_strips=MAX_STRIPS, state=state)
 
 
 def group_page(request: Request) -> Response:
