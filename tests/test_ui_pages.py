@@ -88,7 +88,7 @@ def test_compare_three_attempts_with_heldout_and_per_seed_rows(client):
 
 
 def test_forum_rounds_long_floats_and_shows_json_as_a_key_value_list(lab, client):
-    body = ('Paired test p=0.044343478871442125 over 5 seeds, gain 0.12 (tiny: 0.0000123).\n\n'
+    body = ('Paired test p=0.044343478871442125. Over 5 seeds, gain 0.12 (tiny: 0.0000123).\n\n'
             '{"lr": 0.00031622776601683794, "epochs": 12, "loss": "soft", "aux": {"w": 0.5}}\n\n'
             'Inline: {"temperature": 2.0}.')
     Forum(lab).post(RUNNING, "r0", "Soft labels at p=0.0123456789 help", body)
@@ -106,7 +106,7 @@ def test_forum_rounds_long_floats_and_shows_json_as_a_key_value_list(lab, client
 def test_finding_html_keeps_markup_disabled_and_leaves_broken_json_alone():
     html = str(finding_html('<script>alert(1)</script> {"a": 1'))
     assert "<script>" not in html and '{"a": 1' in html.replace("&quot;", '"')
-    assert round_floats("v1.2.3456 and x=1.23456") == "v1.2.3456 and x=1.235"
+    assert round_floats("v1.2.3456 and x=1.23456.") == "v1.2.3456 and x=1.235."
 
 
 def test_export_draws_baseline_lines_and_a_heldout_vs_dev_scatter(lab, tmp_path):

@@ -15,7 +15,7 @@ from agent.ui.render import markdown_html
 from experiments.views import num
 
 # A decimal with more digits than anyone reads (p=0.044343478871442125), not part of a word or version.
-LONG_FLOAT = re.compile(r"(?<![\w.])(-?\d+\.\d{4,})(?![\w.])")
+LONG_FLOAT = re.compile(r"(?<![\w.])(-?\d+\.\d{4,})(?!\w|\.\d)")
 SMALL = 1e-3  # below this, 3 decimals say 0.000: show two significant digits instead
 _TOKEN = "AARJSONBLOCK{}END"
 _DECODER = json.JSONDecoder()

@@ -28,6 +28,7 @@ from experiments.live_status import read_running
 from experiments.store import LabStore
 
 HEARTBEAT_S = 15.0
+MIN_GAP_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,11 @@ class HeadState:
 
 
 def typical_gap_s(created: list[str]) -> float | None:
-    """The median time between consecutive attempts (ISO times), or None with fewer than two."""
+    """The median time between consecutive attempts (ISO times), or None with fewer than two.
+    Gaps under ``MIN_GAP_S`` are left out: attempts recorded in one batch (a replay, an import)
+    say nothing about how long scoring takes."""
     times = sorted(dt.datetime.fromisoformat(t) for t in created if t)
-    gaps = sorted((b - a).total_seconds() for a, b in zip(times, times[1:], strict=False))
+    gaps = sorted(g for a, b in zip(times, times[1:], strict=False) if (g := (b - a).total_seconds()) >= MIN_GAP_S)
     return None if not gaps else statistics.median(gaps)
 
 
