@@ -31,6 +31,7 @@ from experiments.ranking import (
 )
 from experiments.reviews import NOTES_REF, read_all_notes
 from experiments.schemas import AttemptSummary, Review, SessionSummary, TokenUsage
+from experiments.tags import TAGS_REF, read_all_tags
 from sandbox.errors import HarnessError
 from sandbox.files import file_lock
 from sandbox.tasks import get_task
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     from experiments.store import LabStore
 
 INDEX_FILE = "aar-index.sqlite"
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"  # 3: the tags table
 SORTS = ("time", "pgr", "lcb", "index")  # pgr and lcb: both the one ranking (experiments/ranking.py)
 ORDERS = {"time": "a.created_at DESC, a.idx DESC", "pgr": SQL_ORDER, "lcb": SQL_ORDER,
           "index": "a.idx, a.researcher, a.created_at"}
@@ -62,6 +63,7 @@ CREATE TABLE IF NOT EXISTS attempts(attempt_id TEXT PRIMARY KEY, session_id TEXT
 CREATE INDEX IF NOT EXISTS attempts_session ON attempts(session_id, idx);
 CREATE INDEX IF NOT EXISTS attempts_task_pgr ON attempts(task, pgr);
 CREATE INDEX IF NOT EXISTS attempts_created ON attempts(created_at);
+CREATE TABLE IF NOT EXISTS tags(attempt_id TEXT NOT NULL, tag TEXT NOT NULL, PRIMARY KEY(attempt_id, tag));
 CREATE TABLE IF NOT EXISTS reviews(attempt_id TEXT NOT NULL, seq INTEGER NOT NULL, verdict TEXT,
   note TEXT, reviewer TEXT, email TEXT, created_at TEXT, PRIMARY KEY(attempt_id, seq));
 """
@@ -132,7 +134,7 @@ class LabIndex:
 
     # -- refresh -------------------------------------------------------------------------
     def _current_heads(self) -> dict[str, str]:
-        return self.store.objects.refs(SESSION_REFS.rstrip("/"), NOTES_REF)
+        return self.store.objects.refs(SESSION_REFS.rstrip("/"), NOTES_REF, TAGS_REF)
 
     def refresh(self, force: bool = False) -> bool:
         """Bring the index up to date with git; returns True when anything was re-read."""
@@ -145,7 +147,7 @@ class LabIndex:
             heads = self._current_heads()
             with db:
                 if force:
-                    for table in ("heads", "sessions", "attempts", "reviews"):
+                    for table in ("heads", "sessions", "attempts", "reviews", "tags"):
                         db.execute(f"DELETE FROM {table}")
                 for ref, sha in heads.items():
                     if known.get(ref) != sha and ref.startswith(SESSION_REFS):
@@ -157,6 +159,10 @@ class LabIndex:
                         db.execute("DELETE FROM attempts WHERE session_id=?", (sid,))
                 if known.get(NOTES_REF) != heads.get(NOTES_REF):
                     self._index_reviews(db)
+                if known.get(TAGS_REF) != heads.get(TAGS_REF):
+                    db.execute("DELETE FROM tags")
+                    db.executemany("INSERT OR REPLACE INTO tags VALUES(?, ?)",
+                                   [(aid, tag) for aid, tags in read_all_tags(self.store) for tag in tags])
                 db.execute("DELETE FROM heads")
                 db.executemany("INSERT INTO heads VALUES(?, ?)", heads.items())
         return True
@@ -228,7 +234,10 @@ class LabIndex:
         rows = db.execute(sql, args).fetchall()
         latest = {r["attempt_id"]: r for r in db.execute(
             "SELECT attempt_id, verdict, note FROM reviews ORDER BY attempt_id, seq")}
-        return [_summary(r, latest.get(r["attempt_id"])) for r in rows]
+        tags: dict[str, list[str]] = {}
+        for r in db.execute("SELECT attempt_id, tag FROM tags ORDER BY attempt_id, tag = 'star' DESC, rowid"):
+            tags.setdefault(r[0], []).append(r[1])
+        return [_summary(r, latest.get(r["attempt_id"]), tags.get(r["attempt_id"], [])) for r in rows]
 
     def ideas(self, session: str | None = None, task: str | None = None, statuses: list[str] | None = None,
               sort: str = "time", limit: int | None = None, researcher: str | None = None,
@@ -254,7 +263,8 @@ class LabIndex:
     # -- the public query API (the dashboard pages through it) -----------------------------
     def page(self, offset: int, limit: int, *, sessions: list[str] | None = None, task: str | None = None,
              statuses: list[str] | None = None, order: str = "index", include_replays: bool = True,
-             scored_only: bool = False, search: str | None = None) -> tuple[list[AttemptSummary], int, dict[str, int]]:
+             scored_only: bool = False, search: str | None = None,
+             tag: str | None = None) -> tuple[list[AttemptSummary], int, dict[str, int]]:
         """One page of attempts matching the filters (``order``: see ``order_sql``; ``pgr`` and
         ``lcb`` put rejected attempts after every ranked one; ``search``: text in the idea's name
         or the attempt or session id), the number matching in all, and the per-status counts
@@ -262,11 +272,11 @@ class LabIndex:
         sort = order_sql(order)
         self.refresh()
         where, args = where_clause(sessions=sessions, task=task, statuses=statuses, include_replays=include_replays,
-                                   search=search)
+                                   search=search, tag=tag)
         if scored_only:
             where += (" AND " if where else "WHERE ") + "a.pgr IS NOT NULL"
         count_where, count_args = where_clause(sessions=sessions, task=task, include_replays=include_replays,
-                                               search=search)
+                                               search=search, tag=tag)
         base = f"FROM attempts a JOIN sessions s USING(session_id) {where}"
         with self._db() as db:
             total = db.execute(f"SELECT COUNT(*) {base}", args).fetchone()[0]
@@ -343,6 +353,15 @@ class LabIndex:
                              "pass one of them or the task directory")
         raise StoreError(f"no attempts on task {text!r} in this lab; tasks here: {', '.join(tasks) or 'none yet'}")
 
+    def tag_counts(self, sessions: list[str] | None = None) -> dict[str, int]:
+        """``tag -> attempts carrying it`` (of ``sessions``), most used first."""
+        self.refresh()
+        with self._db() as db:
+            return {r[0]: r[1] for r in db.execute(
+                "SELECT t.tag, COUNT(*) FROM tags t JOIN attempts a USING(attempt_id) "
+                "WHERE ? IS NULL OR a.session_id IN (SELECT value FROM json_each(?)) GROUP BY t.tag ORDER BY 2 DESC, 1",
+                (None if sessions is None else 1, json.dumps(sessions or [])))}
+
     def tasks(self) -> dict[str, int]:
         self.refresh()
         with self._db() as db:
@@ -408,7 +427,7 @@ class LabIndex:
             return {(r[0], r[1], r[2]) for r in db.execute("SELECT session_id, folder, attempt_id FROM attempts")}
 
 
-def _summary(r: sqlite3.Row, review: sqlite3.Row | None) -> AttemptSummary:
+def _summary(r: sqlite3.Row, review: sqlite3.Row | None, tags: list[str] | None = None) -> AttemptSummary:
     return AttemptSummary(
         attempt_id=r["attempt_id"], session_id=r["session_id"], researcher=r["researcher"], index=r["idx"],
         name=r["name"], status=r["status"], task=r["task"], pgr=r["pgr"], pgr_ci95=r["pgr_ci95"],
@@ -417,7 +436,8 @@ def _summary(r: sqlite3.Row, review: sqlite3.Row | None) -> AttemptSummary:
         heldout_pgr=r["heldout_pgr"], vs_vanilla=r["vs_vanilla"], vs_vanilla_p=r["vs_vanilla_p"],
         warnings=json.loads(r["warnings"] or "[]"), cost_usd=r["cost_usd"] or 0.0, tokens=r["tokens"] or 0,
         parent_id=r["parent_id"], created_at=r["created_at"], commit=r["commit_sha"], folder=r["folder"],
-        review=review["verdict"] if review else None, review_note=review["note"] if review else None)
+        review=review["verdict"] if review else None, review_note=review["note"] if review else None,
+        tags=tags or [])
 
 
 def order_sql(order: str) -> str:
@@ -436,7 +456,8 @@ def order_sql(order: str) -> str:
 
 def where_clause(*, sessions: list[str] | None = None, task: str | None = None, statuses: list[str] | None = None,
                  include_replays: bool = True, researcher: str | None = None,
-                 task_column: str = "COALESCE(a.task, s.task)", search: str | None = None) -> tuple[str, list[Any]]:
+                 task_column: str = "COALESCE(a.task, s.task)", search: str | None = None,
+                 tag: str | None = None) -> tuple[str, list[Any]]:
     """The one SQL filter over ``attempts a JOIN sessions s``: a WHERE clause and its arguments."""
     clauses: list[str] = []
     args: list[Any] = []
@@ -452,6 +473,9 @@ def where_clause(*, sessions: list[str] | None = None, task: str | None = None, 
         args.extend(statuses)
     if not include_replays:
         clauses.append("s.proposer != 'replay'")
+    if tag:
+        clauses.append("a.attempt_id IN (SELECT attempt_id FROM tags WHERE tag = ?)")
+        args.append(tag)
     if search:
         clauses.append("(instr(lower(a.name), ?) > 0 OR instr(a.attempt_id, ?) > 0 OR instr(a.session_id, ?) > 0)")
         args.extend([search.lower(), search, search])

@@ -92,6 +92,7 @@ def create_app(lab: Path | str | None = None, *, host: str = "127.0.0.1", token:
             Route("/leaderboard", routes.leaderboard_page, name="leaderboard"),
             Route("/attempts/{aid}", routes.attempt_page, name="attempt"),
             Route("/attempts/{aid}/review", routes.review_post, methods=["POST"], name="review"),
+            Route("/attempts/{aid}/tags", routes.tags_post, methods=["POST"], name="tags"),
             Route("/attempts/{aid}/files/{name}", routes.attempt_file, name="attempt_file"),
             Route("/compare", routes.compare_page, name="compare"),
             Route("/sessions/{sid}/steer", steering.steer_post, methods=["POST"], name="steer"),

@@ -75,11 +75,11 @@ class ChartPoint:
 
 def attempt_rows(index: LabIndex, page: Page, *, sessions: list[str] | None = None, task: str | None = None,
                  statuses: list[str] | None = None, order: str = "index", include_replays: bool = True,
-                 scored_only: bool = False, search: str | None = None) -> Rows:
+                 scored_only: bool = False, search: str | None = None, tag: str | None = None) -> Rows:
     """A page of attempts matching the filters, plus the total and per-status counts."""
     rows, total, counts = index.page(page.offset, page.per, sessions=sessions, task=task, statuses=statuses,
                                      order=order, include_replays=include_replays, scored_only=scored_only,
-                                     search=search)
+                                     search=search, tag=tag)
     return Rows(rows, total, page, counts)
 
 

@@ -19,6 +19,7 @@ from agent.ui.live import live_state
 from agent.ui.queries import Page, Rows, attempt_rows, chart_points, groups, neighbours
 from agent.ui.references import baseline_summary, references
 from agent.ui.render import diff_html, markdown_html, python_html, transcript_views
+from agent.ui.security import write_allowed
 from agent.ui.session_charts import MAX_STRIPS, scatter_html, strips_html
 from agent.ui.tables import (
     SESSION_SORTS,
@@ -35,10 +36,12 @@ from experiments.ranking import RULE
 from experiments.reviews import add_review
 from experiments.schemas import ATTEMPT_STATUSES, SESSION_STATUSES, AttemptSummary
 from experiments.store import LabStore, attempt_files
+from experiments.tags import STAR, TAG_PATTERN, parse_tags, set_tags
 from experiments.views import LOG_TAIL_LINES, side_by_side_rows
 from sandbox.tasks.spec import readable_name
 
 MAX_NOTE_CHARS = 4000
+MAX_TAGS_CHARS = 500
 VERDICTS = ("accept", "reject")
 # The columns each table sorts by (experiments/index.py COLUMN_SORTS; sessions: tables.SESSION_SORTS).
 ATTEMPT_COLUMNS = ("step", "name", "researcher", "status", "dev_pgr", "vs_vanilla", "dev_acc", "heldout_acc",
@@ -94,6 +97,14 @@ def _find(store: LabStore, text: str) -> AttemptSummary:
 
 
 # -- sessions ------------------------------------------------------------------------------
+def _tag(request: Request) -> str | None:
+    """The ``?tag=`` filter (tables of attempts), checked like a tag being set."""
+    text = (request.query_params.get("tag") or "").strip().lower()
+    if text and not TAG_PATTERN.fullmatch(text):
+        raise BadRequest(f"tag {text[:40]!r} is not a tag: tags are 1-32 of a-z, 0-9, '_', '.', '-'")
+    return text or None
+
+
 def _choice(request: Request, name: str, allowed: list[str] | tuple[str, ...]) -> str | None:
     value = request.query_params.get(name) or None
     if value is not None and value not in allowed:
@@ -126,7 +137,7 @@ def session_page(request: Request) -> Response:
         sid = _session_id(store, request.path_params["sid"])
         manifest = store.manifest(sid)
         rows = attempt_rows(store.index, page, sessions=[sid], statuses=statuses, order=attempt_order(sort, "index"),
-                            search=search_text(request))
+                            search=search_text(request), tag=_tag(request))
         points = chart_points(store.index, [sid])
         refs = references(manifest, store.index)
         strips = strips_html(store, points)
@@ -153,7 +164,7 @@ def group_page(request: Request) -> Response:
         summaries = [s for s in store.index.sessions() if s.session_id in members]
         manifest = store.manifest(members[0])
         rows = attempt_rows(store.index, page, sessions=members, statuses=statuses,
-                            order=attempt_order(sort, "index"), search=search_text(request))
+                            order=attempt_order(sort, "index"), search=search_text(request), tag=_tag(request))
         points = chart_points(store.index, members)
         refs = references(manifest, store.index, sessions=members)
         directions = {sid: store.manifest(sid).direction for sid in members}
@@ -189,11 +200,11 @@ def leaderboard_page(request: Request) -> Response:
             raise NotFound(f"no attempts on task {task!r} in this lab; tasks here: {', '.join(tasks) or 'none'}")
         rows = None if task is None else attempt_rows(
             store.index, page, task=task, statuses=statuses, order=attempt_order(sort, "pgr"),
-            include_replays=replays, search=search)
-        baselines = [] if rows is None or not show_baselines else _baselines(store, task, rows, search)
+            include_replays=replays, search=search, tag=_tag(request))
+        baselines = [] if rows is None or not show_baselines or _tag(request) else _baselines(store, task, rows, search)
         before = [] if rows is None or not baselines or page.offset == 0 else store.index.page(
             page.offset - 1, 1, task=task, statuses=statuses, order=attempt_order(sort, "pgr"),
-            include_replays=replays, search=search)[0]
+            include_replays=replays, search=search, tag=_tag(request))[0]
     before = before[0] if before else None
     entries = None if rows is None else place_baselines(rows.rows, baselines, sort, before=before,
                                                         last_page=rows.page.number >= rows.pages)
@@ -253,6 +264,37 @@ def _review(lab: Lab, text: str, verdict: str, note: str) -> str:
     with lab.open() as store:
         summary = _find(store, text)
         add_review(store, summary.attempt_id, verdict, note)  # type: ignore[arg-type]
+        return summary.attempt_id
+
+
+async def tags_post(request: Request) -> Response:
+    """Set the attempt's tags (``tags``: comma-separated), or star/unstar it (``star``: 1 or 0)."""
+    form = await request.form()
+    if not write_allowed(request, str(form.get("csrf", ""))):
+        raise BadRequest("the tags form is stale or came from another site; reload the attempt page and resubmit")
+    star = form.get("star")
+    text = None if star is not None else str(form.get("tags", ""))
+    if text is not None and len(text) > MAX_TAGS_CHARS:
+        raise BadRequest(f"the tags are {len(text)} characters; keep them under {MAX_TAGS_CHARS}")
+    try:
+        tags = None if text is None else parse_tags(text)
+    except StoreError as exc:
+        raise BadRequest(str(exc)) from exc
+    attempt_id = await run_in_threadpool(_tag_attempt, _lab(request), request.path_params["aid"], tags,
+                                         None if star is None else str(star) == "1")
+    return RedirectResponse(f"/attempts/{quote(attempt_id)}?tagged=1#tags", status_code=303)
+
+
+def _tag_attempt(lab: Lab, text: str, given: list[str] | None, star: bool | None) -> str:
+    """Set the tags ``given`` (the star kept as it was), or only star or unstar."""
+    with lab.open() as store:
+        summary = _find(store, text)
+        if star is None:
+            keep = [STAR] if STAR in summary.tags else []
+            tags = keep + [t for t in given or [] if t != STAR]
+        else:
+            tags = ([STAR] if star else []) + [t for t in summary.tags if t != STAR]
+        set_tags(store, summary.attempt_id, tags)
         return summary.attempt_id
 
 
