@@ -84,7 +84,8 @@ def pgr_svg(points: list[Point], title: str = "PGR over attempts",
 
 
 def _reference_lines(refs: list[tuple[str, float]], sy: Scale, x0: float, x1: float) -> list[str]:
-    out, used = [], []
+    out: list[str] = []
+    used: list[float] = []
     for name, value in refs:
         y = sy(value)
         label_y = y + 4
@@ -107,7 +108,7 @@ def _best_line(points: list[Point], sx: Scale, sy: Scale) -> list[str]:
             top = key
             if best is not None:
                 coords.append(f"{sx(p.step):.1f},{sy(best):.1f}")
-            best = p.pgr
+            best = key[1]  # the mean: what the line is drawn at
             coords.append(f"{sx(p.step):.1f},{sy(best):.1f}")
     if not coords:
         return []

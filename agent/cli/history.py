@@ -152,7 +152,7 @@ def export_cmd(session: str = typer.Argument(..., help="Session id or unique pre
 
     store = _lab(lab)
     chart = output.with_name(output.stem + "-pgr.svg") if output and format == "md" else None
-    scatter = output.with_name(output.stem + "-scatter.svg") if chart else None
+    scatter = output.with_name(output.stem + "-scatter.svg") if output and chart else None
     text, svg, scatter_svg = render_all(store, session, format, chart.name if chart else None,
                                         scatter.name if scatter else None)
     if output is None:

@@ -75,9 +75,8 @@ def compare_rows(attempts: list[Attempt]) -> list[CompareRow]:
         row("model cost", "cost", lambda i: f"${attempts[i].usage.cost_usd:.4f}"),
     ]
     seeds = sorted({s.seed for r in res if r for s in r.seeds})
-    for seed in seeds:
-        rows.append(row(f"dev PGR seed {seed}", "seed", lambda i, s=seed: _seed_cell(res[i], s, "pgr")))
-    for seed in seeds:
-        rows.append(row(f"held-out PGR seed {seed}", "seed-heldout",
-                        lambda i, s=seed: _seed_cell(res[i], s, "heldout_pgr")))
+    for field, label, group in (("pgr", "dev PGR", "seed"), ("heldout_pgr", "held-out PGR", "seed-heldout")):
+        for seed in seeds:
+            cells = [_seed_cell(r, seed, field) for r in res]
+            rows.append(CompareRow(f"{label} seed {seed}", group, cells))
     return rows

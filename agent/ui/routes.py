@@ -201,11 +201,12 @@ def leaderboard_page(request: Request) -> Response:
         rows = None if task is None else attempt_rows(
             store.index, page, task=task, statuses=statuses, order=attempt_order(sort, "pgr"),
             include_replays=replays, search=search, tag=_tag(request))
-        baselines = [] if rows is None or not show_baselines or _tag(request) else _baselines(store, task, rows, search)
-        before = [] if rows is None or not baselines or page.offset == 0 else store.index.page(
+        wanted = task is not None and rows is not None and show_baselines and not _tag(request)
+        baselines = _baselines(store, task, rows, search) if wanted and task and rows else []
+        previous = [] if not baselines or page.offset == 0 else store.index.page(
             page.offset - 1, 1, task=task, statuses=statuses, order=attempt_order(sort, "pgr"),
             include_replays=replays, search=search, tag=_tag(request))[0]
-    before = before[0] if before else None
+    before = previous[0] if previous else None
     entries = None if rows is None else place_baselines(rows.rows, baselines, sort, before=before,
                                                         last_page=rows.page.number >= rows.pages)
     return _render(request, "leaderboard.html", sort=sort, tasks=tasks, task=task, rows=rows, statuses=statuses or [],
