@@ -122,7 +122,7 @@ WIDTHS = {"desktop": 1280, "820": 820}
 
 def _dress_lab(lab: Path, cache: Path) -> None:
     """What the screenshots need beyond the small lab: the task's built-in baselines, findings
-    with raw floats and a genome, an attempt in flight."""
+    with raw floats and a genome, a starred and tagged attempt, an attempt in flight."""
     import json as _json
 
     from experiments.forum import Forum
@@ -141,6 +141,9 @@ def _dress_lab(lab: Path, cache: Path) -> None:
                       "Paired over 3 seeds: +0.16 PGR, p=0.044343478871442125.\n\nGenome:\n\n"
                       '{"lr": 0.00031622776601683794, "epochs": 12, "loss": "soft", "threshold": 0.7250000000000001}',
                       "att0006aaaa")
+    from experiments.tags import set_tags
+
+    set_tags(store, "att0006aaaa", ["star", "promising"])
     publish_running(store.git_dir, Running(session_id=RUNNING, researcher="r0", index=8, idea="label propagation",
                                            seeds=[0, 1, 2], started_at=now_iso()))
 
@@ -180,6 +183,7 @@ def test_screenshots_at_desktop_and_820px(server, env):
 
                 page.goto(url + "leaderboard?task=wordnet-10")
                 expect(page.locator("#leaderboard tr.baseline")).to_have_count(2)
+                expect(page.locator("#leaderboard a.tag")).to_have_text("promising")
                 held_out = page.locator("#leaderboard th", has_text="held-out PGR")
                 expect(held_out).to_be_visible()
                 box = held_out.bounding_box()
