@@ -39,6 +39,7 @@ from agent.racing import make_racer
 from agent.session_setup import SessionContext, seed_runs
 from experiments.forum import Forum
 from experiments.layout import PENDING_CALLS_FILE, UNATTACHED_USAGE_FILE, LabDiskFull
+from experiments.live_status import Running, clear_running, now_iso, publish_running
 from experiments.schemas import Attempt, TokenUsage
 from experiments.steering import Delivery
 from experiments.steering import inbox as steering_inbox
@@ -222,7 +223,11 @@ class LoopTools:
         index = self.ctx.store.next_attempt_index(self.ctx.session_id)
         self.reporter.step(f"attempt {index}: running {spec.name[:60]}")
         self.ctx.in_flight = spec
-        result, log = self._score(spec)
+        self._announce(index, spec)  # the dashboard's live view shows what is being scored
+        try:
+            result, log = self._score(spec)
+        finally:
+            clear_running(self.ctx.store.git_dir, self.ctx.session_id, self.ctx.researcher)
         attempt = self._record(index, spec, result, result.status, log)
         self.ctx.in_flight = None
         self.tracker.attempts += 1
@@ -235,6 +240,12 @@ class LoopTools:
             with self.tracker.off_the_clock():
                 self.transfer.after_attempt(self.reporter)
         return self._feedback(attempt, result)
+
+    def _announce(self, index: int, spec: ExperimentSpec) -> None:
+        seeds = self.ctx.manifest.seeds[:self.tracker.seed_runs_left()]
+        publish_running(self.ctx.store.git_dir, Running(
+            session_id=self.ctx.session_id, researcher=self.ctx.researcher, index=index, idea=spec.name,
+            seeds=seeds, started_at=now_iso()))
 
     def _refuse_before_running(self, spec: ExperimentSpec) -> None:
         """Mistakes the model can fix cost no attempt: it hears why and tries again."""

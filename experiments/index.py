@@ -21,9 +21,17 @@ from experiments.layout import (
     UNATTACHED_USAGE_PATH,
     StoreError,
 )
-from experiments.ranking import SQL_ORDER, SQL_RANKS, UNTESTED_PENALTY, lower_bound
+from experiments.ranking import (
+    SQL_BOUND,
+    SQL_NOT_REJECTED,
+    SQL_ORDER,
+    SQL_RANKS,
+    UNTESTED_PENALTY,
+    lower_bound,
+)
 from experiments.reviews import NOTES_REF, read_all_notes
 from experiments.schemas import AttemptSummary, Review, SessionSummary, TokenUsage
+from experiments.tags import TAGS_REF, read_all_tags
 from sandbox.errors import HarnessError
 from sandbox.files import file_lock
 from sandbox.tasks import get_task
@@ -33,10 +41,15 @@ if TYPE_CHECKING:
     from experiments.store import LabStore
 
 INDEX_FILE = "aar-index.sqlite"
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"  # 3: the tags table
 SORTS = ("time", "pgr", "lcb", "index")  # pgr and lcb: both the one ranking (experiments/ranking.py)
 ORDERS = {"time": "a.created_at DESC, a.idx DESC", "pgr": SQL_ORDER, "lcb": SQL_ORDER,
           "index": "a.idx, a.researcher, a.created_at"}
+# Table columns a page can be sorted by (``key`` ascending, ``-key`` descending; unscored last).
+COLUMN_SORTS = {"step": "a.idx", "name": "a.name COLLATE NOCASE", "researcher": "a.researcher",
+                "status": "a.status", "dev_pgr": "a.pgr", "lower": SQL_BOUND, "vs_vanilla": "a.vs_vanilla",
+                "dev_acc": "a.dev_acc", "heldout_acc": "a.heldout_acc", "heldout_pgr": "a.heldout_pgr",
+                "seeds": "a.n_seeds", "cost": "a.cost_usd", "finished": "a.created_at", "session": "a.session_id"}
 _DDL = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS heads(ref TEXT PRIMARY KEY, sha TEXT NOT NULL);
@@ -50,6 +63,7 @@ CREATE TABLE IF NOT EXISTS attempts(attempt_id TEXT PRIMARY KEY, session_id TEXT
 CREATE INDEX IF NOT EXISTS attempts_session ON attempts(session_id, idx);
 CREATE INDEX IF NOT EXISTS attempts_task_pgr ON attempts(task, pgr);
 CREATE INDEX IF NOT EXISTS attempts_created ON attempts(created_at);
+CREATE TABLE IF NOT EXISTS tags(attempt_id TEXT NOT NULL, tag TEXT NOT NULL, PRIMARY KEY(attempt_id, tag));
 CREATE TABLE IF NOT EXISTS reviews(attempt_id TEXT NOT NULL, seq INTEGER NOT NULL, verdict TEXT,
   note TEXT, reviewer TEXT, email TEXT, created_at TEXT, PRIMARY KEY(attempt_id, seq));
 """
@@ -120,7 +134,7 @@ class LabIndex:
 
     # -- refresh -------------------------------------------------------------------------
     def _current_heads(self) -> dict[str, str]:
-        return self.store.objects.refs(SESSION_REFS.rstrip("/"), NOTES_REF)
+        return self.store.objects.refs(SESSION_REFS.rstrip("/"), NOTES_REF, TAGS_REF)
 
     def refresh(self, force: bool = False) -> bool:
         """Bring the index up to date with git; returns True when anything was re-read."""
@@ -133,7 +147,7 @@ class LabIndex:
             heads = self._current_heads()
             with db:
                 if force:
-                    for table in ("heads", "sessions", "attempts", "reviews"):
+                    for table in ("heads", "sessions", "attempts", "reviews", "tags"):
                         db.execute(f"DELETE FROM {table}")
                 for ref, sha in heads.items():
                     if known.get(ref) != sha and ref.startswith(SESSION_REFS):
@@ -145,6 +159,10 @@ class LabIndex:
                         db.execute("DELETE FROM attempts WHERE session_id=?", (sid,))
                 if known.get(NOTES_REF) != heads.get(NOTES_REF):
                     self._index_reviews(db)
+                if known.get(TAGS_REF) != heads.get(TAGS_REF):
+                    db.execute("DELETE FROM tags")
+                    db.executemany("INSERT OR REPLACE INTO tags VALUES(?, ?)",
+                                   [(aid, tag) for aid, tags in read_all_tags(self.store) for tag in tags])
                 db.execute("DELETE FROM heads")
                 db.executemany("INSERT INTO heads VALUES(?, ?)", heads.items())
         return True
@@ -216,7 +234,10 @@ class LabIndex:
         rows = db.execute(sql, args).fetchall()
         latest = {r["attempt_id"]: r for r in db.execute(
             "SELECT attempt_id, verdict, note FROM reviews ORDER BY attempt_id, seq")}
-        return [_summary(r, latest.get(r["attempt_id"])) for r in rows]
+        tags: dict[str, list[str]] = {}
+        for r in db.execute("SELECT attempt_id, tag FROM tags ORDER BY attempt_id, tag = 'star' DESC, rowid"):
+            tags.setdefault(r[0], []).append(r[1])
+        return [_summary(r, latest.get(r["attempt_id"]), tags.get(r["attempt_id"], [])) for r in rows]
 
     def ideas(self, session: str | None = None, task: str | None = None, statuses: list[str] | None = None,
               sort: str = "time", limit: int | None = None, researcher: str | None = None,
@@ -242,18 +263,20 @@ class LabIndex:
     # -- the public query API (the dashboard pages through it) -----------------------------
     def page(self, offset: int, limit: int, *, sessions: list[str] | None = None, task: str | None = None,
              statuses: list[str] | None = None, order: str = "index", include_replays: bool = True,
-             scored_only: bool = False) -> tuple[list[AttemptSummary], int, dict[str, int]]:
-        """One page of attempts matching the filters (``order``: one of ``ORDERS``; ``pgr`` and
-        ``lcb`` put rejected attempts after every ranked one), the number matching in all, and
-        the per-status counts (over every status, for the filter's buttons)."""
-        if order not in ORDERS:
-            raise StoreError(f"unknown order {order!r}: use one of {', '.join(ORDERS)}")
+             scored_only: bool = False, search: str | None = None,
+             tag: str | None = None) -> tuple[list[AttemptSummary], int, dict[str, int]]:
+        """One page of attempts matching the filters (``order``: see ``order_sql``; ``pgr`` and
+        ``lcb`` put rejected attempts after every ranked one; ``search``: text in the idea's name
+        or the attempt or session id), the number matching in all, and the per-status counts
+        (over every status, for the filter's buttons)."""
+        sort = order_sql(order)
         self.refresh()
-        where, args = where_clause(sessions=sessions, task=task, statuses=statuses, include_replays=include_replays)
+        where, args = where_clause(sessions=sessions, task=task, statuses=statuses, include_replays=include_replays,
+                                   search=search, tag=tag)
         if scored_only:
             where += (" AND " if where else "WHERE ") + "a.pgr IS NOT NULL"
-        sort = ORDERS[order] if order not in ("pgr", "lcb") else f"NOT ({SQL_RANKS}), {ORDERS[order]}"
-        count_where, count_args = where_clause(sessions=sessions, task=task, include_replays=include_replays)
+        count_where, count_args = where_clause(sessions=sessions, task=task, include_replays=include_replays,
+                                               search=search, tag=tag)
         base = f"FROM attempts a JOIN sessions s USING(session_id) {where}"
         with self._db() as db:
             total = db.execute(f"SELECT COUNT(*) {base}", args).fetchone()[0]
@@ -268,7 +291,8 @@ class LabIndex:
         self.refresh()
         with self._db() as db:
             return [dict(r) for r in db.execute(
-                "SELECT attempt_id, idx, researcher, name, status, pgr, pgr_ci95, created_at FROM attempts "
+                "SELECT attempt_id, idx, researcher, name, status, pgr, pgr_ci95, created_at, heldout_pgr, "
+                f"NOT ({SQL_NOT_REJECTED}) AS rejected FROM attempts a "
                 "WHERE session_id IN (SELECT value FROM json_each(?)) ORDER BY idx, researcher, created_at",
                 (json.dumps(sessions),))]
 
@@ -328,6 +352,15 @@ class LabIndex:
             raise StoreError(f"task {text!r} is ambiguous in this lab: {', '.join(sorted(hits))}; "
                              "pass one of them or the task directory")
         raise StoreError(f"no attempts on task {text!r} in this lab; tasks here: {', '.join(tasks) or 'none yet'}")
+
+    def tag_counts(self, sessions: list[str] | None = None) -> dict[str, int]:
+        """``tag -> attempts carrying it`` (of ``sessions``), most used first."""
+        self.refresh()
+        with self._db() as db:
+            return {r[0]: r[1] for r in db.execute(
+                "SELECT t.tag, COUNT(*) FROM tags t JOIN attempts a USING(attempt_id) "
+                "WHERE ? IS NULL OR a.session_id IN (SELECT value FROM json_each(?)) GROUP BY t.tag ORDER BY 2 DESC, 1",
+                (None if sessions is None else 1, json.dumps(sessions or [])))}
 
     def tasks(self) -> dict[str, int]:
         self.refresh()
@@ -394,7 +427,7 @@ class LabIndex:
             return {(r[0], r[1], r[2]) for r in db.execute("SELECT session_id, folder, attempt_id FROM attempts")}
 
 
-def _summary(r: sqlite3.Row, review: sqlite3.Row | None) -> AttemptSummary:
+def _summary(r: sqlite3.Row, review: sqlite3.Row | None, tags: list[str] | None = None) -> AttemptSummary:
     return AttemptSummary(
         attempt_id=r["attempt_id"], session_id=r["session_id"], researcher=r["researcher"], index=r["idx"],
         name=r["name"], status=r["status"], task=r["task"], pgr=r["pgr"], pgr_ci95=r["pgr_ci95"],
@@ -403,12 +436,28 @@ def _summary(r: sqlite3.Row, review: sqlite3.Row | None) -> AttemptSummary:
         heldout_pgr=r["heldout_pgr"], vs_vanilla=r["vs_vanilla"], vs_vanilla_p=r["vs_vanilla_p"],
         warnings=json.loads(r["warnings"] or "[]"), cost_usd=r["cost_usd"] or 0.0, tokens=r["tokens"] or 0,
         parent_id=r["parent_id"], created_at=r["created_at"], commit=r["commit_sha"], folder=r["folder"],
-        review=review["verdict"] if review else None, review_note=review["note"] if review else None)
+        review=review["verdict"] if review else None, review_note=review["note"] if review else None,
+        tags=tags or [])
+
+
+def order_sql(order: str) -> str:
+    """The ORDER BY of ``order``: a named order of ``ORDERS``, or a ``COLUMN_SORTS`` key
+    (``-key`` for descending), ties in step order; unknown names are a StoreError."""
+    if order in ("pgr", "lcb"):
+        return f"NOT ({SQL_RANKS}), {ORDERS[order]}"
+    if order in ORDERS:
+        return ORDERS[order]
+    column = COLUMN_SORTS.get(order.removeprefix("-"))
+    if column is None:
+        raise StoreError(f"unknown order {order!r}: use one of {', '.join(ORDERS)}, or a column "
+                         f"({', '.join(COLUMN_SORTS)}), with a leading '-' for descending")
+    return f"{column} IS NULL, {column} {'DESC' if order.startswith('-') else 'ASC'}, a.idx, a.researcher"
 
 
 def where_clause(*, sessions: list[str] | None = None, task: str | None = None, statuses: list[str] | None = None,
                  include_replays: bool = True, researcher: str | None = None,
-                 task_column: str = "COALESCE(a.task, s.task)") -> tuple[str, list[Any]]:
+                 task_column: str = "COALESCE(a.task, s.task)", search: str | None = None,
+                 tag: str | None = None) -> tuple[str, list[Any]]:
     """The one SQL filter over ``attempts a JOIN sessions s``: a WHERE clause and its arguments."""
     clauses: list[str] = []
     args: list[Any] = []
@@ -424,7 +473,13 @@ def where_clause(*, sessions: list[str] | None = None, task: str | None = None, 
         args.extend(statuses)
     if not include_replays:
         clauses.append("s.proposer != 'replay'")
+    if tag:
+        clauses.append("a.attempt_id IN (SELECT attempt_id FROM tags WHERE tag = ?)")
+        args.append(tag)
+    if search:
+        clauses.append("(instr(lower(a.name), ?) > 0 OR instr(a.attempt_id, ?) > 0 OR instr(a.session_id, ?) > 0)")
+        args.extend([search.lower(), search, search])
     return ("WHERE " + " AND ".join(clauses)) if clauses else "", args
 
 
-__all__ = ["ORDERS", "SORTS", "UNTESTED_PENALTY", "LabIndex", "attempt_row", "usage_tokens", "where_clause"]
+__all__ = ["COLUMN_SORTS", "ORDERS", "order_sql", "SORTS", "UNTESTED_PENALTY", "LabIndex", "attempt_row", "usage_tokens", "where_clause"]

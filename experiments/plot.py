@@ -11,7 +11,7 @@ from experiments.ranking import rank_key
 
 WIDTH, HEIGHT = 760, 340
 Scale = Callable[[float], float]
-MARGIN = {"left": 56, "right": 96, "top": 24, "bottom": 44}
+MARGIN = {"left": 56, "right": 130, "top": 24, "bottom": 44}
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ class Point:
     ci95: float | None
     status: str
     label: str
+    rejected: bool = False  # its latest review rejects it: drawn, never the best (experiments/ranking.py)
 
 
 def _nice_step(span: float) -> float:
@@ -31,8 +32,8 @@ def _nice_step(span: float) -> float:
     return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
 
 
-def _y_range(points: list[Point]) -> tuple[float, float]:
-    values = [0.0, 1.0]
+def _y_range(points: list[Point], lines: list[float]) -> tuple[float, float]:
+    values = [0.0, 1.0, *lines]
     for p in points:
         if p.pgr is not None:
             values += [p.pgr - (p.ci95 or 0), p.pgr + (p.ci95 or 0)]
@@ -41,13 +42,16 @@ def _y_range(points: list[Point]) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
-def pgr_svg(points: list[Point], title: str = "PGR over attempts") -> str:
-    """SVG markup: dev PGR ± 95% CI per attempt, the running best, weak (0) and ceiling (1) lines."""
+def pgr_svg(points: list[Point], title: str = "PGR over attempts",
+            references: list[tuple[str, float]] | None = None) -> str:
+    """SVG markup: dev PGR ± 95% CI per attempt, the running best, weak (0) and ceiling (1) lines,
+    and ``references`` (name, PGR) such as vanilla and the best built-in baseline."""
     x0, x1 = MARGIN["left"], WIDTH - MARGIN["right"]
     y0, y1 = HEIGHT - MARGIN["bottom"], MARGIN["top"]
     steps = [p.step for p in points] or [1]
     s_lo, s_hi = min(steps), max(max(steps), min(steps) + 1)
-    v_lo, v_hi = _y_range(points)
+    refs = [("weak", 0.0), ("ceiling", 1.0), *(references or [])]
+    v_lo, v_hi = _y_range(points, [v for _, v in refs])
 
     def sx(step: float) -> float:
         return x0 + (step - s_lo) / (s_hi - s_lo) * (x1 - x0)
@@ -65,10 +69,7 @@ def pgr_svg(points: list[Point], title: str = "PGR over attempts") -> str:
         out.append(f'<line x1="{x0}" y1="{y:.1f}" x2="{x1}" y2="{y:.1f}" stroke="#eee"/>'
                    f'<text x="{x0 - 6}" y="{y + 4:.1f}" text-anchor="end">{value:.2f}</text>')
         value += tick
-    for ref, name in ((0.0, "weak"), (1.0, "ceiling")):
-        y = sy(ref)
-        out.append(f'<line x1="{x0}" y1="{y:.1f}" x2="{x1}" y2="{y:.1f}" stroke="#888" stroke-dasharray="4 3"/>'
-                   f'<text x="{x1 + 4}" y="{y + 4:.1f}" fill="#666">{name}</text>')
+    out += _reference_lines(refs, sy, x0, x1)
     x_tick = max(1, math.ceil((s_hi - s_lo) / 10))
     for step in range(s_lo, s_hi + 1, x_tick):
         out.append(f'<text x="{sx(step):.1f}" y="{y0 + 16}" text-anchor="middle">{step}</text>')
@@ -82,15 +83,32 @@ def pgr_svg(points: list[Point], title: str = "PGR over attempts") -> str:
     return "\n".join(out)
 
 
+def _reference_lines(refs: list[tuple[str, float]], sy: Scale, x0: float, x1: float) -> list[str]:
+    out: list[str] = []
+    used: list[float] = []
+    for name, value in refs:
+        y = sy(value)
+        label_y = y + 4
+        while any(abs(label_y - u) < 11 for u in used):  # close lines: their labels go apart
+            label_y += 11
+        used.append(label_y)
+        dash = "4 3" if name in ("weak", "ceiling") else "7 3"
+        text = name if name in ("weak", "ceiling") else f"{name} {value:+.2f}"
+        out.append(f'<line x1="{x0}" y1="{y:.1f}" x2="{x1}" y2="{y:.1f}" stroke="#888" stroke-dasharray="{dash}"/>'
+                   f'<text x="{x1 + 4}" y="{label_y:.1f}" fill="#666">{escape(text)}</text>')
+    return out
+
+
 def _best_line(points: list[Point], sx: Scale, sy: Scale) -> list[str]:
     best, top, coords = None, None, []
     for p in sorted(points, key=lambda p: p.step):
-        key = rank_key(p.pgr, p.ci95) if p.status == "ok" and p.pgr is not None else None  # drawn at its mean
+        ranks = p.status == "ok" and not p.rejected and p.pgr is not None
+        key = rank_key(p.pgr, p.ci95) if ranks else None  # the one ranking, drawn at its mean
         if key is not None and p.pgr is not None and (top is None or key > top):
             top = key
             if best is not None:
                 coords.append(f"{sx(p.step):.1f},{sy(best):.1f}")
-            best = p.pgr
+            best = key[1]  # the mean: what the line is drawn at
             coords.append(f"{sx(p.step):.1f},{sy(best):.1f}")
     if not coords:
         return []

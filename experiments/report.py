@@ -12,8 +12,10 @@ import numpy as np
 from experiments import ranking
 from experiments.layout import ATTEMPTS_DIR, StoreError
 from experiments.plot import Point, pgr_svg
+from experiments.scatter import ScatterPoint, scatter_svg
 from experiments.schemas import Attempt, AttemptSummary, SessionManifest, SessionSummary
 from experiments.store import LabStore
+from sandbox.baseline_ideas import VANILLA_NAMES
 from sandbox.cache.task_cache import find_baseline_summary
 from sandbox.scoring.evaluator import paired_difference
 from sandbox.scoring.t_stats import t_half_width
@@ -40,8 +42,40 @@ class SessionData:
         return self.totals.cost_usd
 
     def chart(self) -> str:
-        points = [Point(r.index, r.pgr, r.pgr_ci95, r.status, r.name) for r in self.rows]
-        return pgr_svg(points, f"PGR over attempts, session {self.manifest.session_id}")
+        """PGR over attempts with the running best (rejected attempts never lead) and the
+        vanilla and best built-in baseline lines the dashboard draws."""
+        points = [Point(r.index, r.pgr, r.pgr_ci95, r.status, r.name, r.rejected) for r in self.rows]
+        return pgr_svg(points, f"PGR over attempts, session {self.manifest.session_id}",
+                       baseline_lines(self.manifest))
+
+    def scatter(self) -> str:
+        """Held-out vs dev PGR of every scored attempt (below the diagonal: overfit the feedback)."""
+        best = self.best.attempt_id if self.best else None
+        dots = [ScatterPoint(r.attempt_id, f"#{r.index} {r.name}", r.pgr, r.heldout_pgr, r.rejected,
+                             r.attempt_id == best)
+                for r in self.rows if r.status == "ok" and r.pgr is not None and r.heldout_pgr is not None]
+        return scatter_svg(dots, title=f"held-out vs dev PGR, session {self.manifest.session_id}")
+
+
+def baseline_summary_rows(manifest: SessionManifest) -> list[dict]:
+    """The built-in baselines' scored rows on the session's seeds (none if the summary is gone)."""
+    path = find_baseline_summary(manifest.cache_key, manifest.seeds)
+    if path is None:
+        return []
+    try:
+        return [r for r in json.loads(path.read_text()) if r.get("pgr") is not None and r.get("status", "ok") == "ok"]
+    except (OSError, ValueError, AttributeError):
+        return []
+
+
+def baseline_lines(manifest: SessionManifest) -> list[tuple[str, float]]:
+    """The chart's reference lines: vanilla and the best built-in baseline (when not vanilla)."""
+    rows = baseline_summary_rows(manifest)
+    out = [("vanilla", float(r["pgr"])) for r in rows if r.get("name") in VANILLA_NAMES.values()][:1]
+    top = max(rows, key=lambda r: r["pgr"], default=None)
+    if top is not None and top.get("name") not in VANILLA_NAMES.values():
+        out.append(("best baseline", float(top["pgr"])))
+    return out
 
 
 def best_baseline(manifest: SessionManifest) -> dict | None:
@@ -171,12 +205,15 @@ def _md_cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
 
-def to_markdown(data: SessionData, chart_href: str | None = None) -> str:
-    """Markdown; the chart is linked when ``chart_href`` is given, else inlined as SVG."""
+def to_markdown(data: SessionData, chart_href: str | None = None, scatter_href: str | None = None) -> str:
+    """Markdown; the charts are linked when ``chart_href``/``scatter_href`` are given, else inlined as SVG."""
     lines = [f"# Session {data.manifest.session_id}", ""]
     lines += [f"- **{k}**: {_md_cell(v)}" for k, v in _facts(data)]
     lines += ["", "## PGR over attempts", ""]
     lines += [f"![PGR over attempts]({chart_href})" if chart_href else data.chart(), ""]
+    lines += ["## Held-out vs dev PGR", "", "Points below the diagonal did better on the feedback (dev) than on "
+              "the held-out rows no proposer saw: the picture of overfitting.", ""]
+    lines += [f"![held-out vs dev PGR]({scatter_href})" if scatter_href else data.scatter(), ""]
     lines += ["## Attempts", "", "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in _table_rows(data)]
     if data.skipped:
@@ -195,7 +232,9 @@ def to_html(data: SessionData) -> str:
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
              f"<style>{_CSS}</style></head><body><h1>{escape(title)}</h1><table>"]
     parts += [f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in _facts(data)]
-    parts += ["</table><h2>PGR over attempts</h2>", data.chart(), "<h2>Attempts</h2><table><tr>"]
+    parts += ["</table><h2>PGR over attempts</h2>", data.chart(), "<h2>Held-out vs dev PGR</h2>",
+              "<p>Points below the diagonal did better on the feedback (dev) than on the held-out rows no "
+              "proposer saw: the picture of overfitting.</p>", data.scatter(), "<h2>Attempts</h2><table><tr>"]
     parts += [f"<th>{escape(h)}</th>" for h in HEADERS] + ["</tr>"]
     for row in _table_rows(data):
         parts.append("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>")
@@ -217,11 +256,20 @@ def render(store: LabStore, session_id: str, fmt: str, chart_href: str | None = 
            on_skipped: Callable[[str], None] | None = None) -> tuple[str, str]:
     """(report text, chart SVG) of a session; ``on_skipped`` hears of each attempt left out
     because it cannot be read."""
+    text, chart, _ = render_all(store, session_id, fmt, chart_href, on_skipped=on_skipped)
+    return text, chart
+
+
+def render_all(store: LabStore, session_id: str, fmt: str, chart_href: str | None = None,
+               scatter_href: str | None = None,
+               on_skipped: Callable[[str], None] | None = None) -> tuple[str, str, str]:
+    """(report text, PGR chart SVG, held-out vs dev scatter SVG) of a session; ``on_skipped``
+    hears of each attempt left out because it cannot be read."""
     if fmt not in FORMATS:
         raise StoreError(f"unknown format {fmt!r}: use md or html")
     data = load(store, session_id)
     if on_skipped is not None:
         for line in _skipped_lines(data):
             on_skipped(line)
-    text = to_html(data) if fmt == "html" else to_markdown(data, chart_href)
-    return text, data.chart()
+    text = to_html(data) if fmt == "html" else to_markdown(data, chart_href, scatter_href)
+    return text, data.chart(), data.scatter()

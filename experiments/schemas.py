@@ -252,6 +252,7 @@ class AttemptSummary(BaseModel):
     folder: str = Field(description="Its folder on the session branch.")
     review: str | None = Field(None, description="Latest review verdict, if reviewed.")
     review_note: str | None = Field(None, description="Latest review note.")
+    tags: list[str] = Field(default_factory=list, description="Tags set on the dashboard (``star`` first).")
 
     @property
     def rejected(self) -> bool:

@@ -178,22 +178,25 @@ def export_cmd(session: str = typer.Argument(..., help="Session id or unique pre
                format: str = typer.Option("md", "--format", "-f", help="md or html."),
                output: Path | None = typer.Option(None, "--output", "-o", help="File to write (default: stdout)."),
                lab: Path | None = LAB_OPTION) -> None:
-    """A report of one session with a PGR-over-attempts chart (SVG)."""
-    from experiments.report import render
+    """A report of one session with a PGR-over-attempts chart and a held-out vs dev scatter (SVG)."""
+    from experiments.report import render_all
 
     store = _lab(lab)
     chart = output.with_name(output.stem + "-pgr.svg") if output and format == "md" else None
     def skipped(line: str) -> None:
         err_console.print(f"[yellow]skipped, unreadable:[/yellow] {for_markup(line)}", highlight=False, soft_wrap=True)
 
-    text, svg = render(store, session, format, chart.name if chart else None, on_skipped=skipped)
+    scatter = output.with_name(output.stem + "-scatter.svg") if output and chart else None
+    text, svg, scatter_svg = render_all(store, session, format, chart.name if chart else None,
+                                        scatter.name if scatter else None, on_skipped=skipped)
     if output is None:
         typer.echo(text, nl=False)
         return
     output.write_text(text, encoding="utf-8")
-    if chart:
+    if chart and scatter:
         chart.write_text(svg, encoding="utf-8")
-    console.print(f"wrote {output}" + (f" and {chart}" if chart else ""))
+        scatter.write_text(scatter_svg, encoding="utf-8")
+    console.print(f"wrote {output}" + (f", {chart} and {scatter}" if chart else ""))
 
 
 @app.command("check")

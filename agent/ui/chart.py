@@ -29,14 +29,14 @@ def plotly_template() -> dict[str, Any]:
 
 
 def best_so_far(points: list[ChartPoint]) -> tuple[list[int], list[float]]:
-    """The running best of ok attempts by the one ranking (experiments/ranking.py), drawn at its
-    dev PGR mean, by step number (ties across researchers merged)."""
+    """The running best of ok attempts by the one ranking (experiments/ranking.py: rejected
+    attempts never lead), drawn at its dev PGR mean, by step number (ties across researchers merged)."""
     xs: list[int] = []
     ys: list[float] = []
     best: float | None = None
     top: RankKey | None = None
     for p in sorted(points, key=lambda p: (p.index, p.created_at)):
-        key = rank_key(p.pgr, p.ci95) if p.status == "ok" else None
+        key = rank_key(p.pgr, p.ci95) if p.status == "ok" and not p.rejected else None
         if key is not None and (top is None or key > top):
             top, best = key, key[1]
         if best is None:

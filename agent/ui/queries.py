@@ -69,21 +69,25 @@ class ChartPoint:
     pgr: float | None
     ci95: float | None
     created_at: str
+    heldout_pgr: float | None = None
+    rejected: bool = False  # latest review rejects it: drawn, never the best
 
 
 def attempt_rows(index: LabIndex, page: Page, *, sessions: list[str] | None = None, task: str | None = None,
                  statuses: list[str] | None = None, order: str = "index", include_replays: bool = True,
-                 scored_only: bool = False) -> Rows:
+                 scored_only: bool = False, search: str | None = None, tag: str | None = None) -> Rows:
     """A page of attempts matching the filters, plus the total and per-status counts."""
     rows, total, counts = index.page(page.offset, page.per, sessions=sessions, task=task, statuses=statuses,
-                                     order=order, include_replays=include_replays, scored_only=scored_only)
+                                     order=order, include_replays=include_replays, scored_only=scored_only,
+                                     search=search, tag=tag)
     return Rows(rows, total, page, counts)
 
 
 def chart_points(index: LabIndex, sessions: list[str]) -> list[ChartPoint]:
     """Every attempt of the sessions, just the columns the chart needs, in step order."""
     return [ChartPoint(r["attempt_id"], r["idx"], r["researcher"] or FIRST_RESEARCHER, r["name"], r["status"],
-                       r["pgr"], r["pgr_ci95"], r["created_at"] or "") for r in index.chart_rows(sessions)]
+                       r["pgr"], r["pgr_ci95"], r["created_at"] or "", r["heldout_pgr"], bool(r["rejected"]))
+            for r in index.chart_rows(sessions)]
 
 
 def vanilla_from_lab(index: LabIndex, sessions: list[str]) -> float | None:

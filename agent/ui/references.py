@@ -24,15 +24,21 @@ class Reference:
     source: str
 
 
-def _from_cache(manifest: SessionManifest, root: Path) -> list[Reference]:
-    path = find_baseline_summary(manifest.cache_key, manifest.seeds, root)
+def baseline_summary(manifest: SessionManifest, root: Path | None = None) -> tuple[list[dict], str]:
+    """The scored rows of the built-in baselines' summary for the session's cache and seeds, and
+    where they come from (no rows when the summary is missing or unreadable)."""
+    path = find_baseline_summary(manifest.cache_key, manifest.seeds, root or cache_root())
     if path is None:
-        return []
+        return [], ""
     try:
         rows = [r for r in json.loads(path.read_text()) if r.get("status") == "ok" and r.get("pgr") is not None]
     except (OSError, ValueError, AttributeError):
-        return []
-    where = f"baseline summary in {path.parent.name}"
+        return [], ""
+    return rows, f"baseline summary in {path.parent.name}"
+
+
+def _from_cache(manifest: SessionManifest, root: Path) -> list[Reference]:
+    rows, where = baseline_summary(manifest, root)
     out = [Reference("vanilla", float(r["pgr"]), where) for r in rows if r.get("name") in VANILLA_NAMES.values()]
     best = max(rows, key=lambda r: r["pgr"], default=None)
     if best is not None and best.get("name") not in VANILLA_NAMES.values():
