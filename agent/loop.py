@@ -192,7 +192,8 @@ class LoopTools:
             entry = self._recorded.pop(0)
             self._pending.append(entry)
             original = self.ctx.manifest.parent_session or ""
-            new += [Delivery.model_validate({**d, "attempt_id": d["attempt_id"].replace(original, self.ctx.session_id, 1)
+            new += [Delivery.model_validate({**d,
+                                             "attempt_id": d["attempt_id"].replace(original, self.ctx.session_id, 1)
                                              if d.get("attempt_id") else None}) for d in entry[STEERING_KEY]]
         self._apply(new)
         return new

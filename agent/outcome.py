@@ -22,7 +22,8 @@ class SessionOutcome(BaseModel):
     attempts: int = Field(description="Attempts recorded in this session, all runs included.")
     stop_reason: str = Field(description="Why the loop stopped, in words.")
     ending: Ending = Field("finished", description="finished, budget, failed or interrupted.")
-    best_attempt: str | None = Field(None, description="The best attempt (experiments/ranking.py), rejected ones left out.")
+    best_attempt: str | None = Field(None,
+                                     description="The best attempt (experiments/ranking.py), rejected ones left out.")
     best_pgr: float | None = Field(None, description="That attempt's dev PGR mean.")
     best_lower: float | None = Field(None, description="That attempt's lower 95% bound of dev PGR (what ranks).")
     cost_usd: float = Field(0.0, description="Model cost of the session, all runs and calls included.")

@@ -208,7 +208,8 @@ def summarise(store: LabStore, group: str, results: list[SessionOutcome],
     for r in results:
         manifest = store.manifest(r.session_id)
         attempts = store.attempts(r.session_id)
-        rejected = {aid for aid, (verdict, _) in store.index.latest_reviews(r.session_id).items() if is_rejected(verdict)}
+        reviews = store.index.latest_reviews(r.session_id)
+        rejected = {aid for aid, (verdict, _) in reviews.items() if is_rejected(verdict)}
         best = ranking_best((a for a in attempts if a.attempt_id not in rejected), lambda a: result_key(a.result))
         families[r.session_id] = Counter(idea_family(a.code) for a in attempts)
         per_direction[r.session_id] = {

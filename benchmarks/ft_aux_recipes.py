@@ -102,7 +102,8 @@ def main() -> None:
     for name, row in rows.items():
         for part in ("dev", "heldout"):
             diff = paired_difference(row[part], base[part]) if name != "ft_vanilla" else None
-            row[f"{part}_vs_vanilla"] = None if diff is None else {"mean": diff.mean, "ci95": diff.ci95, "p": diff.p_value}
+            row[f"{part}_vs_vanilla"] = (None if diff is None
+                                         else {"mean": diff.mean, "ci95": diff.ci95, "p": diff.p_value})
     save(args.out, f"{cache.card().name}{suffix}", rows)
     print("| idea | dev PGR | held-out PGR | dev Δ vs vanilla | held-out Δ vs vanilla | s |\n|---|---|---|---|---|---|")
     for name, row in rows.items():

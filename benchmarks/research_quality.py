@@ -6,7 +6,8 @@ definition of best) against the best built-in baseline (by dev PGR on the sessio
 by seed, on dev's selection part (what the search saw), dev's confirmation part and held-out PGR.
 Fresh seeds change the teachers, not the rows, so fitting the dev rows shows as the chosen idea's
 dev − held-out gap; it is printed beside the built-in baselines' median gap (their summary on the
-session's seeds), which is what a gap from the row split alone looks like. Then (``--transfer``) a matrix of every task's best idea scored on
+session's seeds), which is what a gap from the row split alone looks like. Then (``--transfer``)
+a matrix of every task's best idea scored on
 every task. Results accumulate in a JSON file, one task at a time, so a partial run keeps what
 it finished; ``--table`` prints the markdown tables from that file.
 

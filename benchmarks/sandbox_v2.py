@@ -123,7 +123,8 @@ def main() -> None:
         seed = _eval(cache, HERE / "pin_memory.py", [0], 1, LimitedEvaluator).seeds[0]
         pinned = last_number(seed.log_tail, "pinned")
         out["pin"] = {"status": seed.status, "limit_mib": LimitedEvaluator.memory >> 20, "pinned_mib": pinned,
-                      "beyond_limit": max(0, pinned - (LimitedEvaluator.memory >> 20)) / (LimitedEvaluator.memory >> 20)}
+                      "beyond_limit": max(0, pinned - (LimitedEvaluator.memory >> 20))
+                      / (LimitedEvaluator.memory >> 20)}
     if "disk" in what:
         seed = _eval(cache, HERE / "reserve_disk.py", [0], 1, LimitedEvaluator).seeds[0]
         out["disk"] = {"status": seed.status, "reserved_mib": last_number(seed.log_tail, "reserved"),

@@ -88,7 +88,8 @@ def attempt_row(meta: dict, result: dict | None, session_id: str, folder: str, t
     vs = res.get("vs_vanilla") or {}
     tokens = usage_tokens(usage)
     pgr = res.get("pgr") or {}
-    return (meta["attempt_id"], session_id, folder, tree, commit, meta.get("researcher", FIRST_RESEARCHER), meta["index"],
+    return (meta["attempt_id"], session_id, folder, tree, commit, meta.get("researcher", FIRST_RESEARCHER),
+            meta["index"],
             meta["name"], meta["status"], res.get("task"), _mean(pgr), res.get("pgr_ci95"), pgr.get("n", 0),
             _mean(res.get("dev_acc")), _mean(res.get("heldout_acc")), _mean(res.get("heldout_pgr")),
             vs.get("mean"), vs.get("p_value"), json.dumps(res.get("warnings", [])),
@@ -482,4 +483,5 @@ def where_clause(*, sessions: list[str] | None = None, task: str | None = None, 
     return ("WHERE " + " AND ".join(clauses)) if clauses else "", args
 
 
-__all__ = ["COLUMN_SORTS", "ORDERS", "order_sql", "SORTS", "UNTESTED_PENALTY", "LabIndex", "attempt_row", "usage_tokens", "where_clause"]
+__all__ = ["COLUMN_SORTS", "ORDERS", "order_sql", "SORTS", "UNTESTED_PENALTY", "LabIndex",
+           "attempt_row", "usage_tokens", "where_clause"]

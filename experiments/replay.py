@@ -95,7 +95,8 @@ def replay_seeds(attempt: Attempt, manifest: SessionManifest, count: int | None)
     return (recorded + extra)[:count]
 
 
-def compare(recorded: IdeaResult | None, replayed: IdeaResult, tolerance: float) -> tuple[float | None, bool | None, str]:
+def compare(recorded: IdeaResult | None, replayed: IdeaResult,
+            tolerance: float) -> tuple[float | None, bool | None, str]:
     """(max per-seed PGR difference, reproduced?, note) over the seeds both runs share."""
     if recorded is None:
         return None, None, "no recorded result"

@@ -101,7 +101,8 @@ def gain_verdict(gain: float, half_width: float | None, paired: bool) -> str:
     return f"not shown: the 95% interval [{lo:+.3f}, {hi:+.3f}] includes 0 ({how})"
 
 
-def _gain(attempt_values: list[float], base_values: list[float] | None, base_mean: float) -> tuple[float, float | None, bool]:
+def _gain(attempt_values: list[float], base_values: list[float] | None,
+          base_mean: float) -> tuple[float, float | None, bool]:
     """(mean gain, 95% half-width, paired?) of an attempt over a baseline on the same seeds."""
     if base_values and len(base_values) == len(attempt_values):
         diff = paired_difference(dict(enumerate(attempt_values)), dict(enumerate(base_values)))

@@ -221,7 +221,8 @@ class LabStore:
         where = lab_path(path)
         if not (where / ".git").exists() and not (where / "HEAD").exists():
             if not create:
-                raise StoreError(f"no lab repository at {where}; run a session first, or pass --lab PATH / set {LAB_ENV}")
+                raise StoreError(f"no lab repository at {where}; run a session first, "
+                                 f"or pass --lab PATH / set {LAB_ENV}")
             if where.exists() and any(where.iterdir()):
                 raise StoreError(f"{where} exists and is not a git repository; choose another --lab path")
             _LabRepo.init(where, mkdir=True)
@@ -362,7 +363,8 @@ class LabStore:
         if not damaged:
             return ""
         return (f"{len(damaged)} session branch(es) damaged, their attempts cannot be read: "
-                f"{', '.join(f'{sid} ({ref})' for sid, ref in sorted(damaged.items()))}; `aar check` says how to restore them")
+                f"{', '.join(f'{sid} ({ref})' for sid, ref in sorted(damaged.items()))}; "
+                "`aar check` says how to restore them")
 
     def resolve_session(self, text: str) -> str:
         """A session id from the full id or a unique prefix of it."""
@@ -641,7 +643,8 @@ class LabStore:
         row = self.index.find(attempt_id)
         entry = self.objects.lookup(self.objects.commit_tree(row.commit), f"{ATTEMPTS_DIR}/{row.folder}")
         if entry is None:
-            raise StoreError(f"attempt {row.attempt_id} is indexed but missing from git; run `aar check --rebuild-index`")
+            raise StoreError(f"attempt {row.attempt_id} is indexed but missing from git; "
+                             "run `aar check --rebuild-index`")
         return self.read_attempt(entry[0])
 
     def check(self, rebuild_index: bool = False) -> CheckReport:

@@ -77,7 +77,8 @@ class SeedResult(BaseModel):
     pgr: float | None = Field(None, description="PGR on dev against the fixed baselines.")
     heldout_acc: float | None = Field(None, description="Held-out accuracy (never shown to proposers).")
     heldout_pgr: float | None = Field(None, description="Held-out PGR (never shown to proposers).")
-    confirm_acc: float | None = Field(None, description="Accuracy on dev's confirmation part (never shown to proposers).")
+    confirm_acc: float | None = Field(None,
+                                      description="Accuracy on dev's confirmation part (never shown to proposers).")
     confirm_pgr: float | None = Field(None, description="PGR on dev's confirmation part (never shown to proposers).")
     runtime_s: float = Field(0.0, description="Wall-clock seconds of the idea process.")
     warnings: list[str] = Field(default_factory=list, description="Degenerate-output flags etc.")

@@ -18,7 +18,8 @@ from sandbox.execution.analysis import run_analysis, write_wrapper
 from sandbox.runtime.context import weak_teacher_dir
 
 # A constant the idea returns: what an analysis reads back must be exactly it, nothing scored.
-UNIFORM_IDEA = "import numpy as np\n\n\ndef run(ctx):\n    return np.full((ctx.card.n_test, ctx.n_classes), 1.0 / ctx.n_classes)\n"
+UNIFORM_IDEA = ("import numpy as np\n\n\ndef run(ctx):\n"
+                "    return np.full((ctx.card.n_test, ctx.n_classes), 1.0 / ctx.n_classes)\n")
 WEAK_IDEA = "import numpy as np\n\n\ndef run(ctx):\n    return np.asarray(ctx.weak_test_probs)\n"
 
 READ_EARLIER = '''

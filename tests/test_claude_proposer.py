@@ -46,7 +46,8 @@ def assert_valid_transcript(messages: list[dict]) -> None:
     assert messages[0]["role"] == "user"
     for before, after in zip(messages, messages[1:], strict=False):
         assert before["role"] != after["role"]
-        ids = {b["id"] for b in before["content"] if b.get("type") == "tool_use"} if before["role"] == "assistant" else set()
+        uses = before["content"] if before["role"] == "assistant" else []
+        ids = {b["id"] for b in uses if b.get("type") == "tool_use"}
         for block in after["content"]:
             if block.get("type") == "tool_result":
                 assert block["tool_use_id"] in ids
@@ -149,7 +150,8 @@ def test_a_nudge_that_works_resets_the_count():
 
 
 def test_output_cut_at_max_tokens_mid_tool_call_is_an_error_result():
-    script = [tool_use("run_experiment", {"name": "a", "hypothesis": "h", "code": "def run(ctx"}, stop_reason="max_tokens"),
+    script = [tool_use("run_experiment", {"name": "a", "hypothesis": "h", "code": "def run(ctx"},
+                       stop_reason="max_tokens"),
               tool_use("finish", {"summary": "ok"})]
     tools = RecordingTools()
     with MessagesServer(script) as server:

@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SECRET = "sk-ant-canary-0123456789"
 PICKLE_MARKER = Path("/tmp/aar-hostile-pickle-bomb-detonated")
 # After these, a normal run must still work straight away (they spawn, starve or outlive).
-DISRUPTIVE = {"fork_children_memory", "memfd_tmpfs_pin", "setsid_cpu_hog", "fork_bomb", "memory_bomb", "daemon_escape", "import_side_effects", "fallocate_keep_size",
+DISRUPTIVE = {"fork_children_memory", "memfd_tmpfs_pin", "setsid_cpu_hog", "fork_bomb", "memory_bomb", "daemon_escape",
+              "import_side_effects", "fallocate_keep_size",
               "signal_parent", "time_budget_tamper", "log_flood"}
 NORMAL_IDEA = "import numpy as np\n\ndef run(ctx):\n    return np.asarray(ctx.weak_test_probs)\n"
 

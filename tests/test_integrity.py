@@ -117,7 +117,8 @@ def test_the_evaluator_flags_a_result_at_the_ceiling_and_checks_the_recipe(small
     from sandbox.scoring.evaluator import Evaluator
 
     for store in ("public", "private"):
-        shutil.copytree(small_cache.root / store / small_cache.public_dir.name, tmp_path / store / small_cache.public_dir.name)
+        name = small_cache.public_dir.name
+        shutil.copytree(small_cache.root / store / name, tmp_path / store / name)
     cache = TaskCache(spec=small_cache.spec, key=small_cache.key, root=tmp_path)
     ev = Evaluator(cache)
     gold = np.eye(len(ev.card.classes))[cache.gold_test()]
@@ -127,7 +128,8 @@ def test_the_evaluator_flags_a_result_at_the_ceiling_and_checks_the_recipe(small
     check = CeilingCheck.model_validate_json((cache.private_dir / "ceiling_check.json").read_text())
     assert (check.recipe_epochs, check.longer_epochs) == (20, 60) and 0 < check.recipe_dev <= 1
     assert abs(check.recipe_dev - cache.baselines().ceiling_dev.values[0]) < 1e-9  # the recipe, reproduced
-    weak = [ev.score(RunOutput(status="ok", predictions=np.load(cache.public_dir / "weak" / "seed_0" / "test_probs.npy")),
+    teacher = np.load(cache.public_dir / "weak" / "seed_0" / "test_probs.npy")
+    weak = [ev.score(RunOutput(status="ok", predictions=teacher),
                      0, charge=False)]
     assert not any("at or above" in w for w in ev._aggregate("weak", weak, None).warnings)
 

@@ -95,7 +95,8 @@ def test_read_errors_are_told_without_bytes_reprs(text):
     from experiments.gitobjects import read_error_text
 
     said = read_error_text(ValueError(text))
-    assert said == "git object 0123456789abcdef0123456789abcdef01234567 is missing from the lab (deleted or never written)"
+    assert said == ("git object 0123456789abcdef0123456789abcdef01234567 is missing from the lab "
+                    "(deleted or never written)")
 
 
 # --- a full disk ----------------------------------------------------------------------------

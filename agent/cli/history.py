@@ -76,7 +76,8 @@ def sessions_cmd(lab: Path | None = LAB_OPTION, json_out: bool = JSON_OPTION) ->
 @app.command("ideas")
 def ideas_cmd(session: str | None = typer.Option(None, "--session", "-s", help="Session id or unique prefix."),
               task: str | None = typer.Option(None, "--task", "-t", help="Only attempts on this task."),
-              status: list[str] | None = typer.Option(None, "--status", help="ok, error, ... (repeat or comma-separate)."),
+              status: list[str] | None = typer.Option(None, "--status",
+                                                      help="ok, error, ... (repeat or comma-separate)."),
               sort: str = typer.Option("time", "--sort", help=f"One of: {', '.join(SORTS)}."),
               limit: int = typer.Option(50, "--limit", "-n", min=0, help="Rows to show (0: all)."),
               researcher: str | None = typer.Option(None, "--researcher", help="Only this researcher's attempts."),
@@ -244,12 +245,17 @@ def _print_llm_replay(report: LLMReplayReport) -> None:
 @app.command("replay")
 def replay_cmd(session: str = typer.Argument(..., help="Session id or unique prefix."),
                task: str | None = typer.Option(None, "--task", "-t", help="Replay the ideas on another task."),
-               seeds: int | None = typer.Option(None, "--seeds", min=1, max=64, help="Seeds per attempt (default: recorded)."),
-               tolerance: float = typer.Option(0.01, "--tolerance", min=0.0, help="Largest per-seed PGR difference that reproduces."),
+               seeds: int | None = typer.Option(None, "--seeds", min=1, max=64,
+                                                help="Seeds per attempt (default: recorded)."),
+               tolerance: float = typer.Option(0.01, "--tolerance", min=0.0,
+                                               help="Largest per-seed PGR difference that reproduces."),
                split_sizes: str | None = typer.Option(None, "--split-sizes", help="Override the recorded split sizes."),
-               isolation: str | None = typer.Option(None, "--isolation", help="Idea sandbox (default: bwrap; recorded code is untrusted)."),
-               time_budget: float | None = typer.Option(None, "--time-budget", help="Seconds per seed (default: as recorded)."),
-               llm: bool = typer.Option(False, "--llm", help="Re-drive the research loop from recorded model responses."),
+               isolation: str | None = typer.Option(None, "--isolation",
+                                                    help="Idea sandbox (default: bwrap; recorded code is untrusted)."),
+               time_budget: float | None = typer.Option(None, "--time-budget",
+                                                        help="Seconds per seed (default: as recorded)."),
+               llm: bool = typer.Option(False, "--llm",
+                                        help="Re-drive the research loop from recorded model responses."),
                lab: Path | None = LAB_OPTION, json_out: bool = JSON_OPTION) -> None:
     """Rerun every attempt's code with its recorded seeds; report recorded vs replayed PGR; record the replay."""
     if llm:

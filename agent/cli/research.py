@@ -49,7 +49,8 @@ def research_cmd(
     max_cost: float | None = typer.Option(None, "--max-cost", min=0.0, help="Cost budget in USD."),
     max_time: str | None = typer.Option(None, "--max-time", help="Time budget: 90s, 15m, 2h."),
     target_pgr: float | None = typer.Option(None, "--target-pgr",
-                                            help="Stop once the best attempt's lower 95% bound of dev PGR reaches this."),
+                                            help="Stop once the best attempt's lower 95% bound of dev PGR "
+                                                 "reaches this."),
     max_analysis_time: str | None = typer.Option(None, "--max-analysis-time",
                                                  help="Analysis budget: sandbox time of all analysis runs "
                                                       "together (90s, 15m); never scoring calls."),
@@ -74,7 +75,8 @@ def research_cmd(
     racing: str | None = typer.Option(None, "--racing", help="Seed ladder, e.g. 1,3,8: an idea earns more seeds "
                                       "only while it could lead; leaders ranked by lower 95% bound."),
     confirm: int = typer.Option(0, "--confirm", min=0, help="At the end, re-run the top N ideas on fresh seeds."),
-    transfer_task: str | None = typer.Option(None, "--transfer-task", help="At the end, score the best idea on this task too."),
+    transfer_task: str | None = typer.Option(None, "--transfer-task",
+                                             help="At the end, score the best idea on this task too."),
     plain: bool = typer.Option(False, "--plain", help="One line per event instead of a live panel."),
     json_out: bool = typer.Option(False, "--json", help="Print the outcome as JSON."),
     executor: str = EXECUTOR_OPTION,
@@ -129,7 +131,8 @@ def closing_block(result: SessionOutcome, config: ResearchConfig, width: int = 1
         from experiments.store import LabStore
 
         best = LabStore.open(config.lab, create=False).index.find(result.best_attempt)
-        heldout = "" if best.heldout_pgr is None else f", held-out PGR {best.heldout_pgr:+.3f} (never shown to the proposer)"
+        heldout = ("" if best.heldout_pgr is None
+                   else f", held-out PGR {best.heldout_pgr:+.3f} (never shown to the proposer)")
         ci = "" if best.pgr_ci95 is None else f" ± {best.pgr_ci95:.3f}"
         lower = "" if result.best_lower is None else f" (lower 95% bound {result.best_lower:+.3f}, the ranking)"
         lines.append(f"best: {best.attempt_id} {best.name}")

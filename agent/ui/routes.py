@@ -230,7 +230,8 @@ def attempt_page(request: Request) -> Response:
     return _render(
         request, "attempt.html", a=attempt, s=summary, parent=parent, reviews=reviews, res=attempt.result,
         code=python_html(attempt.code), rationale=markdown_html(attempt.rationale), diff=diff,
-        log_tail="\n".join(log_lines[-LOG_TAIL_LINES:]), log_lines=len(log_lines), log_tail_n=LOG_TAIL_LINES, log_full=attempt.log,
+        log_tail="\n".join(log_lines[-LOG_TAIL_LINES:]), log_lines=len(log_lines), log_tail_n=LOG_TAIL_LINES,
+        log_full=attempt.log,
         calls=transcript_views(attempt.transcript), files=ATTEMPT_FILES, prev_id=prev_id, next_id=next_id,
         reviewed=request.query_params.get("reviewed"), ws=ws)
 

@@ -337,8 +337,10 @@ class WarmWorker:
             idea_copy.chmod(0o644)
             AttemptRun(self, idea_copy, states, gate, events).drive()
             outputs = [s.output or self.failed() for s in states]
-            for out in outputs if self.memory_note else []:
-                out.unenforced = sorted({*out.unenforced, self.memory_note})
+            note = self.memory_note
+            if note is not None:  # the memory limits were scaled down to fit the machine
+                for out in outputs:
+                    out.unenforced = sorted({*out.unenforced, note})
             return outputs
         finally:
             with self._lock:

@@ -1,7 +1,8 @@
 """How idea processes are started: limits, the run plan and the pluggable isolations.
 
 An attempt's seeds run in a warm worker (sandbox.runtime.worker, supervised by
-sandbox.execution.pool, sandbox.execution.supervisor): one process imports torch and the runtime once and forks a child per seed.
+sandbox.execution.pool, sandbox.execution.supervisor): one process imports torch and the runtime
+once and forks a child per seed.
 How that worker is isolated is pluggable (``register_isolation``): ``bwrap`` (sandbox.isolation.bwrap,
 the default everywhere user-facing) runs it in bubblewrap namespaces; ``process`` is a plain
 child process with resource limits and no isolation of files or network (unsafe, opt-in).
@@ -29,7 +30,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PYTHON_FLAGS = ("-s", "-P")
 DEFAULT_ISOLATION = "bwrap"  # everywhere user-facing; "process" is opt-in and unsafe
 SEED_TIME_S = 300.0  # the default wall-clock limit of one idea run (one seed), everywhere
-_SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}\.py")  # no user site, no script/cwd on sys.path; PYTHONHASHSEED still honoured
+# no user site, no script/cwd on sys.path; PYTHONHASHSEED still honoured
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}\.py")
 
 
 @dataclass

@@ -26,7 +26,8 @@ MIN_SWING = 0.03  # seed-to-seed sd of dev accuracy below this is never flagged
 SWING_FACTOR = 3.0
 # Reaching outside the idea API: file paths, processes, sockets, the environment, import tricks.
 OUTSIDE = {
-    "absolute file path": re.compile(r"""open\(\s*[rbf]*["']/|Path\(\s*["']/|["']/(etc|proc|home|root|tmp|work|usr)/"""),
+    "absolute file path": re.compile(r"""open\(\s*[rbf]*["']/|Path\(\s*["']/"""
+                                     r"""|["']/(etc|proc|home|root|tmp|work|usr)/"""),
     "subprocess or shell": re.compile(r"\b(subprocess|os\.system|os\.popen|pty\.spawn)\b"),
     "network": re.compile(r"\b(socket|urllib|requests|http\.client)\b"),
     "environment": re.compile(r"\bos\.environ\b|\bgetenv\("),
@@ -54,7 +55,8 @@ def _balance_distance(counts: np.ndarray, target: np.ndarray) -> np.ndarray:
     return ((counts - target) ** 2 / np.maximum(target, 1)).sum(-1)
 
 
-def class_balance_flag(predicted: np.ndarray, weak_predicted: np.ndarray, gold: np.ndarray, n_classes: int) -> list[str]:
+def class_balance_flag(predicted: np.ndarray, weak_predicted: np.ndarray, gold: np.ndarray,
+                       n_classes: int) -> list[str]:
     """Flags predicted class counts that match the split's class counts more closely than both
     the weak labels' own counts and rows drawn independently from the split's exact balance
     would (below their 0.1% quantile, by a fixed-seed simulation): a prior forcing the counts.
@@ -120,9 +122,11 @@ def ceiling_check_text(check: CeilingCheck | None) -> str:
         return ("ceiling-recipe check not run: a fine-tune ceiling is a training run per seed (retrain it "
                 "longer yourself to see whether it is under-trained)")
     measured = (f"trained {check.longer_epochs} instead of {check.recipe_epochs} epochs on seed {check.seed} it "
-                f"scores {check.longer_dev:.3f} on dev vs {check.recipe_dev:.3f} ({check.longer_dev - check.recipe_dev:+.3f}; "
-                f"noise over seeds and dev rows {check.noise:.3f}), fitting its gold training rows {check.longer_train_fit:.3f} vs "
+                f"scores {check.longer_dev:.3f} on dev vs {check.recipe_dev:.3f} "
+                f"({check.longer_dev - check.recipe_dev:+.3f}; noise over seeds and dev rows {check.noise:.3f}), "
+                f"fitting its gold training rows {check.longer_train_fit:.3f} vs "
                 f"{check.train_fit:.3f}")
     if check.under_trained:
-        return f"ceiling-recipe check: the ceiling is under-trained ({measured}), so part of this PGR is the ceiling's shortfall"
+        return (f"ceiling-recipe check: the ceiling is under-trained ({measured}), "
+                "so part of this PGR is the ceiling's shortfall")
     return f"ceiling-recipe check: the ceiling is not under-trained by its epochs ({measured})"

@@ -17,7 +17,8 @@ def run(ctx):
     libc = ctypes.CDLL(None, use_errno=True)
     target = str(ctx.scratch / "proc")
     os.mkdir(target)
-    for args in ((b"proc", b"/proc", b"proc", MS_REMOUNT, b"hidepid=off"), (b"proc", target.encode(), b"proc", 0, None)):
+    for args in ((b"proc", b"/proc", b"proc", MS_REMOUNT, b"hidepid=off"),
+                 (b"proc", target.encode(), b"proc", 0, None)):
         if libc.mount(*args) == 0:
             return np.asarray(ctx.weak_test_probs)  # a view of every process: the channel is open
     err = ctypes.get_errno()
