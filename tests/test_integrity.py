@@ -278,3 +278,20 @@ def test_a_prior_forcing_balanced_class_counts_is_flagged(small_cache):
         assert np.bincount(forced.argmax(1)).max() - np.bincount(forced.argmax(1)).min() <= 1
         (flag,) = flagged(forced, seed)
         assert flag.startswith("integrity: predicted class counts match the split's class balance")
+
+
+def test_seeds_that_round_alike_keep_an_interval_the_rounding_allows(small_cache):
+    """Dev PGR comes from accuracies rounded to 0.005: three seeds at 0.788, 0.790 and 0.792 all
+    show 0.790. Their interval is not 0 (which would rank the idea as certain) but the floor the
+    rounding's own error gives, the same for any exact values inside those cells."""
+    from sandbox.results import SeedResult
+    from sandbox.scoring.evaluator import Evaluator, rounding_floor
+
+    ev = Evaluator(small_cache)
+    gap = ev.baselines.ceiling_dev.mean - ev.baselines.weak_dev.mean
+    for accs in ([0.788, 0.790, 0.792], [0.7876, 0.7901, 0.7924]):
+        seeds = [SeedResult(seed=i, status="ok", **ev.dev_scores(a)) for i, a in enumerate(accs)]
+        res = ev._aggregate("probe", seeds, None)
+        assert res.pgr_ci95 == rounding_floor(3, gap) > 0
+    spread = [SeedResult(seed=i, status="ok", **ev.dev_scores(a)) for i, a in enumerate([0.70, 0.75, 0.80])]
+    assert ev._aggregate("probe", spread, None).pgr_ci95 > rounding_floor(3, gap)  # real noise is wider

@@ -29,7 +29,7 @@ from sandbox.files import atomic_write
 from sandbox.isolation.base import DEFAULT_ISOLATION, SEED_TIME_S, Isolation, Limits
 from sandbox.isolation.devices import Passthrough, host_gpus, resolve_device, run_passthrough
 from sandbox.isolation.registry import get_isolation
-from sandbox.results import IdeaResult, PairedDiff, SeedResult, shown_acc
+from sandbox.results import ACC_STEP, IdeaResult, PairedDiff, SeedResult, shown_acc
 from sandbox.runtime.context import weak_teacher_dir
 from sandbox.scoring.ceiling_check import ceiling_check
 from sandbox.scoring.flags import (
@@ -372,7 +372,9 @@ class Evaluator:
             result.warnings = sorted({*result.warnings, at_ceiling_flag(ok, b, ceiling_check(self.cache))})
         pgrs = [r.pgr for r in ok if r.pgr is not None]
         if pgrs:  # none where the task has no gap (require_gap=False runs)
-            result.pgr, result.pgr_ci95 = stat(pgrs), t_half_width(pgrs)
+            half = t_half_width(pgrs)
+            floor = rounding_floor(len(pgrs), b.ceiling_dev.mean - b.weak_dev.mean)
+            result.pgr, result.pgr_ci95 = stat(pgrs), None if half is None else max(half, floor)
         result.dev_acc = stat([r.dev_acc for r in ok if r.dev_acc is not None])
         result.heldout_acc = stat([r.heldout_acc for r in ok if r.heldout_acc is not None])
         heldout = [r.heldout_pgr for r in ok if r.heldout_pgr is not None]
@@ -384,6 +386,17 @@ class Evaluator:
         if vanilla:
             result.vs_vanilla = paired_difference({r.seed: r.pgr for r in ok if r.pgr is not None}, vanilla)
         return result
+
+
+def rounding_floor(n: int, gap: float) -> float:
+    """The narrowest 95% half-width of dev PGR that ``n`` seeds' rounded accuracies support: each
+    accuracy is known only to ``ACC_STEP`` (a uniform error, sd step/sqrt(12)), so seeds that round
+    alike do not show an idea without noise; without the floor their interval is 0 and the lower
+    bound ranks them as certain."""
+    if n < 2 or gap <= 0:
+        return 0.0
+    step_sd = ACC_STEP / gap / np.sqrt(12)
+    return float(scipy_stats().t.ppf(0.975, n - 1) * step_sd / np.sqrt(n))
 
 
 def paired_difference(idea: dict[int, float], vanilla: dict[int, float]) -> PairedDiff | None:
