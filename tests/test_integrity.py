@@ -284,14 +284,18 @@ def test_seeds_that_round_alike_keep_an_interval_the_rounding_allows(small_cache
     """Dev PGR comes from accuracies rounded to 0.005: three seeds at 0.788, 0.790 and 0.792 all
     show 0.790. Their interval is not 0 (which would rank the idea as certain) but the floor the
     rounding's own error gives, the same for any exact values inside those cells."""
+    import numpy as np
+
     from sandbox.results import SeedResult
     from sandbox.scoring.evaluator import Evaluator, rounding_floor
 
     ev = Evaluator(small_cache)
     gap = ev.baselines.ceiling_dev.mean - ev.baselines.weak_dev.mean
+    ev._roles = np.zeros(1000, dtype=ev._roles.dtype)  # 1,000 dev rows: finer than the rounding
+    assert rounding_floor(3, gap, 100) == 0.0  # 100 rows: a row is 0.01, the rounding hides nothing
     for accs in ([0.788, 0.790, 0.792], [0.7876, 0.7901, 0.7924]):
         seeds = [SeedResult(seed=i, status="ok", **ev.dev_scores(a)) for i, a in enumerate(accs)]
         res = ev._aggregate("probe", seeds, None)
-        assert res.pgr_ci95 == rounding_floor(3, gap) > 0
+        assert res.pgr_ci95 == rounding_floor(3, gap, 1000) > 0
     spread = [SeedResult(seed=i, status="ok", **ev.dev_scores(a)) for i, a in enumerate([0.70, 0.75, 0.80])]
-    assert ev._aggregate("probe", spread, None).pgr_ci95 > rounding_floor(3, gap)  # real noise is wider
+    assert ev._aggregate("probe", spread, None).pgr_ci95 > rounding_floor(3, gap, 1000)  # real noise is wider

@@ -373,7 +373,8 @@ class Evaluator:
         pgrs = [r.pgr for r in ok if r.pgr is not None]
         if pgrs:  # none where the task has no gap (require_gap=False runs)
             half = t_half_width(pgrs)
-            floor = rounding_floor(len(pgrs), b.ceiling_dev.mean - b.weak_dev.mean)
+            floor = rounding_floor(len(pgrs), b.ceiling_dev.mean - b.weak_dev.mean,
+                                   int((self._roles == SELECTION).sum()))
             result.pgr, result.pgr_ci95 = stat(pgrs), None if half is None else max(half, floor)
         result.dev_acc = stat([r.dev_acc for r in ok if r.dev_acc is not None])
         result.heldout_acc = stat([r.heldout_acc for r in ok if r.heldout_acc is not None])
@@ -388,12 +389,13 @@ class Evaluator:
         return result
 
 
-def rounding_floor(n: int, gap: float) -> float:
+def rounding_floor(n: int, gap: float, dev_rows: int) -> float:
     """The narrowest 95% half-width of dev PGR that ``n`` seeds' rounded accuracies support: each
     accuracy is known only to ``ACC_STEP`` (a uniform error, sd step/sqrt(12)), so seeds that round
     alike do not show an idea without noise; without the floor their interval is 0 and the lower
-    bound ranks them as certain."""
-    if n < 2 or gap <= 0:
+    bound ranks them as certain. None where the dev rows are so few (one row is at least a step)
+    that the rounding hides nothing."""
+    if n < 2 or gap <= 0 or dev_rows * ACC_STEP <= 1:
         return 0.0
     step_sd = ACC_STEP / gap / np.sqrt(12)
     return float(scipy_stats().t.ppf(0.975, n - 1) * step_sd / np.sqrt(n))
