@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from agent.ui.findings import round_floats
 from agent.ui.lab import NotFound
 from agent.ui.render import python_html
 from experiments.gitobjects import TREE_MODE
@@ -117,9 +118,14 @@ def _analysis(store: LabStore, attempt_id: str, folder: str, tree: bytes) -> Ana
     return AnalysisView(
         folder=folder, name=str(meta.get("name", folder)), status=str(meta.get("status", "?")),
         runtime_s=float(meta.get("runtime_s", 0.0)), source=str(meta.get("source", "inline")),
-        code=python_html(text("code.py")), output=text("output.txt"), reports=dict(meta.get("reports") or {}),
+        code=python_html(text("code.py")), output=text("output.txt"), reports=_rounded(meta.get("reports") or {}),
         figures=[(str(n), base + quote(str(n))) for n in meta.get("figures") or []],
         dropped=[str(d) for d in meta.get("dropped") or []], error=meta.get("error"))
+
+
+def _rounded(reports: dict[str, Any]) -> dict[str, Any]:
+    """ctx.report values as the forum shows numbers: long decimals rounded, the rest as written."""
+    return {str(k): round_floats(str(v)) for k, v in reports.items()}
 
 
 def _subtree(store: LabStore, commit: str, path: str) -> bytes | None:
