@@ -131,42 +131,44 @@ MIN_SEED_MEMORY = 512 << 20  # below this a seed cannot even load torch: refuse,
 
 
 class MemoryLedger:
-    """The memory limits of this process's live workers: together (each worker's own share
-    included) never more than the machine has. A worker that would not fit gets its seeds'
-    limits scaled down to what is left, with a note saying so; where even the floor does not
-    fit it waits for others to close (up to ``wait_s``), then refuses."""
+    """The memory limits of this process's live workers. Each worker's seeds are scaled down
+    (with a note) so that the worker alone fits the machine; where live workers together would
+    exceed it (warm workers of other evaluators, parallel researchers), the new one still
+    starts, never waits (an idle warm worker holds its share indefinitely, so waiting could
+    stall a session), and its note says the sum is not enforced: each limit holds, the kernel
+    guards their total."""
 
-    def __init__(self, total: int | None = None, wait_s: float = 600.0) -> None:
+    def __init__(self, total: int | None = None) -> None:
         self.total = total
-        self.wait_s = wait_s
         self.held: dict[int, int] = {}
-        self.changed = threading.Condition()
+        self._lock = threading.Lock()
 
     def reserve(self, key: int, limits: Limits, n_slots: int) -> tuple[Limits, str | None]:
-        """Limits for a worker of ``n_slots`` (scaled where needed) and the note when scaled."""
+        """Limits for a worker of ``n_slots`` (scaled where needed) and the note when scaled
+        or when live workers' limits together exceed the machine."""
         total = self.total if self.total is not None else machine_memory_bytes()
         want = n_slots * limits.memory_bytes + WORKER_MEMORY
-        deadline = time.monotonic() + self.wait_s
-        with self.changed:
-            while True:
-                free = total - sum(self.held.values())
-                per_seed = min(limits.memory_bytes, (free - WORKER_MEMORY) // max(1, n_slots))
-                if per_seed >= MIN_SEED_MEMORY or not self.changed.wait(max(0.0, deadline - time.monotonic())):
-                    break
-            if per_seed < MIN_SEED_MEMORY:
-                raise HarnessError(f"not enough memory for {n_slots} more seed(s): {free >> 20} MiB of the machine's "
-                                   f"{total >> 20} MiB left besides running workers; run fewer seeds at once")
+        per_seed = min(limits.memory_bytes, (total - WORKER_MEMORY) // max(1, n_slots))
+        if per_seed < MIN_SEED_MEMORY:
+            raise HarnessError(f"not enough memory for {n_slots} seed(s) at once: the machine has "
+                               f"{total >> 20} MiB; run fewer seeds at once")
+        notes = []
+        if per_seed < limits.memory_bytes:
+            notes.append(f"memory scaled to {per_seed >> 20} MiB per seed (asked {limits.memory_bytes >> 20} MiB) "
+                         f"so {n_slots} seed(s) and the worker ({want >> 20} MiB asked) fit the machine's "
+                         f"{total >> 20} MiB")
+        with self._lock:
+            others = sum(self.held.values())
             self.held[key] = n_slots * per_seed + WORKER_MEMORY
-        if per_seed == limits.memory_bytes:
-            return limits, None
-        note = (f"memory scaled to {per_seed >> 20} MiB per seed (asked {limits.memory_bytes >> 20} MiB) so "
-                f"{n_slots} seed(s) and the worker ({want >> 20} MiB asked) fit the machine's {total >> 20} MiB")
-        return replace(limits, memory_bytes=per_seed), note
+        if others + self.held[key] > total:
+            notes.append(f"live workers' memory limits together ({(others + self.held[key]) >> 20} MiB) exceed "
+                         f"the machine's {total >> 20} MiB: each limit holds, their sum is not enforced")
+        note = "; ".join(notes) or None
+        return (limits if per_seed == limits.memory_bytes else replace(limits, memory_bytes=per_seed)), note
 
     def release(self, key: int) -> None:
-        with self.changed:
-            if self.held.pop(key, None) is not None:
-                self.changed.notify_all()
+        with self._lock:
+            self.held.pop(key, None)
 
 
 LEDGER = MemoryLedger()
