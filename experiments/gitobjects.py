@@ -61,6 +61,25 @@ def identity(repo: git.Repo) -> git.Actor:
     return git.Actor(name, email)
 
 
+def author_env(actor: git.Actor) -> dict[str, str]:
+    """The environment that makes a git command author and commit as ``actor`` (notes, which
+    git writes itself): an identity without an email gets ``name@localhost``."""
+    name = actor.name or "unknown"
+    email = actor.email or f"{name}@localhost"
+    return {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email,
+            "GIT_COMMITTER_NAME": name, "GIT_COMMITTER_EMAIL": email}
+
+
+def note_texts(repo: git.Repo, ref: str, read_blob: Callable[[bytes], bytes]) -> list[tuple[str, str]]:
+    """``(annotated commit, note text)`` of every note under ``ref``."""
+    out = []
+    for line in repo.git.notes("--ref", ref, "list").splitlines():
+        blob, _, commit = line.strip().partition(" ")
+        if commit:
+            out.append((commit, read_blob(bytes.fromhex(blob)).decode("utf-8")))
+    return out
+
+
 def _signature(actor: git.Actor, when: datetime) -> str:
     name, email = actor.name or "unknown", actor.email or ""
     if any(c in f"{name}{email}" for c in "<>\n"):

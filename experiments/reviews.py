@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import git
 
-from experiments.gitobjects import identity
+from experiments.gitobjects import author_env, identity, note_texts
 from experiments.layout import StoreError
 from experiments.schemas import Review, Verdict, utc_now
 
@@ -45,9 +45,7 @@ def add_review(store: LabStore, attempt_id: str, verdict: Verdict, note: str) ->
     me = identity(store.repo)
     review = Review(verdict=verdict, note=note, reviewer=me.name or "unknown", email=me.email or "",
                     created_at=utc_now())
-    email = me.email or f"{me.name}@localhost"
-    env = {"GIT_AUTHOR_NAME": me.name, "GIT_AUTHOR_EMAIL": email,
-           "GIT_COMMITTER_NAME": me.name, "GIT_COMMITTER_EMAIL": email}
+    env = author_env(me)
     with store.lock():
         text = _note_text(store, row.commit)
         reviews = _parse(text)[1] if text else []
@@ -63,11 +61,8 @@ def read_all_notes(store: LabStore) -> list[tuple[str, str, list[Review]]]:
     if store.objects.ref_sha(NOTES_REF) is None:
         return []
     out = []
-    for line in store.repo.git.notes("--ref", NOTES_REF, "list").splitlines():
-        blob, _, commit = line.strip().partition(" ")
-        if not commit:
-            continue
-        attempt_id, reviews = _parse(store.objects.read(bytes.fromhex(blob), "blob").decode("utf-8"))
+    for commit, text in note_texts(store.repo, NOTES_REF, lambda sha: store.objects.read(sha, "blob")):
+        attempt_id, reviews = _parse(text)
         if attempt_id and reviews:
             out.append((commit, attempt_id, reviews))
     return out

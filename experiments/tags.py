@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import git
 
-from experiments.gitobjects import identity
+from experiments.gitobjects import author_env, identity, note_texts
 from experiments.layout import StoreError
 
 if TYPE_CHECKING:
@@ -52,10 +52,7 @@ def set_tags(store: LabStore, attempt_id: str, tags: list[str]) -> list[str]:
     """Replace the attempt's tags (an empty list removes them); returns what was stored."""
     tags = parse_tags(",".join(tags))
     row = store.index.find(attempt_id)
-    me = identity(store.repo)
-    email = me.email or f"{me.name}@localhost"
-    env = {"GIT_AUTHOR_NAME": me.name, "GIT_AUTHOR_EMAIL": email,
-           "GIT_COMMITTER_NAME": me.name, "GIT_COMMITTER_EMAIL": email}
+    env = author_env(identity(store.repo))
     with store.lock(), store.repo.git.custom_environment(**env):
         if tags:
             data = json.dumps({"attempt_id": row.attempt_id, "tags": tags}, indent=1)
@@ -74,11 +71,8 @@ def read_all_tags(store: LabStore) -> list[tuple[str, list[str]]]:
     if store.objects.ref_sha(TAGS_REF) is None:
         return []
     out = []
-    for line in store.repo.git.notes("--ref", TAGS_REF, "list").splitlines():
-        blob, _, commit = line.strip().partition(" ")
-        if not commit:
-            continue
-        attempt_id, tags = _parse(store.objects.read(bytes.fromhex(blob), "blob").decode("utf-8"))
+    for _commit, text in note_texts(store.repo, TAGS_REF, lambda sha: store.objects.read(sha, "blob")):
+        attempt_id, tags = _parse(text)
         if attempt_id and tags:
             out.append((attempt_id, tags))
     return out
