@@ -285,13 +285,15 @@ class OfflineProposer(Proposer):
     @staticmethod
     def _maybe_post(tools: ResearchTools, state: dict[str, Any], name: str, feedback: Feedback,
                     genome: dict[str, Any], pgr: float | None) -> None:
-        """Share a new personal best (after the starting points) with the other researchers."""
+        """Share a new personal best (after the starting points) with the other researchers: best
+        by the one ranking (experiments/ranking.py: lower bound, then mean), as everywhere."""
         if pgr is None or feedback.result is None or state["step"] < 3:
             return
-        earlier = [r["pgr"] for r in state["results"][:-1] if r["pgr"] is not None]
-        if earlier and pgr <= max(earlier):
-            return
         ci, vs = feedback.result.pgr_ci95, feedback.result.vs_vanilla
+        key = rank_key(pgr, ci)
+        earlier = [k for r in state["results"][:-1] if (k := rank_key(r["pgr"], r.get("ci95"))) is not None]
+        if key is None or (earlier and key <= max(earlier)):
+            return
         body = (f"Dev PGR {pgr:+.3f}" + (f" ± {ci:.3f}" if ci is not None else "")
                 + (f", {vs.mean:+.3f} vs vanilla (p={vs.p_value})" if vs else "")
                 + f".\n{GENOME_PREFIX}{json.dumps(genome, sort_keys=True)}")
