@@ -251,7 +251,9 @@ def test_second_ctrl_c_abandons_the_attempt_and_kills_its_seeds(small_cache, tmp
             wait_for(lambda: "attempt 1: running slow" in lines.getvalue())
             time.sleep(2)
             os.kill(os.getpid(), signal.SIGINT)  # the handler runs in the main thread
-            time.sleep(1)
+            # Two signals before the handler ran are one pending signal (a loaded machine can take
+            # over a second to run it): the second press follows the first one's message.
+            wait_for(lambda: "press again to abandon it" in lines.getvalue())
             os.kill(os.getpid(), signal.SIGINT)
 
         started = time.monotonic()
