@@ -7,6 +7,8 @@ same loss on the same seeds through the sandboxed evaluator, paired against ft_v
 (selection part) and held-out PGR.
 
     nice -n 10 .venv/bin/python benchmarks/ft_aux_recipes.py --task wordnet-10-ft --seeds 2
+    .venv/bin/python benchmarks/ft_aux_recipes.py --task benchmarks/tasks/debian-sections-ft \
+        --split-sizes 300,600,300,300 --epochs 3 --ramps 0.25:0.8 --seeds 3
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from sandbox.baseline_ideas import baseline_path  # noqa: E402
 from sandbox.cache.task_cache import open_cache  # noqa: E402
 from sandbox.results import IdeaResult  # noqa: E402
 from sandbox.scoring.evaluator import Evaluator, paired_difference  # noqa: E402
-from sandbox.tasks import get_task  # noqa: E402
+from sandbox.tasks import SplitSizes, get_task  # noqa: E402
 
 DEFAULT_OUT = Path(__file__).with_name("ft_aux_recipes.json")
 # (max_alpha, warmup): a later, smaller ramp first (the built-in recipe is measured in the README's
@@ -77,6 +79,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="wordnet-10-ft")
     parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--split-sizes", help="weak_train,unlabeled,dev,heldout (default: the task's).")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--epochs", type=float, help="Epochs for every idea (default: the recipe's).")
     parser.add_argument("--ramps", default=",".join(f"{a}:{w}" for a, w in RAMPS),
@@ -84,7 +87,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
     seeds = list(range(args.seeds))
-    cache = open_cache(get_task(args.task), n_weak_seeds=args.seeds, show_progress=True, device=args.device)
+    sizes = SplitSizes.parse(args.split_sizes) if args.split_sizes else None
+    cache = open_cache(get_task(args.task, sizes), n_weak_seeds=args.seeds, show_progress=True, device=args.device)
     evaluator = Evaluator(cache)
     ramps = [tuple(float(v) for v in r.split(":")) for r in args.ramps.split(",")]
     ideas = {"ft_vanilla": vanilla_code(args.epochs),

@@ -22,3 +22,10 @@ def test_a_benchmark_task_directory_loads_with_its_classes(folder, n_classes):
     texts = Counter(data.texts)
     assert texts.most_common(1)[0][1] == 1  # a text in two classes (or twice) was dropped
     assert min(Counter(data.labels).values()) >= 400  # every class can be split class-balanced
+
+
+def test_the_fine_tune_copy_of_debian_sections_reads_the_same_rows_at_its_own_sizes():
+    spec, features = get_task(str(TASKS / "debian-sections-ft")), get_task(str(TASKS / "debian-sections"))
+    assert spec.kind == "finetune" and features.kind == "features"
+    assert spec.sizes.text() == "300,600,300,300" and spec.sizes_given
+    assert spec.load().texts == features.load().texts

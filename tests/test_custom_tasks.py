@@ -48,6 +48,17 @@ def test_default_sizes_shrink_to_a_small_task(tmp_path):
     assert s.total <= 700 and (s.weak_train, s.unlabeled, s.dev, s.heldout) == (100, 400, 100, 100)
 
 
+def test_task_json_split_sizes_are_the_tasks_own_and_the_command_line_replaces_them(tmp_path):
+    folder = write_task(tmp_path / "sized", 1200)
+    (folder / "task.json").write_text(json.dumps({"split_sizes": "100,300,100,100"}))
+    spec = get_task(str(folder))
+    assert spec.fitted(spec.load()).sizes.text() == "100,300,100,100"
+    assert get_task(str(folder), SplitSizes.parse("200,400,100,100")).sizes.text() == "200,400,100,100"
+    (folder / "task.json").write_text(json.dumps({"split_sizes": "100,300,100"}))
+    with pytest.raises(HarnessError, match=r"task.json: split sizes '100,300,100': give four positive integers"):
+        get_task(str(folder))
+
+
 def test_given_sizes_that_do_not_fit_are_refused_with_sizes_that_do(tmp_path):
     spec = get_task(str(write_task(tmp_path / "small", 700)), SplitSizes.parse("300,1000,300,300"))
     with pytest.raises(HarnessError, match=r"need 1900 rows but task small@\w+ has 700: pass --split-sizes"):

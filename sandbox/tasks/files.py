@@ -30,7 +30,7 @@ from pathlib import Path
 from sandbox.errors import HarnessError
 from sandbox.tasks.hf_data import checked_lines, directory_rows, file_rows, hub_rows
 from sandbox.tasks.models import apply_preset
-from sandbox.tasks.spec import TASK_KEY_SEPARATOR, TASK_KINDS, LabeledData, TaskSpec
+from sandbox.tasks.spec import TASK_KEY_SEPARATOR, TASK_KINDS, LabeledData, SplitSizes, TaskSpec
 
 # The reference benchmark's split files and the role each keeps.
 SPLIT_FILES = {"train_label.jsonl": "weak_train", "train_unlabel.jsonl": "unlabeled", "test.jsonl": "test"}
@@ -285,6 +285,11 @@ def _task_config(directory: Path) -> dict:
         raise HarnessError(f"{path}: unknown kind {kind!r}; use one of {', '.join(TASK_KINDS)}")
     if config.get("template", "cue") not in TEMPLATES:
         raise HarnessError(f"{path}: unknown template {config['template']!r}; use one of {', '.join(TEMPLATES)}")
+    if "split_sizes" in config:
+        try:
+            SplitSizes.parse(str(config["split_sizes"]))
+        except ValueError as exc:
+            raise HarnessError(f"{path}: {exc}") from exc
     if "kind" not in config and _names_causal_lm(config.get("strong_model", "")):
         raise HarnessError(f"{path}: missing kind; a causal LM student needs \"kind\": \"finetune\" "
                            f"(allowed: {', '.join(TASK_KINDS)})")
@@ -325,4 +330,7 @@ def task_from_directory(directory: Path) -> TaskSpec:
         chat_template=config.get("chat_template"),
         fixed_seeds=int(config["fixed_seeds"]) if "fixed_seeds" in config else
         (REFERENCE_SEEDS if split_files else None),
+        # the task's own sizes count as given (refused when they do not fit); --split-sizes replaces them
+        sizes=SplitSizes.parse(str(config["split_sizes"])) if "split_sizes" in config else SplitSizes(),
+        sizes_given="split_sizes" in config,
     )
