@@ -94,7 +94,7 @@ def main() -> None:
     ideas = {"ft_vanilla": vanilla_code(args.epochs),
              **{f"aux max {a} by {w}": aux_code(a, w, args.epochs) for a, w in ramps}}
     suffix = "" if args.epochs is None else f" ({args.epochs:g} epochs)"
-    rows = {}
+    rows: dict[str, dict] = {}
     for name, code in ideas.items():
         started = time.monotonic()
         result = score(evaluator, code, name.replace(" ", "_"), seeds)
