@@ -89,6 +89,9 @@ class SeedResult(BaseModel):
     log_tail: str = Field("", description="The end of the idea's stdout/stderr.")
     limits_not_enforced: list[str] = Field(
         default_factory=list, description="Whole-run limits (memory, pids, cpu) this host could not enforce.")
+    limit_notes: list[str] = Field(
+        default_factory=list, description="How the whole-run limits were sized where they differ from the asked "
+                                          "ones (e.g. memory scaled down so the live workers fit the machine).")
     test_probs_npy: bytes | None = Field(
         None, exclude=True, repr=False,
         description="The validated test-row probabilities as .npy bytes: host memory only (never in result.json, "
@@ -120,6 +123,8 @@ class IdeaResult(BaseModel):
     isolation: str = Field(description="How the idea process was isolated (e.g. 'process').")
     limits_not_enforced: list[str] = Field(
         default_factory=list, description="Whole-run limits not enforced on some seed (empty: all held).")
+    limit_notes: list[str] = Field(
+        default_factory=list, description="Union of the seeds' notes on how their limits were sized.")
     isolation_not_enforced: list[str] = Field(
         default_factory=list, description="Channels between concurrent seeds this isolation cannot close "
                                           "(each names the benchmark that measures its capacity).")

@@ -91,10 +91,8 @@ def cluster(small_cache):
 
 
 def limit_names(unenforced: list[str]) -> set[str]:
-    """The limit names among what a seed could not enforce; the memory ledger's notes (a sum
-    of live workers' limits over the machine, which depends on what else this process runs)
-    are sentences beside them."""
-    return {u for u in unenforced if " " not in u}
+    """What a seed could not enforce, as a set (the memory ledger's notes are in ``limit_notes``)."""
+    return set(unenforced)
 
 
 def executor(cluster, **config):

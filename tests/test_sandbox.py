@@ -377,6 +377,21 @@ def test_concurrent_memory_limits_scale_to_the_machine_and_never_wait():
         MemoryLedger(total=8 << 30).reserve(4, Limits(memory_bytes=1 << 30), 64)
 
 
+def test_a_ledger_note_travels_beside_the_limit_names_not_among_them(small_cache, monkeypatch):
+    """Live workers over the machine put a sentence in ``limit_notes`` (printed by ``aar eval``);
+    ``limits_not_enforced`` keeps the limit names a host could not enforce, whatever else the
+    process runs (a test that compared those names failed when the suite's workers filled it)."""
+    from sandbox.execution.supervisor import LEDGER
+
+    monkeypatch.setitem(LEDGER.held, -1, 80 << 30)  # another evaluator's workers, far over the machine
+    result = Evaluator(small_cache, isolation="process", time_budget_s=120, parallel=1).evaluate(
+        baseline_path(VANILLA_NAME), [0], compare_vanilla=False, charge=False)
+    assert result.status == "ok", result.seeds[0].error
+    assert all(" " not in name for name in result.limits_not_enforced)
+    assert any("their sum is not enforced" in n for n in result.limit_notes)
+    assert result.seeds[0].limit_notes == result.limit_notes
+
+
 def test_machine_memory_is_the_smaller_of_ram_and_the_own_cgroup(tmp_path, monkeypatch):
     from sandbox.isolation import cgroups
 

@@ -232,6 +232,8 @@ def eval_cmd(idea: Path = typer.Argument(..., help="The idea file (defines run(c
             console.print("warning: whole-run limits not enforced where the seeds ran (this host or its Ray "
                           f"nodes): {', '.join(result.limits_not_enforced)} "
                           "(per-process limits only; --strict-limits refuses to run)", markup=False)
+        for note in result.limit_notes:
+            console.print(f"note: {note}", markup=False)
     if interrupts.requested:  # Ctrl-C once: the seeds finished and are scored above
         fail(f"interrupted (Ctrl-C): the seeds of {idea.name} finished and were scored; {_rerun_hint()}",
              EXIT_INTERRUPTED)

@@ -66,7 +66,8 @@ class RunOutput:
     log_tail: str = ""
     runtime_s: float = 0.0
     isolation: str = "process"
-    unenforced: list[str] = field(default_factory=list)  # whole-run limits this host could not enforce
+    unenforced: list[str] = field(default_factory=list)  # names of whole-run limits this host could not enforce
+    limit_notes: list[str] = field(default_factory=list)  # how the limits were sized (scaled to fit the machine)
     figures: dict[str, bytes] = field(default_factory=dict)  # an analysis run's PNGs, by the name it gave
     # (unchecked here: sandbox.execution.analysis checks them before anyone looks)
 

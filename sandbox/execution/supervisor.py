@@ -342,7 +342,7 @@ class WarmWorker:
             note = self.memory_note
             if note is not None:  # the memory limits were scaled down to fit the machine
                 for out in outputs:
-                    out.unenforced = sorted({*out.unenforced, note})
+                    out.limit_notes = sorted({*out.limit_notes, note})
             return outputs
         finally:
             with self._lock:

@@ -295,7 +295,7 @@ class Evaluator:
     def score(self, out: RunOutput, seed: int, charge: bool = True) -> SeedResult:
         base = SeedResult(seed=seed, status=out.status, runtime_s=out.runtime_s, error=out.error,
                           traceback=out.traceback, log_tail=out.log_tail, diagnostics=out.diagnostics,
-                          limits_not_enforced=out.unenforced)
+                          limits_not_enforced=out.unenforced, limit_notes=out.limit_notes)
         if out.status != "ok" or out.predictions is None:
             return base
         if charge:
@@ -364,6 +364,7 @@ class Evaluator:
             warnings=sorted({*(w for r in seeds for w in r.warnings), *result_flags(seeds, b)}),
             scoring_calls=self.budget.used,
             limits_not_enforced=sorted({x for r in seeds for x in r.limits_not_enforced}),
+            limit_notes=sorted({x for r in seeds for x in r.limit_notes}),
             isolation_not_enforced=self.isolation.open_channels(),
         )
         if not ok:
