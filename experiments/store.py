@@ -15,22 +15,21 @@ under one fcntl lock per lab, so parallel writers and killed processes leave a v
 
 from __future__ import annotations
 
-import errno
-import fcntl
-import functools
 import json
 import os
 import re
 import shlex
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import git
 
+from experiments import liveness
+from experiments.disk_reserve import DiskReserve, survives_full_disk
 from experiments.gitobjects import (
     BLOB_MODE,
     LAB_READ_ERRORS,
@@ -48,15 +47,19 @@ from experiments.layout import (
     DEFAULT_LAB,
     FIRST_RESEARCHER,
     LAB_ENV,
-    RESERVE_BYTES,
-    RESERVE_FILE,
-    RUNNING_DIR,
     SESSION_FILE,
     SESSION_REFS,
-    STATE_DIR,
     WORKSPACE_DIR,
-    LabDiskFull,
     StoreError,
+)
+from experiments.records import (
+    attempt_files,
+    attempt_folder,
+    attempt_message,
+    check_session_id,
+    manifest_text,
+    state_path,
+    trailers,
 )
 from experiments.schemas import (
     Attempt,
@@ -65,9 +68,8 @@ from experiments.schemas import (
     SessionStatus,
     SessionSummary,
     TokenUsage,
-    slug,
 )
-from sandbox.files import atomic_write, file_lock
+from sandbox.files import file_lock
 from sandbox.results import IdeaResult
 
 if TYPE_CHECKING:
@@ -81,7 +83,6 @@ idea.py, rationale.md, result.json, run.log, transcript.json and attempt.json. R
 notes: `git log --notes=aar-reviews sessions/<id>` (a clone fetches them with
 `git fetch origin 'refs/notes/*:refs/notes/*'`). Browse with `aar sessions`, `aar ideas`, `aar show`.
 """
-_SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
 CAS_RETRIES = 5
 _FOLDER_INDEX = re.compile(r"^(\d+)-")
 
@@ -96,90 +97,6 @@ def resume_command(lab: Path, session_or_group: str, command: str = "aar researc
     default one (./aar-lab), so that it works as printed from the same folder."""
     at = "" if Path(lab).resolve() == Path(DEFAULT_LAB).resolve() else f" --lab {shlex.quote(str(lab))}"
     return f"{command} --resume {shlex.quote(session_or_group)}{at}"
-
-
-def check_session_id(session_id: str) -> str:
-    if not _SESSION_ID.match(session_id) or ".." in session_id or session_id.endswith((".lock", ".")):
-        raise StoreError(f"session id {session_id!r}: use letters, digits, '.', '_' and '-' only")
-    return session_id
-
-
-def attempt_folder(attempt: Attempt) -> str:
-    who = "" if attempt.researcher == FIRST_RESEARCHER else f"{slug(attempt.researcher, 16)}-"
-    return f"{attempt.index:04d}-{who}{slug(attempt.name)}"
-
-
-def _state_path(relpath: str) -> str:
-    parts = [p for p in relpath.replace("\\", "/").split("/") if p not in ("", ".")]
-    if not parts or ".." in parts or relpath.startswith("/"):
-        raise StoreError(f"session file {relpath!r}: give a relative path without '..'")
-    return "/".join([STATE_DIR, *parts])
-
-
-def _trailers(pairs: dict[str, object]) -> str:
-    return "\n".join(f"{k}: {' '.join(str(v).split())}" for k, v in pairs.items() if v is not None)
-
-
-def attempt_message(attempt: Attempt, folder: str) -> str:
-    """Subject (name, status, PGR ± CI), a short body, and machine-readable trailers."""
-    res = attempt.result
-    pgr = res.pgr.mean if res and res.pgr else None
-    ci = res.pgr_ci95 if res else None
-    score = "" if pgr is None else f", PGR {pgr:+.3f}" + ("" if ci is None else f" ± {ci:.3f}")
-    subject = f"#{attempt.index} {attempt.name}: {attempt.status}{score}"
-    body = attempt.rationale.strip().splitlines()[:6]
-    trailers = {
-        "Aar-Kind": "attempt", "Aar-Attempt": attempt.attempt_id, "Aar-Session": attempt.session_id,
-        "Aar-Researcher": attempt.researcher, "Aar-Index": attempt.index, "Aar-Path": f"{ATTEMPTS_DIR}/{folder}",
-        "Aar-Parent": attempt.parent_id or "none", "Aar-Status": attempt.status,
-        "Aar-PGR": None if pgr is None else f"{pgr:.6f}", "Aar-PGR-CI95": None if ci is None else f"{ci:.6f}",
-        "Aar-Task": res.task if res else None, "Aar-Cost-USD": f"{attempt.usage.cost_usd:.6f}",
-    }
-    return "\n\n".join(part for part in (subject, "\n".join(body), _trailers(trailers)) if part)
-
-
-def attempt_files(attempt: Attempt) -> dict[str, str]:
-    """The files of an attempt's folder."""
-    meta = attempt.model_dump(mode="json", exclude={"code", "rationale", "result", "log", "transcript"})
-    meta["files"] = list(ATTEMPT_FILES)
-    transcript = {"usage": attempt.usage.model_dump(mode="json"), "calls": attempt.transcript}
-    result = attempt.result.model_dump_json(indent=2) if attempt.result else "null"
-    return {
-        "idea.py": attempt.code, "rationale.md": attempt.rationale, "result.json": result + "\n",
-        "run.log": attempt.log, "transcript.json": json.dumps(transcript, indent=2, default=str) + "\n",
-        "attempt.json": json.dumps(meta, indent=2) + "\n",
-    }
-
-
-DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
-_Method = Callable[..., Any]
-
-
-def _survives_full_disk(what: str) -> Callable[[_Method], _Method]:
-    """A lab write that meets a full disk frees the lab's reserve and is tried once more, then
-    raises LabDiskFull (one line: what filled, that nothing is lost, what to do)."""
-
-    def wrap(method: _Method) -> _Method:
-        @functools.wraps(method)
-        def write(self: LabStore, *args: Any, **kwargs: Any) -> Any:
-            try:
-                return method(self, *args, **kwargs)
-            except OSError as exc:
-                if exc.errno not in DISK_FULL:
-                    raise
-                if not self.release_reserve():  # nothing left to write from
-                    raise LabDiskFull(self.disk_full_message(what, exc, recorded=False), recorded=False) from exc
-                try:
-                    method(self, *args, **kwargs)
-                except OSError as again:
-                    if again.errno not in DISK_FULL:
-                        raise
-                    raise LabDiskFull(self.disk_full_message(what, again, recorded=False), recorded=False) from again
-                raise LabDiskFull(self.disk_full_message(what, exc, recorded=True), recorded=True) from exc
-
-        return write
-
-    return wrap
 
 
 class _DetachedGit(git.cmd.Git):
@@ -213,7 +130,7 @@ class LabStore:
         self.git_dir = Path(self.repo.git_dir)
         self.objects = GitObjects(self.repo)
         self._index: LabIndex | None = None
-        self._reserve_spent = False
+        self.disk = DiskReserve(self.git_dir, self.path)
 
     @classmethod
     def open(cls, path: Path | str | None = None, create: bool = True) -> LabStore:
@@ -246,49 +163,14 @@ class LabStore:
     def close(self) -> None:
         self.repo.close()
 
-    # -- which sessions a live process is running ------------------------------------------
-    def _running_lock(self, session_id: str) -> Path:
-        return self.git_dir / RUNNING_DIR / f"{check_session_id(session_id)}.lock"
-
-    @contextmanager
-    def running(self, session_id: str) -> Iterator[None]:
-        """Hold the session's liveness lock while this process runs it (the kernel drops it if
-        the process dies; a clean end removes the file). A session another process is running
-        is refused."""
-        path = self._running_lock(session_id)
-        path.parent.mkdir(exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise StoreError(f"session {session_id} is being run by another aar process (pid {holder}); "
-                             "wait for it to end, or stop it first") from None
-        try:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-            yield
-        finally:
-            path.unlink(missing_ok=True)  # still ours (held): the session's end status is written by now
-            os.close(fd)
-
-    def resume_command(self, session_id: str) -> str:
-        """The command that continues ``session_id`` in this lab, as printed."""
-        return resume_command(self.path, session_id)
+    def running(self, session_id: str) -> AbstractContextManager[None]:
+        """Hold the session's liveness lock while this process runs it (see experiments.liveness)."""
+        return liveness.running(self.git_dir, session_id)
 
     def stuck_sessions(self) -> list[str]:
         """Sessions marked running whose process is gone (their liveness lock is free)."""
         stuck = []
-        for path in sorted((self.git_dir / RUNNING_DIR).glob("*.lock")):
-            sid = path.name[: -len(".lock")]
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue  # a live process holds it
-            finally:
-                os.close(fd)
+        for sid in liveness.unheld_sessions(self.git_dir):
             try:
                 if self.manifest(sid).status == "running":
                     stuck.append(sid)
@@ -296,37 +178,9 @@ class LabStore:
                 continue  # a session that cannot be read is reported as such
         return stuck
 
-    # -- space for the last writes of a full disk ------------------------------------------
-    @property
-    def reserve(self) -> Path:
-        return self.git_dir / RESERVE_FILE
-
-    def keep_reserve(self) -> None:
-        """Set aside RESERVE_BYTES in the lab (silently skipped where there is no room; not again
-        in a process that has spent it: the disk is still full)."""
-        if self._reserve_spent or self.reserve.exists():
-            return
-        try:  # whole or not at all (a writer killed mid-way leaves no short reserve); written, not
-            atomic_write(self.reserve, b"\0" * RESERVE_BYTES)  # sparse: tmpfs and quotas count it
-        except OSError:
-            pass
-
-    def release_reserve(self) -> bool:
-        """Free the reserve (and what a failed write left half-written); True when space was freed."""
-        for leftover in (self.git_dir / "objects").glob("obj*"):  # gitdb's temporary object files
-            leftover.unlink(missing_ok=True)
-        self._reserve_spent = True
-        if not self.reserve.exists():
-            return False
-        self.reserve.unlink()
-        return True
-
-    def disk_full_message(self, what: str, exc: OSError, recorded: bool) -> str:
-        """One line: what filled, what was kept, how to go on."""
-        kept = (f"{what} was still recorded, from the lab's reserve space, and nothing recorded before is lost"
-                if recorded else f"{what} could not be recorded; nothing recorded before is lost")
-        return (f"the lab's disk is full ({self.path}: {os.strerror(exc.errno or errno.ENOSPC)}): {kept}; "
-                "free space there, then resume")
+    def resume_command(self, session_id: str) -> str:
+        """The command that continues ``session_id`` in this lab, as printed."""
+        return resume_command(self.path, session_id)
 
     @property
     def index(self) -> LabIndex:
@@ -386,15 +240,15 @@ class LabStore:
             raise StoreError(f"no session {session_id!r} in {self.path}; list them with `aar sessions`")
         return head
 
-    @_survives_full_disk("the new session")
+    @survives_full_disk("the new session")
     def create_session(self, manifest: SessionManifest) -> str:
         """Start the session's branch with session.json; returns the branch name."""
-        self.keep_reserve()
+        self.disk.keep()
         ref = self.branch(manifest.session_id)
-        tree = self.objects.tree({SESSION_FILE: (self.objects.blob(_manifest_text(manifest)), BLOB_MODE)})
+        tree = self.objects.tree({SESSION_FILE: (self.objects.blob(manifest_text(manifest)), BLOB_MODE)})
         subject = f"session {manifest.session_id}: {manifest.task}, {manifest.proposer}" + (
             f" ({manifest.model})" if manifest.model else "")
-        message = "\n\n".join(p for p in (subject, (manifest.direction or "").strip(), _trailers({
+        message = "\n\n".join(p for p in (subject, (manifest.direction or "").strip(), trailers({
             "Aar-Kind": "session", "Aar-Session": manifest.session_id, "Aar-Task": manifest.task,
             "Aar-Parent-Session": manifest.parent_session})) if p)
         with self.lock():
@@ -436,16 +290,16 @@ class LabStore:
     def set_session_status(self, session_id: str, status: SessionStatus) -> str:
         return self.update_session(session_id, {"status": status})
 
-    @_survives_full_disk("the session's status")
+    @survives_full_disk("the session's status")
     def update_session(self, session_id: str, changes: dict[str, Any],
                        files: dict[str, str] | None = None) -> str:
         """One commit: the manifest with ``changes`` applied (validated) and ``state/`` files."""
-        self.keep_reserve()
+        self.disk.keep()
         current = self.manifest(session_id)
         manifest = SessionManifest.model_validate({**current.model_dump(mode="json"), **changes})
-        blob = self.objects.blob(_manifest_text(manifest))
-        state = {_state_path(rel): self.objects.blob(text) for rel, text in (files or {}).items()}
-        message = f"session {session_id}: {manifest.status}\n\n" + _trailers(
+        blob = self.objects.blob(manifest_text(manifest))
+        state = {state_path(rel): self.objects.blob(text) for rel, text in (files or {}).items()}
+        message = f"session {session_id}: {manifest.status}\n\n" + trailers(
             {"Aar-Kind": "status", "Aar-Session": session_id, "Aar-Status": manifest.status})
 
         def edit(root: bytes) -> bytes:
@@ -460,13 +314,13 @@ class LabStore:
         """Store ``state/<relpath>`` on the session branch (one commit); returns its sha."""
         return self.write_session_files(session_id, {relpath: text})
 
-    @_survives_full_disk("the session's files")
+    @survives_full_disk("the session's files")
     def write_session_files(self, session_id: str, files: dict[str, str], workspace: bytes | None = None) -> str:
         """Store several ``state/`` files in one commit, with the researcher's workspace tree
         when one is given; returns its sha."""
-        self.keep_reserve()
-        blobs = {_state_path(rel): self.objects.blob(text) for rel, text in files.items()}
-        message = f"state: {', '.join(files)}\n\n" + _trailers(
+        self.disk.keep()
+        blobs = {state_path(rel): self.objects.blob(text) for rel, text in files.items()}
+        message = f"state: {', '.join(files)}\n\n" + trailers(
             {"Aar-Kind": "state", "Aar-Session": session_id, "Aar-Path": ", ".join(blobs)})
 
         def edit(root: bytes) -> bytes:
@@ -477,7 +331,7 @@ class LabStore:
         return self._change(session_id, edit, message)
 
     def read_session_file(self, session_id: str, relpath: str) -> str | None:
-        return self.objects.read_text(self.objects.commit_tree(self._head(session_id)), _state_path(relpath))
+        return self.objects.read_text(self.objects.commit_tree(self._head(session_id)), state_path(relpath))
 
     def workspace_tree(self, session_id: str) -> bytes | None:
         """The tree of the session's workspace at its head (None: no file was ever written)."""
@@ -511,7 +365,7 @@ class LabStore:
             blobs[WORKSPACE_DIR] = (workspace, TREE_MODE)
         tree = self.objects.tree(blobs)
         path = f"{ANALYSES_DIR}/{folder}"
-        message = f"{subject}\n\n" + _trailers({"Aar-Kind": "analysis", "Aar-Session": session_id, "Aar-Path": path})
+        message = f"{subject}\n\n" + trailers({"Aar-Kind": "analysis", "Aar-Session": session_id, "Aar-Path": path})
 
         def edit(root: bytes) -> bytes:
             if self.objects.lookup(root, path) is not None:
@@ -534,19 +388,19 @@ class LabStore:
         return self.index.sessions()
 
     # -- attempts ------------------------------------------------------------------------
-    @_survives_full_disk("the attempt in flight")
+    @survives_full_disk("the attempt in flight")
     def record_attempt(self, attempt: Attempt, session_files: dict[str, str] | None = None,
                        workspace: bytes | None = None) -> str:
         """Commit one attempt (and optionally session files in the same commit); returns the sha.
         ``workspace``, the researcher's workspace tree, goes into the attempt's folder (the files
         it ran with) and to the branch's ``workspace/`` (the files now): the same tree object."""
-        self.keep_reserve()
+        self.disk.keep()
         folder = attempt_folder(attempt)
         blobs = {name: (self.objects.blob(text), BLOB_MODE) for name, text in attempt_files(attempt).items()}
         if workspace is not None:
             blobs[WORKSPACE_DIR] = (workspace, TREE_MODE)
         folder_tree = self.objects.tree(blobs)
-        state = {_state_path(rel): self.objects.blob(text) for rel, text in (session_files or {}).items()}
+        state = {state_path(rel): self.objects.blob(text) for rel, text in (session_files or {}).items()}
 
         def edit(root: bytes) -> bytes:
             self._check_slot(root, attempt, folder)
@@ -657,10 +511,6 @@ class LabStore:
 def _with_workspace(objects: GitObjects, root: bytes, workspace: bytes | None) -> bytes:
     """``root`` with its ``workspace/`` set to the given tree (unchanged when None)."""
     return root if workspace is None else objects.put(root, WORKSPACE_DIR, (workspace, TREE_MODE))
-
-
-def _manifest_text(manifest: SessionManifest) -> str:
-    return manifest.model_dump_json(indent=2) + "\n"
 
 
 def _when(iso: str | None) -> datetime | None:

@@ -34,9 +34,10 @@ from agent.ui.tables import (
 from agent.ui.workspace_view import workspace_section
 from experiments.layout import ATTEMPT_FILES, StoreError, group_of
 from experiments.ranking import RULE
+from experiments.records import attempt_files
 from experiments.reviews import add_review
 from experiments.schemas import ATTEMPT_STATUSES, SESSION_STATUSES, AttemptSummary
-from experiments.store import LabStore, attempt_files
+from experiments.store import LabStore
 from experiments.tags import STAR, TAG_PATTERN, parse_tags, set_tags
 from experiments.views import LOG_TAIL_LINES, side_by_side_rows
 from sandbox.tasks.spec import readable_name
