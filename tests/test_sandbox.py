@@ -359,7 +359,7 @@ def test_concurrent_memory_limits_scale_to_the_machine_and_never_wait():
     fit (with a note). A second live worker starts at once (waiting on an idle warm worker
     stalled sessions) and its note says the sum is not enforced; a closed worker's share comes
     back; a machine too small for the seeds at all is refused with one line."""
-    from sandbox.execution.supervisor import MIN_SEED_MEMORY, WORKER_MEMORY, MemoryLedger
+    from sandbox.execution.memory_ledger import MIN_SEED_MEMORY, WORKER_MEMORY, MemoryLedger
 
     total = 23 << 30
     ledger = MemoryLedger(total=total)
@@ -381,7 +381,7 @@ def test_a_ledger_note_travels_beside_the_limit_names_not_among_them(small_cache
     """Live workers over the machine put a sentence in ``limit_notes`` (printed by ``aar eval``);
     ``limits_not_enforced`` keeps the limit names a host could not enforce, whatever else the
     process runs (a test that compared those names failed when the suite's workers filled it)."""
-    from sandbox.execution.supervisor import LEDGER
+    from sandbox.execution.memory_ledger import LEDGER
 
     monkeypatch.setitem(LEDGER.held, -1, 80 << 30)  # another evaluator's workers, far over the machine
     result = Evaluator(small_cache, isolation="process", time_budget_s=120, parallel=1).evaluate(

@@ -7,7 +7,9 @@ leftovers are killed (cgroup) and its scratch wiped by its uid before the slot t
 seed. Per seed the parent makes a private weak-teacher copy and a result and a log FIFO, reads
 them (capped), keeps the wall clock and stops reading when the seed's child ends.
 
-How workers are kept between attempts (or not) is sandbox.execution.pool's business.
+How workers are kept between attempts (or not) is sandbox.execution.pool's business; how one
+attempt's seeds are started, policed and collected is sandbox.execution.attempt_run's, and how
+their memory limits are sized is sandbox.execution.memory_ledger's.
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sandbox.errors import HarnessError
-from sandbox.execution.run_output import CANCELLED, LogCapture, ResultCapture, RunOutput, collect
+from sandbox.execution.attempt_run import WORKER_DIED, AttemptRun, Gate, SeedState
+from sandbox.execution.memory_ledger import LEDGER, WORKER_MEMORY
+from sandbox.execution.run_output import LogCapture, ResultCapture, RunOutput
 from sandbox.isolation.base import (
     SANDBOX_SETUP_FAILED,
     Isolation,
@@ -46,62 +50,15 @@ from sandbox.isolation.cgroups import (
     STRICT_ENV,
     RunCgroup,
     RunLimits,
-    machine_memory_bytes,
     sweep_stale,
 )
 from sandbox.isolation.devices import Passthrough
 from sandbox.runtime.context import JobSpec
 from sandbox.runtime.worker import SeedPlan
 
-TICK_S = 0.02
-WORKER_MEMORY = 2 << 30  # the worker's own share (interpreter, torch) on top of its seeds'
 WORKER_PIDS = 64
 READY_TIMEOUT_S = 120.0
-ABANDONED = "abandoned: the run was cancelled (Ctrl-C)"
-SLOTS_LOST = "not run: its worker could not wipe a finished seed's scratch (rerun the attempt)"
-WORKER_DIED = "worker"  # the event an attempt gets when its worker's event stream ends
 _SPAWNER = ThreadPoolExecutor(1, thread_name_prefix="worker-spawner")  # lives as long as the process
-
-
-@dataclass
-class Gate:
-    """When a seed may start: a free slot (shared by every evaluator), fewer than ``parallel``
-    of this attempt running, and no cancel."""
-
-    slots: threading.Semaphore
-    parallel: int
-    cancelled: threading.Event
-    running: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def try_enter(self) -> bool:
-        with self.lock:
-            if self.running >= self.parallel or not self.slots.acquire(blocking=False):
-                return False
-            self.running += 1
-            return True
-
-    def leave(self) -> None:
-        with self.lock:
-            self.running -= 1
-            self.slots.release()
-
-
-@dataclass
-class SeedState:
-    """The parent's view of one seed while it runs."""
-
-    job: SeedJob
-    key: str  # unique in its worker's life: the attempt's token and the seed
-    # The seed's files' names: the key plus a secret, so no seed can guess another's from its own
-    name: str = field(default_factory=lambda: secrets.token_hex(16))
-    slot: str | None = None
-    result: ResultCapture | None = None
-    log: LogCapture | None = None
-    started: float | None = None
-    oom_before: int = 0
-    stopped: RunOutput | None = None  # set when the parent stopped it (timeout, caps)
-    output: RunOutput | None = None
 
 
 def _cgroups(limits: Limits, slots: list[str], self_join: bool
@@ -125,58 +82,6 @@ def _cgroups(limits: Limits, slots: list[str], self_join: bool
         if limits.strict:
             raise HarnessError(f"cannot make the run's cgroups ({exc}); unset {STRICT_ENV} to run without") from exc
         return None, {s: None for s in slots}
-
-
-MIN_SEED_MEMORY = 512 << 20  # below this a seed cannot even load torch: refuse, do not shrink
-
-
-class MemoryLedger:
-    """The memory limits of this process's live workers. Each worker's seeds are scaled down
-    (with a note) so that the worker alone fits the machine; where live workers together would
-    exceed it (warm workers of other evaluators, parallel researchers), the new one still
-    starts, never waits (an idle warm worker holds its share indefinitely, so waiting could
-    stall a session), and its note says the sum is not enforced: each limit holds, the kernel
-    guards their total."""
-
-    def __init__(self, total: int | None = None) -> None:
-        self.total = total
-        self.held: dict[int, int] = {}
-        self._lock = threading.Lock()
-
-    def reserve(self, key: int, limits: Limits, n_slots: int) -> tuple[Limits, str | None]:
-        """Limits for a worker of ``n_slots`` (scaled where needed) and the note when scaled
-        or when live workers' limits together exceed the machine."""
-        total = self.total if self.total is not None else machine_memory_bytes()
-        want = n_slots * limits.memory_bytes + WORKER_MEMORY
-        per_seed = min(limits.memory_bytes, (total - WORKER_MEMORY) // max(1, n_slots))
-        if per_seed < MIN_SEED_MEMORY:
-            raise HarnessError(f"not enough memory for {n_slots} seed(s) at once: the machine has "
-                               f"{total >> 20} MiB; run fewer seeds at once")
-        notes = []
-        if per_seed < limits.memory_bytes:
-            notes.append(f"memory scaled to {per_seed >> 20} MiB per seed (asked {limits.memory_bytes >> 20} MiB) "
-                         f"so {n_slots} seed(s) and the worker ({want >> 20} MiB asked) fit the machine's "
-                         f"{total >> 20} MiB")
-        with self._lock:
-            others = sum(self.held.values())
-            self.held[key] = n_slots * per_seed + WORKER_MEMORY
-        if others + self.held[key] > total:
-            notes.append(f"live workers' memory limits together ({(others + self.held[key]) >> 20} MiB) exceed "
-                         f"the machine's {total >> 20} MiB: each limit holds, their sum is not enforced")
-        note = "; ".join(notes) or None
-        return (limits if per_seed == limits.memory_bytes else replace(limits, memory_bytes=per_seed)), note
-
-    def release(self, key: int) -> None:
-        with self._lock:
-            self.held.pop(key, None)
-
-
-LEDGER = MemoryLedger()
-
-
-def memory_killed(limits: Limits) -> RunOutput:
-    return RunOutput("killed", error=f"idea process killed: over the {limits.memory_bytes >> 20} MiB memory limit "
-                     "(counted for the whole run: every process, tmpfs and memory files)")
 
 
 class WarmWorker:
@@ -447,122 +352,4 @@ def _remove(owned: _Owned) -> None:
         LEDGER.release(owned.ledger_key)
 
 
-class AttemptRun:
-    """One attempt's seeds on a worker: start them as slots free up, watch the clock and the
-    caps, collect each when its child ends."""
-
-    def __init__(self, worker: WarmWorker, idea_copy: Path, states: list[SeedState], gate: Gate,
-                 events: queue.Queue) -> None:
-        self.worker, self.idea_copy, self.gate, self.events = worker, idea_copy, gate, events
-        self.pending = list(states)
-        self.held: dict[str, SeedState] = {}
-
-    def drive(self) -> None:
-        try:
-            while self.pending or self.held:
-                if self.gate.cancelled.is_set():
-                    for state in self.pending:
-                        state.output = RunOutput("killed", error=CANCELLED)
-                    self.pending = []
-                self._start_what_fits()
-                try:
-                    key, code = self.events.get(timeout=TICK_S)
-                except queue.Empty:
-                    key, code = "", None
-                if key == WORKER_DIED:
-                    return  # what is left is reported as the worker's failure
-                if key in self.held:
-                    self._finish(self.held.pop(key), code)
-                self._police()
-        finally:
-            for state in self.held.values():
-                self._kill(state)
-                self.worker.release_seed_files(state)
-                self.gate.leave()
-                self.worker.abandon(state.key)
-            self.held = {}
-
-    def _start_what_fits(self) -> None:
-        while self.pending and self.gate.try_enter():
-            state = self.pending[0]
-            state.slot = self.worker.take_slot(state.key)
-            if state.slot is None:  # every slot busy (other attempts) or being wiped
-                self.gate.leave()
-                if self.worker.exhausted():
-                    for waiting in self.pending:
-                        waiting.output = RunOutput("error", error=SLOTS_LOST)
-                    self.pending = []
-                return
-            self.pending.pop(0)
-            self.held[state.key] = state
-            plan = self.worker.seed_plan(state, self.idea_copy)
-            state.result.start()  # type: ignore[union-attr]
-            state.log.start()  # type: ignore[union-attr]
-            cg = self.worker.slot_cgs.get(state.slot)
-            state.oom_before = cg.oom_kills() if cg is not None else 0
-            state.started = time.monotonic()
-            self.worker.send(f"start {state.key} {plan.model_dump_json()}")
-
-    def _police(self) -> None:
-        now, limits = time.monotonic(), self.worker.limits
-        for state in self.held.values():
-            if state.stopped is None and self.gate.cancelled.is_set():
-                state.stopped = RunOutput("killed", error=ABANDONED)
-            elif state.stopped is None and self._oom_fired(state):
-                # the kernel killed one of its processes for the run's memory: the seed is over,
-                # even where its main process lives on (waiting on children that are gone)
-                state.stopped = memory_killed(limits)
-            elif state.stopped is None and state.started is not None and now - state.started > limits.time_s:
-                state.stopped = RunOutput("timeout", error=f"exceeded the {limits.time_s:g}s time budget")
-            elif state.stopped is None and state.result is not None and state.result.overflow:
-                state.stopped = _too_large(state.result)
-            if state.stopped is not None:
-                self._kill(state)
-
-    def _oom_fired(self, state: SeedState) -> bool:
-        cg = self.worker.slot_cgs.get(state.slot or "")
-        return state.started is not None and cg is not None and cg.oom_kills() > state.oom_before
-
-    def _kill(self, state: SeedState) -> None:
-        cg = self.worker.slot_cgs.get(state.slot or "")
-        if cg is not None:
-            cg.kill_all()
-        self.worker.send(f"kill {state.key}")
-
-    def _finish(self, state: SeedState, code: int) -> None:
-        """The seed's child ended: kill what it left, stop reading, collect, free its slot. The
-        permit and the slot come back on every path: a result that breaks the parser (or
-        anything else here that raises) must not leave a later evaluation waiting forever."""
-        runtime = time.monotonic() - (state.started or time.monotonic())
-        try:
-            output = self._outcome(state, code)
-        except Exception as exc:  # noqa: BLE001 - the seed's failure, never the harness's
-            output = RunOutput("invalid", error=f"unreadable result ({type(exc).__name__}: {str(exc)[:200]})")
-        finally:
-            self.gate.leave()
-            self.worker.send(f"clean {state.key}")  # the slot is free again once its scratch is wiped
-        with suppress(Exception):
-            output.log_tail = state.log.text()  # type: ignore[union-attr]
-        output.runtime_s = runtime
-        state.output = output
-
-    def _outcome(self, state: SeedState, code: int) -> RunOutput:
-        cg = self.worker.slot_cgs.get(state.slot or "")
-        if cg is not None:
-            cg.kill_all()  # what the child left behind (setsid daemons) goes with it
-        self.worker.release_seed_files(state)
-        if state.stopped is None and cg is not None and cg.oom_kills() > state.oom_before:
-            state.stopped = memory_killed(self.worker.limits)
-        if state.stopped is None and state.result.overflow:  # type: ignore[union-attr]
-            state.stopped = _too_large(state.result)  # type: ignore[arg-type]
-        if state.stopped is not None:
-            return state.stopped
-        files, problem = state.result.frames()  # type: ignore[union-attr]
-        return RunOutput("invalid", error=problem) if files is None else collect(files, code)
-
-
-def _too_large(result: ResultCapture) -> RunOutput:
-    return RunOutput("invalid", error=f"the result is larger than {result.cap} bytes (predictions.npy over its cap)")
-
-
-__all__ = ["CONTROLLERS", "Gate", "WarmWorker", "memory_killed"]
+__all__ = ["CONTROLLERS", "Gate", "WarmWorker"]
