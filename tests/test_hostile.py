@@ -174,6 +174,15 @@ class Canaries:
         for sock in self.sockets:
             sock.close()
 
+    def reachable(self, port: int, abstract: bytes) -> bool:
+        """Something listens where the canaries would (ours, or another suite's that took them first)."""
+        for family, address in ((socket.AF_INET, ("127.0.0.1", port)), (socket.AF_UNIX, abstract)):
+            with socket.socket(family, socket.SOCK_STREAM) as probe:
+                probe.settimeout(2)
+                if probe.connect_ex(address) == 0:
+                    return True
+        return False
+
 
 @pytest.fixture(scope="module")
 def canaries():
@@ -249,8 +258,9 @@ def test_hostile_idea_is_contained(path, small_cache, guard, canaries, monkeypat
 def test_control_attacks_succeed_without_the_sandbox(name, small_cache, canaries, monkeypatch):
     """The same attacks under the unsafe plain process do reach gold, secrets and the host."""
     monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
-    if name == "socket_loopback" and not canaries.sockets:
-        pytest.skip("canary port unavailable")
+    spec = declared(HOSTILE / "socket_loopback.py")
+    if name == "socket_loopback" and not canaries.reachable(spec["CANARY_PORT"], spec["CANARY_ABSTRACT"]):
+        pytest.skip("canary port unavailable")  # taken by a process that does not answer
     result = HostileEvaluator(small_cache, isolation="process", time_budget_s=60, parallel=1).evaluate(
         HOSTILE / f"{name}.py", [0], compare_vanilla=False, charge=False)
     assert result.isolation == "process" and result.status == "ok", result.seeds[0].error
