@@ -1,7 +1,7 @@
 """Fine-tune speed: one vanilla fine-tune seed through the sandbox, the same recipe in a bare
 process, and Hugging Face ``Trainer`` on the same model, data and steps.
 
-    .venv/bin/python benchmarks/finetune.py [--task wordnet-10-ft] [--split-sizes ...] [--seed 0]
+    .venv/bin/python benchmarks/finetune.py [--task wordnet-10-ft] [--split-sizes ...] [--seed 0] [--repeats 3]
 
 Each way runs in a fresh process (as a sandboxed seed does), on the same number of threads, and
 reports the whole seed's wall time (model load, training, prediction), the training seconds,
@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -76,8 +77,10 @@ def bare(public: Path, seed: int) -> dict:
     started = time.monotonic()
     card = TaskCard.model_validate_json((public / "card.json").read_text())
     texts, soft, test = _inputs(public, seed)
-    student = load_student(card.student, len(card.classes), lora=card.student.vanilla_lora, seed=seed,
-                           device="cpu")
+    spec = card.student
+    if spec is None:
+        raise SystemExit("this benchmark needs a fine-tune task (kind finetune)")
+    student = load_student(spec, len(card.classes), lora=spec.vanilla_lora, seed=seed, device="cpu")
     finetune(student, texts, soft, seed=seed, **vanilla_recipe(student))
     predict_proba(student, test)
     return {"seed_s": time.monotonic() - started, "train_s": student.history[-1]["seconds"],
@@ -99,8 +102,10 @@ def trainer(public: Path, seed: int) -> dict:
     started = time.monotonic()
     card = TaskCard.model_validate_json((public / "card.json").read_text())
     texts, soft, test = _inputs(public, seed)
-    student = load_student(card.student, len(card.classes), lora=card.student.vanilla_lora, seed=seed,
-                           device="cpu")
+    spec = card.student
+    if spec is None:
+        raise SystemExit("this benchmark needs a fine-tune task (kind finetune)")
+    student = load_student(spec, len(card.classes), lora=spec.vanilla_lora, seed=seed, device="cpu")
     recipe = vanilla_recipe(student)
     enc = student.tokenizer(texts, truncation=True, max_length=student.spec.max_len)
     rows = [{"input_ids": ids, "attention_mask": mask, "labels": [float(p) for p in target]}
@@ -184,6 +189,7 @@ def main() -> None:
     parser.add_argument("--child", choices=("bare", "trainer"), help=argparse.SUPPRESS)
     parser.add_argument("--public", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1))
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each way, interleaved")
     args = parser.parse_args()
     if args.child:
         import torch
@@ -196,19 +202,32 @@ def main() -> None:
 
     sizes = SplitSizes.parse(args.split_sizes) if args.split_sizes else None
     cache = open_cache(get_task(args.task, sizes), n_weak_seeds=args.seed + 1, device="cpu")
-    rows = {"sandbox": sandboxed(cache, args.seed),
-            "bare": _child("bare", cache.public_dir, args.seed, args.threads),
-            "trainer": _child("trainer", cache.public_dir, args.seed, args.threads)}
-    tokens = rows["bare"]["tokens"]
-    print(f"{args.task}, seed {args.seed}, {args.threads} threads, {tokens:,} training tokens per epoch")
-    print(f"{'way':<8} {'seed s':>8} {'train s':>8} {'tokens/s':>9} {'peak RSS MiB':>13} {'process wall s':>15}")
-    for name, r in rows.items():
-        print(f"{name:<8} {r['seed_s']:>8.1f} {r['train_s']:>8.1f} {tokens / r['train_s']:>9.0f} "
-              f"{r['peak_rss_mb']:>13.0f} {r['wall_s']:>15.1f}")
-    ratio = rows["sandbox"]["seed_s"] / rows["bare"]["seed_s"]
-    print(f"sandbox / bare (seed): {ratio:.2f}x; sandbox / Trainer (seed): "
-          f"{rows['sandbox']['seed_s'] / rows['trainer']['seed_s']:.2f}x")
-    print(json.dumps(rows))
+    runs: dict[str, list[dict]] = {"sandbox": [], "bare": [], "trainer": []}
+    ways = list(runs)
+    for round_no in range(args.repeats):  # interleaved, the order rotating, so drift hits every way alike
+        for name in ways[round_no % 3:] + ways[:round_no % 3]:
+            runs[name].append(sandboxed(cache, args.seed) if name == "sandbox"
+                              else _child(name, cache.public_dir, args.seed, args.threads))
+    tokens = runs["bare"][0]["tokens"]
+    print(f"{args.task}, seed {args.seed}, {args.threads} threads, {tokens:,} training tokens per epoch, "
+          f"{args.repeats} runs of each way (medians; range in brackets)")
+    print(f"{'way':<8} {'seed s':>18} {'train s':>18} {'tokens/s':>9} {'peak RSS MiB':>13} {'process wall s':>15}")
+
+    def med(name: str, key: str) -> float:
+        return statistics.median(r[key] for r in runs[name])
+
+    def spread(name: str, key: str) -> str:
+        values = [r[key] for r in runs[name]]
+        return f"{statistics.median(values):.1f} [{min(values):.1f}-{max(values):.1f}]"
+
+    for name in ways:
+        print(f"{name:<8} {spread(name, 'seed_s'):>18} {spread(name, 'train_s'):>18} "
+              f"{tokens / med(name, 'train_s'):>9.0f} {med(name, 'peak_rss_mb'):>13.0f} {med(name, 'wall_s'):>15.1f}")
+    for other in ("bare", "trainer"):
+        paired = [s["seed_s"] / o["seed_s"] for s, o in zip(runs["sandbox"], runs[other], strict=True)]
+        print(f"sandbox / {other} (seed s): median of paired ratios {statistics.median(paired):.2f}x "
+              f"[{min(paired):.2f}-{max(paired):.2f}]")
+    print(json.dumps(runs))
 
 
 if __name__ == "__main__":
