@@ -8,6 +8,11 @@ seed-to-seed noise with more epochs is under-trained: PGR measured against it is
 an idea that merely trains longer can reach or pass "the ceiling".
 
     nice -n 10 .venv/bin/python benchmarks/ceiling_epochs.py --task wordnet-10 --epochs 20,40,60,100 --seeds 3
+
+On a fine-tune task the ceiling is the vanilla fine-tune recipe (VANILLA_FT) on gold labels, and
+``--epochs`` counts passes of that fine-tune (fractions allowed):
+
+    .venv/bin/python benchmarks/ceiling_epochs.py --task wordnet-10-ft --epochs 1,2,3 --seeds 3
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sandbox.cache.splits import HELDOUT, SELECTION  # noqa: E402
 from sandbox.cache.task_cache import CEILING_EPOCHS, TaskCache, features_ceiling, open_cache  # noqa: E402
 from sandbox.cache.threads import single_threaded  # noqa: E402
+from sandbox.runtime.recipes import VANILLA_FT  # noqa: E402
 from sandbox.scoring.t_stats import t_half_width  # noqa: E402
 from sandbox.tasks import get_task  # noqa: E402
 
@@ -48,10 +54,36 @@ def fit_row(cache: TaskCache, seed: int, epochs: int) -> dict[str, float]:
             "train_fit": float((head.predict_proba(x_unl).argmax(1) == gold_unl).mean())}
 
 
+def ft_fit_row(cache: TaskCache, seed: int, epochs: float) -> dict[str, float]:
+    """One fine-tune ceiling: the vanilla recipe on gold labels for ``epochs`` passes."""
+    from sandbox.cache.finetune import public_texts
+    from sandbox.runtime.finetuning import finetune, predict_proba, vanilla_recipe
+    from sandbox.runtime.students import load_student
+
+    card = cache.card()
+    if card.student is None:
+        raise SystemExit(f"{card.name} has no fine-tune student")
+    texts = public_texts(cache.public_dir)
+    gold_unl = np.load(cache.private_dir / "gold_unlabeled.npy")
+    gold, roles = cache.gold_test(), cache.test_roles()
+    started = time.monotonic()
+    model = load_student(card.student, len(card.classes), lora=card.student.vanilla_lora, seed=seed, device="cpu")
+    onehot = np.eye(len(card.classes), dtype=np.float32)[gold_unl]
+    recipe = vanilla_recipe(model)
+    recipe["epochs"] = epochs
+    finetune(model, texts["unlabeled"], onehot, seed=seed, **recipe)
+    pred = predict_proba(model, texts["test"]).argmax(1)
+    seconds = time.monotonic() - started
+    return {"seed": seed, "epochs": epochs, "seconds": seconds,
+            "dev": float((pred == gold)[roles == SELECTION].mean()),
+            "heldout": float((pred == gold)[roles == HELDOUT].mean()),
+            "train_fit": float((predict_proba(model, texts["unlabeled"]).argmax(1) == gold_unl).mean())}
+
+
 def summarise(rows: list[dict[str, float]]) -> list[dict[str, float | int | None]]:
     """Per epoch count: mean dev / held-out / train accuracy over seeds, dev 95% half-width, seconds."""
     out = []
-    for epochs in sorted({int(r["epochs"]) for r in rows}):
+    for epochs in sorted({r["epochs"] for r in rows}):
         mine = [r for r in rows if r["epochs"] == epochs]
         out.append({"epochs": epochs, "n": len(mine),
                     **{k: float(np.mean([r[k] for r in mine])) for k in ("dev", "heldout", "train_fit", "seconds")},
@@ -59,12 +91,12 @@ def summarise(rows: list[dict[str, float]]) -> list[dict[str, float | int | None
     return out
 
 
-def table(task: str, summary: list[dict]) -> str:
-    lines = [f"ceiling recipe on {task} (recipe: {CEILING_EPOCHS} epochs)", "",
+def table(task: str, summary: list[dict], recipe_epochs: float) -> str:
+    lines = [f"ceiling recipe on {task} (recipe: {recipe_epochs:g} epochs)", "",
              "| epochs | seeds | dev acc ± 95% | held-out acc | train fit | s / fit |", "|---|---|---|---|---|---|"]
     for s in summary:
         ci = "—" if s["dev_ci95"] is None else f"{s['dev_ci95']:.3f}"
-        lines.append(f"| {s['epochs']} | {s['n']} | {s['dev']:.3f} ± {ci} | {s['heldout']:.3f} | "
+        lines.append(f"| {s['epochs']:g} | {s['n']} | {s['dev']:.3f} ± {ci} | {s['heldout']:.3f} | "
                      f"{s['train_fit']:.3f} | {s['seconds']:.1f} |")
     return "\n".join(lines)
 
@@ -76,13 +108,16 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="Reference seeds 0..N-1.")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
-    cache = open_cache(get_task(args.task), n_weak_seeds=1, show_progress=False)
-    rows = [fit_row(cache, seed, int(e)) for e in args.epochs.split(",") for seed in range(args.seeds)]
+    cache = open_cache(get_task(args.task), n_weak_seeds=1, show_progress=False, device="cpu")
+    finetuned = cache.card().kind == "finetune"
+    recipe = float(VANILLA_FT["epochs"]) if finetuned else CEILING_EPOCHS
+    rows = [ft_fit_row(cache, seed, float(e)) if finetuned else fit_row(cache, seed, int(e))
+            for e in args.epochs.split(",") for seed in range(args.seeds)]
     summary = summarise(rows)
     data = json.loads(args.out.read_text()) if args.out.exists() else {}
-    data[cache.card().name] = {"recipe_epochs": CEILING_EPOCHS, "summary": summary, "fits": rows}
+    data[cache.card().name] = {"recipe_epochs": recipe, "summary": summary, "fits": rows}
     args.out.write_text(json.dumps(data, indent=1) + "\n")
-    print(table(cache.card().name, summary))
+    print(table(cache.card().name, summary, recipe))
 
 
 if __name__ == "__main__":

@@ -58,6 +58,15 @@ def vanilla_code(epochs: float | None) -> str:
                      "ft_vanilla")
 
 
+def early_stop_code(epochs: float | None) -> str:
+    """The built-in ft_weak_val_early_stop idea (with other epochs): at more than one epoch it can
+    stop before the student fits the teacher's errors."""
+    code = baseline_path("ft_weak_val_early_stop").read_text()
+    if epochs is None:
+        return code
+    return _replaced(code, "**VANILLA_FT)", f"**{{**VANILLA_FT, 'epochs': {epochs}}})", "ft_weak_val_early_stop")
+
+
 def score(evaluator: Evaluator, code: str, name: str, seeds: list[int]) -> IdeaResult:
     with tempfile.TemporaryDirectory(prefix="aar-ftaux-") as tmp:
         path = Path(tmp) / f"{name}.py"
@@ -84,6 +93,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, help="Epochs for every idea (default: the recipe's).")
     parser.add_argument("--ramps", default=",".join(f"{a}:{w}" for a, w in RAMPS),
                         help="Aux ramps max_alpha:warmup, comma-separated.")
+    parser.add_argument("--early-stop", action="store_true", help="Also score ft_weak_val_early_stop.")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
     seeds = list(range(args.seeds))
@@ -92,7 +102,8 @@ def main() -> None:
     evaluator = Evaluator(cache)
     ramps = [tuple(float(v) for v in r.split(":")) for r in args.ramps.split(",")]
     ideas = {"ft_vanilla": vanilla_code(args.epochs),
-             **{f"aux max {a} by {w}": aux_code(a, w, args.epochs) for a, w in ramps}}
+             **{f"aux max {a} by {w}": aux_code(a, w, args.epochs) for a, w in ramps},
+             **({"weak-val early stop": early_stop_code(args.epochs)} if args.early_stop else {})}
     suffix = "" if args.epochs is None else f" ({args.epochs:g} epochs)"
     rows: dict[str, dict] = {}
     for name, code in ideas.items():
