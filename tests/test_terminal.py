@@ -110,6 +110,14 @@ def test_closing_block_names_the_best_with_held_out_and_the_next_commands(tmp_pa
     for command in (f"aar show {SESSION}-0002 --lab {store.path}", "aar leaderboard --task wordnet-10",
                     f"aar export {SESSION} --lab {store.path}", f"aar ui --lab {store.path}"):
         assert command in text, text
+    assert "flagged" not in text
+    flagged = attempt(SESSION, 3, "past the ceiling", pgr=1.06, attempt_id=f"{SESSION}-0003")
+    flagged.result.warnings = ["integrity: dev PGR 1.057: at or above the gold-trained ceiling (dev accuracy "
+                               "0.810, ceiling 0.800); ceiling-recipe check: ...", "integrity: dev accuracy above"]
+    store.record_attempt(flagged)
+    at_ceiling = "\n".join(closing_block(outcome.model_copy(update={"best_attempt": f"{SESSION}-0003"}), config))
+    assert ("  flagged: dev PGR 1.057: at or above the gold-trained ceiling (dev accuracy 0.810, ceiling 0.800) "
+            "(+1 more); aar show explains") in at_ceiling, at_ceiling
     narrow = closing_block(outcome, config, width=60)
     after = narrow[narrow.index("next:"):]
     assert all(len(line) <= 60 or line.startswith("    aar ") for line in after), narrow

@@ -121,6 +121,18 @@ def research_cmd(
     raise typer.Exit(result.exit_code)  # 0 finished or stopped by a budget, 1 failed, 130 interrupted
 
 
+def _flag_lines(warnings: list[str]) -> list[str]:
+    """The best attempt's integrity flags, first clause only (a PGR past the ceiling must not
+    read as a plain result here; `aar show` gives the whole explanation)."""
+    from sandbox.scoring.flags import PREFIX
+
+    flags = [w.removeprefix(PREFIX) for w in warnings if w.startswith(PREFIX)]
+    if not flags:
+        return []
+    more = f" (+{len(flags) - 1} more)" if len(flags) > 1 else ""
+    return [f"  flagged: {flags[0].split(';')[0]}{more}; aar show explains"]
+
+
 def closing_block(result: SessionOutcome, config: ResearchConfig, width: int = 100) -> list[str]:
     """The end of a session: what it found (dev, and held-out for people), and what to run next.
     Lines are kept within ``width`` where they can be: a command is never wrapped (it must paste
@@ -137,6 +149,7 @@ def closing_block(result: SessionOutcome, config: ResearchConfig, width: int = 1
         lower = "" if result.best_lower is None else f" (lower 95% bound {result.best_lower:+.3f}, the ranking)"
         lines.append(f"best: {best.attempt_id} {best.name}")
         lines.append(f"  dev PGR {best.pgr:+.3f}{ci}{lower}")
+        lines += _flag_lines(best.warnings)
         if heldout:
             lines.append(f"  {heldout.removeprefix(', ')}")
     else:
