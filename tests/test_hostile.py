@@ -193,13 +193,19 @@ def canaries():
 
 
 def _host_processes_with(marker: str) -> list[str]:
+    """Host processes whose command line carries ``marker``, left out: pytest itself, and the
+    live ideas of another checkout's suite running beside this one (their interpreter is that
+    checkout's venv; a suite beside this one failed on another suite's daemon attack in flight)."""
     found = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
-            text = cmdline.read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+            argv = cmdline.read_bytes().split(b"\0")
         except OSError:
             continue
-        if marker in text and "pytest" not in text:
+        text = b" ".join(argv).decode("utf-8", "replace")
+        program = argv[0].decode("utf-8", "replace")
+        elsewhere = program.endswith("/.venv/bin/python") and program != sys.executable
+        if marker in text and "pytest" not in text and not elsewhere:
             found.append(f"{cmdline.parent.name}: {text[:120]}")
     return found
 
