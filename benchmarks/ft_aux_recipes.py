@@ -40,31 +40,30 @@ def _replaced(code: str, old: str, new: str, name: str) -> str:
     return code.replace(old, new)
 
 
+def _with_epochs(code: str, recipe: str, epochs: float | None, name: str) -> str:
+    """``code`` with the recipe expression it passes to finetune (``**<recipe>)``) given ``epochs``."""
+    if epochs is None:
+        return code
+    return _replaced(code, f"**{recipe})", f"**{{**{recipe}, 'epochs': {epochs}}})", name)
+
+
 def aux_code(max_alpha: float, warmup: float, epochs: float | None) -> str:
     """The built-in ft_aux_confidence idea with another ramp of its loss (and epochs)."""
     code = _replaced(baseline_path("ft_aux_confidence").read_text(), "aux_confidence_loss(max_alpha=0.5, warmup=0.2)",
                      f"aux_confidence_loss(max_alpha={max_alpha}, warmup={warmup})", "ft_aux_confidence")
-    if epochs is None:
-        return code
-    return _replaced(code, "**VANILLA_FT)", f"**{{**VANILLA_FT, 'epochs': {epochs}}})", "ft_aux_confidence")
+    return _with_epochs(code, "VANILLA_FT", epochs, "ft_aux_confidence")
 
 
 def vanilla_code(epochs: float | None) -> str:
     """The built-in ft_vanilla idea (with other epochs)."""
-    code = baseline_path("ft_vanilla").read_text()
-    if epochs is None:
-        return code
-    return _replaced(code, "**vanilla_recipe(student))", f"**{{**vanilla_recipe(student), 'epochs': {epochs}}})",
-                     "ft_vanilla")
+    return _with_epochs(baseline_path("ft_vanilla").read_text(), "vanilla_recipe(student)", epochs, "ft_vanilla")
 
 
 def early_stop_code(epochs: float | None) -> str:
     """The built-in ft_weak_val_early_stop idea (with other epochs): at more than one epoch it can
     stop before the student fits the teacher's errors."""
-    code = baseline_path("ft_weak_val_early_stop").read_text()
-    if epochs is None:
-        return code
-    return _replaced(code, "**VANILLA_FT)", f"**{{**VANILLA_FT, 'epochs': {epochs}}})", "ft_weak_val_early_stop")
+    return _with_epochs(baseline_path("ft_weak_val_early_stop").read_text(), "VANILLA_FT", epochs,
+                        "ft_weak_val_early_stop")
 
 
 def score(evaluator: Evaluator, code: str, name: str, seeds: list[int]) -> IdeaResult:

@@ -147,9 +147,10 @@ class Canaries:
     """A TCP port and an abstract unix socket on the host that no idea may reach."""
 
     def __init__(self, port: int, abstract: bytes) -> None:
+        self.addresses = ((socket.AF_INET, ("127.0.0.1", port)), (socket.AF_UNIX, abstract))
         self.hits: list[str] = []
         self.sockets = []
-        for family, address in ((socket.AF_INET, ("127.0.0.1", port)), (socket.AF_UNIX, abstract)):
+        for family, address in self.addresses:
             sock = socket.socket(family, socket.SOCK_STREAM)
             try:
                 sock.bind(address)
@@ -174,9 +175,9 @@ class Canaries:
         for sock in self.sockets:
             sock.close()
 
-    def reachable(self, port: int, abstract: bytes) -> bool:
+    def reachable(self) -> bool:
         """Something listens where the canaries would (ours, or another suite's that took them first)."""
-        for family, address in ((socket.AF_INET, ("127.0.0.1", port)), (socket.AF_UNIX, abstract)):
+        for family, address in self.addresses:
             with socket.socket(family, socket.SOCK_STREAM) as probe:
                 probe.settimeout(2)
                 if probe.connect_ex(address) == 0:
@@ -264,8 +265,7 @@ def test_hostile_idea_is_contained(path, small_cache, guard, canaries, monkeypat
 def test_control_attacks_succeed_without_the_sandbox(name, small_cache, canaries, monkeypatch):
     """The same attacks under the unsafe plain process do reach gold, secrets and the host."""
     monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
-    spec = declared(HOSTILE / "socket_loopback.py")
-    if name == "socket_loopback" and not canaries.reachable(spec["CANARY_PORT"], spec["CANARY_ABSTRACT"]):
+    if name == "socket_loopback" and not canaries.reachable():
         pytest.skip("canary port unavailable")  # taken by a process that does not answer
     result = HostileEvaluator(small_cache, isolation="process", time_budget_s=60, parallel=1).evaluate(
         HOSTILE / f"{name}.py", [0], compare_vanilla=False, charge=False)

@@ -285,9 +285,9 @@ def _task_config(directory: Path) -> dict:
         raise HarnessError(f"{path}: unknown kind {kind!r}; use one of {', '.join(TASK_KINDS)}")
     if config.get("template", "cue") not in TEMPLATES:
         raise HarnessError(f"{path}: unknown template {config['template']!r}; use one of {', '.join(TEMPLATES)}")
-    if "split_sizes" in config:
+    if "split_sizes" in config:  # parsed once, here: the task reads the SplitSizes
         try:
-            SplitSizes.parse(str(config["split_sizes"]))
+            config["split_sizes"] = SplitSizes.parse(str(config["split_sizes"]))
         except ValueError as exc:
             raise HarnessError(f"{path}: {exc}") from exc
     if "kind" not in config and _names_causal_lm(config.get("strong_model", "")):
@@ -331,6 +331,6 @@ def task_from_directory(directory: Path) -> TaskSpec:
         fixed_seeds=int(config["fixed_seeds"]) if "fixed_seeds" in config else
         (REFERENCE_SEEDS if split_files else None),
         # the task's own sizes count as given (refused when they do not fit); --split-sizes replaces them
-        sizes=SplitSizes.parse(str(config["split_sizes"])) if "split_sizes" in config else SplitSizes(),
+        sizes=config.get("split_sizes") or SplitSizes(),
         sizes_given="split_sizes" in config,
     )
